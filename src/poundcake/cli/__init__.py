@@ -1,0 +1,1 @@
+"""Command-line entry points: poundcake, st2-setup-db and the engine's st2ctl tools."""

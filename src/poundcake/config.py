@@ -1,0 +1,501 @@
+"""All configuration, read in this one module.
+
+Two sources, as the install guide describes them:
+
+* the engine's ``st2.conf`` (INI), found by ``--config-file``, then ``ST2_CONFIG_PATH``, then
+  ``/etc/st2/st2.conf`` if it exists, else the embedded default below;
+* PoundCake's environment and ``.env`` file (``DATABASE_URL``, ``ST2_API_URL``, ...,
+  ``POUNDCAKE_*``).
+
+With nothing configured both sides use the embedded default: SQLite files and local brokers under
+one data directory (``POUNDCAKE_DATA_DIR``, default ``~/.local/share/poundcake``). Every problem is
+raised as a :class:`ConfigurationError` naming the setting the way the operator wrote it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from poundcake.exceptions import ConfigurationError
+
+DEFAULT_ST2_CONFIG_PATH = Path("/etc/st2/st2.conf")
+SQLITE_FILE_NAME = "poundcake.sqlite3"
+MYSQL_SOCKET_CANDIDATES = (
+    Path("/run/mysqld/mysqld.sock"),
+    Path("/var/run/mysqld/mysqld.sock"),
+    Path("/tmp/mysql.sock"),  # noqa: S108 - the MySQL client's own default location
+)
+PLACEHOLDER_SECRETS = {"abcdef1234567890abcdef1234567890", "changeme", "change-me", "secret"}
+_MYSQL_DRIVERS = {"mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"}
+
+EMBEDDED_ST2_CONF = """\
+# The embedded default: everything on this machine, nothing to install.
+[database]
+backend = sqlite
+db_name = {sqlite_file}
+table_prefix =
+
+[messaging]
+url = sqla+sqlite:///{data_dir}/engine-broker.sqlite3
+"""
+
+
+def default_data_dir() -> Path:
+    """Return the data directory: ``POUNDCAKE_DATA_DIR`` or ``~/.local/share/poundcake``."""
+    configured = os.environ.get("POUNDCAKE_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path.home() / ".local" / "share" / "poundcake"
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Where a set of tables lives, and the setting that said so (for error messages)."""
+
+    url: URL
+    setting: str
+    table_prefix: str = ""
+
+    @property
+    def backend(self) -> Literal["mysql", "sqlite"]:
+        """Return ``mysql`` for MariaDB/MySQL URLs, ``sqlite`` otherwise."""
+        return "sqlite" if self.url.get_backend_name() == "sqlite" else "mysql"
+
+    @property
+    def database(self) -> str:
+        """Return the database name (MariaDB) or file path (SQLite)."""
+        return self.url.database or ""
+
+    def same_server(self, other: DatabaseTarget) -> bool:
+        """Tell whether both targets live on one server (or in one SQLite file)."""
+        if self.backend != other.backend:
+            return False
+        if self.backend == "sqlite":
+            return self.database == other.database
+        return (
+            self.url.host,
+            self.url.port or 3306,
+            self.url.query.get("unix_socket"),
+        ) == (other.url.host, other.url.port or 3306, other.url.query.get("unix_socket"))
+
+    def describe(self) -> str:
+        """Return the URL with the password hidden."""
+        return self.url.render_as_string(hide_password=True)
+
+
+def _mysql_socket() -> str | None:
+    configured = os.environ.get("POUNDCAKE_MYSQL_SOCKET")
+    if configured:
+        return configured
+    for candidate in MYSQL_SOCKET_CANDIDATES:
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+def normalise_database_url(raw: str, setting: str, data_dir: Path) -> URL:
+    """Parse a seed-style database URL and make it usable by our drivers.
+
+    ``mysql://`` and ``mariadb://`` use PyMySQL; ``utf8mb4`` is the connection charset; the host
+    ``localhost`` means the server's Unix socket, as the ``mysql`` client understands it (an account
+    created ``@'localhost'`` does not match TCP connections when the server skips name resolution).
+    Relative SQLite paths are taken under the data directory.
+    """
+    try:
+        url = make_url(raw.strip())
+    except (ArgumentError, ValueError) as error:
+        raise ConfigurationError(setting, f"malformed database URL {raw!r} ({error})") from None
+    if url.drivername in _MYSQL_DRIVERS:
+        if not url.database:
+            raise ConfigurationError(setting, f"the URL {raw!r} names no database")
+        url = url.set(drivername="mysql+pymysql")
+        query = dict(url.query)
+        query.setdefault("charset", "utf8mb4")
+        if url.host in (None, "localhost") and "unix_socket" not in query:
+            socket = _mysql_socket()
+            if socket:
+                query["unix_socket"] = socket
+        return url.set(query=query)
+    if url.drivername in ("sqlite", "sqlite+pysqlite"):
+        database = url.database
+        if not database or database == ":memory:":
+            raise ConfigurationError(setting, "an SQLite URL must name a file")
+        path = Path(database).expanduser()
+        if not path.is_absolute():
+            path = data_dir / path
+        return url.set(drivername="sqlite", database=str(path))
+    raise ConfigurationError(
+        setting,
+        f"unsupported database URL scheme {url.drivername!r} (expected mysql+pymysql:// or sqlite://)",
+    )
+
+
+# --- st2.conf -------------------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class DatabaseSection(_Section):
+    """``[database]``: where the engine keeps its tables."""
+
+    backend: Literal["mysql", "sqlite"] = "mysql"
+    host: str = "localhost"
+    port: int = Field(default=3306, ge=1, le=65535)
+    db_name: str = "stackstorm"
+    username: str = "stackstorm"
+    password: SecretStr = SecretStr("")
+    table_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$")
+    socket: str | None = None
+
+
+class CoordinationSection(_Section):
+    """``[coordination]``: the lock service singletons use (``mysql://...``)."""
+
+    url: str | None = None
+
+
+class ListenerSection(_Section):
+    """``[api]``, ``[auth]`` and ``[stream]``: where each HTTP service listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+
+class AuthSection(ListenerSection):
+    """``[auth]``: token service settings."""
+
+    port: int = Field(default=9100, ge=1, le=65535)
+    enable: bool = True
+    token_ttl: int = Field(default=86400, ge=1)
+    service_token_ttl: int = Field(default=86400, ge=1)
+
+
+class ApiSection(ListenerSection):
+    """``[api]``: the REST API."""
+
+    port: int = Field(default=9101, ge=1, le=65535)
+    max_page_size: int = Field(default=100, ge=1)
+    mask_secrets: bool = True
+
+
+class StreamSection(ListenerSection):
+    """``[stream]``: the server-sent event stream."""
+
+    port: int = Field(default=9102, ge=1, le=65535)
+    heartbeat: int = Field(default=25, ge=1)
+
+
+class MessagingSection(_Section):
+    """``[messaging]``: the engine's broker (RabbitMQ, or a local transport when embedded)."""
+
+    url: str = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+class ContentSection(_Section):
+    """``[content]``: where packs live on disk."""
+
+    packs_base_paths: str = ""
+    system_packs_base_path: str | None = None
+
+
+class SystemSection(_Section):
+    """``[system]``: the data directory and the system user rule-fired executions run as."""
+
+    data_dir: str | None = None
+    base_path: str | None = None
+
+
+class SystemUserSection(_Section):
+    """``[system_user]``: the user recorded for executions started by rules."""
+
+    user: str = "stanley"
+
+
+class LogSection(_Section):
+    """``[log]``: log level."""
+
+    level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "database": DatabaseSection,
+    "coordination": CoordinationSection,
+    "api": ApiSection,
+    "auth": AuthSection,
+    "stream": StreamSection,
+    "messaging": MessagingSection,
+    "content": ContentSection,
+    "system": SystemSection,
+    "system_user": SystemUserSection,
+    "log": LogSection,
+}
+
+
+@dataclass(frozen=True)
+class St2Config:
+    """The engine's configuration, as read from one ``st2.conf``."""
+
+    source: str
+    data_dir: Path
+    database: DatabaseTarget
+    coordination_url: str | None
+    api: ApiSection
+    auth: AuthSection
+    stream: StreamSection
+    messaging_url: str
+    packs_base_paths: tuple[Path, ...]
+    system_user: str
+    log_level: str
+    sections: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_embedded(self) -> bool:
+        """Tell whether this is the embedded default (no st2.conf found)."""
+        return self.source == "embedded default"
+
+
+def find_st2_config(explicit: str | Path | None = None) -> Path | None:
+    """Locate st2.conf: explicit path, ``ST2_CONFIG_PATH``, ``/etc/st2/st2.conf``, else None."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigurationError("--config-file", f"no such file: {path}")
+        return path
+    from_env = os.environ.get("ST2_CONFIG_PATH")
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ConfigurationError("ST2_CONFIG_PATH", f"no such file: {path}")
+        return path
+    if DEFAULT_ST2_CONFIG_PATH.is_file():
+        return DEFAULT_ST2_CONFIG_PATH
+    return None
+
+
+def _read_ini(text: str, source: str) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    try:
+        parser.read_string(text, source=source)
+    except configparser.Error as error:
+        first_line = str(error).splitlines()[0]
+        raise ConfigurationError(source, f"not a valid INI file ({first_line})") from None
+    return {name: dict(parser.items(name)) for name in parser.sections()}
+
+
+def _section(raw: dict[str, dict[str, str]], name: str, source: str) -> Any:
+    model = _SECTIONS[name]
+    values = {key: value for key, value in raw.get(name, {}).items() if value != ""}
+    try:
+        return model.model_validate(values)
+    except PydanticValidationError as error:
+        problem = error.errors()[0]
+        key = ".".join(str(part) for part in problem["loc"]) or "?"
+        value = values.get(key, "")
+        raise ConfigurationError(
+            f"[{name}] {key} in {source}", f"{problem['msg']} (got {value!r})"
+        ) from None
+
+
+def _engine_database(section: DatabaseSection, data_dir: Path, source: str) -> DatabaseTarget:
+    setting = f"[database] in {source}"
+    if section.backend == "sqlite":
+        path = Path(section.db_name).expanduser()
+        url = URL.create("sqlite", database=str(path if path.is_absolute() else data_dir / path))
+        return DatabaseTarget(url=url, setting=setting, table_prefix=section.table_prefix)
+    query: dict[str, str] = {"charset": "utf8mb4"}
+    socket = section.socket or (_mysql_socket() if section.host == "localhost" else None)
+    if socket:
+        query["unix_socket"] = socket
+    url = URL.create(
+        "mysql+pymysql",
+        username=section.username,
+        password=section.password.get_secret_value() or None,
+        host=section.host,
+        port=section.port,
+        database=section.db_name,
+        query=query,
+    )
+    return DatabaseTarget(url=url, setting=setting, table_prefix=section.table_prefix)
+
+
+def load_st2_config(config_file: str | Path | None = None) -> St2Config:
+    """Read st2.conf from the usual places, or build the embedded default."""
+    path = find_st2_config(config_file)
+    data_dir = default_data_dir()
+    if path is None:
+        source = "embedded default"
+        text = EMBEDDED_ST2_CONF.format(sqlite_file=SQLITE_FILE_NAME, data_dir=data_dir)
+    else:
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigurationError(source, f"cannot read: {error.strerror}") from None
+    raw = _read_ini(text, source)
+    system: SystemSection = _section(raw, "system", source)
+    if system.data_dir:
+        data_dir = Path(system.data_dir).expanduser()
+    content: ContentSection = _section(raw, "content", source)
+    packs = [Path(p).expanduser() for p in content.packs_base_paths.split(":") if p.strip()]
+    database: DatabaseSection = _section(raw, "database", source)
+    coordination: CoordinationSection = _section(raw, "coordination", source)
+    messaging: MessagingSection = _section(raw, "messaging", source)
+    system_user: SystemUserSection = _section(raw, "system_user", source)
+    log: LogSection = _section(raw, "log", source)
+    return St2Config(
+        source=source,
+        data_dir=data_dir,
+        database=_engine_database(database, data_dir, source),
+        coordination_url=coordination.url,
+        api=_section(raw, "api", source),
+        auth=_section(raw, "auth", source),
+        stream=_section(raw, "stream", source),
+        messaging_url=messaging.url,
+        packs_base_paths=tuple(packs),
+        system_user=system_user.user,
+        log_level=log.level.upper(),
+        sections=raw,
+    )
+
+
+# --- PoundCake's environment ----------------------------------------------------------------
+
+
+class Settings(BaseSettings):
+    """PoundCake's settings from the environment and ``.env`` (seed step 8)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    st2_database_url: str | None = Field(default=None, alias="ST2_DATABASE_URL")
+    st2_table_prefix: str | None = Field(
+        default=None, alias="ST2_TABLE_PREFIX", pattern=r"^[A-Za-z0-9_]*$"
+    )
+    st2_config_path: str | None = Field(default=None, alias="ST2_CONFIG_PATH")
+    st2_api_url: str = Field(default="http://127.0.0.1:9101/v1", alias="ST2_API_URL")
+    st2_auth_url: str = Field(default="http://127.0.0.1:9100/tokens", alias="ST2_AUTH_URL")
+    st2_stream_url: str = Field(default="http://127.0.0.1:9102/v1/stream", alias="ST2_STREAM_URL")
+    st2_api_key: SecretStr | None = Field(default=None, alias="ST2_API_KEY")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    celery_broker_url: str | None = Field(default=None, alias="CELERY_BROKER_URL")
+
+    environment: Literal["development", "production"] = Field(
+        default="development", alias="POUNDCAKE_ENV"
+    )
+    data_dir: Path = Field(default_factory=default_data_dir, alias="POUNDCAKE_DATA_DIR")
+    log_level: str = Field(
+        default="INFO",
+        alias="POUNDCAKE_LOG_LEVEL",
+        pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+    )
+    host: str = Field(default="127.0.0.1", alias="POUNDCAKE_HOST")
+    port: int = Field(default=8080, ge=1, le=65535, alias="POUNDCAKE_PORT")
+
+    @field_validator("st2_stream_url")
+    @classmethod
+    def _stream_is_http(cls, value: str) -> str:
+        """The stream is server-sent events over HTTP; the guide's ``ws://`` URL means the same."""
+        for websocket, http in (("ws://", "http://"), ("wss://", "https://")):
+            if value.startswith(websocket):
+                return http + value[len(websocket) :]
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholders_in_production(self) -> Settings:
+        key = self.st2_api_key.get_secret_value() if self.st2_api_key else ""
+        if self.environment == "production" and key.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "ST2_API_KEY is a placeholder; create a key with `st2 apikey create -k` "
+                "(POUNDCAKE_ENV=production)"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class PoundCakeConfig:
+    """PoundCake's resolved configuration: settings plus where both sets of tables live."""
+
+    settings: Settings
+    database: DatabaseTarget
+    engine_database: DatabaseTarget
+
+    @property
+    def engine_schema(self) -> str | None:
+        """Return the engine's database name when it differs from PoundCake's, else None."""
+        if self.engine_database.backend == "sqlite":
+            return None
+        if self.engine_database.database == self.database.database:
+            return None
+        return self.engine_database.database
+
+
+def _setting_name(error: PydanticValidationError) -> tuple[str, str]:
+    problem = error.errors()[0]
+    if not problem["loc"]:
+        return "POUNDCAKE_ENV", str(problem["msg"]).removeprefix("Value error, ")
+    field_name = str(problem["loc"][0])
+    alias = Settings.model_fields[field_name].alias if field_name in Settings.model_fields else None
+    return alias or field_name, str(problem["msg"])
+
+
+def load_settings(env_file: str | Path | None = None) -> Settings:
+    """Read PoundCake's settings from the environment and the ``.env`` file."""
+    try:
+        if env_file is None:
+            return Settings()
+        return Settings(_env_file=env_file)
+    except PydanticValidationError as error:
+        name, problem = _setting_name(error)
+        raise ConfigurationError(name, problem) from None
+
+
+def load_poundcake_config(
+    settings: Settings | None = None, st2_config: St2Config | None = None
+) -> PoundCakeConfig:
+    """Resolve where PoundCake's tables and the engine's tables live."""
+    settings = settings or load_settings()
+    data_dir = settings.data_dir
+    if settings.database_url:
+        database = DatabaseTarget(
+            url=normalise_database_url(settings.database_url, "DATABASE_URL", data_dir),
+            setting="DATABASE_URL",
+        )
+    else:
+        embedded = URL.create("sqlite", database=str(data_dir / SQLITE_FILE_NAME))
+        database = DatabaseTarget(url=embedded, setting="DATABASE_URL (embedded default)")
+    if settings.st2_table_prefix is not None:
+        prefix = settings.st2_table_prefix
+    else:
+        if st2_config is None and find_st2_config(settings.st2_config_path) is not None:
+            st2_config = load_st2_config(settings.st2_config_path)
+        prefix = st2_config.database.table_prefix if st2_config else ""
+    if settings.st2_database_url:
+        engine_url = normalise_database_url(settings.st2_database_url, "ST2_DATABASE_URL", data_dir)
+        engine_database = DatabaseTarget(
+            url=engine_url, setting="ST2_DATABASE_URL", table_prefix=prefix
+        )
+        if not engine_database.same_server(database):
+            raise ConfigurationError(
+                "ST2_DATABASE_URL",
+                f"must be on the same server as DATABASE_URL ({database.describe()}) so that "
+                "the extension tables' foreign keys can reach the engine tables",
+            )
+    else:
+        engine_database = DatabaseTarget(
+            url=database.url, setting=database.setting, table_prefix=prefix
+        )
+    return PoundCakeConfig(settings=settings, database=database, engine_database=engine_database)

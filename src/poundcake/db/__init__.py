@@ -1,0 +1,1 @@
+"""Database access shared by the engine and PoundCake: engines, sessions, types, migrations."""

@@ -1,0 +1,1 @@
+"""Migrations of the engine schema (StackStorm-named tables)."""

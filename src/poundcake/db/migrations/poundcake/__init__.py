@@ -1,0 +1,1 @@
+"""Migrations of PoundCake's tables and the extension tables that link to the engine."""

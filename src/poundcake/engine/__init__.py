@@ -1,0 +1,1 @@
+"""The StackStorm-compatible automation engine whose state lives in MariaDB (or SQLite)."""

@@ -1,0 +1,1 @@
+"""Actions: what can be executed, with its runner and parameter schema."""

@@ -1,0 +1,1 @@
+"""Executions: the lifecycle of running one action, its live work item and its output."""

@@ -1,0 +1,1 @@
+"""Runner types: the plugins that turn an action execution into work."""

@@ -1,0 +1,1 @@
+"""Trigger types, triggers and trigger instances: the events rules react to."""

@@ -1,0 +1,1 @@
+"""PoundCake proper: Alertmanager intake, alert episodes, CABs and the request trail."""

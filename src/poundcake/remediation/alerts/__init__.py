@@ -1,0 +1,1 @@
+"""Alert episodes (fingerprint + startsAt) and their lifecycle."""

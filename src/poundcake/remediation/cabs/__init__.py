@@ -1,0 +1,1 @@
+"""CABs (Custom Action Buckets): ordered remediation steps mapped onto engine rules."""

@@ -1,0 +1,1 @@
+"""Intake: Alertmanager webhooks, request IDs and the stored API calls."""

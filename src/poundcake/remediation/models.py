@@ -1,0 +1,17 @@
+"""Every PoundCake table, imported in one place so the metadata is complete."""
+
+from __future__ import annotations
+
+from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.cabs.models import ActionExtension, RuleExtension
+from poundcake.remediation.intake.models import ApiCall, WebhookExtension
+from poundcake.remediation.tracking.models import ExecutionExtension
+
+__all__ = [
+    "ActionExtension",
+    "Alert",
+    "ApiCall",
+    "ExecutionExtension",
+    "RuleExtension",
+    "WebhookExtension",
+]

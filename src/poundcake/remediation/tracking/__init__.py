@@ -1,0 +1,1 @@
+"""Tracking: links between engine executions and the alerts and requests they serve."""

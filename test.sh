@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up and run every gate and the whole test suite against real MariaDB, Redis and RabbitMQ.
+# Extra arguments go to pytest (for example: ./test.sh tests/unit -k config).
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/ensure-venv.sh dev
+scripts/start-services.sh
+echo "== ruff check";        .venv/bin/ruff check src tests
+echo "== ruff format";       .venv/bin/ruff format --check src tests
+echo "== mypy --strict";     .venv/bin/mypy src
+echo "== import contracts";  .venv/bin/lint-imports
+echo "== pytest"
+POUNDCAKE_REQUIRE_INTEGRATION=1 .venv/bin/pytest "${@:-tests}"
