@@ -37,8 +37,8 @@ def rows(layout: Layout) -> SampleRows:
 
 
 def test_setup_reports_what_it_created(layout: Layout) -> None:
-    assert "Engine schema created at revision 0001_engine" in layout.setup_outputs[0]
-    assert "PoundCake schema created at revision 0001_poundcake" in layout.setup_outputs[1]
+    assert "Engine schema created at revision " in layout.setup_outputs[0]
+    assert "PoundCake schema created at revision " in layout.setup_outputs[1]
 
 
 def test_second_runs_change_nothing_and_say_so(layout: Layout) -> None:
@@ -52,8 +52,9 @@ def test_second_runs_change_nothing_and_say_so(layout: Layout) -> None:
     assert "nothing to do" in again.stdout
     current = run_command("poundcake", "db", "current", env=env, cwd=layout.directory)
     assert current.returncode == 0, current.stderr
-    assert "engine: 0001_engine (head)" in current.stdout
-    assert "poundcake: 0001_poundcake (head)" in current.stdout
+    lines = current.stdout.splitlines()
+    assert lines[0].startswith("engine: ") and "(head)" in lines[0]
+    assert lines[1].startswith("poundcake: ") and "(head)" in lines[1]
     assert mysql("-upoundcake", "-ppoundcake", "poundcake", "-e", "SHOW TABLES;") == before
 
 

@@ -6,23 +6,30 @@ from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.auth.models import ApiKeyDB, TokenDB, UserDB
 from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
 from poundcake.engine.keyvalue.models import KeyValuePairDB
-from poundcake.engine.packs.models import PackDB
+from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
+from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
 from poundcake.engine.runners.models import RunnerTypeDB
+from poundcake.engine.sensors.models import SensorTypeDB
 from poundcake.engine.triggers.models import TriggerDB, TriggerInstanceDB, TriggerTypeDB
 from poundcake.engine.webhooks.models import WebhookDB
 
 __all__ = [
     "ActionDB",
     "ApiKeyDB",
+    "ConfigDB",
+    "ConfigSchemaDB",
     "ExecutionDB",
     "ExecutionOutputDB",
     "KeyValuePairDB",
     "LiveActionDB",
     "PackDB",
+    "PolicyDB",
+    "PolicyTypeDB",
     "RuleDB",
     "RuleEnforcementDB",
     "RunnerTypeDB",
+    "SensorTypeDB",
     "TokenDB",
     "TriggerDB",
     "TriggerInstanceDB",

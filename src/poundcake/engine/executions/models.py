@@ -3,7 +3,9 @@
 ``execution_db`` is what the API and operators read: the execution with snapshots of its action,
 runner, rule and trigger as they were when it was requested. ``action`` holds the action's ref so
 plain SQL (the install guide's queries) reads naturally; the full action document is in
-``action_snapshot``. ``liveaction_db`` is the scheduler's and runners' work item.
+``action_snapshot``. ``liveaction_db`` is the scheduler's and runners' work item; a runner holds
+a lease on each execution it runs (``lease_owner``, ``lease_expires_at``) and renews it while it
+lives.
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ class LiveActionDB(Base):
     """The work item the scheduler and the action runners hand along."""
 
     __tablename__ = "liveaction_db"
-    __table_args__ = (sa.Index(None, "status", "start_timestamp"), ENGINE_TABLE_ARGS)
+    __table_args__ = (
+        sa.Index(None, "status", "start_timestamp"),
+        sa.Index(None, "status", "lease_expires_at"),
+        ENGINE_TABLE_ARGS,
+    )
 
     id: Mapped[str] = mapped_column(IdType(), primary_key=True)
     action: Mapped[str] = mapped_column(sa.String(255))
@@ -78,6 +84,8 @@ class LiveActionDB(Base):
     delay: Mapped[int | None] = mapped_column(sa.Integer)
     workflow_execution: Mapped[str | None] = mapped_column(sa.String(255))
     task_execution: Mapped[str | None] = mapped_column(sa.String(255))
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ExecutionOutputDB(Base):

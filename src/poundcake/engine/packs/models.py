@@ -33,3 +33,25 @@ class PackDB(Base):
     path: Mapped[str | None] = mapped_column(sa.String(1024))
     dependencies: Mapped[list[str]] = mapped_column(JSONType(), default=list)
     system: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
+
+
+class ConfigSchemaDB(Base):
+    """A pack's ``config.schema.yaml``."""
+
+    __tablename__ = "config_schema_db"
+    __table_args__ = ENGINE_TABLE_ARGS
+
+    id: Mapped[str] = mapped_column(IdType(), primary_key=True)
+    pack: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
+
+
+class ConfigDB(Base):
+    """A pack's configuration values (``configs/<pack>.yaml``)."""
+
+    __tablename__ = "config_db"
+    __table_args__ = ENGINE_TABLE_ARGS
+
+    id: Mapped[str] = mapped_column(IdType(), primary_key=True)
+    pack: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    values: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)

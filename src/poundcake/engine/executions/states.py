@@ -1,0 +1,80 @@
+"""Execution statuses with StackStorm's names, and the one table of legal transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from poundcake.exceptions import ValidationError
+
+
+class ExecutionStatus(StrEnum):
+    """An execution's status as the API and ``st2`` CLI show it."""
+
+    REQUESTED = "requested"
+    SCHEDULED = "scheduled"
+    DELAYED = "delayed"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ABANDONED = "abandoned"
+    CANCELING = "canceling"
+    CANCELED = "canceled"
+    PENDING = "pending"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    RESUMING = "resuming"
+
+
+S = ExecutionStatus
+
+COMPLETED: frozenset[ExecutionStatus] = frozenset(
+    {S.SUCCEEDED, S.FAILED, S.TIMEOUT, S.ABANDONED, S.CANCELED}
+)
+FAILED: frozenset[ExecutionStatus] = frozenset({S.FAILED, S.TIMEOUT, S.ABANDONED})
+CANCELABLE: frozenset[ExecutionStatus] = frozenset(
+    {S.REQUESTED, S.SCHEDULED, S.DELAYED, S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING, S.PENDING}
+)
+
+TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    S.REQUESTED: frozenset({S.SCHEDULED, S.DELAYED, S.RUNNING, S.FAILED, S.CANCELED}),
+    S.DELAYED: frozenset({S.REQUESTED, S.SCHEDULED, S.FAILED, S.CANCELED}),
+    S.SCHEDULED: frozenset({S.RUNNING, S.FAILED, S.CANCELED, S.ABANDONED, S.DELAYED}),
+    S.RUNNING: frozenset(
+        {
+            S.SUCCEEDED,
+            S.FAILED,
+            S.TIMEOUT,
+            S.ABANDONED,
+            S.CANCELING,
+            S.CANCELED,
+            S.PAUSING,
+            S.PENDING,
+        }
+    ),
+    S.CANCELING: frozenset({S.CANCELED, S.SUCCEEDED, S.FAILED, S.TIMEOUT, S.ABANDONED}),
+    S.PAUSING: frozenset({S.PAUSED, S.CANCELING, S.CANCELED, S.FAILED, S.ABANDONED}),
+    S.PAUSED: frozenset({S.RESUMING, S.CANCELING, S.CANCELED}),
+    S.RESUMING: frozenset({S.RUNNING, S.CANCELING, S.CANCELED, S.FAILED}),
+    S.PENDING: frozenset({S.RUNNING, S.CANCELING, S.CANCELED, S.FAILED, S.TIMEOUT}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.TIMEOUT: frozenset(),
+    S.ABANDONED: frozenset(),
+    S.CANCELED: frozenset(),
+}
+
+
+class IllegalTransitionError(ValidationError):
+    """A status change the lifecycle does not allow."""
+
+
+def check_transition(current: ExecutionStatus, new: ExecutionStatus) -> None:
+    """Raise :class:`IllegalTransitionError` unless ``current -> new`` is allowed."""
+    if new not in TRANSITIONS[current]:
+        raise IllegalTransitionError(f"execution cannot go from {current} to {new}")
+
+
+def is_completed(status: str) -> bool:
+    """Tell whether ``status`` is final."""
+    return status in COMPLETED

@@ -1,0 +1,1 @@
+"""Policies: per-action rules the scheduler enforces, such as ``action.concurrency``."""

@@ -1,0 +1,126 @@
+"""The runner plugin contract, after StackStorm's: ``pre_run``, ``run``, ``post_run``, ``cancel``.
+
+A runner turns one execution request into a result in StackStorm's format. The action runner
+process builds a :class:`RunnerRequest` (parameters already validated, rendered and typed),
+hands the runner an :class:`OutputSink` for stdout/stderr as it arrives and the
+:class:`RunnerServices` it may need, then calls ``pre_run()``, ``run()`` and ``post_run()`` in one
+thread. ``cancel()`` may be called from another thread at any time and must make ``run()`` return
+promptly with :attr:`ExecutionStatus.CANCELED`. A runner enforces ``request.timeout`` itself and
+kills the whole process group it started.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from poundcake.engine.executions.states import ExecutionStatus
+
+
+class OutputSink(Protocol):
+    """Receives output as it is produced: ``output_type`` is ``stdout``, ``stderr`` or other."""
+
+    def __call__(self, output_type: str, data: str) -> None: ...
+
+
+class Datastore(Protocol):
+    """Key-value access for actions (``st2kv.system`` and ``st2kv.user`` scopes)."""
+
+    def get_value(
+        self, name: str, *, local: bool = True, scope: str = "system", decrypt: bool = False
+    ) -> str | None: ...
+
+    def set_value(
+        self,
+        name: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        local: bool = True,
+        scope: str = "system",
+        encrypt: bool = False,
+    ) -> bool: ...
+
+    def delete_value(self, name: str, *, local: bool = True, scope: str = "system") -> bool: ...
+
+    def list_values(
+        self, *, local: bool = True, prefix: str | None = None, scope: str = "system"
+    ) -> list[dict[str, Any]]: ...
+
+
+class ChildExecutions(Protocol):
+    """How workflow runners (action-chain) start child executions and wait for them."""
+
+    def request(
+        self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> str: ...
+
+    def wait(self, execution_id: str) -> tuple[ExecutionStatus, Any]: ...
+
+    def cancel(self, execution_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunnerServices:
+    """What a runner may reach beyond its request; each is optional."""
+
+    datastore: Datastore | None = None
+    children: ChildExecutions | None = None
+    config_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunnerRequest:
+    """Everything a runner needs to run one execution."""
+
+    execution_id: str
+    action_ref: str
+    pack: str
+    runner_type: str
+    entry_point: str = ""
+    entry_point_path: Path | None = None
+    pack_path: Path | None = None
+    runner_parameters: Mapping[str, Any] = field(default_factory=dict)
+    action_parameters: Mapping[str, Any] = field(default_factory=dict)
+    parameter_schema: Mapping[str, Any] = field(default_factory=dict)
+    pack_config: Mapping[str, Any] = field(default_factory=dict)
+    user: str = "stanley"
+    context: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class RunnerOutcome:
+    """How a run ended: one of succeeded, failed, timeout or canceled, and the result document."""
+
+    status: ExecutionStatus
+    result: Any
+
+
+class Runner(ABC):
+    """Base of every runner plugin."""
+
+    runner_type: ClassVar[str]
+
+    def __init__(
+        self, request: RunnerRequest, output: OutputSink, services: RunnerServices | None = None
+    ) -> None:
+        self.request = request
+        self.output = output
+        self.services = services or RunnerServices()
+
+    def pre_run(self) -> None:  # noqa: B027 - optional hook
+        """Check the request before anything runs; raise ValidationError to refuse it."""
+
+    @abstractmethod
+    def run(self) -> RunnerOutcome:
+        """Run the action and return its outcome; never raise for a failing action."""
+
+    def post_run(self, outcome: RunnerOutcome) -> None:  # noqa: B027 - optional hook
+        """Clean up after ``run()``; the outcome is already decided."""
+
+    def cancel(self) -> None:  # noqa: B027 - runners without work to stop need nothing
+        """Stop the run from another thread; ``run()`` then returns CANCELED."""

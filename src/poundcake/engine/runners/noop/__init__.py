@@ -1,0 +1,1 @@
+"""The ``noop`` runner: succeeds at once with an empty shell-style result."""

@@ -1,0 +1,1 @@
+"""Sensor types from packs (registered for their trigger types)."""
