@@ -223,6 +223,24 @@ class SystemUserSection(_Section):
     user: str = "stanley"
 
 
+class ActionRunnerSection(_Section):
+    """``[actionrunner]``: how each action runner process works."""
+
+    concurrency: int = Field(default=8, ge=1, le=512)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
+    max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+
+class SchedulerSection(_Section):
+    """``[scheduler]``: batching and the sweep that finds lost, delayed and abandoned work."""
+
+    batch_size: int = Field(default=200, ge=1)
+    sweep_interval: float = Field(default=2.0, gt=0)
+    lost_after: float = Field(default=5.0, gt=0)
+    unclaimed_after: float = Field(default=15.0, gt=0)
+
+
 class LogSection(_Section):
     """``[log]``: log level."""
 
@@ -240,6 +258,8 @@ _SECTIONS: dict[str, type[_Section]] = {
     "system": SystemSection,
     "system_user": SystemUserSection,
     "log": LogSection,
+    "actionrunner": ActionRunnerSection,
+    "scheduler": SchedulerSection,
 }
 
 
@@ -258,6 +278,8 @@ class St2Config:
     packs_base_paths: tuple[Path, ...]
     system_user: str
     log_level: str
+    actionrunner: ActionRunnerSection
+    scheduler: SchedulerSection
     sections: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
@@ -366,6 +388,8 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         packs_base_paths=tuple(packs),
         system_user=system_user.user,
         log_level=log.level.upper(),
+        actionrunner=_section(raw, "actionrunner", source),
+        scheduler=_section(raw, "scheduler", source),
         sections=raw,
     )
 

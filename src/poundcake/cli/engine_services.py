@@ -1,0 +1,95 @@
+"""Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Protocol
+
+import typer
+
+from poundcake.cli.common import handles_errors
+from poundcake.config import St2Config, load_st2_config
+from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
+from poundcake.engine.runners.base import RunnerServices
+from poundcake.engine.runtime import EngineRuntime, make_runtime
+from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
+from poundcake.logging import configure_logging
+
+logger = logging.getLogger(__name__)
+
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config-file", help="st2.conf to read (default: the usual places).")
+]
+
+
+class Service(Protocol):
+    """A process body that runs until told to stop."""
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+def serve(name: str, config: St2Config, service: Service, runtime: EngineRuntime) -> None:
+    """Run ``service`` until SIGTERM or SIGINT, then let it finish gracefully."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logger.info("%s received signal %s; stopping", name, signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    logger.info("%s starting with %s", name, config.source)
+    try:
+        service.run(stop)
+    finally:
+        runtime.close()
+        logger.info("%s stopped", name)
+
+
+def _runtime(config_file: Path | None, pool_size: int) -> tuple[St2Config, EngineRuntime]:
+    config = load_st2_config(config_file)
+    configure_logging(config.log_level)
+    return config, make_runtime(config, pool_size=pool_size)
+
+
+@handles_errors
+def _scheduler(config_file: ConfigFile = None) -> None:
+    """Schedule requested executions, enforce policies, abandon lost work."""
+    config, runtime = _runtime(config_file, pool_size=4)
+    section = config.scheduler
+    settings = SchedulerSettings(
+        batch_size=section.batch_size,
+        sweep_interval=section.sweep_interval,
+        lost_after=section.lost_after,
+        unclaimed_after=section.unclaimed_after,
+    )
+    serve("st2scheduler", config, Scheduler(runtime, settings), runtime)
+
+
+@handles_errors
+def _actionrunner(config_file: ConfigFile = None) -> None:
+    """Run scheduled executions through their runners."""
+    config = load_st2_config(config_file)
+    section = config.actionrunner
+    config, runtime = _runtime(config_file, pool_size=section.concurrency + 4)
+    settings = ActionRunnerSettings(
+        concurrency=section.concurrency,
+        lease_seconds=section.lease_seconds,
+        graceful_shutdown_seconds=section.graceful_shutdown_seconds,
+        max_result_bytes=section.max_result_bytes,
+    )
+    services = RunnerServices(config_file=Path(config.source) if not config.is_embedded else None)
+    serve("st2actionrunner", config, ActionRunner(runtime, settings, services), runtime)
+
+
+def scheduler_main() -> None:
+    """Entry point of ``st2scheduler``."""
+    typer.run(_scheduler)
+
+
+def actionrunner_main() -> None:
+    """Entry point of ``st2actionrunner``."""
+    typer.run(_actionrunner)

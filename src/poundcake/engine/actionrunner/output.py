@@ -1,0 +1,95 @@
+"""Execution output as it arrives: buffered briefly, stored in ``execution_output_db``, announced.
+
+Consecutive chunks of one stream are coalesced and written at most every ``flush_interval``
+seconds or ``flush_bytes`` bytes, so a chatty action costs few inserts and a large one never
+holds its output in memory until the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from poundcake.db.session import unit_of_work
+from poundcake.engine.documents import isoformat
+from poundcake.engine.executions.models import ExecutionOutputDB
+from poundcake.engine.executions.service import utcnow
+from poundcake.engine.messaging import Publisher
+from poundcake.ids import new_id
+
+
+class OutputWriter:
+    """An OutputSink for one execution."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        publisher: Publisher,
+        *,
+        execution_id: str,
+        action_ref: str,
+        runner_ref: str,
+        flush_interval: float = 0.25,
+        flush_bytes: int = 256 * 1024,
+    ) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+        self._execution_id = execution_id
+        self._action_ref = action_ref
+        self._runner_ref = runner_ref
+        self._flush_interval = flush_interval
+        self._flush_bytes = flush_bytes
+        self._lock = threading.Lock()
+        self._chunks: list[tuple[str, str]] = []
+        self._size = 0
+        self._last_flush = time.monotonic()
+
+    def __call__(self, output_type: str, data: str) -> None:
+        with self._lock:
+            if self._chunks and self._chunks[-1][0] == output_type:
+                self._chunks[-1] = (output_type, self._chunks[-1][1] + data)
+            else:
+                self._chunks.append((output_type, data))
+            self._size += len(data)
+            due = self._size >= self._flush_bytes
+            due = due or time.monotonic() - self._last_flush >= self._flush_interval
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store and announce what is buffered."""
+        with self._lock:
+            chunks, self._chunks, self._size = self._chunks, [], 0
+            self._last_flush = time.monotonic()
+            if not chunks:
+                return
+            now = utcnow()
+            rows = [
+                ExecutionOutputDB(
+                    id=new_id(),
+                    execution_id=self._execution_id,
+                    action_ref=self._action_ref,
+                    runner_ref=self._runner_ref,
+                    timestamp=now,
+                    output_type=output_type,
+                    data=data,
+                )
+                for output_type, data in chunks
+            ]
+            with unit_of_work(self._sessions) as session:
+                session.add_all(rows)
+            for row in rows:
+                self._publisher.event(
+                    "st2.execution.output__create",
+                    {
+                        "id": row.id,
+                        "execution_id": row.execution_id,
+                        "action_ref": row.action_ref,
+                        "runner_ref": row.runner_ref,
+                        "timestamp": isoformat(now),
+                        "output_type": row.output_type,
+                        "data": row.data,
+                    },
+                )

@@ -1,0 +1,63 @@
+"""Build a runner's request from the recorded execution: final parameters, paths, pack config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from poundcake.engine.actions.parameters import merge_schemas, resolve_parameters, split_parameters
+from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.service import pack_config, render_context
+from poundcake.engine.packs.models import PackDB
+from poundcake.engine.runners.base import RunnerRequest
+from poundcake.exceptions import ValidationError
+
+
+def _timeout(runner_parameters: dict[str, Any]) -> float | None:
+    value = runner_parameters.get("timeout")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def build_request(session: Session, execution: ExecutionDB) -> RunnerRequest:
+    """Resolve the execution's parameters again (as StackStorm does at run time) into a request."""
+    action: dict[str, Any] = execution.action_snapshot or {}
+    runner: dict[str, Any] = execution.runner or {}
+    runner_schema = runner.get("runner_parameters") or {}
+    schema = merge_schemas(runner_schema, action.get("parameters") or {})
+    pack = str(action.get("pack", ""))
+    context = execution.context or {}
+    final = resolve_parameters(
+        schema,
+        execution.parameters or {},
+        render_context(session, pack=pack, action_context=context),
+    )
+    runner_parameters, action_parameters = split_parameters(runner_schema, final)
+    pack_path_text = session.scalar(sa.select(PackDB.path).where(PackDB.ref == pack))
+    pack_path = Path(pack_path_text) if pack_path_text else None
+    entry_point = str(action.get("entry_point") or "")
+    entry_point_path = None
+    if entry_point:
+        if pack_path is None:
+            raise ValidationError(
+                f'Pack "{pack}" of action "{execution.action}" is not registered.'
+            )
+        entry_point_path = pack_path / "actions" / entry_point
+    return RunnerRequest(
+        execution_id=execution.id,
+        action_ref=execution.action,
+        pack=pack,
+        runner_type=execution.runner_type,
+        entry_point=entry_point,
+        entry_point_path=entry_point_path,
+        pack_path=pack_path,
+        runner_parameters=runner_parameters,
+        action_parameters=action_parameters,
+        parameter_schema=schema,
+        pack_config=pack_config(session, pack),
+        user=str(context.get("user", "stanley")),
+        context=context,
+        timeout=_timeout(runner_parameters),
+    )

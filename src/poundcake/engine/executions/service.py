@@ -1,0 +1,415 @@
+"""The execution service: request, move through the lifecycle, complete, cancel, abandon.
+
+Every status change goes through :func:`transition`, a compare-and-set on ``liveaction_db``
+(the work item, which serialises concurrent changes) mirrored onto ``execution_db`` in the same
+transaction, with the change appended to the execution's ``log``. Functions take the session,
+flush and never commit; the caller owns the unit of work and publishes messages after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from poundcake.engine.actions.models import ActionDB
+from poundcake.engine.actions.parameters import (
+    check_live_parameters,
+    merge_schemas,
+    resolve_parameters,
+)
+from poundcake.engine.documents import action_document, isoformat, runner_document
+from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
+from poundcake.engine.executions.states import (
+    CANCELABLE,
+    COMPLETED,
+    ExecutionStatus,
+    check_transition,
+)
+from poundcake.engine.packs.models import ConfigDB
+from poundcake.engine.runners.models import RunnerTypeDB
+from poundcake.exceptions import NotFoundError, ValidationError
+from poundcake.ids import new_id
+
+logger = logging.getLogger(__name__)
+
+S = ExecutionStatus
+DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
+_TRUNCATION_NOTE = "... [truncated by PoundCake: result larger than the configured limit]"
+
+
+def utcnow() -> datetime:
+    """Return now as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RequestedExecution:
+    """What a caller needs after commit to hand the execution to the scheduler."""
+
+    execution_id: str
+    liveaction_id: str
+    action_ref: str
+    status: ExecutionStatus
+
+
+def pack_config(session: Session, pack: str) -> dict[str, Any]:
+    """Return a pack's configuration values (empty when it has none)."""
+    values = session.scalar(sa.select(ConfigDB.values).where(ConfigDB.pack == pack))
+    return dict(values or {})
+
+
+def load_action(session: Session, action_ref: str) -> tuple[ActionDB, RunnerTypeDB]:
+    """Return an enabled action and its runner type, or raise StackStorm's 400 messages."""
+    action = session.scalar(sa.select(ActionDB).where(ActionDB.ref == action_ref))
+    if action is None:
+        raise ValidationError(f'Action "{action_ref}" cannot be found.')
+    if not action.enabled:
+        raise ValidationError(f'Unable to execute. Action "{action_ref}" is disabled.')
+    runner = session.scalar(sa.select(RunnerTypeDB).where(RunnerTypeDB.name == action.runner_type))
+    if runner is None:
+        raise ValidationError(f'Runner type "{action.runner_type}" is not registered.')
+    if not runner.enabled:
+        raise ValidationError(f'Runner type "{runner.name}" is disabled.')
+    return action, runner
+
+
+def render_context(
+    session: Session, *, pack: str, action_context: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What parameter templates may refer to besides other parameters."""
+    return {"action_context": dict(action_context), "config_context": pack_config(session, pack)}
+
+
+def request_execution(
+    session: Session,
+    *,
+    action_ref: str,
+    parameters: Mapping[str, Any] | None = None,
+    user: str,
+    context: Mapping[str, Any] | None = None,
+    delay: int | None = None,
+    parent: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> RequestedExecution:
+    """Validate and record a new execution in ``requested``.
+
+    ``extra`` carries the snapshots a rule adds (``rule``, ``trigger``, ``trigger_type``,
+    ``trigger_instance``). Parameters are checked and rendered now so a bad request fails at
+    once with StackStorm's message; the execution stores the live parameters as rendered.
+    """
+    parameters = dict(parameters or {})
+    action, runner = load_action(session, action_ref)
+    schema = merge_schemas(runner.runner_parameters or {}, action.parameters or {})
+    check_live_parameters(schema, parameters)
+    execution_context = {**(context or {}), "user": user, "pack": action.pack}
+    final = resolve_parameters(
+        schema,
+        parameters,
+        render_context(session, pack=action.pack, action_context=execution_context),
+    )
+    stored = {name: final[name] for name in parameters if name in final}
+    now = utcnow()
+    liveaction_id = new_id()
+    execution_id = new_id()
+    extra = dict(extra or {})
+    trigger_instance = extra.get("trigger_instance")
+    rule = extra.get("rule")
+    session.add(
+        LiveActionDB(
+            id=liveaction_id,
+            action=action.ref,
+            action_is_workflow=runner.name in ("action-chain", "orquesta"),
+            parameters=stored,
+            status=S.REQUESTED,
+            start_timestamp=now,
+            context=execution_context,
+            callback={},
+            runner_info={},
+            notify=action.notify or {},
+            delay=delay,
+        )
+    )
+    session.add(
+        ExecutionDB(
+            id=execution_id,
+            action=action.ref,
+            action_snapshot=action_document(action),
+            runner=runner_document(runner),
+            runner_type=runner.name,
+            liveaction_id=liveaction_id,
+            liveaction={
+                "id": liveaction_id,
+                "action": action.ref,
+                "parameters": stored,
+                "callback": {},
+                "action_is_workflow": runner.name in ("action-chain", "orquesta"),
+                "runner_info": {},
+                "notify": action.notify or {},
+            },
+            status=S.REQUESTED,
+            start_timestamp=now,
+            parameters=stored,
+            result={},
+            result_size=0,
+            result_truncated=False,
+            context=execution_context,
+            context_user=user,
+            parent=parent,
+            children=[],
+            log=[{"timestamp": isoformat(now), "status": S.REQUESTED.value}],
+            delay=delay,
+            rule=rule,
+            rule_ref=rule.get("ref") if isinstance(rule, dict) else None,
+            trigger=extra.get("trigger"),
+            trigger_type=extra.get("trigger_type"),
+            trigger_instance=trigger_instance,
+            trigger_instance_id=trigger_instance.get("id")
+            if isinstance(trigger_instance, dict)
+            else None,
+        )
+    )
+    if parent:
+        _add_child(session, parent, execution_id)
+    session.flush()
+    return RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED)
+
+
+def _add_child(session: Session, parent_id: str, child_id: str) -> None:
+    parent = session.get(ExecutionDB, parent_id, with_for_update=True)
+    if parent is None:
+        raise NotFoundError(f"parent execution {parent_id} not found")
+    parent.children = [*(parent.children or []), child_id]
+
+
+def get_execution(session: Session, execution_id: str) -> ExecutionDB:
+    """Return one execution or raise NotFoundError."""
+    execution = session.get(ExecutionDB, execution_id)
+    if execution is None:
+        raise NotFoundError(f'Resource with a reference or id "{execution_id}" not found')
+    return execution
+
+
+def _log_append(session: Session, status: ExecutionStatus, at: datetime) -> ColumnElement[Any]:
+    stamp = isoformat(at)
+    column = ExecutionDB.log
+    if session.get_bind().dialect.name == "sqlite":
+        entry = sa.func.json_object("timestamp", stamp, "status", status.value)
+        return sa.func.json_insert(column, "$[#]", entry)
+    entry = sa.func.JSON_OBJECT("timestamp", stamp, "status", status.value)
+    return sa.func.JSON_ARRAY_APPEND(column, "$", entry)
+
+
+def transition(
+    session: Session,
+    *,
+    liveaction_id: str,
+    to: ExecutionStatus,
+    allowed_from: Iterable[ExecutionStatus],
+    liveaction_values: Mapping[str, Any] | None = None,
+    execution_values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move one execution to ``to`` if it is in one of ``allowed_from``; tell whether it moved."""
+    sources = [status.value for status in allowed_from]
+    for source in allowed_from:
+        check_transition(source, to)
+    now = utcnow()
+    moved = session.execute(
+        sa.update(LiveActionDB)
+        .where(LiveActionDB.id == liveaction_id, LiveActionDB.status.in_(sources))
+        .values(status=to.value, **(liveaction_values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    values: dict[str, Any] = {"status": to.value, "log": _log_append(session, to, now)}
+    if to in COMPLETED:
+        values["end_timestamp"] = now
+    values.update(execution_values or {})
+    session.execute(
+        sa.update(ExecutionDB)
+        .where(ExecutionDB.liveaction_id == liveaction_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
+def schedule(session: Session, liveaction_id: str) -> bool:
+    """``requested`` or ``delayed`` -> ``scheduled``."""
+    return transition(
+        session, liveaction_id=liveaction_id, to=S.SCHEDULED, allowed_from=(S.REQUESTED, S.DELAYED)
+    )
+
+
+def delay_execution(session: Session, liveaction_id: str) -> bool:
+    """``requested`` -> ``delayed`` (a policy or the request's ``delay`` holds it back)."""
+    return transition(
+        session, liveaction_id=liveaction_id, to=S.DELAYED, allowed_from=(S.REQUESTED,)
+    )
+
+
+def claim(session: Session, liveaction_id: str, *, owner: str, lease_seconds: float) -> bool:
+    """``scheduled`` -> ``running`` under a lease held by runner ``owner``."""
+    expires = utcnow() + timedelta(seconds=lease_seconds)
+    return transition(
+        session,
+        liveaction_id=liveaction_id,
+        to=S.RUNNING,
+        allowed_from=(S.SCHEDULED,),
+        liveaction_values={"lease_owner": owner, "lease_expires_at": expires},
+    )
+
+
+def renew_leases(session: Session, *, owner: str, lease_seconds: float) -> list[str]:
+    """Extend every lease ``owner`` holds; return the live actions it must cancel."""
+    session.execute(
+        sa.update(LiveActionDB)
+        .where(
+            LiveActionDB.lease_owner == owner,
+            LiveActionDB.status.in_([S.RUNNING.value, S.CANCELING.value]),
+        )
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        sa.select(LiveActionDB.id).where(
+            LiveActionDB.lease_owner == owner, LiveActionDB.status == S.CANCELING.value
+        )
+    )
+    return [row.id for row in rows]
+
+
+def shape_result(result: Any, max_bytes: int) -> tuple[Any, int, bool]:
+    """Return the result to store, its original size in bytes, and whether it was truncated."""
+    text = json.dumps(result, default=str, ensure_ascii=False)
+    size = len(text.encode("utf-8"))
+    if size <= max_bytes:
+        return result, size, False
+    if isinstance(result, dict):
+        shrunk = dict(result)
+        over = size - max_bytes
+        for key in sorted(shrunk, key=lambda k: -len(str(shrunk[k]))):
+            value = shrunk[key]
+            if isinstance(value, str) and over > 0:
+                keep = max(0, len(value) - over - len(_TRUNCATION_NOTE) - 64)
+                shrunk[key] = value[:keep] + _TRUNCATION_NOTE
+                over -= len(value) - keep
+        candidate = json.dumps(shrunk, default=str, ensure_ascii=False)
+        if len(candidate.encode("utf-8")) <= max_bytes:
+            return shrunk, size, True
+    preview = text.encode("utf-8")[: max(0, max_bytes - 256)].decode("utf-8", "ignore")
+    return {"truncated": True, "original_size": size, "preview": preview}, size, True
+
+
+def complete(
+    session: Session,
+    *,
+    liveaction_id: str,
+    status: ExecutionStatus,
+    result: Any,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+) -> bool:
+    """A runner finished: record the final status and result and release the lease."""
+    stored, size, truncated = shape_result(result, max_result_bytes)
+    return transition(
+        session,
+        liveaction_id=liveaction_id,
+        to=status,
+        allowed_from=(S.RUNNING, S.CANCELING),
+        liveaction_values={"result": stored, "lease_owner": None, "lease_expires_at": None},
+        execution_values={"result": stored, "result_size": size, "result_truncated": truncated},
+    )
+
+
+def fail_before_run(session: Session, *, liveaction_id: str, error: str) -> bool:
+    """A scheduled or running execution could not start (unknown runner, bad entry point)."""
+    result = {"error": error}
+    return transition(
+        session,
+        liveaction_id=liveaction_id,
+        to=S.FAILED,
+        allowed_from=(S.SCHEDULED, S.RUNNING, S.REQUESTED),
+        liveaction_values={"result": result, "lease_owner": None, "lease_expires_at": None},
+        execution_values={"result": result},
+    )
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel request did: the execution, or StackStorm's refusal message."""
+
+    execution: ExecutionDB
+    refused: str | None = None
+
+
+def cancel_execution(session: Session, execution_id: str, *, user: str) -> CancelOutcome:
+    """Cancel at any stage: queued work is canceled at once, running work goes to canceling."""
+    execution = get_execution(session, execution_id)
+    status = ExecutionStatus(execution.status)
+    if status == S.CANCELED:
+        return CancelOutcome(execution)
+    if status not in CANCELABLE:
+        return CancelOutcome(execution, f"Action cannot be canceled. State = {status.value}.")
+    result = {"message": "Action canceled by user.", "user": user}
+    liveaction_id = execution.liveaction_id or ""
+    if status in (S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING, S.PENDING):
+        transition(
+            session,
+            liveaction_id=liveaction_id,
+            to=S.CANCELING,
+            allowed_from=(status,),
+            execution_values={"result": result},
+        )
+    else:
+        transition(
+            session,
+            liveaction_id=liveaction_id,
+            to=S.CANCELED,
+            allowed_from=(status,),
+            liveaction_values={"result": result},
+            execution_values={"result": result},
+        )
+    for child in execution.children or []:
+        cancel_execution(session, child, user=user)
+    session.flush()
+    session.refresh(execution)
+    return CancelOutcome(execution)
+
+
+def abandon_expired(
+    session: Session, *, now: datetime | None = None, limit: int = 500
+) -> list[str]:
+    """End executions whose runner stopped renewing its lease; return their live action ids."""
+    now = now or utcnow()
+    rows = session.execute(
+        sa.select(LiveActionDB.id, LiveActionDB.status, LiveActionDB.lease_owner)
+        .where(
+            LiveActionDB.status.in_([S.RUNNING.value, S.CANCELING.value]),
+            LiveActionDB.lease_expires_at < now,
+        )
+        .limit(limit)
+    ).all()
+    abandoned = []
+    for row in rows:
+        result = {
+            "error": f"the action runner {row.lease_owner} stopped renewing its lease; "
+            "execution abandoned"
+        }
+        if transition(
+            session,
+            liveaction_id=row.id,
+            to=S.ABANDONED,
+            allowed_from=(S(row.status),),
+            liveaction_values={"result": result, "lease_owner": None, "lease_expires_at": None},
+            execution_values={"result": result},
+        ):
+            abandoned.append(row.id)
+    return abandoned

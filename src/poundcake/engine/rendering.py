@@ -1,0 +1,148 @@
+"""Sandboxed Jinja rendering for action parameters, rule parameters and criteria patterns.
+
+StackStorm's semantics: ``StrictUndefined`` (an undefined variable fails the render),
+``trim_blocks`` and ``lstrip_blocks``, a template that is exactly one expression (``"{{ x }}"``)
+keeps the expression's type, and StackStorm's custom filters. The environment is sandboxed:
+templates come from pack authors, values from alerts and webhooks (CVE-2021-44657).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from poundcake.exceptions import ValidationError
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{\s*(.*?)\s*\}\}\s*$", re.DOTALL)
+
+
+class RenderError(ValidationError):
+    """A template could not be rendered (syntax error, undefined variable, sandbox refusal)."""
+
+
+def _to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
+    return json.dumps(value, indent=indent, sort_keys=sort_keys)
+
+
+def _to_yaml_string(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=False)
+
+
+def _regex_match(value: str, pattern: str) -> bool:
+    return re.match(pattern, value) is not None
+
+
+def _regex_search(value: str, pattern: str) -> bool:
+    return re.search(pattern, value) is not None
+
+
+def _regex_replace(value: str, pattern: str, replacement: str) -> str:
+    return re.sub(pattern, replacement, value)
+
+
+def _regex_substring(value: str, pattern: str, result_index: int = 0) -> str:
+    return str(re.findall(pattern, value)[result_index])
+
+
+def _use_none(value: Any) -> Any:
+    return None if value == "%*****__%NONE%__*****%" else value
+
+
+def _human_time(seconds: int) -> str:
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        amount, seconds = divmod(int(seconds), size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    parts.append(f"{seconds}s")
+    return "".join(parts)
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "to_json_string": _to_json_string,
+    "to_yaml_string": _to_yaml_string,
+    "to_complex": lambda value: value,
+    "from_json_string": json.loads,
+    "from_yaml_string": yaml.safe_load,
+    "json_escape": lambda value: json.dumps(value)[1:-1],
+    "regex_match": _regex_match,
+    "regex_search": _regex_search,
+    "regex_replace": _regex_replace,
+    "regex_substring": _regex_substring,
+    "use_none": _use_none,
+    "basename": os.path.basename,
+    "dirname": os.path.dirname,
+    "to_human_time_from_seconds": _human_time,
+}
+
+
+@cache
+def environment() -> SandboxedEnvironment:
+    """The one sandboxed Jinja environment, built on first use."""
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def is_template(value: Any) -> bool:
+    """Tell whether ``value`` is a string that contains Jinja syntax."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def referenced_names(template: str) -> set[str]:
+    """Return the top-level variable names a template uses."""
+    try:
+        return set(meta.find_undeclared_variables(environment().parse(template)))
+    except TemplateError as error:
+        raise RenderError(f"invalid template {template!r}: {error}") from None
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every template inside ``value`` (strings, lists and dicts, recursively)."""
+    if isinstance(value, str):
+        return render_string(value, context)
+    if isinstance(value, list):
+        return [render_value(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: render_value(item, context) for key, item in value.items()}
+    return value
+
+
+def render_string(template: str, context: Mapping[str, Any]) -> Any:
+    """Render one template; a lone ``{{ expression }}`` keeps the expression's type."""
+    if not is_template(template):
+        return template
+    env = environment()
+    try:
+        single = _SINGLE_EXPRESSION.match(template)
+        if single and _is_one_expression(single.group(1)):
+            result = env.compile_expression(single.group(1), undefined_to_none=False)(**context)
+            if isinstance(result, Undefined):
+                result._fail_with_undefined_error()
+            return result
+        return env.from_string(template).render(**context)
+    except TemplateError as error:
+        raise RenderError(f"failed to render {template!r}: {error}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+        raise RenderError(f"failed to render {template!r}: {error}") from None
+
+
+def _is_one_expression(source: str) -> bool:
+    if "}}" in source or "{{" in source:
+        return False
+    try:
+        parsed = environment().parse("{{ " + source + " }}")
+    except TemplateError:
+        return False
+    body = parsed.body
+    return len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1

@@ -1,0 +1,1 @@
+"""The scheduler: requested -> scheduled (or delayed), policies, and the lifecycle sweep."""

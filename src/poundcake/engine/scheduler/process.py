@@ -1,0 +1,139 @@
+"""The ``st2scheduler`` process: consume requested notifications, decide in batches, sweep.
+
+Messages are gathered for up to ``batch_wait`` seconds (or ``batch_size`` of them), decided in
+one transaction, acknowledged only after commit, and the scheduled work is then handed to the
+runners. A periodic sweep re-examines delayed work and requested work whose message was lost,
+re-sends work the runners never claimed while their queue is empty, and abandons executions
+whose runner stopped renewing its lease (a runner killed with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kombu.messaging import Consumer
+from kombu.transport.base import Message
+
+from poundcake.db.session import unit_of_work
+from poundcake.engine.executions.service import abandon_expired
+from poundcake.engine.messaging import RUNNER_QUEUE, SCHEDULER_QUEUE, make_connection
+from poundcake.engine.runtime import EngineRuntime
+from poundcake.engine.scheduler.service import (
+    due_for_retry,
+    execution_ids,
+    schedule_batch,
+    unclaimed,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """Tuning of the scheduler loop; defaults suit a small host."""
+
+    batch_size: int = 200
+    batch_wait: float = 0.02
+    sweep_interval: float = 2.0
+    lost_after: float = 5.0
+    unclaimed_after: float = 15.0
+    sweep_limit: int = 500
+
+
+class Scheduler:
+    """One scheduler process; several may run against the same database and broker."""
+
+    def __init__(self, runtime: EngineRuntime, settings: SchedulerSettings | None = None) -> None:
+        self.runtime = runtime
+        self.settings = settings or SchedulerSettings()
+        self._pending: list[tuple[dict[str, Any], Message]] = []
+        self._next_sweep = 0.0
+
+    def _on_message(self, body: dict[str, Any], message: Message) -> None:
+        self._pending.append((body, message))
+
+    def decide(self, liveaction_ids: list[str]) -> int:
+        """Schedule what may run; hand it to the runners after commit; return how many."""
+        with unit_of_work(self.runtime.sessions) as session:
+            decision = schedule_batch(session, liveaction_ids)
+            executions = execution_ids(session, decision.scheduled)
+        for liveaction_id in decision.scheduled:
+            self.runtime.publisher.work(liveaction_id, executions.get(liveaction_id, ""))
+        for liveaction_id in decision.scheduled + decision.canceled + decision.delayed:
+            self.runtime.publisher.event(
+                "st2.execution__update",
+                {"liveaction_id": liveaction_id, "execution_id": executions.get(liveaction_id)},
+            )
+        return len(decision.scheduled)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self.decide([str(body.get("liveaction_id", "")) for body, _ in batch])
+        for _, message in batch:
+            message.ack()
+
+    def sweep(self, runner_queue_depth: int | None) -> None:
+        """Look again at delayed, lost and unclaimed work, and abandon expired leases."""
+        limit = self.settings.sweep_limit
+        with unit_of_work(self.runtime.sessions) as session:
+            retry = due_for_retry(session, lost_after=self.settings.lost_after, limit=limit)
+            abandoned = abandon_expired(session, limit=limit)
+        if retry:
+            self.decide(retry)
+        for liveaction_id in abandoned:
+            logger.warning(
+                "Abandoned live action %s: its runner stopped renewing the lease", liveaction_id
+            )
+            self.runtime.publisher.event("st2.execution__update", {"liveaction_id": liveaction_id})
+        if runner_queue_depth == 0:
+            with unit_of_work(self.runtime.sessions) as session:
+                stale = unclaimed(session, older_than=self.settings.unclaimed_after, limit=limit)
+            for liveaction_id, execution_id in stale:
+                logger.info("Re-sending unclaimed work %s", liveaction_id)
+                self.runtime.publisher.work(liveaction_id, execution_id)
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set."""
+        settings = self.settings
+        with make_connection(self.runtime.config.messaging_url) as connection:
+            channel = connection.channel()
+            runner_queue = RUNNER_QUEUE(channel)
+            runner_queue.declare()
+            consumer = Consumer(
+                channel, queues=[SCHEDULER_QUEUE], callbacks=[self._on_message], accept=["json"]
+            )
+            consumer.qos(prefetch_count=settings.batch_size)
+            with consumer:
+                logger.info("Scheduler consuming %s", SCHEDULER_QUEUE.name)
+                while not stop.is_set():
+                    deadline = time.monotonic() + settings.batch_wait
+                    try:
+                        connection.drain_events(
+                            timeout=0.5 if not self._pending else settings.batch_wait
+                        )
+                        while (
+                            len(self._pending) < settings.batch_size and time.monotonic() < deadline
+                        ):
+                            connection.drain_events(timeout=max(0.001, deadline - time.monotonic()))
+                    except TimeoutError:
+                        pass
+                    self._flush()
+                    if time.monotonic() >= self._next_sweep:
+                        self._next_sweep = time.monotonic() + settings.sweep_interval
+                        self.sweep(_queue_depth(runner_queue))
+                self._flush()
+
+
+def _queue_depth(queue: Any) -> int | None:
+    try:
+        _, depth, _ = queue.queue_declare(passive=True)
+        return int(depth)
+    except Exception:
+        logger.debug("Could not read the runner queue depth", exc_info=True)
+        return None

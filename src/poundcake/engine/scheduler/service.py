@@ -1,0 +1,122 @@
+"""Scheduling decisions: what moves from requested (or delayed) to scheduled, in batches.
+
+:func:`schedule_batch` decides for a set of live actions in one transaction: a live action whose
+``delay`` has not passed, or whose action's concurrency policy is full, is ``delayed`` (or
+canceled if the policy says so); the rest are ``scheduled``. :func:`due_for_retry` finds the work
+the sweep must look at again: requested work whose message was lost, delayed work, and scheduled
+work the runners never claimed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
+from poundcake.engine.executions.service import delay_execution, schedule, transition, utcnow
+from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.policies.enforcement import admit, concurrency_policies
+
+S = ExecutionStatus
+
+
+@dataclass
+class BatchDecision:
+    """Live action ids by what happened to them."""
+
+    scheduled: list[str] = field(default_factory=list)
+    delayed: list[str] = field(default_factory=list)
+    canceled: list[str] = field(default_factory=list)
+
+
+def _delay_pending(row: Any, now: datetime) -> bool:
+    if not row.delay:
+        return False
+    return bool(row.start_timestamp + timedelta(milliseconds=row.delay) > now)
+
+
+def schedule_batch(session: Session, liveaction_ids: list[str]) -> BatchDecision:
+    """Decide for every live action in ``liveaction_ids`` that is requested or delayed."""
+    decision = BatchDecision()
+    if not liveaction_ids:
+        return decision
+    rows = session.execute(
+        sa.select(
+            LiveActionDB.id,
+            LiveActionDB.action,
+            LiveActionDB.status,
+            LiveActionDB.delay,
+            LiveActionDB.start_timestamp,
+        )
+        .where(
+            LiveActionDB.id.in_(liveaction_ids),
+            LiveActionDB.status.in_([S.REQUESTED.value, S.DELAYED.value]),
+        )
+        .order_by(LiveActionDB.id)
+    ).all()
+    policies = concurrency_policies(session, (row.action for row in rows))
+    now = utcnow()
+    for row in rows:
+        policy = policies.get(row.action)
+        held = _delay_pending(row, now) or (policy is not None and not admit(session, policy))
+        if not held:
+            if schedule(session, row.id):
+                decision.scheduled.append(row.id)
+        elif policy is not None and policy.action == "cancel" and not _delay_pending(row, now):
+            result = {
+                "message": f"Canceled by policy: {policy.action_ref} is at its concurrency limit."
+            }
+            if transition(
+                session,
+                liveaction_id=row.id,
+                to=S.CANCELED,
+                allowed_from=(S(row.status),),
+                liveaction_values={"result": result},
+                execution_values={"result": result},
+            ):
+                decision.canceled.append(row.id)
+        elif row.status == S.REQUESTED.value and delay_execution(session, row.id):
+            decision.delayed.append(row.id)
+    session.flush()
+    return decision
+
+
+def due_for_retry(session: Session, *, lost_after: float, limit: int) -> list[str]:
+    """Requested work older than ``lost_after`` seconds (its message was lost) and delayed work."""
+    cutoff = utcnow() - timedelta(seconds=lost_after)
+    requested = sa.select(LiveActionDB.id).where(
+        LiveActionDB.status == S.REQUESTED.value, LiveActionDB.start_timestamp < cutoff
+    )
+    delayed = sa.select(LiveActionDB.id).where(LiveActionDB.status == S.DELAYED.value)
+    ids = list(session.scalars(requested.order_by(LiveActionDB.start_timestamp).limit(limit)))
+    ids += list(session.scalars(delayed.order_by(LiveActionDB.start_timestamp).limit(limit)))
+    return ids
+
+
+def unclaimed(session: Session, *, older_than: float, limit: int) -> list[tuple[str, str]]:
+    """Scheduled work no runner claimed for ``older_than`` seconds: (live action, execution)."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    rows = session.execute(
+        sa.select(LiveActionDB.id, ExecutionDB.id.label("execution_id"))
+        .join(ExecutionDB, ExecutionDB.liveaction_id == LiveActionDB.id)
+        .where(LiveActionDB.status == S.SCHEDULED.value, LiveActionDB.start_timestamp < cutoff)
+        .order_by(LiveActionDB.start_timestamp)
+        .limit(limit)
+    ).all()
+    return [(row.id, row.execution_id) for row in rows]
+
+
+def execution_ids(session: Session, liveaction_ids: list[str]) -> dict[str, str]:
+    """Map live action ids to their execution ids."""
+    if not liveaction_ids:
+        return {}
+    rows = session.execute(
+        sa.select(ExecutionDB.liveaction_id, ExecutionDB.id).where(
+            ExecutionDB.liveaction_id.in_(liveaction_ids)
+        )
+    ).all()
+    return {row.liveaction_id: row.id for row in rows if row.liveaction_id}

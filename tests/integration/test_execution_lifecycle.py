@@ -1,0 +1,116 @@
+"""Executions through the real scheduler and action runner, on MariaDB and RabbitMQ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from poundcake.db.session import unit_of_work
+from poundcake.engine.executions.service import cancel_execution
+from poundcake.exceptions import ValidationError
+from tests import factories
+from tests.integration.engine_stack import EngineStack, engine_stack
+
+NOOP_PARAMETERS = {
+    "message": {"type": "string", "required": True},
+    "count": {"type": "integer", "default": 3},
+    "note": {"type": "string", "default": "{{ message }} x{{ count }}"},
+    "locked": {"type": "boolean", "default": False, "immutable": True},
+    "token": {"type": "string", "secret": True},
+}
+
+
+@pytest.fixture
+def stack(tmp_path: Path, scratch_database: str) -> Iterator[EngineStack]:
+    with engine_stack(tmp_path, scratch_database) as running:
+        with unit_of_work(running.runtime.sessions) as session:
+            factories.runner_type(session, "noop")
+            factories.pack(session, "tests")
+            factories.action(session, "tests.noop", "noop", NOOP_PARAMETERS)
+            factories.action(session, "tests.off", "noop", enabled=False)
+        yield running
+
+
+def test_noop_goes_through_every_status(stack: EngineStack) -> None:
+    stack.start_scheduler()
+    stack.start_runner()
+    requested = stack.request("tests.noop", {"message": "hi", "count": "5"})
+    done = stack.wait(requested.execution_id)
+    assert done.status == "succeeded"
+    assert [entry["status"] for entry in done.log] == ["requested", "scheduled", "running", "succeeded"]
+    assert done.result == {"failed": False, "succeeded": True, "return_code": 0, "stdout": "", "stderr": ""}
+    assert done.parameters == {"message": "hi", "count": 5}
+    assert done.action_snapshot["ref"] == "tests.noop"
+    assert done.runner["name"] == "noop"
+    assert done.end_timestamp is not None and done.end_timestamp >= done.start_timestamp
+    assert done.context["user"] == "tester"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"message": "x", "bogus": 1}, "Additional properties are not allowed ('bogus' was unexpected)"),
+        ({"message": "x", "locked": True}, "Override of immutable parameter(s) ['locked'] is unsupported."),
+        ({}, "'message' is a required property"),
+        ({"message": "x", "count": "many"}, "Parameter 'count': 'many' is not a valid integer"),
+    ],
+)
+def test_bad_parameters_are_refused_with_stackstorm_messages(
+    stack: EngineStack, parameters: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        stack.request("tests.noop", parameters)
+    assert str(raised.value) == message
+
+
+def test_unknown_and_disabled_actions_are_refused(stack: EngineStack) -> None:
+    with pytest.raises(ValidationError, match='Action "tests.nope" cannot be found.'):
+        stack.request("tests.nope")
+    with pytest.raises(ValidationError, match='Unable to execute. Action "tests.off" is disabled.'):
+        stack.request("tests.off")
+
+
+def test_cancel_before_scheduling_cancels_at_once(stack: EngineStack) -> None:
+    requested = stack.request("tests.noop", {"message": "later"})
+    with unit_of_work(stack.runtime.sessions) as session:
+        outcome = cancel_execution(session, requested.execution_id, user="tester")
+    assert outcome.refused is None
+    stack.start_scheduler()
+    stack.start_runner()
+    canceled = stack.wait(requested.execution_id)
+    assert canceled.status == "canceled"
+    assert canceled.result == {"message": "Action canceled by user.", "user": "tester"}
+    with unit_of_work(stack.runtime.sessions) as session:
+        again = cancel_execution(session, requested.execution_id, user="tester")
+    assert again.refused is None
+
+
+def test_cancel_of_a_finished_execution_is_refused(stack: EngineStack) -> None:
+    stack.start_scheduler()
+    stack.start_runner()
+    requested = stack.request("tests.noop", {"message": "hi"})
+    stack.wait(requested.execution_id)
+    with unit_of_work(stack.runtime.sessions) as session:
+        outcome = cancel_execution(session, requested.execution_id, user="tester")
+    assert outcome.refused == "Action cannot be canceled. State = succeeded."
+
+
+def test_lost_requested_message_is_found_by_the_sweep(stack: EngineStack) -> None:
+    from poundcake.engine.executions.service import request_execution
+
+    with unit_of_work(stack.runtime.sessions) as session:
+        requested = request_execution(session, action_ref="tests.noop", parameters={"message": "m"}, user="t")
+    stack.start_scheduler()
+    stack.start_runner()
+    assert stack.wait(requested.execution_id, timeout=30).status == "succeeded"
+
+
+def test_many_executions_with_two_runners(stack: EngineStack) -> None:
+    stack.start_scheduler()
+    stack.start_runner()
+    stack.start_runner()
+    ids = [stack.request("tests.noop", {"message": str(i)}).execution_id for i in range(60)]
+    statuses = {stack.wait(execution_id).status for execution_id in ids}
+    assert statuses == {"succeeded"}
