@@ -75,7 +75,9 @@ def action(
     return row
 
 
-def concurrency_policy(session: Session, action_ref: str, threshold: int, behaviour: str = "delay") -> PolicyDB:
+def concurrency_policy(
+    session: Session, action_ref: str, threshold: int, behaviour: str = "delay"
+) -> PolicyDB:
     """An ``action.concurrency`` policy on ``action_ref``."""
     pack_name = action_ref.split(".", 1)[0]
     name = f"{action_ref.replace('.', '_')}_concurrency"

@@ -92,10 +92,16 @@ class EngineStack:
         thread.start()
         self.threads.append(thread)
 
-    def request(self, action_ref: str, parameters: dict[str, object] | None = None, **kw: object) -> RequestedExecution:
+    def request(
+        self, action_ref: str, parameters: dict[str, object] | None = None, **kw: object
+    ) -> RequestedExecution:
         with unit_of_work(self.runtime.sessions) as session:
             requested = request_execution(
-                session, action_ref=action_ref, parameters=parameters or {}, user="tester", **kw  # type: ignore[arg-type]
+                session,
+                action_ref=action_ref,
+                parameters=parameters or {},
+                user="tester",
+                **kw,  # type: ignore[arg-type]
             )
         self.runtime.publisher.requested(requested.liveaction_id, requested.execution_id)
         return requested
@@ -107,7 +113,12 @@ class EngineStack:
             session.expunge(found)
             return found
 
-    def wait(self, execution_id: str, statuses: frozenset[str] | set[str] = COMPLETED, timeout: float = 60) -> ExecutionDB:
+    def wait(
+        self,
+        execution_id: str,
+        statuses: frozenset[str] | set[str] = COMPLETED,
+        timeout: float = 60,
+    ) -> ExecutionDB:
         deadline = time.monotonic() + timeout
         while True:
             execution = self.execution(execution_id)
@@ -143,7 +154,9 @@ def engine_stack(tmp_path: Path, database: str) -> Iterator[EngineStack]:
         path = write_st2_conf(tmp_path / "st2.conf", database, url)
         config = load_st2_config(path)
         setup_engine_schema(config)
-        stack = EngineStack(config=config, config_path=path, runtime=make_runtime(config, pool_size=20))
+        stack = EngineStack(
+            config=config, config_path=path, runtime=make_runtime(config, pool_size=20)
+        )
         try:
             yield stack
         finally:
