@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/ensure-venv.sh dev
 scripts/start-services.sh
+scripts/install-test-tools.sh
 echo "== ruff check";        .venv/bin/ruff check src tests
 echo "== ruff format";       .venv/bin/ruff format --check src tests
 echo "== mypy --strict";     .venv/bin/mypy src

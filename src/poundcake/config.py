@@ -215,6 +215,8 @@ class SystemSection(_Section):
 
     data_dir: str | None = None
     base_path: str | None = None
+    run_dir: str | None = None
+    log_dir: str | None = None
 
 
 class SystemUserSection(_Section):
@@ -227,6 +229,7 @@ class ActionRunnerSection(_Section):
     """``[actionrunner]``: how each action runner process works."""
 
     concurrency: int = Field(default=8, ge=1, le=512)
+    workers: int = Field(default=1, ge=1, le=64)
     lease_seconds: float = Field(default=30.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
     max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -239,6 +242,18 @@ class SchedulerSection(_Section):
     sweep_interval: float = Field(default=2.0, gt=0)
     lost_after: float = Field(default=5.0, gt=0)
     unclaimed_after: float = Field(default=15.0, gt=0)
+
+
+class KeyValueSection(_Section):
+    """``[keyvalue]``: the key that encrypts secret datastore values."""
+
+    encryption_key_path: str | None = None
+
+
+class HttpRunnerSection(_Section):
+    """``[http_runner]``: private networks the http-request runner may reach (CIDRs)."""
+
+    allowed_networks: str = ""
 
 
 class LogSection(_Section):
@@ -260,6 +275,8 @@ _SECTIONS: dict[str, type[_Section]] = {
     "log": LogSection,
     "actionrunner": ActionRunnerSection,
     "scheduler": SchedulerSection,
+    "keyvalue": KeyValueSection,
+    "http_runner": HttpRunnerSection,
 }
 
 
@@ -280,6 +297,10 @@ class St2Config:
     log_level: str
     actionrunner: ActionRunnerSection
     scheduler: SchedulerSection
+    run_dir: Path
+    log_dir: Path
+    datastore_key_path: Path
+    http_allowed_networks: str
     sections: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
@@ -376,6 +397,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
     messaging: MessagingSection = _section(raw, "messaging", source)
     system_user: SystemUserSection = _section(raw, "system_user", source)
     log: LogSection = _section(raw, "log", source)
+    keyvalue: KeyValueSection = _section(raw, "keyvalue", source)
     return St2Config(
         source=source,
         data_dir=data_dir,
@@ -390,6 +412,12 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         log_level=log.level.upper(),
         actionrunner=_section(raw, "actionrunner", source),
         scheduler=_section(raw, "scheduler", source),
+        run_dir=Path(system.run_dir).expanduser() if system.run_dir else data_dir / "run",
+        log_dir=Path(system.log_dir).expanduser() if system.log_dir else data_dir / "logs",
+        datastore_key_path=Path(keyvalue.encryption_key_path).expanduser()
+        if keyvalue.encryption_key_path
+        else data_dir / "keys" / "datastore.key",
+        http_allowed_networks=_section(raw, "http_runner", source).allowed_networks,
         sections=raw,
     )
 

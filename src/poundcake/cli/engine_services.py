@@ -13,7 +13,6 @@ import typer
 from poundcake.cli.common import handles_errors
 from poundcake.config import St2Config, load_st2_config
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
-from poundcake.engine.runners.base import RunnerServices
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
 from poundcake.logging import configure_logging
@@ -81,8 +80,7 @@ def _actionrunner(config_file: ConfigFile = None) -> None:
         graceful_shutdown_seconds=section.graceful_shutdown_seconds,
         max_result_bytes=section.max_result_bytes,
     )
-    services = RunnerServices(config_file=Path(config.source) if not config.is_embedded else None)
-    serve("st2actionrunner", config, ActionRunner(runtime, settings, services), runtime)
+    serve("st2actionrunner", config, ActionRunner(runtime, settings), runtime)
 
 
 def scheduler_main() -> None:

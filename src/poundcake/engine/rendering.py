@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
+from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes, pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from poundcake.exceptions import ValidationError
@@ -26,6 +28,34 @@ _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{\s*(.*?)\s*\}\}\s*$", re.DOTALL)
 
 class RenderError(ValidationError):
     """A template could not be rendered (syntax error, undefined variable, sandbox refusal)."""
+
+
+class LazyValue(ABC):
+    """A value looked up only when a template uses it (datastore keys)."""
+
+    @abstractmethod
+    def _resolve(self) -> Any:
+        """Return the value."""
+
+    def _decrypted(self) -> Any:
+        return self._resolve()
+
+    def __str__(self) -> str:
+        return str(self._resolve())
+
+
+def _plain(value: Any) -> Any:
+    return value._resolve() if isinstance(value, LazyValue) else value
+
+
+@pass_context
+def _decrypt_kv(context: Context, value: Any) -> Any:
+    if isinstance(value, LazyValue):
+        return value._decrypted()
+    decrypt = context.get("decrypt_kv_value")
+    if decrypt is None:
+        raise RenderError("decrypt_kv: no datastore key is available here")
+    return decrypt(value)
 
 
 def _to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
@@ -81,6 +111,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "basename": os.path.basename,
     "dirname": os.path.dirname,
     "to_human_time_from_seconds": _human_time,
+    "decrypt_kv": _decrypt_kv,
 }
 
 
@@ -129,7 +160,7 @@ def render_string(template: str, context: Mapping[str, Any]) -> Any:
             result = env.compile_expression(single.group(1), undefined_to_none=False)(**context)
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
-            return result
+            return _plain(result)
         return env.from_string(template).render(**context)
     except TemplateError as error:
         raise RenderError(f"failed to render {template!r}: {error}") from None

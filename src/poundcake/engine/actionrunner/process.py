@@ -20,6 +20,7 @@ import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,8 +39,10 @@ from poundcake.engine.executions.service import (
     transition,
 )
 from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.keyvalue.datastore import SessionDatastore
 from poundcake.engine.messaging import RUNNER_QUEUE, make_connection
-from poundcake.engine.runners.base import Runner, RunnerOutcome, RunnerServices
+from poundcake.engine.runners.base import Runner, RunnerOutcome, RunnerRequest, RunnerServices
 from poundcake.engine.runners.registry import runner_class
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.exceptions import PoundCakeError
@@ -70,14 +73,13 @@ class ActionRunner:
     """One action runner process."""
 
     def __init__(
-        self,
-        runtime: EngineRuntime,
-        settings: ActionRunnerSettings | None = None,
-        services: RunnerServices | None = None,
+        self, runtime: EngineRuntime, settings: ActionRunnerSettings | None = None
     ) -> None:
         self.runtime = runtime
         self.settings = settings or ActionRunnerSettings()
-        self.services = services or RunnerServices(config_file=None)
+        config = runtime.config
+        self._cipher = DatastoreCipher.from_key_file(config.datastore_key_path)
+        self._config_file = None if config.is_embedded else Path(config.source)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self._active: dict[str, Runner] = {}
         self._lock = threading.Lock()
@@ -126,7 +128,7 @@ class ActionRunner:
             with unit_of_work(self.runtime.sessions) as session:
                 execution = session.get(ExecutionDB, execution_id)
                 assert execution is not None
-                request = build_request(session, execution)
+                request = build_request(session, execution, self._cipher)
             writer = OutputWriter(
                 self.runtime.sessions,
                 self.runtime.publisher,
@@ -134,7 +136,7 @@ class ActionRunner:
                 action_ref=request.action_ref,
                 runner_ref=request.runner_type,
             )
-            runner = runner_class(request.runner_type)(request, writer, self.services)
+            runner = runner_class(request.runner_type)(request, writer, self._services(request))
             with self._lock:
                 self._active[liveaction_id] = runner
             try:
@@ -156,6 +158,14 @@ class ActionRunner:
         finally:
             if writer is not None:
                 writer.flush()
+
+    def _services(self, request: RunnerRequest) -> RunnerServices:
+        datastore = SessionDatastore(
+            self.runtime.sessions,
+            key_path=self.runtime.config.datastore_key_path,
+            user=request.user,
+        )
+        return RunnerServices(datastore=datastore, config_file=self._config_file)
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:
         self.runtime.publisher.event(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from poundcake.engine.actions.parameters import merge_schemas, resolve_parameters, split_parameters
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.service import pack_config, render_context
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.packs.models import PackDB
 from poundcake.engine.runners.base import RunnerRequest
 from poundcake.exceptions import ValidationError
@@ -21,7 +22,9 @@ def _timeout(runner_parameters: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
-def build_request(session: Session, execution: ExecutionDB) -> RunnerRequest:
+def build_request(
+    session: Session, execution: ExecutionDB, cipher: DatastoreCipher | None = None
+) -> RunnerRequest:
     """Resolve the execution's parameters again (as StackStorm does at run time) into a request."""
     action: dict[str, Any] = execution.action_snapshot or {}
     runner: dict[str, Any] = execution.runner or {}
@@ -32,7 +35,7 @@ def build_request(session: Session, execution: ExecutionDB) -> RunnerRequest:
     final = resolve_parameters(
         schema,
         execution.parameters or {},
-        render_context(session, pack=pack, action_context=context),
+        render_context(session, pack=pack, action_context=context, cipher=cipher),
     )
     runner_parameters, action_parameters = split_parameters(runner_schema, final)
     pack_path_text = session.scalar(sa.select(PackDB.path).where(PackDB.ref == pack))

@@ -33,6 +33,8 @@ from poundcake.engine.executions.states import (
     ExecutionStatus,
     check_transition,
 )
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.keyvalue.lookup import datastore_context
 from poundcake.engine.packs.models import ConfigDB
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.exceptions import NotFoundError, ValidationError
@@ -82,10 +84,19 @@ def load_action(session: Session, action_ref: str) -> tuple[ActionDB, RunnerType
 
 
 def render_context(
-    session: Session, *, pack: str, action_context: Mapping[str, Any]
+    session: Session,
+    *,
+    pack: str,
+    action_context: Mapping[str, Any],
+    cipher: DatastoreCipher | None = None,
 ) -> dict[str, Any]:
     """What parameter templates may refer to besides other parameters."""
-    return {"action_context": dict(action_context), "config_context": pack_config(session, pack)}
+    user = action_context.get("user")
+    return {
+        **datastore_context(session, user=str(user) if user else None, cipher=cipher),
+        "action_context": dict(action_context),
+        "config_context": pack_config(session, pack),
+    }
 
 
 def request_execution(
@@ -98,6 +109,7 @@ def request_execution(
     delay: int | None = None,
     parent: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    cipher: DatastoreCipher | None = None,
 ) -> RequestedExecution:
     """Validate and record a new execution in ``requested``.
 
@@ -113,7 +125,7 @@ def request_execution(
     final = resolve_parameters(
         schema,
         parameters,
-        render_context(session, pack=action.pack, action_context=execution_context),
+        render_context(session, pack=action.pack, action_context=execution_context, cipher=cipher),
     )
     stored = {name: final[name] for name in parameters if name in final}
     now = utcnow()

@@ -1,0 +1,1 @@
+"""The ``http-request`` runner, guarded against requests to internal addresses (SSRF)."""

@@ -1,0 +1,1 @@
+"""The ``python-script`` runner: Python actions run in a subprocess of the engine's interpreter."""

@@ -1,0 +1,1 @@
+"""Runner-side helpers for pack code."""

@@ -1,0 +1,241 @@
+"""The ``python-script`` runner.
+
+The action runs in a child of the engine's own interpreter (``python -m
+poundcake.engine.runners.python.wrapper``) in a new process group. The request (entry point,
+parameters, pack config) goes to the child on one pipe and the return value of ``run()`` comes
+back on another, so whatever the action prints stays in its stdout. The child finds the engine's
+database through ``ST2_CONFIG_PATH`` (from :attr:`RunnerServices.config_file`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import poundcake
+from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.runners.base import (
+    OutputSink,
+    Runner,
+    RunnerOutcome,
+    RunnerRequest,
+    RunnerServices,
+)
+from poundcake.engine.runners.python.process import StreamedProcess
+from poundcake.exceptions import ValidationError
+
+WRAPPER_MODULE = "poundcake.engine.runners.python.wrapper"
+COMPAT_DIR = Path(__file__).parent / "compat"
+DEFAULT_TIMEOUT = 600
+DEFAULT_LOG_LEVEL = "DEBUG"
+KILLED_EXIT_CODE = -9
+# Variables the engine's own environment lends the action: enough to find programs, the locale
+# and the engine's configuration. Anything else an action needs comes from the ``env`` parameter.
+INHERITED_VARIABLES = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "ST2_CONFIG_PATH",
+    "POUNDCAKE_DATA_DIR",
+    "POUNDCAKE_MYSQL_SOCKET",
+)
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+class PythonRunner(Runner):
+    """Runs a pack's Python action class in a subprocess."""
+
+    runner_type = "python-script"
+
+    def __init__(
+        self, request: RunnerRequest, output: OutputSink, services: RunnerServices | None = None
+    ) -> None:
+        super().__init__(request, output, services)
+        self._lock = threading.Lock()
+        self._process: StreamedProcess | None = None
+        self._canceled = False
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the action may run: the request's timeout, else the ``timeout`` parameter."""
+        if self.request.timeout is not None:
+            return float(self.request.timeout)
+        return float(self.request.runner_parameters.get("timeout") or DEFAULT_TIMEOUT)
+
+    def pre_run(self) -> None:
+        path = self.request.entry_point_path
+        if path is None or not path.is_file():
+            where = path or self.request.entry_point or "(none)"
+            raise ValidationError(
+                f'Action "{self.request.action_ref}": entry point {where} is not a file.'
+            )
+        if self.timeout <= 0:
+            raise ValidationError(f"timeout must be positive (got {self.timeout}).")
+        env = self.request.runner_parameters.get("env")
+        if env is not None and not isinstance(env, dict):
+            raise ValidationError("env must be an object of variable names to values.")
+
+    def _log_level(self) -> str:
+        if self.request.runner_parameters.get("debug"):
+            return "DEBUG"
+        return str(self.request.runner_parameters.get("log_level") or DEFAULT_LOG_LEVEL)
+
+    def _python_path(self) -> str:
+        paths = [str(COMPAT_DIR)]
+        if self.request.pack_path is not None:
+            library = self.request.pack_path / "actions" / "lib"
+            if library.is_dir():
+                paths.append(str(library))
+        paths.append(str(Path(poundcake.__file__).resolve().parents[1]))
+        return os.pathsep.join(paths)
+
+    def _environment(self) -> dict[str, str]:
+        env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+        for name, value in (self.request.runner_parameters.get("env") or {}).items():
+            env[str(name)] = str(value)
+        if self.services.config_file is not None:
+            env["ST2_CONFIG_PATH"] = str(self.services.config_file)
+        env.update(
+            PYTHONPATH=self._python_path(),
+            PYTHONUNBUFFERED="1",
+            PYTHONIOENCODING="utf-8",
+            ST2_ACTION_PACK_NAME=self.request.pack,
+            ST2_ACTION_EXECUTION_ID=self.request.execution_id,
+        )
+        return env
+
+    def _payload(self) -> bytes:
+        request = self.request
+        document = {
+            "entry_point": str(request.entry_point_path),
+            "pack": request.pack,
+            "action_ref": request.action_ref,
+            "user": request.user,
+            "execution_id": request.execution_id,
+            "parameters": dict(request.action_parameters),
+            "config": dict(request.pack_config),
+            "log_level": self._log_level(),
+        }
+        return json.dumps(document, default=str).encode("utf-8")
+
+    def run(self) -> RunnerOutcome:
+        timeout = self.timeout
+        input_read, input_write = os.pipe()
+        result_read, result_write = os.pipe()
+        argv = [
+            sys.executable,
+            "-P",  # the action's directory must not shadow modules the wrapper imports
+            "-m",
+            WRAPPER_MODULE,
+            "--input-fd",
+            str(input_read),
+            "--result-fd",
+            str(result_write),
+        ]
+        assert self.request.entry_point_path is not None
+        process = StreamedProcess(
+            argv,
+            env=self._environment(),
+            output=self.output,
+            cwd=self.request.entry_point_path.parent,
+            pass_fds=(input_read, result_write),
+        )
+        try:
+            with self._lock:
+                if self._canceled:
+                    os.close(input_write)
+                    os.close(result_read)
+                    return self._outcome(ExecutionStatus.CANCELED, None, "", "", None)
+                process.start()
+                self._process = process
+        except OSError as error:
+            os.close(input_write)
+            os.close(result_read)
+            result = {"error": f"Cannot start the Python interpreter: {error}"}
+            return RunnerOutcome(ExecutionStatus.FAILED, result)
+        finally:
+            os.close(input_read)
+            os.close(result_write)
+        feeder = threading.Thread(target=_feed, args=(input_write, self._payload()), daemon=True)
+        feeder.start()
+        returned: list[bytes] = []
+        collector = threading.Thread(target=_collect, args=(result_read, returned), daemon=True)
+        collector.start()
+
+        exit_code = process.wait(timeout)
+        timed_out = exit_code is None
+        if timed_out:
+            process.kill()
+        stdout, stderr = process.finish()
+        exit_code = process.wait(None)
+        feeder.join()
+        collector.join()
+        with self._lock:
+            canceled = self._canceled
+        if canceled:
+            return self._outcome(ExecutionStatus.CANCELED, None, stdout, stderr, exit_code)
+        if timed_out:
+            message = f"Action failed to complete in {_seconds(timeout)} seconds"
+            return self._outcome(ExecutionStatus.TIMEOUT, None, stdout, stderr, exit_code, message)
+        return self._completed(b"".join(returned), stdout, stderr, exit_code)
+
+    def _completed(
+        self, returned: bytes, stdout: str, stderr: str, exit_code: int | None
+    ) -> RunnerOutcome:
+        try:
+            document = json.loads(returned) if returned else {}
+        except ValueError:
+            document = {}
+        result = document.get("result") if isinstance(document, dict) else None
+        status = ExecutionStatus.SUCCEEDED
+        if exit_code != 0 or (isinstance(document, dict) and document.get("status") is False):
+            status = ExecutionStatus.FAILED
+        return self._outcome(status, result, stdout, stderr, exit_code)
+
+    @staticmethod
+    def _outcome(
+        status: ExecutionStatus,
+        result: Any,
+        stdout: str,
+        stderr: str,
+        exit_code: int | None,
+        error: str | None = None,
+    ) -> RunnerOutcome:
+        document: dict[str, Any] = {
+            "result": result,
+            "stdout": stdout,
+            "stderr": stderr,
+            "exit_code": KILLED_EXIT_CODE if exit_code is None else exit_code,
+        }
+        if error is not None:
+            document["error"] = error
+        return RunnerOutcome(status, document)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._canceled = True
+            process = self._process
+        if process is not None:
+            process.kill()
+
+
+def _feed(descriptor: int, payload: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError), os.fdopen(descriptor, "wb") as pipe:
+        pipe.write(payload)
+
+
+def _collect(descriptor: int, into: list[bytes]) -> None:
+    with os.fdopen(descriptor, "rb") as pipe:
+        into.append(pipe.read())

@@ -1,0 +1,513 @@
+"""The python-script runner: real subprocesses running small actions written per test."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from poundcake.db.engine import make_st2_engine
+from poundcake.db.session import make_session_factory, unit_of_work
+from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.keyvalue import service
+from poundcake.engine.keyvalue.models import KeyValuePairDB
+from poundcake.engine.runners.base import RunnerOutcome, RunnerRequest, RunnerServices
+from poundcake.engine.runners.python.runner import PythonRunner
+from poundcake.engine.runners.registry import runner_class, runner_types
+from poundcake.exceptions import ValidationError
+from poundcake.ids import new_id
+from tests.integration.datastore_helpers import engine_config
+
+
+class Recorder:
+    """An output sink that remembers lines and can wake a test when one arrives."""
+
+    def __init__(self, on_line: Callable[[str, str], None] | None = None) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self._on_line = on_line
+        self._changed = threading.Condition()
+
+    def __call__(self, output_type: str, data: str) -> None:
+        with self._changed:
+            self.lines.append((output_type, data))
+            self._changed.notify_all()
+        if self._on_line is not None:
+            self._on_line(output_type, data)
+
+    def wait_for(self, text: str, timeout: float = 30) -> bool:
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: any(text in data for _, data in self.lines), timeout
+            )
+
+
+def write_action(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / "packs" / "examples" / "actions" / f"{name}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def make_request(path: Path, **fields: Any) -> RunnerRequest:
+    return RunnerRequest(
+        execution_id=new_id(),
+        action_ref=f"examples.{path.stem}",
+        pack="examples",
+        runner_type="python-script",
+        entry_point=path.name,
+        entry_point_path=path,
+        pack_path=path.parent.parent,
+        **fields,
+    )
+
+
+def run(runner: PythonRunner) -> RunnerOutcome:
+    runner.pre_run()
+    outcome = runner.run()
+    runner.post_run(outcome)
+    return outcome
+
+
+def test_registered_as_python_script() -> None:
+    spec = runner_types()["python-script"]
+    assert spec.output_key == "result"
+    assert spec.runner_parameters["timeout"]["default"] == 600
+    assert spec.runner_parameters["log_level"]["default"] == "DEBUG"
+    assert set(spec.runner_parameters) == {
+        "debug",
+        "content_version",
+        "env",
+        "timeout",
+        "log_level",
+    }
+    assert runner_class("python-script") is PythonRunner
+
+
+def test_the_compat_package_is_only_for_actions() -> None:
+    assert importlib.util.find_spec("st2common") is None
+
+
+def test_success_returns_result_and_output(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "double",
+        """
+        from st2common.runners.base_action import Action
+
+        class Double(Action):
+            def run(self, number):
+                print("doubling", number)
+                self.logger.info("region is %s", self.config["region"])
+                return {"doubled": number * 2}
+        """,
+    )
+    sink = Recorder()
+    request = make_request(path, action_parameters={"number": 21}, pack_config={"region": "eu"})
+    outcome = run(PythonRunner(request, sink))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    result = outcome.result
+    assert result["result"] == {"doubled": 42}
+    assert result["stdout"] == "doubling 21\n"
+    assert result["exit_code"] == 0
+    assert "INFO actions.python.Double [-] region is eu" in result["stderr"]
+    assert ("stdout", "doubling 21\n") in sink.lines
+    assert any(kind == "stderr" and "region is eu" in data for kind, data in sink.lines)
+
+
+def test_config_defaults_to_an_empty_dict(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "show_config",
+        """
+        from st2common.runners.base_action import Action
+
+        class ShowConfig(Action):
+            def run(self):
+                return {"config": self.config, "has_service": self.action_service is not None}
+        """,
+    )
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED
+    assert outcome.result["result"] == {"config": {}, "has_service": True}
+
+
+@pytest.mark.parametrize(
+    ("returned", "status", "result"),
+    [
+        ("(False, {'reason': 'disk full'})", ExecutionStatus.FAILED, {"reason": "disk full"}),
+        ("(True, 'fine')", ExecutionStatus.SUCCEEDED, "fine"),
+        ("[1, 2]", ExecutionStatus.SUCCEEDED, [1, 2]),
+        ("None", ExecutionStatus.SUCCEEDED, None),
+    ],
+)
+def test_status_tuple(
+    tmp_path: Path, returned: str, status: ExecutionStatus, result: object
+) -> None:
+    path = write_action(
+        tmp_path,
+        "tuple_result",
+        f"""
+        from st2common.runners.base_action import Action
+
+        class TupleResult(Action):
+            def run(self):
+                return {returned}
+        """,
+    )
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is status
+    assert outcome.result["result"] == result
+    assert outcome.result["exit_code"] == 0
+
+
+def test_exception_fails_with_the_traceback(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "explode",
+        """
+        from st2common.runners.base_action import Action
+
+        class Explode(Action):
+            def run(self):
+                print("about to fail")
+                raise RuntimeError("boom")
+        """,
+    )
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is ExecutionStatus.FAILED
+    assert outcome.result["exit_code"] == 1
+    assert outcome.result["result"] is None
+    assert outcome.result["stdout"] == "about to fail\n"
+    assert "Traceback (most recent call last)" in outcome.result["stderr"]
+    assert "RuntimeError: boom" in outcome.result["stderr"]
+
+
+def test_a_module_without_one_action_class_fails(tmp_path: Path) -> None:
+    path = write_action(tmp_path, "empty", "VALUE = 1\n")
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is ExecutionStatus.FAILED
+    assert "must define exactly one subclass" in outcome.result["stderr"]
+
+
+def test_helpers_and_intermediate_bases_are_not_the_action(tmp_path: Path) -> None:
+    library = tmp_path / "packs" / "examples" / "actions" / "lib"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text("")
+    (library / "helpers.py").write_text("PREFIX = 'from lib'\n")
+    path = write_action(
+        tmp_path,
+        "layered",
+        """
+        from st2common.runners.base_action import Action
+        from lib.helpers import PREFIX
+
+        class Base(Action):
+            def greet(self):
+                return PREFIX
+
+        class Layered(Base):
+            def run(self):
+                return self.greet()
+        """,
+    )
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == "from lib"
+
+
+def test_missing_entry_point_is_refused_before_running(tmp_path: Path) -> None:
+    runner = PythonRunner(make_request(tmp_path / "absent.py"), Recorder())
+    with pytest.raises(ValidationError, match="is not a file"):
+        runner.pre_run()
+
+
+def test_env_parameter_log_level_and_unserialisable_results(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "environment",
+        """
+        import datetime
+        import os
+        from st2common.runners.base_action import Action
+
+        class Environment(Action):
+            def run(self):
+                self.logger.debug("hidden debug line")
+                self.logger.warning("visible warning line")
+                return {
+                    "greeting": os.environ["GREETING"],
+                    "pack": os.environ["ST2_ACTION_PACK_NAME"],
+                    "when": datetime.date(2024, 5, 1),
+                }
+        """,
+    )
+    request = make_request(
+        path, runner_parameters={"env": {"GREETING": "hi"}, "log_level": "WARNING"}
+    )
+    outcome = run(PythonRunner(request, Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    result = outcome.result["result"]
+    assert result["greeting"] == "hi"
+    assert result["pack"] == "examples"
+    assert result["when"] == "datetime.date(2024, 5, 1)"
+    assert "visible warning line" in outcome.result["stderr"]
+    assert "hidden debug line" not in outcome.result["stderr"]
+
+
+def test_output_streams_while_the_action_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "first-line-seen"
+
+    def on_line(kind: str, data: str) -> None:
+        if data == "first\n":
+            marker.touch()
+
+    path = write_action(
+        tmp_path,
+        "chatty",
+        f"""
+        import os
+        import time
+        from st2common.runners.base_action import Action
+
+        class Chatty(Action):
+            def run(self):
+                print("first")
+                deadline = time.monotonic() + 20
+                while not os.path.exists({str(marker)!r}):
+                    if time.monotonic() > deadline:
+                        return "first line was not streamed"
+                    time.sleep(0.05)
+                print("second")
+                return "streamed"
+        """,
+    )
+    sink = Recorder(on_line)
+    outcome = run(PythonRunner(make_request(path), sink))
+    assert outcome.status is ExecutionStatus.SUCCEEDED
+    assert outcome.result["result"] == "streamed"
+    assert [data for kind, data in sink.lines if kind == "stdout"] == ["first\n", "second\n"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    path = write_action(
+        tmp_path,
+        "sleepy",
+        f"""
+        import pathlib
+        import subprocess
+        import time
+        from st2common.runners.base_action import Action
+
+        class Sleepy(Action):
+            def run(self):
+                child = subprocess.Popen(["sleep", "60"])
+                pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))
+                print("sleeping", flush=True)
+                time.sleep(60)
+        """,
+    )
+    sink = Recorder()
+    started = time.monotonic()
+    outcome = run(PythonRunner(make_request(path, timeout=3), sink))
+    assert time.monotonic() - started < 15
+    assert outcome.status is ExecutionStatus.TIMEOUT
+    assert outcome.result["error"] == "Action failed to complete in 3 seconds"
+    assert outcome.result["exit_code"] == -9
+    assert outcome.result["stdout"] == "sleeping\n"
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while not _gone(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(grandchild)
+
+
+def test_timeout_parameter_is_used_without_a_request_timeout(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "slow",
+        """
+        import time
+        from st2common.runners.base_action import Action
+
+        class Slow(Action):
+            def run(self):
+                time.sleep(60)
+        """,
+    )
+    request = make_request(path, runner_parameters={"timeout": 2})
+    outcome = run(PythonRunner(request, Recorder()))
+    assert outcome.status is ExecutionStatus.TIMEOUT
+    assert outcome.result["error"] == "Action failed to complete in 2 seconds"
+
+
+def test_cancel_from_another_thread(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "waiter",
+        """
+        import time
+        from st2common.runners.base_action import Action
+
+        class Waiter(Action):
+            def run(self):
+                print("started", flush=True)
+                time.sleep(60)
+        """,
+    )
+    sink = Recorder()
+    runner = PythonRunner(make_request(path), sink)
+
+    def cancel_when_started() -> None:
+        assert sink.wait_for("started")
+        runner.cancel()
+
+    canceller = threading.Thread(target=cancel_when_started)
+    canceller.start()
+    started = time.monotonic()
+    outcome = run(runner)
+    canceller.join()
+    assert time.monotonic() - started < 15
+    assert outcome.status is ExecutionStatus.CANCELED
+    assert outcome.result["stdout"] == "started\n"
+
+
+def test_cancel_before_run_starts_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = write_action(
+        tmp_path,
+        "never",
+        f"""
+        import pathlib
+        from st2common.runners.base_action import Action
+
+        class Never(Action):
+            def run(self):
+                pathlib.Path({str(marker)!r}).touch()
+        """,
+    )
+    runner = PythonRunner(make_request(path), Recorder())
+    runner.cancel()
+    outcome = run(runner)
+    assert outcome.status is ExecutionStatus.CANCELED
+    assert not marker.exists()
+
+
+def test_datastore_from_inside_the_action(tmp_path: Path, scratch_database: str) -> None:
+    config = engine_config(tmp_path, database=scratch_database)
+    engine = make_st2_engine(config, pool_size=1)
+    factory = make_session_factory(engine)
+    with unit_of_work(factory) as session:
+        service.set_value(session, name="shared", value="from-the-test")
+    path = write_action(
+        tmp_path,
+        "store",
+        """
+        from st2common.runners.base_action import Action
+
+        class Store(Action):
+            def run(self):
+                service = self.action_service
+                service.set_value("counter", "1")
+                service.set_value("mine", "u", scope="user")
+                service.set_value("token", "hunter2", encrypt=True)
+                service.set_value("temporary", "t", ttl=600)
+                return {
+                    "shared": service.get_value("shared", local=False),
+                    "shared_local": service.get_value("shared"),
+                    "counter": service.get_value("counter"),
+                    "mine": service.get_value("mine", scope="user"),
+                    "token": service.get_value("token", decrypt=True),
+                    "token_masked": service.get_value("token") != "hunter2",
+                    "listed": [item["name"] for item in service.list_values()],
+                    "deleted": service.delete_value("counter"),
+                    "deleted_again": service.delete_value("counter"),
+                }
+        """,
+    )
+    request = make_request(path, user="alice")
+    services = RunnerServices(config_file=Path(config.source))
+    outcome = run(PythonRunner(request, Recorder(), services))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {
+        "shared": "from-the-test",
+        "shared_local": None,
+        "counter": "1",
+        "mine": "u",
+        "token": "hunter2",
+        "token_masked": True,
+        "listed": [
+            "examples.Store:counter",
+            "examples.Store:temporary",
+            "examples.Store:token",
+        ],
+        "deleted": True,
+        "deleted_again": False,
+    }
+    with factory() as session:
+        rows = {(r.scope, r.name): r for r in session.scalars(sa.select(KeyValuePairDB))}
+    engine.dispose()
+    assert set(rows) == {
+        ("st2kv.system", "shared"),
+        ("st2kv.user", "alice:examples.Store:mine"),
+        ("st2kv.system", "examples.Store:token"),
+        ("st2kv.system", "examples.Store:temporary"),
+    }
+    token = rows[("st2kv.system", "examples.Store:token")]
+    assert token.secret and "hunter2" not in token.value
+    assert rows[("st2kv.system", "examples.Store:temporary")].expire_timestamp is not None
+    assert (tmp_path / "keys" / "datastore.key").stat().st_mode & 0o077 == 0
+
+
+def test_actions_that_skip_the_datastore_need_no_database(tmp_path: Path) -> None:
+    conf = tmp_path / "unreachable.conf"
+    conf.write_text("[database]\nbackend = mysql\nhost = 127.0.0.1\nport = 1\ndb_name = nowhere\n")
+    path = write_action(
+        tmp_path,
+        "plain",
+        """
+        from st2common.runners.base_action import Action
+
+        class Plain(Action):
+            def run(self):
+                return "no database needed"
+        """,
+    )
+    services = RunnerServices(config_file=conf)
+    outcome = run(PythonRunner(make_request(path), Recorder(), services))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == "no database needed"
+    assert os.environ.get("ST2_CONFIG_PATH") != str(conf)
+
+
+def test_action_files_do_not_shadow_the_wrappers_modules(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "json",
+        """
+        from st2common.runners.base_action import Action
+
+        class Json(Action):
+            def run(self):
+                return {"module": __name__}
+        """,
+    )
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {"module": "_pack_action_json"}
