@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian tools the integration tests need besides the database servers, if missing:
-# OpenSSH's server (the remote-shell runner tests start their own sshd on a loopback port).
-# Safe to run again; needs root to install.
+# OpenSSH's server (the remote-shell runner tests start their own sshd on a loopback port), and
+# the official st2 CLI in .venv-st2. Safe to run again; needs root to install Debian packages.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -21,3 +22,13 @@ install_if_missing() {
 
 install_if_missing /usr/sbin/sshd openssh-server
 install_if_missing ssh-keygen openssh-client
+
+# The official StackStorm CLI, in a venv of its own (it pins its dependencies exactly and must
+# never share the project's environment): the engine API tests drive it.
+if [ ! -x .venv-st2/bin/st2 ]; then
+  python=python3.11
+  command -v "$python" >/dev/null 2>&1 || python=python3
+  echo "Installing st2client 3.9.0 into .venv-st2"
+  "$python" -m venv .venv-st2
+  .venv-st2/bin/python -m pip install --quiet --disable-pip-version-check st2client==3.9.0
+fi

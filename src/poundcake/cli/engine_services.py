@@ -1,18 +1,22 @@
-"""Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``."""
+"""Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``,
+``st2api`` and ``st2auth``."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Protocol
 
 import typer
+import uvicorn
 
 from poundcake.cli.common import handles_errors
 from poundcake.config import St2Config, load_st2_config
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
+from poundcake.engine.api.app import Listener, create_app
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
 from poundcake.logging import configure_logging
@@ -43,6 +47,9 @@ def serve(name: str, config: St2Config, service: Service, runtime: EngineRuntime
     logger.info("%s starting with %s", name, config.source)
     try:
         service.run(stop)
+    except Exception:
+        logger.exception("%s stopped on an unexpected error", name)
+        raise
     finally:
         runtime.close()
         logger.info("%s stopped", name)
@@ -83,11 +90,57 @@ def _actionrunner(config_file: ConfigFile = None) -> None:
     serve("st2actionrunner", config, ActionRunner(runtime, settings), runtime)
 
 
+def _listen(listener: Listener, config_file: Path | None) -> None:
+    config, runtime = _runtime(config_file, pool_size=10)
+    section = {"api": config.api, "auth": config.auth, "stream": config.stream}[listener]
+    app = create_app(runtime, [listener])
+    logger.info("st2%s listening on %s:%s", listener, section.host, section.port)
+    try:
+        uvicorn.run(
+            app,
+            host=section.host,
+            port=section.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        runtime.close()
+
+
+@handles_errors
+def _api(config_file: ConfigFile = None) -> None:
+    """Serve StackStorm's REST API (default port 9101)."""
+    _listen("api", config_file)
+
+
+@handles_errors
+def _auth(config_file: ConfigFile = None) -> None:
+    """Serve StackStorm's token service (default port 9100)."""
+    _listen("auth", config_file)
+
+
+def _app(command: Callable[..., None]) -> typer.Typer:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(command)
+    return app
+
+
 def scheduler_main() -> None:
     """Entry point of ``st2scheduler``."""
-    typer.run(_scheduler)
+    _app(_scheduler)()
 
 
 def actionrunner_main() -> None:
     """Entry point of ``st2actionrunner``."""
-    typer.run(_actionrunner)
+    _app(_actionrunner)()
+
+
+def api_main() -> None:
+    """Entry point of ``st2api``."""
+    _app(_api)()
+
+
+def auth_main() -> None:
+    """Entry point of ``st2auth``."""
+    _app(_auth)()

@@ -22,6 +22,8 @@ Services = Annotated[
 def engine_services(config: St2Config) -> list[ServiceSpec]:
     """The engine's processes in start order."""
     return [
+        ServiceSpec("st2api"),
+        ServiceSpec("st2auth"),
         ServiceSpec("st2scheduler"),
         ServiceSpec("st2actionrunner", instances=config.actionrunner.workers),
     ]

@@ -36,40 +36,68 @@ RUNNER_QUEUE = Queue(
 _RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 
 
-def make_connection(url: str) -> Connection:
-    """Open a kombu connection for the engine's broker URL."""
-    return Connection(url, transport_options={"confirm_publish": True}, heartbeat=30)
+def make_connection(url: str, *, confirm: bool = True) -> Connection:
+    """Open a kombu connection for the engine's broker URL (publisher confirms on AMQP)."""
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return Connection(url, transport_options={"confirm_publish": confirm}, heartbeat=30)
+    return Connection(url)
 
 
-class Publisher:
-    """Publishes engine messages; safe to share between threads."""
+class _Channel:
+    """One connection and producer, used under a lock."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._lock = threading.Lock()
-        self._connection: Connection | None = None
-        self._producer: Producer | None = None
+    def __init__(self, url: str, confirm: bool) -> None:
+        self.url = url
+        self.confirm = confirm
+        self.lock = threading.Lock()
+        self.connection: Connection | None = None
+        self.producer: Producer | None = None
+        self.declared: set[str] = set()
 
-    def _ensure(self) -> Producer:
-        if self._producer is None:
-            self._connection = make_connection(self._url)
-            self._producer = Producer(self._connection.channel(), serializer="json")
-        return self._producer
-
-    def _publish(
-        self, body: Mapping[str, Any], *, exchange: Exchange, routing_key: str, declare: list[Any]
+    def publish(
+        self, body: Mapping[str, Any], exchange: Exchange, routing_key: str, declare: list[Any]
     ) -> None:
-        with self._lock:
-            producer = self._ensure()
-            assert self._connection is not None
-            publish = self._connection.ensure(producer, producer.publish, **_RETRY_POLICY)
+        with self.lock:
+            if self.producer is None or self.connection is None:
+                self.connection = make_connection(self.url, confirm=self.confirm)
+                self.producer = Producer(self.connection.channel(), serializer="json")
+                self.declared = set()
+            key = f"{exchange.name}:{routing_key}"
+            needed = [] if key in self.declared else declare
+            publish = self.connection.ensure(self.producer, self.producer.publish, **_RETRY_POLICY)
             publish(
                 dict(body),
                 exchange=exchange,
                 routing_key=routing_key,
-                declare=declare,
-                delivery_mode=2,
+                declare=needed,
+                delivery_mode=2 if self.confirm else 1,
             )
+            self.declared.add(key)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.connection is not None:
+                self.connection.release()
+            self.connection = None
+            self.producer = None
+
+
+class Publisher:
+    """Publishes engine messages; safe to share between threads.
+
+    Work and requested messages are persistent and confirmed by the broker; events are
+    notifications (the database holds the state), sent without waiting for confirmation.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._work = _Channel(url, confirm=True)
+        self._events = _Channel(url, confirm=False)
+
+    def _publish(
+        self, body: Mapping[str, Any], *, exchange: Exchange, routing_key: str, declare: list[Any]
+    ) -> None:
+        channel = self._events if exchange is EVENT_EXCHANGE else self._work
+        channel.publish(body, exchange, routing_key, declare)
 
     def requested(self, liveaction_id: str, execution_id: str) -> None:
         """Tell the scheduler a live action was requested."""
@@ -90,9 +118,6 @@ class Publisher:
         self._publish(body, exchange=EVENT_EXCHANGE, routing_key=name, declare=[EVENT_EXCHANGE])
 
     def close(self) -> None:
-        """Release the connection."""
-        with self._lock:
-            if self._connection is not None:
-                self._connection.release()
-            self._connection = None
-            self._producer = None
+        """Release the connections."""
+        self._work.close()
+        self._events.close()

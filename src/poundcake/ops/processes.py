@@ -19,6 +19,8 @@ from pathlib import Path
 
 from poundcake.exceptions import ConfigurationError
 
+STARTUP_GRACE_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -96,7 +98,9 @@ class ProcessManager:
                 close_fds=True,
             )
         self.pid_file(name).write_text(f"{process.pid}\n")
-        time.sleep(0.3)
+        deadline = time.monotonic() + STARTUP_GRACE_SECONDS
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
         if process.poll() is not None:
             self.pid_file(name).unlink(missing_ok=True)
             raise ConfigurationError(

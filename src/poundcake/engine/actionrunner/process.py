@@ -1,11 +1,12 @@
 """The ``st2actionrunner`` process: run scheduled work, any number of processes side by side.
 
-Each work message names a live action. A worker thread claims it (``scheduled -> running``
-under this process's lease; a claim that loses the race is a duplicate and is dropped), runs it
-through its runner plugin, and records the outcome. Messages are acknowledged only after the
-outcome is committed, so work a dead process had taken is delivered again; the lease tells the
-scheduler's sweep which running executions lost their runner. A heartbeat renews the leases and
-delivers cancel requests to running plugins.
+Work messages name live actions. The consuming thread claims what arrives in one transaction
+(``scheduled -> running`` under this process's lease; a claim that loses the race is a duplicate
+and is dropped), hands each claimed execution to a worker thread that runs it through its
+runner plugin, and records finished outcomes in batches, one commit per batch. Messages are
+acknowledged only after the outcome is committed, so work a dead process had taken is delivered
+again; the lease tells the scheduler's sweep which running executions lost their runner. A
+heartbeat renews the leases and delivers cancel requests to running plugins.
 """
 
 from __future__ import annotations
@@ -18,19 +19,18 @@ import socket
 import threading
 import time
 import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from kombu.messaging import Consumer
 from kombu.transport.base import Message
 
 from poundcake.db.session import unit_of_work
+from poundcake.engine.actionrunner.children import ExecutionChildren
 from poundcake.engine.actionrunner.output import OutputWriter
-from poundcake.engine.actionrunner.request import build_request
-from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.actionrunner.request import ClaimedWork, build_request, load_claimed
 from poundcake.engine.executions.service import (
     DEFAULT_MAX_RESULT_BYTES,
     claim,
@@ -52,6 +52,7 @@ from poundcake.logging import execution_id_var
 logger = logging.getLogger(__name__)
 
 S = ExecutionStatus
+OUTPUT_FLUSH_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,17 @@ class ActionRunnerSettings:
         return max(0.2, self.lease_seconds / 3)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A run that ended, waiting to be recorded and acknowledged."""
+
+    liveaction_id: str
+    execution_id: str
+    outcome: RunnerOutcome
+    message: Message
+    workflow: bool
+
+
 class ActionRunner:
     """One action runner process."""
 
@@ -82,53 +94,76 @@ class ActionRunner:
         self._config_file = None if config.is_embedded else Path(config.source)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self._active: dict[str, Runner] = {}
+        self._writers: dict[str, OutputWriter] = {}
         self._lock = threading.Lock()
-        self._finished: queue.Queue[tuple[Message, bool]] = queue.Queue()
+        self._inbox: list[tuple[dict[str, Any], Message]] = []
+        self._finished: queue.Queue[Finished] = queue.Queue()
+        self._in_flight = 0
 
-    # --- one execution ----------------------------------------------------------------------
+    # --- claiming and recording, in the consuming thread ------------------------------------
 
-    def execute(self, liveaction_id: str) -> None:
-        """Claim, run and record one live action; never raises."""
-        try:
-            with unit_of_work(self.runtime.sessions) as session:
-                if not claim(
-                    session,
-                    liveaction_id,
-                    owner=self.owner,
-                    lease_seconds=self.settings.lease_seconds,
-                ):
-                    logger.debug("Live action %s is not claimable; skipping", liveaction_id)
-                    return
-                execution = session.scalar(
-                    sa.select(ExecutionDB).where(ExecutionDB.liveaction_id == liveaction_id)
-                )
-                assert execution is not None
-                execution_id = execution.id
-            self._announce(liveaction_id, execution_id)
-            token = execution_id_var.set(execution_id)
-            try:
-                outcome = self._run(liveaction_id, execution_id)
-            finally:
-                execution_id_var.reset(token)
-            with unit_of_work(self.runtime.sessions) as session:
+    def claim_batch(self, pool: ThreadPoolExecutor) -> None:
+        """Claim everything received in one transaction and start the claimed runs."""
+        if not self._inbox:
+            return
+        batch, self._inbox = self._inbox, []
+        ids = [str(body.get("liveaction_id", "")) for body, _ in batch]
+        with unit_of_work(self.runtime.sessions) as session:
+            claimed = set(
+                claim(session, ids, owner=self.owner, lease_seconds=self.settings.lease_seconds)
+            )
+            work = load_claimed(session, sorted(claimed))
+        for (_, message), liveaction_id in zip(batch, ids, strict=True):
+            item = work.get(liveaction_id) if liveaction_id in claimed else None
+            if item is None:
+                logger.debug("Live action %s is not claimable; dropping the message", liveaction_id)
+                message.ack()
+                continue
+            self._announce(liveaction_id, item.execution.id)
+            self._in_flight += 1
+            pool.submit(self._run_and_queue, liveaction_id, item, message)
+
+    def record_finished(self) -> None:
+        """Record finished outcomes in one transaction, announce them, then acknowledge."""
+        finished: list[Finished] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                finished.append(self._finished.get_nowait())
+        if not finished:
+            return
+        with unit_of_work(self.runtime.sessions) as session:
+            for item in finished:
                 complete(
                     session,
-                    liveaction_id=liveaction_id,
-                    status=outcome.status,
-                    result=outcome.result,
+                    liveaction_id=item.liveaction_id,
+                    status=item.outcome.status,
+                    result=item.outcome.result,
                     max_result_bytes=self.settings.max_result_bytes,
+                    workflow=item.workflow,
                 )
-            self._announce(liveaction_id, execution_id)
-        except Exception:
-            logger.exception("Live action %s failed inside the action runner", liveaction_id)
+        for item in finished:
+            self._announce(item.liveaction_id, item.execution_id)
+            item.message.ack()
+        self._in_flight -= len(finished)
 
-    def _run(self, liveaction_id: str, execution_id: str) -> RunnerOutcome:
-        writer: OutputWriter | None = None
+    # --- one execution, in a worker thread ----------------------------------------------------
+
+    def _run_and_queue(self, liveaction_id: str, work: ClaimedWork, message: Message) -> None:
+        execution_id = work.execution.id
+        token = execution_id_var.set(execution_id)
         try:
-            with unit_of_work(self.runtime.sessions) as session:
-                execution = session.get(ExecutionDB, execution_id)
-                assert execution is not None
-                request = build_request(session, execution, self._cipher)
+            outcome = self._run(liveaction_id, work)
+        finally:
+            execution_id_var.reset(token)
+        workflow = bool((work.execution.liveaction or {}).get("action_is_workflow"))
+        self._finished.put(Finished(liveaction_id, execution_id, outcome, message, workflow))
+
+    def _run(self, liveaction_id: str, work: ClaimedWork) -> RunnerOutcome:
+        writer: OutputWriter | None = None
+        execution_id = work.execution.id
+        try:
+            with self.runtime.sessions() as session:
+                request = build_request(session, work, self._cipher)
             writer = OutputWriter(
                 self.runtime.sessions,
                 self.runtime.publisher,
@@ -139,6 +174,7 @@ class ActionRunner:
             runner = runner_class(request.runner_type)(request, writer, self._services(request))
             with self._lock:
                 self._active[liveaction_id] = runner
+                self._writers[liveaction_id] = writer
             try:
                 runner.pre_run()
                 outcome = runner.run()
@@ -147,6 +183,7 @@ class ActionRunner:
             finally:
                 with self._lock:
                     self._active.pop(liveaction_id, None)
+                    self._writers.pop(liveaction_id, None)
         except PoundCakeError as error:
             return RunnerOutcome(S.FAILED, {"error": str(error)})
         except Exception as error:
@@ -165,7 +202,15 @@ class ActionRunner:
             key_path=self.runtime.config.datastore_key_path,
             user=request.user,
         )
-        return RunnerServices(datastore=datastore, config_file=self._config_file)
+        children = ExecutionChildren(
+            self.runtime.sessions,
+            self.runtime.publisher,
+            parent_execution_id=request.execution_id,
+            user=request.user,
+            parent_context=request.context,
+            cipher=self._cipher,
+        )
+        return RunnerServices(datastore=datastore, children=children, config_file=self._config_file)
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:
         self.runtime.publisher.event(
@@ -194,26 +239,21 @@ class ActionRunner:
             except Exception:
                 logger.exception("Lease renewal failed; retrying")
 
+    def _flush_loop(self, stop: threading.Event) -> None:
+        """Store output that waits in a buffer because its action went quiet."""
+        while not stop.wait(OUTPUT_FLUSH_INTERVAL):
+            with self._lock:
+                writers = list(self._writers.values())
+            for writer in writers:
+                try:
+                    writer.flush()
+                except Exception:
+                    logger.exception("Storing execution output failed; retrying")
+
     # --- the process --------------------------------------------------------------------------
 
-    def _on_message(self, pool: ThreadPoolExecutor, body: dict[str, Any], message: Message) -> None:
-        future = pool.submit(self.execute, str(body.get("liveaction_id", "")))
-
-        def finished(done: Future[None]) -> None:
-            self._finished.put((message, not done.cancelled()))
-
-        future.add_done_callback(finished)
-
-    def _settle(self) -> None:
-        while True:
-            try:
-                message, ran = self._finished.get_nowait()
-            except queue.Empty:
-                return
-            if ran:
-                message.ack()
-            else:
-                message.requeue()
+    def _on_message(self, body: dict[str, Any], message: Message) -> None:
+        self._inbox.append((body, message))
 
     def run(self, stop: threading.Event) -> None:
         """Consume work until ``stop`` is set, then drain gracefully."""
@@ -222,48 +262,58 @@ class ActionRunner:
             target=self._heartbeat_loop, args=(beats,), name="lease-heartbeat", daemon=True
         )
         heart.start()
+        flusher = threading.Thread(
+            target=self._flush_loop, args=(beats,), name="output-flush", daemon=True
+        )
+        flusher.start()
         pool = ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="runner"
         )
         try:
             with make_connection(self.runtime.config.messaging_url) as connection:
-                channel = connection.channel()
                 consumer = Consumer(
-                    channel,
+                    connection.channel(),
                     queues=[RUNNER_QUEUE],
-                    callbacks=[lambda body, message: self._on_message(pool, body, message)],
+                    callbacks=[self._on_message],
                     accept=["json"],
                 )
                 consumer.qos(prefetch_count=self.settings.concurrency)
                 with consumer:
                     logger.info("Action runner %s consuming %s", self.owner, RUNNER_QUEUE.name)
                     while not stop.is_set():
-                        with contextlib.suppress(TimeoutError, socket.timeout):
-                            connection.drain_events(timeout=0.05)
-                        self._settle()
+                        self._pump(connection, 0.002 if self._in_flight else 0.1)
+                        self.claim_batch(pool)
+                        self.record_finished()
                     consumer.cancel()
-                    self._drain(pool, connection)
+                    self._drain(connection)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             beats.set()
             heart.join(timeout=5)
+            flusher.join(timeout=5)
 
-    def _drain(self, pool: ThreadPoolExecutor, connection: Any) -> None:
+    @staticmethod
+    def _pump(connection: Any, timeout: float) -> None:
+        """Take what the broker has ready (first wait up to ``timeout``)."""
+        with contextlib.suppress(TimeoutError):
+            connection.drain_events(timeout=timeout)
+            while True:
+                connection.drain_events(timeout=0)
+
+    def _drain(self, connection: Any) -> None:
+        for _, message in self._inbox:
+            message.requeue()
+        self._inbox = []
         deadline = time.monotonic() + self.settings.graceful_shutdown_seconds
-        pool.shutdown(wait=False, cancel_futures=True)
-        while time.monotonic() < deadline:
-            with self._lock:
-                busy = bool(self._active)
-            self._settle()
-            if not busy and self._finished.empty():
-                break
+        while self._in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
+            self.record_finished()
         with self._lock:
             leftovers = dict(self._active)
         for liveaction_id, runner in leftovers.items():
             runner.cancel()
             self._abandon(liveaction_id)
-        self._settle()
+        self.record_finished()
 
     def _abandon(self, liveaction_id: str) -> None:
         result = {"error": f"action runner {self.owner} shut down before the action finished"}

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.actions.parameters import merge_schemas, resolve_parameters, split_parameters
 from poundcake.engine.executions.models import ExecutionDB
-from poundcake.engine.executions.service import pack_config, render_context
+from poundcake.engine.executions.service import render_context
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
-from poundcake.engine.packs.models import PackDB
+from poundcake.engine.packs.models import ConfigDB, PackDB
 from poundcake.engine.runners.base import RunnerRequest
 from poundcake.exceptions import ValidationError
 
@@ -22,10 +24,37 @@ def _timeout(runner_parameters: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+@dataclass(frozen=True)
+class ClaimedWork:
+    """A claimed execution with what its request needs from other tables."""
+
+    execution: ExecutionDB
+    pack_path: str | None
+    config: dict[str, Any]
+
+
+def load_claimed(session: Session, liveaction_ids: list[str]) -> dict[str, ClaimedWork]:
+    """Load claimed executions with their pack's path and config, in one query."""
+    if not liveaction_ids:
+        return {}
+    rows = session.execute(
+        sa.select(ExecutionDB, PackDB.path, ConfigDB.values)
+        .outerjoin(ActionDB, ActionDB.ref == ExecutionDB.action)
+        .outerjoin(PackDB, PackDB.ref == ActionDB.pack)
+        .outerjoin(ConfigDB, ConfigDB.pack == ActionDB.pack)
+        .where(ExecutionDB.liveaction_id.in_(liveaction_ids))
+    ).all()
+    return {
+        str(execution.liveaction_id): ClaimedWork(execution, path, dict(values or {}))
+        for execution, path, values in rows
+    }
+
+
 def build_request(
-    session: Session, execution: ExecutionDB, cipher: DatastoreCipher | None = None
+    session: Session, work: ClaimedWork, cipher: DatastoreCipher | None = None
 ) -> RunnerRequest:
     """Resolve the execution's parameters again (as StackStorm does at run time) into a request."""
+    execution = work.execution
     action: dict[str, Any] = execution.action_snapshot or {}
     runner: dict[str, Any] = execution.runner or {}
     runner_schema = runner.get("runner_parameters") or {}
@@ -35,11 +64,10 @@ def build_request(
     final = resolve_parameters(
         schema,
         execution.parameters or {},
-        render_context(session, pack=pack, action_context=context, cipher=cipher),
+        render_context(session, config=work.config, action_context=context, cipher=cipher),
     )
     runner_parameters, action_parameters = split_parameters(runner_schema, final)
-    pack_path_text = session.scalar(sa.select(PackDB.path).where(PackDB.ref == pack))
-    pack_path = Path(pack_path_text) if pack_path_text else None
+    pack_path = Path(work.pack_path) if work.pack_path else None
     entry_point = str(action.get("entry_point") or "")
     entry_point_path = None
     if entry_point:
@@ -59,7 +87,7 @@ def build_request(
         runner_parameters=runner_parameters,
         action_parameters=action_parameters,
         parameter_schema=schema,
-        pack_config=pack_config(session, pack),
+        pack_config=work.config,
         user=str(context.get("user", "stanley")),
         context=context,
         timeout=_timeout(runner_parameters),

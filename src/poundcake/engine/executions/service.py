@@ -37,7 +37,7 @@ from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.lookup import datastore_context
 from poundcake.engine.packs.models import ConfigDB
 from poundcake.engine.runners.models import RunnerTypeDB
-from poundcake.exceptions import NotFoundError, ValidationError
+from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
 from poundcake.ids import new_id
 
 logger = logging.getLogger(__name__)
@@ -68,25 +68,31 @@ def pack_config(session: Session, pack: str) -> dict[str, Any]:
     return dict(values or {})
 
 
-def load_action(session: Session, action_ref: str) -> tuple[ActionDB, RunnerTypeDB]:
-    """Return an enabled action and its runner type, or raise StackStorm's 400 messages."""
-    action = session.scalar(sa.select(ActionDB).where(ActionDB.ref == action_ref))
-    if action is None:
+def load_action(session: Session, action_ref: str) -> tuple[ActionDB, RunnerTypeDB, dict[str, Any]]:
+    """Return an enabled action, its runner type and its pack's config, in one query, or raise
+    StackStorm's 400 messages."""
+    row = session.execute(
+        sa.select(ActionDB, RunnerTypeDB, ConfigDB.values)
+        .outerjoin(RunnerTypeDB, RunnerTypeDB.name == ActionDB.runner_type)
+        .outerjoin(ConfigDB, ConfigDB.pack == ActionDB.pack)
+        .where(ActionDB.ref == action_ref)
+    ).one_or_none()
+    if row is None:
         raise ValidationError(f'Action "{action_ref}" cannot be found.')
+    action, runner, config = row
     if not action.enabled:
         raise ValidationError(f'Unable to execute. Action "{action_ref}" is disabled.')
-    runner = session.scalar(sa.select(RunnerTypeDB).where(RunnerTypeDB.name == action.runner_type))
     if runner is None:
         raise ValidationError(f'Runner type "{action.runner_type}" is not registered.')
     if not runner.enabled:
         raise ValidationError(f'Runner type "{runner.name}" is disabled.')
-    return action, runner
+    return action, runner, dict(config or {})
 
 
 def render_context(
     session: Session,
     *,
-    pack: str,
+    config: Mapping[str, Any],
     action_context: Mapping[str, Any],
     cipher: DatastoreCipher | None = None,
 ) -> dict[str, Any]:
@@ -95,7 +101,7 @@ def render_context(
     return {
         **datastore_context(session, user=str(user) if user else None, cipher=cipher),
         "action_context": dict(action_context),
-        "config_context": pack_config(session, pack),
+        "config_context": dict(config),
     }
 
 
@@ -118,14 +124,14 @@ def request_execution(
     once with StackStorm's message; the execution stores the live parameters as rendered.
     """
     parameters = dict(parameters or {})
-    action, runner = load_action(session, action_ref)
+    action, runner, config = load_action(session, action_ref)
     schema = merge_schemas(runner.runner_parameters or {}, action.parameters or {})
     check_live_parameters(schema, parameters)
     execution_context = {**(context or {}), "user": user, "pack": action.pack}
     final = resolve_parameters(
         schema,
         parameters,
-        render_context(session, pack=action.pack, action_context=execution_context, cipher=cipher),
+        render_context(session, config=config, action_context=execution_context, cipher=cipher),
     )
     stored = {name: final[name] for name in parameters if name in final}
     now = utcnow()
@@ -134,13 +140,14 @@ def request_execution(
     extra = dict(extra or {})
     trigger_instance = extra.get("trigger_instance")
     rule = extra.get("rule")
-    session.add(
-        LiveActionDB(
+    # Core inserts: the hot path of every request skips the ORM unit of work.
+    session.execute(
+        sa.insert(LiveActionDB).values(
             id=liveaction_id,
             action=action.ref,
             action_is_workflow=runner.name in ("action-chain", "orquesta"),
             parameters=stored,
-            status=S.REQUESTED,
+            status=S.REQUESTED.value,
             start_timestamp=now,
             context=execution_context,
             callback={},
@@ -149,8 +156,8 @@ def request_execution(
             delay=delay,
         )
     )
-    session.add(
-        ExecutionDB(
+    session.execute(
+        sa.insert(ExecutionDB).values(
             id=execution_id,
             action=action.ref,
             action_snapshot=action_document(action),
@@ -166,7 +173,7 @@ def request_execution(
                 "runner_info": {},
                 "notify": action.notify or {},
             },
-            status=S.REQUESTED,
+            status=S.REQUESTED.value,
             start_timestamp=now,
             parameters=stored,
             result={},
@@ -190,7 +197,6 @@ def request_execution(
     )
     if parent:
         _add_child(session, parent, execution_id)
-    session.flush()
     return RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED)
 
 
@@ -219,6 +225,23 @@ def _log_append(session: Session, status: ExecutionStatus, at: datetime) -> Colu
     return sa.func.JSON_ARRAY_APPEND(column, "$", entry)
 
 
+def _check(to: ExecutionStatus, allowed_from: Iterable[ExecutionStatus]) -> list[str]:
+    sources = list(allowed_from)
+    for source in sources:
+        check_transition(source, to)
+    return [status.value for status in sources]
+
+
+def _execution_values(
+    session: Session, to: ExecutionStatus, now: datetime, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": to.value, "log": _log_append(session, to, now)}
+    if to in COMPLETED:
+        values["end_timestamp"] = now
+    values.update(extra or {})
+    return values
+
+
 def transition(
     session: Session,
     *,
@@ -228,30 +251,80 @@ def transition(
     liveaction_values: Mapping[str, Any] | None = None,
     execution_values: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Move one execution to ``to`` if it is in one of ``allowed_from``; tell whether it moved."""
-    sources = [status.value for status in allowed_from]
-    for source in allowed_from:
-        check_transition(source, to)
+    """Move one execution to ``to`` if it is in one of ``allowed_from``; tell whether it moved.
+
+    On MariaDB both rows change in one multi-table UPDATE (one round trip on the hot path).
+    """
+    sources = _check(to, allowed_from)
     now = utcnow()
-    moved = session.execute(
+    exec_values = _execution_values(session, to, now, execution_values)
+    if session.get_bind().dialect.name != "sqlite":
+        values: dict[Any, Any] = {LiveActionDB.status: to.value}
+        values.update({getattr(LiveActionDB, k): v for k, v in (liveaction_values or {}).items()})
+        values.update({getattr(ExecutionDB, k): v for k, v in exec_values.items()})
+        moved = session.execute(
+            sa.update(LiveActionDB)
+            .where(
+                LiveActionDB.id == liveaction_id,
+                LiveActionDB.status.in_(sources),
+                ExecutionDB.liveaction_id == LiveActionDB.id,
+            )
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
+    return bool(
+        transition_many(
+            session,
+            liveaction_ids=[liveaction_id],
+            to=to,
+            allowed_from=allowed_from,
+            liveaction_values=liveaction_values,
+            execution_values=execution_values,
+        )
+    )
+
+
+def transition_many(
+    session: Session,
+    *,
+    liveaction_ids: Iterable[str],
+    to: ExecutionStatus,
+    allowed_from: Iterable[ExecutionStatus],
+    liveaction_values: Mapping[str, Any] | None = None,
+    execution_values: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Move every listed execution that is in ``allowed_from`` to ``to``; return those moved.
+
+    Three statements for the whole batch: lock the rows that may move, update the live
+    actions, update their executions.
+    """
+    sources = _check(to, allowed_from)
+    ids = list(liveaction_ids)
+    if not ids:
+        return []
+    moved = list(
+        session.scalars(
+            sa.select(LiveActionDB.id)
+            .where(LiveActionDB.id.in_(ids), LiveActionDB.status.in_(sources))
+            .with_for_update()
+        )
+    )
+    if not moved:
+        return []
+    session.execute(
         sa.update(LiveActionDB)
-        .where(LiveActionDB.id == liveaction_id, LiveActionDB.status.in_(sources))
+        .where(LiveActionDB.id.in_(moved))
         .values(status=to.value, **(liveaction_values or {}))
         .execution_options(synchronize_session=False)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    values: dict[str, Any] = {"status": to.value, "log": _log_append(session, to, now)}
-    if to in COMPLETED:
-        values["end_timestamp"] = now
-    values.update(execution_values or {})
     session.execute(
         sa.update(ExecutionDB)
-        .where(ExecutionDB.liveaction_id == liveaction_id)
-        .values(**values)
+        .where(ExecutionDB.liveaction_id.in_(moved))
+        .values(**_execution_values(session, to, utcnow(), execution_values))
         .execution_options(synchronize_session=False)
     )
-    return True
+    return moved
 
 
 def schedule(session: Session, liveaction_id: str) -> bool:
@@ -268,12 +341,14 @@ def delay_execution(session: Session, liveaction_id: str) -> bool:
     )
 
 
-def claim(session: Session, liveaction_id: str, *, owner: str, lease_seconds: float) -> bool:
-    """``scheduled`` -> ``running`` under a lease held by runner ``owner``."""
+def claim(
+    session: Session, liveaction_ids: Iterable[str], *, owner: str, lease_seconds: float
+) -> list[str]:
+    """``scheduled`` -> ``running`` under a lease held by runner ``owner``; return those claimed."""
     expires = utcnow() + timedelta(seconds=lease_seconds)
-    return transition(
+    return transition_many(
         session,
-        liveaction_id=liveaction_id,
+        liveaction_ids=liveaction_ids,
         to=S.RUNNING,
         allowed_from=(S.SCHEDULED,),
         liveaction_values={"lease_owner": owner, "lease_expires_at": expires},
@@ -328,15 +403,35 @@ def complete(
     status: ExecutionStatus,
     result: Any,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    workflow: bool = False,
 ) -> bool:
-    """A runner finished: record the final status and result and release the lease."""
+    """A runner finished: record the final status and result and release the lease.
+
+    A run that ended because it was canceled keeps the cancel request's result
+    (``{"message": "Action canceled by user.", "user": ...}``), as StackStorm does; a workflow
+    also keeps what its runner reported (its tasks), with the cancel request's fields added.
+    """
+    release = {"lease_owner": None, "lease_expires_at": None}
+    if status == S.CANCELED and workflow and isinstance(result, dict):
+        request = session.scalar(
+            sa.select(LiveActionDB.result).where(LiveActionDB.id == liveaction_id)
+        )
+        result = {**result, **(request if isinstance(request, dict) else {})}
+    elif status == S.CANCELED:
+        return transition(
+            session,
+            liveaction_id=liveaction_id,
+            to=status,
+            allowed_from=(S.RUNNING, S.CANCELING),
+            liveaction_values=release,
+        )
     stored, size, truncated = shape_result(result, max_result_bytes)
     return transition(
         session,
         liveaction_id=liveaction_id,
         to=status,
         allowed_from=(S.RUNNING, S.CANCELING),
-        liveaction_values={"result": stored, "lease_owner": None, "lease_expires_at": None},
+        liveaction_values={"result": stored, **release},
         execution_values={"result": stored, "result_size": size, "result_truncated": truncated},
     )
 
@@ -363,32 +458,33 @@ class CancelOutcome:
 
 
 def cancel_execution(session: Session, execution_id: str, *, user: str) -> CancelOutcome:
-    """Cancel at any stage: queued work is canceled at once, running work goes to canceling."""
+    """Cancel at any stage: queued work is canceled at once, running work goes to canceling.
+
+    The live action's row is locked while its status is read and changed, so a scheduler or
+    runner moving it at the same moment cannot make the cancel miss.
+    """
     execution = get_execution(session, execution_id)
-    status = ExecutionStatus(execution.status)
+    liveaction_id = execution.liveaction_id or ""
+    locked = session.scalar(
+        sa.select(LiveActionDB.status).where(LiveActionDB.id == liveaction_id).with_for_update()
+    )
+    status = ExecutionStatus(locked or execution.status)
     if status == S.CANCELED:
         return CancelOutcome(execution)
     if status not in CANCELABLE:
         return CancelOutcome(execution, f"Action cannot be canceled. State = {status.value}.")
     result = {"message": "Action canceled by user.", "user": user}
-    liveaction_id = execution.liveaction_id or ""
-    if status in (S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING, S.PENDING):
-        transition(
-            session,
-            liveaction_id=liveaction_id,
-            to=S.CANCELING,
-            allowed_from=(status,),
-            execution_values={"result": result},
-        )
-    else:
-        transition(
-            session,
-            liveaction_id=liveaction_id,
-            to=S.CANCELED,
-            allowed_from=(status,),
-            liveaction_values={"result": result},
-            execution_values={"result": result},
-        )
+    running = status in (S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING, S.PENDING)
+    moved = transition(
+        session,
+        liveaction_id=liveaction_id,
+        to=S.CANCELING if running else S.CANCELED,
+        allowed_from=(status,),
+        liveaction_values={"result": result},
+        execution_values={"result": result},
+    )
+    if not moved:
+        raise ConflictError(f"execution {execution_id} changed while being canceled; try again")
     for child in execution.children or []:
         cancel_execution(session, child, user=user)
     session.flush()

@@ -17,7 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
-from poundcake.engine.executions.service import delay_execution, schedule, transition, utcnow
+from poundcake.engine.executions.service import (
+    delay_execution,
+    schedule,
+    transition,
+    transition_many,
+    utcnow,
+)
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.policies.enforcement import admit, concurrency_policies
 
@@ -60,7 +66,15 @@ def schedule_batch(session: Session, liveaction_ids: list[str]) -> BatchDecision
     ).all()
     policies = concurrency_policies(session, (row.action for row in rows))
     now = utcnow()
+    free = [row.id for row in rows if row.action not in policies and not _delay_pending(row, now)]
+    decision.scheduled.extend(
+        transition_many(
+            session, liveaction_ids=free, to=S.SCHEDULED, allowed_from=(S.REQUESTED, S.DELAYED)
+        )
+    )
     for row in rows:
+        if row.id in free:
+            continue
         policy = policies.get(row.action)
         held = _delay_pending(row, now) or (policy is not None and not admit(session, policy))
         if not held:

@@ -1,0 +1,148 @@
+"""Child executions of a workflow execution (action-chain tasks): request, wait, cancel.
+
+:class:`ExecutionChildren` implements the runners' ``ChildExecutions`` protocol for one parent
+execution. A child is recorded with ``parent`` set (and appended to the parent's ``children``)
+and a context in StackStorm's shape, ``{"parent": {..., "execution_id", "user"}, "chain": {...},
+"user": ...}``, then announced to the scheduler like any other request. ``wait`` polls the
+database until the child completes; when the parent is being canceled (or has ended) it cancels
+the child and waits a grace period for it to stop.
+
+A workflow's runner thread blocks in ``wait`` while its children run in other runner threads,
+so an action runner process needs a concurrency of at least 2 to run chains (one more per level
+of nesting, and more for chains running side by side); otherwise a chain waits for a child that
+never gets a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from poundcake.db.session import unit_of_work
+from poundcake.engine.actions.models import ActionDB
+from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.service import cancel_execution, request_execution
+from poundcake.engine.executions.states import COMPLETED, ExecutionStatus
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.messaging import Publisher
+from poundcake.exceptions import NotFoundError, PoundCakeError
+
+logger = logging.getLogger(__name__)
+
+S = ExecutionStatus
+DEFAULT_POLL_INTERVAL = 0.1
+DEFAULT_CANCEL_GRACE_SECONDS = 30.0
+
+
+class ExecutionChildren:
+    """Starts and follows the children of one parent execution, one unit of work per call."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        publisher: Publisher,
+        *,
+        parent_execution_id: str,
+        user: str,
+        parent_context: Mapping[str, Any] | None = None,
+        cipher: DatastoreCipher | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+        self._parent_id = parent_execution_id
+        self._user = user
+        self._parent_context = dict(parent_context or {})
+        self._cipher = cipher
+        self._poll_interval = poll_interval
+        self._cancel_grace_seconds = cancel_grace_seconds
+
+    def request(
+        self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> str:
+        """Record a child in ``requested`` and announce it; return its execution id.
+
+        Raises NotFoundError when the action does not exist and ValidationError when the
+        request is refused (disabled action, bad parameters).
+        """
+        parent = {**self._parent_context, "execution_id": self._parent_id, "user": self._user}
+        child_context = {**context, "parent": parent, "user": self._user}
+        with unit_of_work(self._sessions) as session:
+            if session.scalar(sa.select(ActionDB.id).where(ActionDB.ref == action_ref)) is None:
+                raise NotFoundError(f'Action "{action_ref}" cannot be found.')
+            requested = request_execution(
+                session,
+                action_ref=action_ref,
+                parameters=dict(parameters),
+                user=self._user,
+                context=child_context,
+                parent=self._parent_id,
+                cipher=self._cipher,
+            )
+        self._publisher.requested(requested.liveaction_id, requested.execution_id)
+        return requested.execution_id
+
+    def wait(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
+        """Poll until the child completes; return its status and result."""
+        stop_by: float | None = None
+        while True:
+            child, parent = self._statuses(execution_id)
+            if child in COMPLETED:
+                return S(child), self._result(execution_id)
+            if stop_by is None and _stopping(parent):
+                logger.info(
+                    "Parent %s is stopping; canceling child %s", self._parent_id, execution_id
+                )
+                stop_by = time.monotonic() + self._cancel_grace_seconds
+            if stop_by is not None:
+                if time.monotonic() > stop_by:
+                    logger.warning("Child %s did not stop within the grace period", execution_id)
+                    error = f"child execution {execution_id} did not stop after its parent ended"
+                    return S.CANCELED, {"error": error}
+                if child != S.CANCELING:
+                    # Asked again on every poll: a cancel that races the scheduler's own
+                    # status change is lost, and the child must not outlive its parent.
+                    self.cancel(execution_id)
+            time.sleep(self._poll_interval)
+
+    def cancel(self, execution_id: str) -> None:
+        """Ask for the child to be canceled; errors are logged, as ``wait`` tries again."""
+        try:
+            with unit_of_work(self._sessions) as session:
+                outcome = cancel_execution(session, execution_id, user=self._user)
+        except (PoundCakeError, SQLAlchemyError):
+            logger.exception("Canceling child execution %s failed", execution_id)
+            return
+        if outcome.refused:
+            logger.debug("Child %s not canceled: %s", execution_id, outcome.refused)
+
+    def _statuses(self, execution_id: str) -> tuple[str, str | None]:
+        """Return the child's status and the parent's (None when the parent is gone)."""
+        with self._sessions() as session:
+            rows = session.execute(
+                sa.select(ExecutionDB.id, ExecutionDB.status).where(
+                    ExecutionDB.id.in_([execution_id, self._parent_id])
+                )
+            ).all()
+        found: dict[str, str] = {row.id: row.status for row in rows}
+        if execution_id not in found:
+            raise NotFoundError(f"child execution {execution_id} not found")
+        return found[execution_id], found.get(self._parent_id)
+
+    def _result(self, execution_id: str) -> Any:
+        with self._sessions() as session:
+            return session.scalar(
+                sa.select(ExecutionDB.result).where(ExecutionDB.id == execution_id)
+            )
+
+
+def _stopping(parent_status: str | None) -> bool:
+    """Whether the parent's status says its children should stop (canceling, ended or gone)."""
+    return parent_status is None or parent_status == S.CANCELING or parent_status in COMPLETED

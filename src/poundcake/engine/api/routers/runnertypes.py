@@ -1,0 +1,60 @@
+"""``/v1/runnertypes``: list (``?name=``), get by name or id, enable or disable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, Query, Response
+
+from poundcake.engine.api.dependencies import CurrentCaller, Db
+from poundcake.engine.api.documents import runner_document
+from poundcake.engine.runners.models import RunnerTypeDB
+from poundcake.exceptions import NotFoundError
+
+router = APIRouter(tags=["runnertypes"])
+
+
+def _find(session: Db, name_or_id: str) -> RunnerTypeDB:
+    runner = session.scalar(sa.select(RunnerTypeDB).where(RunnerTypeDB.name == name_or_id))
+    runner = runner or session.get(RunnerTypeDB, name_or_id)
+    if runner is None:
+        raise NotFoundError(f'RunnerType "{name_or_id}" is not found.')
+    return runner
+
+
+@router.get("/runnertypes")
+def list_runner_types(
+    _caller: CurrentCaller,
+    session: Db,
+    response: Response,
+    name: Annotated[str | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Every runner type, or the one called ``name``."""
+    query = sa.select(RunnerTypeDB).order_by(RunnerTypeDB.name)
+    if name:
+        query = query.where(RunnerTypeDB.name == name)
+    rows = [runner_document(row) for row in session.scalars(query)]
+    response.headers["X-Total-Count"] = str(len(rows))
+    return rows
+
+
+@router.get("/runnertypes/{name_or_id}")
+def get_runner_type(name_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+    """One runner type."""
+    return runner_document(_find(session, name_or_id))
+
+
+@router.put("/runnertypes/{name_or_id}")
+def update_runner_type(
+    name_or_id: str,
+    _caller: CurrentCaller,
+    session: Db,
+    body: Annotated[dict[str, Any], Body()],
+) -> dict[str, Any]:
+    """Enable or disable a runner type (the only change StackStorm allows)."""
+    runner = _find(session, name_or_id)
+    if "enabled" in body:
+        runner.enabled = bool(body["enabled"])
+    session.commit()
+    return runner_document(runner)

@@ -1,0 +1,1 @@
+"""The ``action-chain`` runner: StackStorm's ActionChain workflows, one child execution per task."""

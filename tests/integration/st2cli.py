@@ -1,0 +1,182 @@
+"""The engine as a user runs it, for tests that drive the official ``st2`` CLI.
+
+:func:`running_engine` starts real ``st2api``, ``st2auth``, ``st2scheduler`` and
+``st2actionrunner`` processes on free loopback ports against a fresh MariaDB database and a
+RabbitMQ vhost of their own, after ``st2-setup-db``, ``st2ctl reload --register-all`` and
+``st2-setup-auth``. :class:`St2` runs the CLI from ``.venv-st2`` (st2client 3.9.0, installed by
+``scripts/install-test-tools.sh``) with a clean HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.integration.conftest import BIN, command_environment, run_command
+from tests.integration.engine_stack import rabbitmq_vhost
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ST2 = REPOSITORY / ".venv-st2" / "bin" / "st2"
+USER, PASSWORD = "st2admin", "Ch@ngeMe-42"
+SERVICES = ("st2api", "st2auth", "st2scheduler", "st2actionrunner")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class RunningEngine:
+    """The engine's processes and how to reach them."""
+
+    directory: Path
+    config_path: Path
+    api_port: int
+    auth_port: int
+    stream_port: int
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/v1"
+
+    @property
+    def auth_url(self) -> str:
+        return f"http://127.0.0.1:{self.auth_port}"
+
+    @property
+    def stream_url(self) -> str:
+        return f"http://127.0.0.1:{self.stream_port}/v1"
+
+    def log(self, service: str) -> str:
+        path = self.directory / f"{service}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+class St2:
+    """The official CLI against a running engine."""
+
+    def __init__(self, engine: RunningEngine, home: Path) -> None:
+        assert ST2.exists(), f"{ST2} is missing: run scripts/install-test-tools.sh"
+        home.mkdir(parents=True, exist_ok=True)
+        self.engine = engine
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "TERM": "dumb",
+            "ST2_CLI_SKIP_CONFIG": "1",
+            "ST2_API_URL": engine.api_url,
+            "ST2_AUTH_URL": engine.auth_url,
+            "ST2_STREAM_URL": engine.stream_url,
+            "COLUMNS": "200",
+        }
+
+    def __call__(self, *args: str, timeout: float = 120, stdin: str | None = None) -> CliResult:
+        completed = subprocess.run(
+            [str(ST2), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+    def login(self) -> str:
+        """Get a token with the CLI and use it for every later call."""
+        result = self("auth", USER, "-p", PASSWORD, "-t")
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip()
+        self.env["ST2_AUTH_TOKEN"] = token
+        return token
+
+
+def _write_conf(directory: Path, database: str, messaging: str, ports: dict[str, int]) -> Path:
+    path = directory / "st2.conf"
+    path.write_text(
+        "[database]\nbackend = mysql\nhost = 127.0.0.1\nport = 3306\nusername = root\n"
+        f"db_name = {database}\n\n[messaging]\nurl = {messaging}\n\n"
+        f"[api]\nport = {ports['api']}\n\n[auth]\nport = {ports['auth']}\n\n"
+        f"[stream]\nport = {ports['stream']}\nheartbeat = 2\n\n"
+        "[scheduler]\nsweep_interval = 0.5\nlost_after = 2\n\n"
+        "[actionrunner]\nlease_seconds = 5\nconcurrency = 4\n\n"
+        f"[system]\ndata_dir = {directory / 'data'}\n"
+    )
+    return path
+
+
+@contextmanager
+def running_engine(
+    directory: Path, database: str, services: tuple[str, ...] = SERVICES
+) -> Iterator[RunningEngine]:
+    """Set up the schema, content and a login, then run ``services`` until the block ends."""
+    ports = {"api": free_port(), "auth": free_port(), "stream": free_port()}
+    with rabbitmq_vhost() as messaging:
+        config = _write_conf(directory, database, messaging, ports)
+        env = command_environment(directory)
+        for command in (
+            ("st2-setup-db", "--config-file", str(config)),
+            ("st2ctl", "reload", "--register-all", "--config-file", str(config)),
+            ("st2-setup-auth", "-u", USER, "-p", PASSWORD, "--config-file", str(config)),
+        ):
+            result = run_command(*command, env=env)
+            assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+        engine = RunningEngine(directory, config, ports["api"], ports["auth"], ports["stream"])
+        try:
+            for service in services:
+                log = (directory / f"{service}.log").open("ab")
+                engine.processes[service] = subprocess.Popen(
+                    [str(BIN / service), "--config-file", str(config)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            for service, port in (
+                ("st2api", ports["api"]),
+                ("st2auth", ports["auth"]),
+                ("st2stream", ports["stream"]),
+            ):
+                if service in services:
+                    wait_for_port(port)
+            yield engine
+        finally:
+            for process in engine.processes.values():
+                if process.poll() is None:
+                    process.terminate()
+            for process in engine.processes.values():
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
