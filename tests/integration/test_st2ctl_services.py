@@ -15,9 +15,9 @@ from poundcake.db.migrate import setup_engine_schema
 from poundcake.engine.runtime import make_runtime
 from tests.integration.conftest import CommandResult, command_environment, run_command
 from tests.integration.engine_stack import EngineStack, rabbitmq_vhost, write_st2_conf
-from tests.integration.st2cli import free_port
 from tests.integration.shell_engine import SHELL, register_shell_actions
 from tests.integration.shell_helpers import process_is_alive, wait_until_gone
+from tests.integration.st2cli import free_port
 
 SERVICES = ("st2api", "st2auth", "st2scheduler", "st2actionrunner.1", "st2actionrunner.2")
 _STATUS_LINE = re.compile(r"^(\S+) PID: (\d+)$", re.MULTILINE)
