@@ -8,14 +8,16 @@ and the OpenAPI document is served at ``/v1/openapi.json``.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterable
 from typing import Literal
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
+from poundcake.engine.api import routers
 from poundcake.engine.api.errors import install_error_handlers
 from poundcake.engine.api.paths import NormalisePaths
-from poundcake.engine.api.routers import actions, apikeys, runnertypes, tokens, user
 from poundcake.engine.runtime import EngineRuntime
 
 Listener = Literal["api", "auth", "stream"]
@@ -34,10 +36,19 @@ def create_app(runtime: EngineRuntime, listeners: Iterable[Listener] = ALL_LISTE
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    if "api" in wanted:
-        for module in (runnertypes, actions, apikeys, user):
-            app.include_router(module.router, prefix="/v1")
-    if "auth" in wanted:
-        app.include_router(tokens.router)
+    for listener, prefix, router in discover_routers():
+        if listener in wanted:
+            app.include_router(router, prefix=prefix)
     app.add_middleware(NormalisePaths)
     return app
+
+
+def discover_routers() -> list[tuple[Listener, str, APIRouter]]:
+    """Every module in :mod:`poundcake.engine.api.routers` with its ``router``, ``LISTENER``
+    (api, auth or stream; default api) and ``PREFIX`` (default ``/v1``)."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(routers.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{routers.__name__}.{info.name}")
+        listener: Listener = getattr(module, "LISTENER", "api")
+        found.append((listener, getattr(module, "PREFIX", "/v1"), module.router))
+    return found

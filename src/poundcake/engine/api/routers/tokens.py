@@ -16,6 +16,8 @@ from poundcake.engine.auth.service import issue_token
 from poundcake.engine.auth.users import authenticate
 
 router = APIRouter(tags=["auth"])
+LISTENER = "auth"
+PREFIX = ""
 INVALID = "Invalid or missing credentials"
 
 
