@@ -232,7 +232,7 @@ class ActionRunnerSection(_Section):
     workers: int = Field(default=1, ge=1, le=64)
     lease_seconds: float = Field(default=30.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
-    max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_result_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
 
 
 class SchedulerSection(_Section):

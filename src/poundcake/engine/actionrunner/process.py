@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from kombu.messaging import Consumer
 from kombu.transport.base import Message
 
@@ -99,6 +100,24 @@ class ActionRunner:
         self._inbox: list[tuple[dict[str, Any], Message]] = []
         self._finished: queue.Queue[Finished] = queue.Queue()
         self._in_flight = 0
+        self._result_cap = self.settings.max_result_bytes
+
+    def _fit_result_cap(self) -> None:
+        """Keep the result cap below what the database accepts in one statement."""
+        with self.runtime.engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                return
+            packet = int(connection.execute(sa.text("SELECT @@max_allowed_packet")).scalar_one())
+        allowed = int(packet * 0.9)
+        if self._result_cap > allowed:
+            logger.warning(
+                "[actionrunner] max_result_bytes %d is above what max_allowed_packet (%d) lets "
+                "the database store; results are truncated at %d bytes",
+                self._result_cap,
+                packet,
+                allowed,
+            )
+            self._result_cap = allowed
 
     # --- claiming and recording, in the consuming thread ------------------------------------
 
@@ -124,27 +143,52 @@ class ActionRunner:
             pool.submit(self._run_and_queue, liveaction_id, item, message)
 
     def record_finished(self) -> None:
-        """Record finished outcomes in one transaction, announce them, then acknowledge."""
+        """Record finished outcomes in one transaction, announce them, then acknowledge.
+
+        If the batch cannot be stored, each outcome is stored alone; one that still cannot be
+        (the database refuses its result) is recorded as failed with the reason.
+        """
         finished: list[Finished] = []
         with contextlib.suppress(queue.Empty):
             while True:
                 finished.append(self._finished.get_nowait())
         if not finished:
             return
-        with unit_of_work(self.runtime.sessions) as session:
+        try:
+            self._record(finished)
+        except sa.exc.SQLAlchemyError:
+            logger.exception(
+                "Storing %d outcomes at once failed; storing them one by one", len(finished)
+            )
             for item in finished:
+                self._record_alone(item)
+        for item in finished:
+            self._announce(item.liveaction_id, item.execution_id)
+            item.message.ack()
+        self._in_flight -= len(finished)
+
+    def _record(self, items: list[Finished]) -> None:
+        with unit_of_work(self.runtime.sessions) as session:
+            for item in items:
                 complete(
                     session,
                     liveaction_id=item.liveaction_id,
                     status=item.outcome.status,
                     result=item.outcome.result,
-                    max_result_bytes=self.settings.max_result_bytes,
+                    max_result_bytes=self._result_cap,
                     workflow=item.workflow,
                 )
-        for item in finished:
-            self._announce(item.liveaction_id, item.execution_id)
-            item.message.ack()
-        self._in_flight -= len(finished)
+
+    def _record_alone(self, item: Finished) -> None:
+        try:
+            self._record([item])
+            return
+        except sa.exc.SQLAlchemyError as error:
+            logger.exception("Storing the outcome of live action %s failed", item.liveaction_id)
+            cause = getattr(error, "orig", None) or error
+            reason = f"the result could not be stored: {type(cause).__name__}: {cause}"
+        failed = RunnerOutcome(S.FAILED, {"error": reason})
+        self._record([Finished(item.liveaction_id, item.execution_id, failed, item.message, False)])
 
     # --- one execution, in a worker thread ----------------------------------------------------
 
@@ -257,6 +301,7 @@ class ActionRunner:
 
     def run(self, stop: threading.Event) -> None:
         """Consume work until ``stop`` is set, then drain gracefully."""
+        self._fit_result_cap()
         beats = threading.Event()
         heart = threading.Thread(
             target=self._heartbeat_loop, args=(beats,), name="lease-heartbeat", daemon=True

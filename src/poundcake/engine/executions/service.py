@@ -43,7 +43,7 @@ from poundcake.ids import new_id
 logger = logging.getLogger(__name__)
 
 S = ExecutionStatus
-DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_RESULT_BYTES = 12 * 1024 * 1024
 _TRUNCATION_NOTE = "... [truncated by PoundCake: result larger than the configured limit]"
 
 
@@ -426,12 +426,14 @@ def complete(
             liveaction_values=release,
         )
     stored, size, truncated = shape_result(result, max_result_bytes)
+    # The result is stored once, on the execution: a second copy on the live action would
+    # double the statement (and could exceed the server's max_allowed_packet).
     return transition(
         session,
         liveaction_id=liveaction_id,
         to=status,
         allowed_from=(S.RUNNING, S.CANCELING),
-        liveaction_values={"result": stored, **release},
+        liveaction_values=release,
         execution_values={"result": stored, "result_size": size, "result_truncated": truncated},
     )
 
