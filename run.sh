@@ -10,4 +10,6 @@ bin=.venv/bin
 "$bin/poundcake" db init
 "$bin/st2ctl" start
 "$bin/st2ctl" status
-echo "The engine is running; stop it with: $bin/st2ctl stop"
+echo "The engine is running (API on 127.0.0.1:9101, auth on 9100, stream on 9102)."
+echo "Create a login for the st2 CLI: $bin/st2-setup-auth --user st2admin --password-stdin"
+echo "Stop it with: $bin/st2ctl stop"

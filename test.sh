@@ -6,8 +6,8 @@ cd "$(dirname "$0")"
 scripts/ensure-venv.sh dev
 scripts/start-services.sh
 scripts/install-test-tools.sh
-echo "== ruff check";        .venv/bin/ruff check src tests
-echo "== ruff format";       .venv/bin/ruff format --check src tests
+echo "== ruff check";        .venv/bin/ruff check src tests bench
+echo "== ruff format";       .venv/bin/ruff format --check src tests bench
 echo "== mypy --strict";     .venv/bin/mypy src
 echo "== import contracts";  .venv/bin/lint-imports
 echo "== pytest"

@@ -30,13 +30,14 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests import factories  # noqa: E402
+
 from poundcake.config import load_st2_config  # noqa: E402
 from poundcake.db.migrate import setup_engine_schema  # noqa: E402
 from poundcake.db.session import unit_of_work  # noqa: E402
 from poundcake.engine.executions.models import LiveActionDB  # noqa: E402
 from poundcake.engine.executions.service import request_execution  # noqa: E402
 from poundcake.engine.runtime import EngineRuntime, make_runtime  # noqa: E402
-from tests import factories  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -77,7 +78,9 @@ class Bench:
     def spawn(self, command: str) -> None:
         log = (self.workdir / f"{command}.log").open("ab")
         self.processes.append(
-            subprocess.Popen([str(BIN / command), "--config-file", str(self.conf)], stdout=log, stderr=log)
+            subprocess.Popen(
+                [str(BIN / command), "--config-file", str(self.conf)], stdout=log, stderr=log
+            )
         )
 
     def stop_all(self) -> None:
@@ -100,7 +103,9 @@ class Bench:
         with self.runtime.sessions() as session:
             return int(
                 session.scalar(
-                    sa.select(sa.func.count()).select_from(LiveActionDB).where(LiveActionDB.status == "succeeded")
+                    sa.select(sa.func.count())
+                    .select_from(LiveActionDB)
+                    .where(LiveActionDB.status == "succeeded")
                 )
                 or 0
             )
@@ -148,7 +153,9 @@ class Bench:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--backlog", type=int, default=20000)
     options = parser.parse_args()

@@ -1,10 +1,11 @@
 """The engine as a user runs it, for tests that drive the official ``st2`` CLI.
 
 :func:`running_engine` starts real ``st2api``, ``st2auth``, ``st2scheduler`` and
-``st2actionrunner`` processes on free loopback ports against a fresh MariaDB database and a
-RabbitMQ vhost of their own, after ``st2-setup-db``, ``st2ctl reload --register-all`` and
-``st2-setup-auth``. :class:`St2` runs the CLI from ``.venv-st2`` (st2client 3.9.0, installed by
-``scripts/install-test-tools.sh``) with a clean HOME.
+``st2actionrunner`` processes (and ``st2stream`` when asked: :data:`STREAM_SERVICES`) on free
+loopback ports against a fresh MariaDB database and a RabbitMQ vhost of their own, after
+``st2-setup-db``, ``st2ctl reload --register-all`` and ``st2-setup-auth``. :class:`St2` runs
+the CLI from ``.venv-st2`` (st2client 3.9.0, installed by ``scripts/install-test-tools.sh``) with
+a clean HOME.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 ST2 = REPOSITORY / ".venv-st2" / "bin" / "st2"
 USER, PASSWORD = "st2admin", "Ch@ngeMe-42"
 SERVICES = ("st2api", "st2auth", "st2scheduler", "st2actionrunner")
+STREAM_SERVICES = (*SERVICES, "st2stream")
+
+
+def service_command(service: str) -> list[str]:
+    """The command that starts ``service``."""
+    return [str(BIN / service)]
 
 
 def free_port() -> int:
@@ -122,7 +129,9 @@ class St2:
         return token
 
 
-def _write_conf(directory: Path, database: str, messaging: str, ports: dict[str, int]) -> Path:
+def _write_conf(
+    directory: Path, database: str, messaging: str, ports: dict[str, int], extra: str = ""
+) -> Path:
     path = directory / "st2.conf"
     path.write_text(
         "[database]\nbackend = mysql\nhost = 127.0.0.1\nport = 3306\nusername = root\n"
@@ -131,19 +140,20 @@ def _write_conf(directory: Path, database: str, messaging: str, ports: dict[str,
         f"[stream]\nport = {ports['stream']}\nheartbeat = 2\n\n"
         "[scheduler]\nsweep_interval = 0.5\nlost_after = 2\n\n"
         "[actionrunner]\nlease_seconds = 5\nconcurrency = 4\n\n"
-        f"[system]\ndata_dir = {directory / 'data'}\n"
+        f"[system]\ndata_dir = {directory / 'data'}\n\n{extra}"
     )
     return path
 
 
 @contextmanager
 def running_engine(
-    directory: Path, database: str, services: tuple[str, ...] = SERVICES
+    directory: Path, database: str, services: tuple[str, ...] = SERVICES, extra_conf: str = ""
 ) -> Iterator[RunningEngine]:
-    """Set up the schema, content and a login, then run ``services`` until the block ends."""
+    """Set up the schema, content and a login, then run ``services`` until the block ends;
+    ``extra_conf`` is appended to the st2.conf written for it."""
     ports = {"api": free_port(), "auth": free_port(), "stream": free_port()}
     with rabbitmq_vhost() as messaging:
-        config = _write_conf(directory, database, messaging, ports)
+        config = _write_conf(directory, database, messaging, ports, extra_conf)
         env = command_environment(directory)
         for command in (
             ("st2-setup-db", "--config-file", str(config)),
@@ -157,7 +167,7 @@ def running_engine(
             for service in services:
                 log = (directory / f"{service}.log").open("ab")
                 engine.processes[service] = subprocess.Popen(
-                    [str(BIN / service), "--config-file", str(config)],
+                    [*service_command(service), "--config-file", str(config)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,

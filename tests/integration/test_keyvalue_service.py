@@ -19,7 +19,7 @@ from poundcake.engine.keyvalue import service
 from poundcake.engine.keyvalue.crypto import DatastoreCipher, key_path_from_config
 from poundcake.engine.keyvalue.datastore import SessionDatastore
 from poundcake.engine.keyvalue.models import KeyValuePairDB
-from poundcake.exceptions import ConfigurationError, ConflictError, NotFoundError, ValidationError
+from poundcake.exceptions import ConfigurationError, NotFoundError, ValidationError
 from tests.integration.datastore_helpers import engine_config
 
 
@@ -201,13 +201,9 @@ def test_names_match_exactly_whatever_the_collation(backend: str, session: Sessi
         service.get_value(session, name="Region ")
     assert [item.name for item in service.list_values(session, prefix="reg")] == []
     assert [item.name for item in service.list_values(session, prefix="Reg")] == ["Region"]
-    if backend == "mariadb":
-        # The unique index follows the case-insensitive collation: refuse, do not overwrite.
-        with pytest.raises(ConflictError, match="differ only in case"):
-            service.set_value(session, name="region", value="us")
-    else:
-        service.set_value(session, name="region", value="us")
-        assert service.get_value(session, name="region").value == "us"
+    # Names are case-sensitive on every backend (a binary collation on MariaDB): two keys.
+    service.set_value(session, name="region", value="us")
+    assert service.get_value(session, name="region").value == "us"
     assert service.get_value(session, name="Region").value == "eu"
 
 

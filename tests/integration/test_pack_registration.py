@@ -128,6 +128,7 @@ def sqlite_target(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Ta
 
 PACK_REFS = {
     "core": "core",
+    "packs": "packs",
     "monitoring": "monitoring",
     "my-utils": "utils",
     "network_tools": "nettools",
@@ -145,7 +146,7 @@ def action_files(*pack_dirs: Path) -> dict[str, tuple[str, Path]]:
     return found
 
 
-CORE_ACTIONS = action_files(BUNDLED_PACKS_DIR / "core")
+CORE_ACTIONS = action_files(BUNDLED_PACKS_DIR / "core", BUNDLED_PACKS_DIR / "packs")
 GOOD_ACTIONS = action_files(*sorted(path for path in GOOD.iterdir() if path.is_dir()))
 
 
@@ -186,9 +187,9 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
     good_registered, good_failing = expected_actions(GOOD_ACTIONS)
     assert {failure.path for failure in report.failures} == core_failing | good_failing
     assert all(failure.field == "runner_type" for failure in report.failures)
-    assert report.packs == ["core", "monitoring", "utils", "nettools"]
+    assert report.packs == ["core", "packs", "monitoring", "utils", "nettools"]
     assert report.counts == {
-        "packs": 4,
+        "packs": 5,
         "triggers": 1,
         "sensors": 1,
         "runners": len(runner_types()),
@@ -207,8 +208,8 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
             runner, path = CORE_ACTIONS[ref]
             written = yaml.safe_load(path.read_text())
             action = actions[ref]
-            assert action.uid == f"action:core:{written['name']}"
-            assert action.pack == "core"
+            assert action.uid == f"action:{action.pack}:{written['name']}"
+            assert action.pack in ("core", "packs")
             assert action.runner_type == runner
             assert action.parameters == written["parameters"], ref
             assert action.metadata_file == f"actions/{path.name}"
@@ -226,7 +227,7 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
             assert collect.tags == [{"name": "team", "value": "sre"}]
 
         packs = {row.ref: row for row in rows(session, PackDB)}
-        assert set(packs) == {"core", "monitoring", "utils", "nettools"}
+        assert set(packs) == {"core", "packs", "monitoring", "utils", "nettools"}
         monitoring = packs["monitoring"]
         assert (monitoring.version, monitoring.uid, monitoring.name) == (
             "0.4.0",
@@ -512,7 +513,7 @@ def test_st2ctl_reload_fails_on_broken_packs_unless_told_not_to(
     )
     assert tolerant.returncode == 0, tolerant.stderr
     assert "bad_yaml.yaml: is not valid YAML" in tolerant.stderr
-    assert "Registered 5 packs: core, monitoring, utils, nettools, broken_content." in (
+    assert "Registered 6 packs: core, packs, monitoring, utils, nettools, broken_content." in (
         tolerant.stdout
     )
     assert "Registered 7 rules." in tolerant.stdout

@@ -19,7 +19,14 @@ from tests.integration.shell_engine import SHELL, register_shell_actions
 from tests.integration.shell_helpers import process_is_alive, wait_until_gone
 from tests.integration.st2cli import free_port
 
-SERVICES = ("st2api", "st2auth", "st2scheduler", "st2actionrunner.1", "st2actionrunner.2")
+SERVICES = (
+    "st2api",
+    "st2auth",
+    "st2stream",
+    "st2scheduler",
+    "st2actionrunner.1",
+    "st2actionrunner.2",
+)
 _STATUS_LINE = re.compile(r"^(\S+) PID: (\d+)$", re.MULTILINE)
 
 
@@ -55,7 +62,7 @@ def st2ctl(tmp_path: Path, scratch_database: str) -> Iterator[St2ctl]:
         extra = (
             f"workers = 2\n\n[system]\nrun_dir = {tmp_path / 'run'}\n"
             f"log_dir = {tmp_path / 'logs'}\n\n[api]\nport = {free_port()}\n\n"
-            f"[auth]\nport = {free_port()}\n"
+            f"[auth]\nport = {free_port()}\n\n[stream]\nport = {free_port()}\n"
         )
         path = write_st2_conf(tmp_path / "st2.conf", scratch_database, url, extra)
         config = load_st2_config(path)

@@ -1,5 +1,5 @@
 """Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``,
-``st2api`` and ``st2auth``."""
+``st2api``, ``st2auth`` and ``st2stream``."""
 
 from __future__ import annotations
 
@@ -120,6 +120,12 @@ def _auth(config_file: ConfigFile = None) -> None:
     _listen("auth", config_file)
 
 
+@handles_errors
+def _stream(config_file: ConfigFile = None) -> None:
+    """Serve StackStorm's event stream (default port 9102)."""
+    _listen("stream", config_file)
+
+
 def _app(command: Callable[..., None]) -> typer.Typer:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(command)
@@ -144,3 +150,8 @@ def api_main() -> None:
 def auth_main() -> None:
     """Entry point of ``st2auth``."""
     _app(_auth)()
+
+
+def stream_main() -> None:
+    """Entry point of ``st2stream``."""
+    _app(_stream)()

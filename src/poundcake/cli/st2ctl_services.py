@@ -24,6 +24,7 @@ def engine_services(config: St2Config) -> list[ServiceSpec]:
     return [
         ServiceSpec("st2api"),
         ServiceSpec("st2auth"),
+        ServiceSpec("st2stream"),
         ServiceSpec("st2scheduler"),
         ServiceSpec("st2actionrunner", instances=config.actionrunner.workers),
     ]

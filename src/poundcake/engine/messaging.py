@@ -16,8 +16,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from amqp.exceptions import AMQPError  # type: ignore[import-untyped]
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
+from kombu.exceptions import KombuError
 from kombu.messaging import Producer
 
 logger = logging.getLogger(__name__)
@@ -121,3 +123,20 @@ class Publisher:
         """Release the connections."""
         self._work.close()
         self._events.close()
+
+
+def hand_over(publisher: Publisher, liveaction_id: str, execution_id: str) -> None:
+    """After commit, tell the scheduler and the stream about a requested execution.
+
+    The execution is committed already, so a broker outage only delays it: the scheduler's
+    sweep finds requested work whose message never came.
+    """
+    body = {"liveaction_id": liveaction_id, "execution_id": execution_id}
+    try:
+        publisher.requested(liveaction_id, execution_id)
+        publisher.event("st2.execution__create", body)
+    except (OSError, KombuError, AMQPError):
+        logger.exception(
+            "Could not hand execution %s to the scheduler; its sweep will pick it up",
+            execution_id,
+        )

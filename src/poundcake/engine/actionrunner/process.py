@@ -339,7 +339,8 @@ class ActionRunner:
 
     @staticmethod
     def _pump(connection: Any, timeout: float) -> None:
-        """Take what the broker has ready (first wait up to ``timeout``)."""
+        """Take what the broker has ready (first wait up to ``timeout``); keep heartbeats going."""
+        connection.heartbeat_check()
         with contextlib.suppress(TimeoutError):
             connection.drain_events(timeout=timeout)
             while True:

@@ -27,11 +27,14 @@ class ExecutionDB(Base):
     __table_args__ = (
         sa.Index(None, "status", "start_timestamp"),
         sa.Index(None, "parent", "start_timestamp"),
+        sa.Index(None, "parent", "status", "start_timestamp"),
+        sa.Index(None, "action", "start_timestamp"),
+        sa.Index(None, "context_user", "start_timestamp"),
         ENGINE_TABLE_ARGS,
     )
 
     id: Mapped[str] = mapped_column(IdType(), primary_key=True)
-    action: Mapped[str] = mapped_column(sa.String(255), index=True)
+    action: Mapped[str] = mapped_column(sa.String(255))
     action_snapshot: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
     runner: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
     runner_type: Mapped[str] = mapped_column(sa.String(255))
@@ -45,7 +48,7 @@ class ExecutionDB(Base):
     result_size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     result_truncated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     context: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
-    context_user: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    context_user: Mapped[str | None] = mapped_column(sa.String(255))
     parent: Mapped[str | None] = mapped_column(IdType())
     children: Mapped[list[str]] = mapped_column(JSONType(), default=list)
     log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType(), default=list)

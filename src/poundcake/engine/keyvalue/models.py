@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from poundcake.db.base import ENGINE_TABLE_ARGS, Base
@@ -19,7 +20,10 @@ class KeyValuePairDB(Base):
 
     id: Mapped[str] = mapped_column(IdType(), primary_key=True)
     uid: Mapped[str] = mapped_column(sa.String(768))
-    name: Mapped[str] = mapped_column(sa.String(512))
+    # Case-sensitive names, as StackStorm's: a binary collation on MariaDB.
+    name: Mapped[str] = mapped_column(
+        sa.String(512).with_variant(mysql.VARCHAR(512, collation="utf8mb4_bin"), "mysql", "mariadb")
+    )
     scope: Mapped[str] = mapped_column(sa.String(32))
     value: Mapped[str] = mapped_column(MediumText())
     secret: Mapped[bool] = mapped_column(sa.Boolean, default=False)

@@ -1,7 +1,8 @@
 """Where packs and pack configs are on disk, from st2.conf.
 
 Packs are searched in the system packs directory first (the repository's ``packs/``, or
-``[content] system_packs_base_path``), then in ``[content] packs_base_paths`` (``:``-separated).
+``[content] system_packs_base_path``), then in ``[content] packs_base_paths`` (``:``-separated;
+default ``<data_dir>/packs``, where ``st2 pack install`` puts packs).
 Pack configs are ``<configs_dir>/<pack>.yaml``: ``[system] base_path``/configs when set, as in
 StackStorm's ``/opt/stackstorm/configs``, else ``<data_dir>/configs``.
 """
@@ -41,9 +42,14 @@ def content_locations(config: St2Config) -> ContentLocations:
     system = config.sections.get("system", {})
     system_packs = content.get("system_packs_base_path", "").strip()
     base_path = system.get("base_path", "").strip()
+    packs_base_paths = config.packs_base_paths
+    if not packs_base_paths:
+        default = config.data_dir / "packs"
+        default.mkdir(parents=True, exist_ok=True)
+        packs_base_paths = (default,)
     return ContentLocations(
         system_packs_path=Path(system_packs).expanduser() if system_packs else BUNDLED_PACKS_DIR,
-        packs_base_paths=config.packs_base_paths,
+        packs_base_paths=packs_base_paths,
         configs_dir=(
             Path(base_path).expanduser() / "configs" if base_path else config.data_dir / "configs"
         ),

@@ -112,6 +112,7 @@ class Scheduler:
             with consumer:
                 logger.info("Scheduler consuming %s", SCHEDULER_QUEUE.name)
                 while not stop.is_set():
+                    connection.heartbeat_check()
                     deadline = time.monotonic() + settings.batch_wait
                     try:
                         connection.drain_events(

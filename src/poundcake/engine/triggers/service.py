@@ -3,7 +3,8 @@
 A trigger type without a ``parameters_schema`` has exactly one trigger, its "shadow", with the
 same pack and name. A parameterised type (webhook, timers) gets one trigger per distinct set of
 parameters, named by a uuid4 in the type's pack; rules hold it by ref and its ``ref_count`` says
-how many do, so it disappears with the last rule.
+how many do, so it disappears with the last rule. Webhook triggers also keep ``webhook_db`` in
+step (:func:`poundcake.engine.webhooks.registry.sync_webhook`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from poundcake.engine.packs.resources import TriggerTypeSpec
 from poundcake.engine.triggers.models import TriggerDB, TriggerTypeDB
+from poundcake.engine.webhooks.registry import sync_webhook
 from poundcake.ids import new_id
 
 logger = logging.getLogger(__name__)
@@ -317,6 +319,8 @@ def acquire_trigger(
     if parameters:
         trigger.ref_count = (trigger.ref_count or 0) + 1
     session.flush()
+    if trigger.type == WEBHOOK_TRIGGER_TYPE:
+        sync_webhook(session=session, trigger=trigger)
     return trigger
 
 
@@ -329,3 +333,5 @@ def release_trigger(*, session: Session, ref: str) -> None:
     if trigger.ref_count == 0:
         session.delete(trigger)
     session.flush()
+    if trigger.type == WEBHOOK_TRIGGER_TYPE:
+        sync_webhook(session=session, trigger=trigger)

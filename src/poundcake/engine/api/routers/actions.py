@@ -98,6 +98,15 @@ def create_action(
     ref = f"{pack}.{name}"
     if session.scalar(sa.select(ActionDB.id).where(ActionDB.ref == ref)):
         raise ConflictError(f'Tried to save duplicate unique keys. Action "{ref}" exists already.')
+    values: dict[str, Any] = {
+        "enabled": True,
+        "entry_point": "",
+        "parameters": {},
+        "output_schema": {},
+        "tags": [],
+        "notify": {},
+    }
+    values.update({key: value for key, value in _editable(body).items() if value is not None})
     action = ActionDB(
         id=new_id(),
         uid=f"action:{pack}:{name}",
@@ -105,13 +114,7 @@ def create_action(
         name=name,
         pack=pack,
         runner_type=_check_runner(session, body.get("runner_type")),
-        enabled=True,
-        entry_point="",
-        parameters={},
-        output_schema={},
-        tags=[],
-        notify={},
-        **{key: value for key, value in _editable(body).items() if value is not None},
+        **values,
     )
     session.add(action)
     session.commit()

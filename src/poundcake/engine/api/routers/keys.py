@@ -1,0 +1,159 @@
+"""``/v1/keys``: the datastore, as ``st2 key list|get|set|delete`` use it.
+
+Scopes are ``system`` and ``user`` (or their ``st2kv.`` forms); listing also takes ``all``:
+system keys plus the caller's own user keys. Naming a ``user`` implies the user scope, and
+user-scoped keys default to the caller's. Secret values are encrypted at rest and come back as
+ciphertext unless ``decrypt=true``; every authenticated caller is an administrator here, so
+decryption and other users' keys are open to every caller, as to StackStorm's admins.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from poundcake.engine.api.dependencies import (
+    Caller,
+    CurrentCaller,
+    Db,
+    Page,
+    Runtime,
+    paging,
+    truthy,
+)
+from poundcake.engine.keyvalue import service
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.keyvalue.scopes import ALL_SCOPE, SYSTEM_SCOPE, USER_SCOPE, normalise_scope
+from poundcake.exceptions import ValidationError
+
+router = APIRouter(tags=["keys"])
+
+
+def _cipher(runtime: Runtime) -> DatastoreCipher:
+    return DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
+
+
+def _scope(scope: str | None, user: str | None, *, allow_all: bool = False) -> str:
+    """StackStorm's rules: no scope means system, ``all`` means system outside listing, and
+    naming a user means the user scope."""
+    if user:
+        return USER_SCOPE
+    if not scope:
+        return SYSTEM_SCOPE
+    chosen = normalise_scope(scope, allow_all=True)
+    if chosen == ALL_SCOPE and not allow_all:
+        return SYSTEM_SCOPE
+    return chosen
+
+
+def _owner(scope: str, user: str | None, caller: Caller) -> str | None:
+    return (user or caller.user) if scope != SYSTEM_SCOPE else None
+
+
+@router.get("/keys")
+def list_keys(
+    caller: CurrentCaller,
+    session: Db,
+    runtime: Runtime,
+    response: Response,
+    page: Annotated[Page, paging(default_limit=100)],
+    prefix: Annotated[str | None, Query()] = None,
+    scope: Annotated[str | None, Query()] = None,
+    user: Annotated[str | None, Query()] = None,
+    decrypt: Annotated[str | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Live keys whose name starts with ``prefix``, system scope first, with ``X-Total-Count``."""
+    chosen = _scope(scope, user, allow_all=True)
+    reveal = bool(truthy(decrypt))
+    items = service.list_values(
+        session,
+        scope=chosen,
+        user=_owner(chosen, user, caller),
+        prefix=prefix,
+        decrypt=reveal,
+        cipher=_cipher(runtime) if reveal else None,
+    )
+    page.headers(response, len(items))
+    end = None if page.limit is None else page.offset + page.limit
+    return [item.to_document() for item in items[page.offset : end]]
+
+
+@router.get("/keys/{name:path}")
+def get_key(
+    name: str,
+    caller: CurrentCaller,
+    session: Db,
+    runtime: Runtime,
+    scope: Annotated[str | None, Query()] = None,
+    user: Annotated[str | None, Query()] = None,
+    decrypt: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """One live key; 404 when it is absent or expired."""
+    chosen = _scope(scope, user)
+    reveal = bool(truthy(decrypt))
+    item = service.get_value(
+        session,
+        name=name,
+        scope=chosen,
+        user=_owner(chosen, user, caller),
+        decrypt=reveal,
+        cipher=_cipher(runtime) if reveal else None,
+    )
+    return item.to_document()
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValidationError(f"'{key}' must be true or false")
+    return value
+
+
+@router.put("/keys/{name:path}")
+def set_key(
+    name: str,
+    caller: CurrentCaller,
+    session: Db,
+    runtime: Runtime,
+    body: Annotated[dict[str, Any], Body()],
+    scope: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Create or replace a key (the name in the path wins over the body's)."""
+    if "value" not in body or body["value"] is None:
+        raise ValidationError("'value' is a required property")
+    chosen = _scope(body.get("scope") or scope, None)
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise ValidationError("'user' must be a string")
+    secret, encrypted = _flag(body, "secret"), _flag(body, "encrypted")
+    item = service.set_value(
+        session,
+        name=name,
+        value=body["value"],
+        scope=chosen,
+        user=_owner(chosen, user, caller),
+        secret=secret,
+        encrypted=encrypted,
+        ttl=body.get("ttl"),
+        cipher=_cipher(runtime) if secret or encrypted else None,
+    )
+    session.commit()
+    return item.to_document()
+
+
+@router.delete("/keys/{name:path}", status_code=204)
+def delete_key(
+    name: str,
+    caller: CurrentCaller,
+    session: Db,
+    scope: Annotated[str | None, Query()] = None,
+    user: Annotated[str | None, Query()] = None,
+) -> Response:
+    """Delete a live key; 404 when it is absent or expired."""
+    chosen = _scope(scope, user)
+    service.delete_value(session, name=name, scope=chosen, user=_owner(chosen, user, caller))
+    session.commit()
+    return Response(status_code=204)

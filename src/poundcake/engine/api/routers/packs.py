@@ -1,0 +1,173 @@
+"""``/v1/packs``: list, get, register from disk, install and remove, and the exchange search.
+
+Install and remove answer 202 with the id of an execution of ``packs.install`` or
+``packs.uninstall``, which the scheduler and an action runner run like any other; the CLI waits
+for it on the stream. An install request is checked here first (local sources only, the packs
+directory, versions, dependencies), so what cannot work is a 400 with its reason rather than a
+failed execution, whose details ``st2 pack install`` 3.9.0 cannot print for a runner that is not
+orquesta or action-chain. There is no exchange index offline: a search finds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
+
+from poundcake.engine.api.dependencies import (
+    CurrentCaller,
+    Db,
+    Page,
+    Runtime,
+    attribute_filter,
+    paging,
+)
+from poundcake.engine.executions.service import request_execution
+from poundcake.engine.messaging import hand_over
+from poundcake.engine.packs.documents import pack_document
+from poundcake.engine.packs.install import plan_install
+from poundcake.engine.packs.locations import content_locations
+from poundcake.engine.packs.models import PackDB
+from poundcake.engine.packs.registration import register_packs
+from poundcake.engine.packs.removal import check_uninstall
+from poundcake.exceptions import NotFoundError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["packs"])
+INSTALL_ACTION = "packs.install"
+UNINSTALL_ACTION = "packs.uninstall"
+
+
+def _find(session: Db, ref_or_id: str) -> PackDB:
+    pack = session.scalar(sa.select(PackDB).where(PackDB.ref == ref_or_id))
+    pack = pack or session.get(PackDB, ref_or_id)
+    if pack is None:
+        raise NotFoundError(f'Resource with a ref or id "{ref_or_id}" not found')
+    return pack
+
+
+def _names(body: dict[str, Any], key: str = "packs") -> list[str]:
+    value = body.get(key)
+    if not isinstance(value, list) or not value:
+        raise ValidationError(f"'{key}' must be a non-empty list of strings")
+    if not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValidationError(f"'{key}' must be a non-empty list of strings")
+    return [item.strip() for item in value]
+
+
+@router.get("/packs")
+def list_packs(
+    _caller: CurrentCaller,
+    session: Db,
+    response: Response,
+    page: Annotated[Page, paging(default_limit=100)],
+    name: Annotated[str | None, Query()] = None,
+    ref: Annotated[str | None, Query()] = None,
+    include_attributes: Annotated[str | None, Query()] = None,
+    exclude_attributes: Annotated[str | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Registered packs sorted by ref, with ``X-Total-Count``."""
+    conditions = []
+    if name:
+        conditions.append(PackDB.name == name)
+    if ref:
+        conditions.append(PackDB.ref == ref)
+    total = session.scalar(sa.select(sa.func.count()).select_from(PackDB).where(*conditions)) or 0
+    query = sa.select(PackDB).where(*conditions).order_by(PackDB.ref).offset(page.offset)
+    if page.limit is not None:
+        query = query.limit(page.limit)
+    page.headers(response, total)
+    return [
+        attribute_filter(pack_document(row), include_attributes, exclude_attributes)
+        for row in session.scalars(query)
+    ]
+
+
+@router.get("/packs/{ref_or_id}")
+def get_pack(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+    """One pack, by ref or id."""
+    return pack_document(_find(session, ref_or_id))
+
+
+@router.post("/packs/register")
+def register(
+    _caller: CurrentCaller,
+    session: Db,
+    runtime: Runtime,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> dict[str, int]:
+    """Register packs from disk (all of them unless ``packs`` names some); counts per kind."""
+    body = body or {}
+    packs = _names(body) if body.get("packs") else None
+    types = body.get("types")
+    if types is not None and not (
+        isinstance(types, list) and all(isinstance(kind, str) for kind in types)
+    ):
+        raise ValidationError("'types' must be a list of strings")
+    config = runtime.config
+    counts = register_packs(
+        session=session,
+        locations=content_locations(config),
+        packs=packs,
+        types=types,
+        system_user=config.system_user,
+    )
+    session.commit()
+    return counts
+
+
+def _request(
+    session: Db, runtime: Runtime, action_ref: str, parameters: dict[str, Any], user: str
+) -> JSONResponse:
+    requested = request_execution(session, action_ref=action_ref, parameters=parameters, user=user)
+    session.commit()
+    hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
+    logger.info("Requested %s as execution %s", action_ref, requested.execution_id)
+    return JSONResponse({"execution_id": requested.execution_id}, status_code=202)
+
+
+@router.post("/packs/install", status_code=202)
+def install(
+    caller: CurrentCaller,
+    session: Db,
+    runtime: Runtime,
+    body: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    """Check the request, then request a ``packs.install`` execution; answer its id."""
+    packs = _names(body)
+    force = bool(body.get("force", False))
+    skip_dependencies = bool(body.get("skip_dependencies", False))
+    plan_install(
+        session=session,
+        locations=content_locations(runtime.config),
+        sources=packs,
+        force=force,
+        skip_dependencies=skip_dependencies,
+    )
+    parameters = {"packs": packs, "force": force, "skip_dependencies": skip_dependencies}
+    return _request(session, runtime, INSTALL_ACTION, parameters, caller.user)
+
+
+@router.post("/packs/uninstall", status_code=202)
+def uninstall(
+    caller: CurrentCaller,
+    session: Db,
+    runtime: Runtime,
+    body: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    """Refuse the system packs, then request a ``packs.uninstall`` execution; answer its id."""
+    packs = _names(body)
+    check_uninstall(packs)
+    return _request(session, runtime, UNINSTALL_ACTION, {"packs": packs}, caller.user)
+
+
+@router.post("/packs/index/search")
+def search_index(
+    _caller: CurrentCaller, _body: Annotated[dict[str, Any] | None, Body()] = None
+) -> list[dict[str, Any]]:
+    """Search the pack exchange index: there is none offline, so nothing matches."""
+    return []

@@ -1,0 +1,65 @@
+"""``/v1/ruleenforcements``: list (``rule_ref``, ``rule_id``, ``execution``,
+``trigger_instance``, ``enforced_at_gt``/``_lt``; newest first) and get by id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
+from poundcake.engine.rules.documents import rule_enforcement_document
+from poundcake.engine.rules.enforcements import (
+    EnforcementFilters,
+    get_rule_enforcement,
+    list_rule_enforcements,
+)
+from poundcake.engine.triggers.instances import parse_timestamp
+
+router = APIRouter(tags=["ruleenforcements"])
+
+
+@router.get("/ruleenforcements")
+def list_all(
+    _caller: CurrentCaller,
+    session: Db,
+    response: Response,
+    page: Annotated[Page, paging(default_limit=100)],
+    rule_ref: Annotated[str | None, Query()] = None,
+    rule_id: Annotated[str | None, Query()] = None,
+    execution: Annotated[str | None, Query()] = None,
+    trigger_instance: Annotated[str | None, Query()] = None,
+    enforced_at_gt: Annotated[str | None, Query()] = None,
+    enforced_at_lt: Annotated[str | None, Query()] = None,
+    include_attributes: Annotated[str | None, Query()] = None,
+    exclude_attributes: Annotated[str | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Rule enforcements, newest first, with ``X-Total-Count``."""
+    filters = EnforcementFilters(
+        rule_ref=rule_ref,
+        rule_id=rule_id,
+        execution=execution,
+        trigger_instance=trigger_instance,
+        enforced_after=(
+            parse_timestamp(enforced_at_gt, "enforced_at_gt") if enforced_at_gt else None
+        ),
+        enforced_before=(
+            parse_timestamp(enforced_at_lt, "enforced_at_lt") if enforced_at_lt else None
+        ),
+    )
+    total, rows = list_rule_enforcements(
+        session=session, filters=filters, offset=page.offset, limit=page.limit
+    )
+    page.headers(response, total)
+    return [
+        attribute_filter(rule_enforcement_document(row), include_attributes, exclude_attributes)
+        for row in rows
+    ]
+
+
+@router.get("/ruleenforcements/{enforcement_id}")
+def get_one(enforcement_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+    """One rule enforcement."""
+    return rule_enforcement_document(
+        get_rule_enforcement(session=session, enforcement_id=enforcement_id)
+    )

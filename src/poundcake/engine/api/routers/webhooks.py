@@ -1,0 +1,68 @@
+"""``/v1/webhooks``: the registered webhooks (as Trigger documents), and ``POST`` to one.
+
+``POST /v1/webhooks/<url>`` stores a trigger instance per trigger with that URL and answers 202
+with the body it got; ``POST /v1/webhooks/st2`` takes ``{"trigger": ref, "payload": {...}}``.
+Both need a token or API key, like every other route. ``GET /v1/webhooks`` ignores
+``include_attributes``: the CLI asks for ``url``, which only ``parameters`` carries.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from poundcake.engine.api.dependencies import CurrentCaller, Db, Runtime
+from poundcake.engine.triggers.documents import trigger_document
+from poundcake.engine.triggers.instances import announce_trigger_instances
+from poundcake.engine.webhooks.registry import normalise_url
+from poundcake.engine.webhooks.service import (
+    GENERIC_WEBHOOK,
+    dispatch_generic,
+    dispatch_webhook,
+    list_webhooks,
+    parse_webhook_body,
+    webhook_triggers,
+)
+
+router = APIRouter(tags=["webhooks"])
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request body, read before the (synchronous) route runs."""
+    return await request.body()
+
+
+@router.get("/webhooks")
+def list_all(_caller: CurrentCaller, session: Db) -> list[dict[str, Any]]:
+    """Every webhook trigger, with ``parameters.url``."""
+    return [trigger_document(trigger) for trigger in list_webhooks(session=session)]
+
+
+@router.get("/webhooks/{url:path}")
+def get_one(url: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+    """The (first) trigger registered for ``url``."""
+    return trigger_document(webhook_triggers(session=session, url=url)[0])
+
+
+@router.post("/webhooks/{url:path}", status_code=202)
+def post(
+    url: str,
+    request: Request,
+    raw: Annotated[bytes, Depends(raw_body)],
+    _caller: CurrentCaller,
+    session: Db,
+    runtime: Runtime,
+) -> JSONResponse:
+    """Store the request as trigger instances and echo its body."""
+    body = parse_webhook_body(raw, request.headers.get("content-type"))
+    if normalise_url(url) == GENERIC_WEBHOOK:
+        instances = [dispatch_generic(session=session, body=body)]
+    else:
+        instances = dispatch_webhook(
+            session=session, url=url, headers=request.headers.items(), body=body
+        )
+    session.commit()
+    announce_trigger_instances(runtime.publisher, instances)
+    return JSONResponse(body, status_code=202)

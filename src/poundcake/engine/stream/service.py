@@ -1,0 +1,129 @@
+"""What stream events name, read from the database.
+
+Engine processes announce executions by id only (the database is the record); the stream looks
+each one up once and sends every client the full document. Live action events are derived from
+execution events, since a live action changes with its execution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from poundcake.engine.executions.documents import Projection, execution_document
+from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
+from poundcake.engine.stream.documents import liveaction_document, output_document, parameter_schema
+from poundcake.engine.stream.events import (
+    EXECUTION_PREFIX,
+    EXECUTION_UPDATE,
+    LIVEACTION_PREFIX,
+    OUTPUT_CREATE,
+    Event,
+    is_document,
+)
+
+WantsName = Callable[[str], bool]
+E = ExecutionDB
+EVERYTHING = Projection.everything()
+_COLUMNS = list(dict.fromkeys([*EVERYTHING.columns(), E.liveaction_id]))
+
+
+def _text(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def find_execution(session: Session, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The columns of the execution an id-only event names, by ``execution_id`` or else
+    ``liveaction_id``."""
+    query = sa.select(*_COLUMNS)
+    execution_id = _text(body, "execution_id")
+    liveaction_id = _text(body, "liveaction_id")
+    if execution_id:
+        query = query.where(E.id == execution_id)
+    elif liveaction_id:
+        query = query.where(E.liveaction_id == liveaction_id)
+    else:
+        return None
+    row = session.execute(query.limit(1)).first()
+    return None if row is None else dict(row._mapping)
+
+
+class StreamReader:
+    """Turns broker messages into client events and reads executions and their output."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, mask_secrets: bool = True) -> None:
+        self._sessions = sessions
+        self._mask = mask_secrets
+
+    def resolve(self, name: str, body: Any, wanted: WantsName) -> list[Event]:
+        """The events a broker message becomes, limited to names some client wants."""
+        if name.startswith(EXECUTION_PREFIX):
+            return self._execution_events(name, body, wanted)
+        if name.startswith(LIVEACTION_PREFIX):
+            return self._liveaction_events(name, body, wanted)
+        return [Event(name, body)] if wanted(name) else []
+
+    def _execution_events(self, name: str, body: Any, wanted: WantsName) -> list[Event]:
+        liveaction_name = LIVEACTION_PREFIX + name.removeprefix(EXECUTION_PREFIX)
+        want_execution, want_liveaction = wanted(name), wanted(liveaction_name)
+        if is_document(body):
+            return [Event(name, body)] if want_execution else []
+        if not (want_execution or want_liveaction) or not isinstance(body, Mapping):
+            return []
+        events: list[Event] = []
+        with self._sessions() as session:
+            execution = find_execution(session, body)
+            if execution is None:
+                return []
+            liveaction_id = execution["liveaction_id"]
+            if want_liveaction and liveaction_id:
+                liveaction = session.get(LiveActionDB, liveaction_id)
+                if liveaction is not None:
+                    document = liveaction_document(liveaction, self._schema(execution))
+                    events.append(Event(liveaction_name, document))
+            if want_execution:
+                events.append(Event(name, self._document(execution)))
+        return events
+
+    def _document(self, execution: Mapping[str, Any]) -> dict[str, Any]:
+        return execution_document(execution, EVERYTHING, mask=self._mask)
+
+    def _schema(self, execution: Mapping[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+        return parameter_schema(execution) if self._mask and execution is not None else None
+
+    def _liveaction_events(self, name: str, body: Any, wanted: WantsName) -> list[Event]:
+        if not wanted(name):
+            return []
+        if is_document(body):
+            return [Event(name, body)]
+        if not isinstance(body, Mapping):
+            return []
+        liveaction_id = _text(body, "liveaction_id") or _text(body, "id")
+        if liveaction_id is None:
+            return []
+        with self._sessions() as session:
+            liveaction = session.get(LiveActionDB, liveaction_id)
+            if liveaction is None:
+                return []
+            execution = find_execution(session, {"liveaction_id": liveaction_id})
+            return [Event(name, liveaction_document(liveaction, self._schema(execution)))]
+
+    def current_execution(self, execution_id: str) -> Event | None:
+        """The execution as an ``st2.execution__update`` event, or None if there is none."""
+        with self._sessions() as session:
+            execution = find_execution(session, {"execution_id": execution_id})
+            return None if execution is None else Event(EXECUTION_UPDATE, self._document(execution))
+
+    def stored_output(self, execution_id: str) -> list[Event]:
+        """The execution's output so far, in order, as ``st2.execution.output__create`` events."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                sa.select(ExecutionOutputDB)
+                .where(ExecutionOutputDB.execution_id == execution_id)
+                .order_by(ExecutionOutputDB.id)
+            )
+            return [Event(OUTPUT_CREATE, output_document(row)) for row in rows]
