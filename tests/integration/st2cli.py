@@ -15,13 +15,20 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import BIN, command_environment, run_command
+from tests.integration.conftest import (
+    BIN,
+    command_environment,
+    create_fixture_database,
+    drop_fixture_database,
+    run_command,
+)
 from tests.integration.engine_stack import rabbitmq_vhost
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -147,10 +154,25 @@ def _write_conf(
 
 @contextmanager
 def running_engine(
-    directory: Path, database: str, services: tuple[str, ...] = SERVICES, extra_conf: str = ""
+    directory: Path,
+    database: str | None = None,
+    services: tuple[str, ...] = SERVICES,
+    extra_conf: str = "",
 ) -> Iterator[RunningEngine]:
-    """Set up the schema, content and a login, then run ``services`` until the block ends;
-    ``extra_conf`` is appended to the st2.conf written for it."""
+    """Set up the schema, content and a login, then run ``services`` until the block ends.
+
+    Without ``database`` a fresh one is created and dropped afterwards; ``extra_conf`` is
+    appended to the st2.conf written for the engine.
+    """
+    if database is None:
+        name = f"pctest_cli_{uuid.uuid4().hex[:12]}"
+        create_fixture_database(name)
+        try:
+            with running_engine(directory, name, services, extra_conf) as engine:
+                yield engine
+        finally:
+            drop_fixture_database(name)
+        return
     ports = {"api": free_port(), "auth": free_port(), "stream": free_port()}
     with rabbitmq_vhost() as messaging:
         config = _write_conf(directory, database, messaging, ports, extra_conf)

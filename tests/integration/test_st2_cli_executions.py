@@ -23,16 +23,9 @@ COMPLETED = {"succeeded", "failed", "timeout", "canceled", "abandoned"}
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
-    from tests.integration.conftest import create_fixture_database, drop_fixture_database
-
     directory = tmp_path_factory.mktemp("st2cli-executions")
-    database = f"pctest_cli_{directory.name[-8:].replace('-', '_')}"
-    create_fixture_database(database)
-    try:
-        with running_engine(directory, database) as running:
-            yield running
-    finally:
-        drop_fixture_database(database)
+    with running_engine(directory) as running:
+        yield running
 
 
 @pytest.fixture

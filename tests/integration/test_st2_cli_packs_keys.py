@@ -28,18 +28,11 @@ PACKS_DIR = "installed-packs"
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
-    from tests.integration.conftest import create_fixture_database, drop_fixture_database
-
     directory = tmp_path_factory.mktemp("st2cli-packs")
     (directory / PACKS_DIR).mkdir()
-    database = f"pctest_cli_{directory.name[-8:].replace('-', '_')}"
-    create_fixture_database(database)
-    try:
-        extra = f"[content]\npacks_base_paths = {directory / PACKS_DIR}\n"
-        with running_engine(directory, database, STREAM_SERVICES, extra_conf=extra) as running:
-            yield running
-    finally:
-        drop_fixture_database(database)
+    extra = f"[content]\npacks_base_paths = {directory / PACKS_DIR}\n"
+    with running_engine(directory, extra_conf=extra, services=STREAM_SERVICES) as running:
+        yield running
 
 
 @pytest.fixture

@@ -42,16 +42,9 @@ HEARTBEAT_SECONDS = 2  # [stream] heartbeat in the engine's st2.conf
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
-    from tests.integration.conftest import create_fixture_database, drop_fixture_database
-
     directory = tmp_path_factory.mktemp("st2cli-stream")
-    database = f"pctest_cli_{directory.name[-8:].replace('-', '_')}"
-    create_fixture_database(database)
-    try:
-        with running_engine(directory, database, STREAM_SERVICES) as running:
-            yield running
-    finally:
-        drop_fixture_database(database)
+    with running_engine(directory, services=STREAM_SERVICES) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 from kombu.messaging import Consumer
 from kombu.transport.base import Message
+from sqlalchemy.orm import Session
 
+from poundcake.db.retry import in_transaction
 from poundcake.db.session import unit_of_work
 from poundcake.engine.actionrunner.children import ExecutionChildren
 from poundcake.engine.actionrunner.output import OutputWriter
@@ -127,11 +129,20 @@ class ActionRunner:
             return
         batch, self._inbox = self._inbox, []
         ids = [str(body.get("liveaction_id", "")) for body, _ in batch]
-        with unit_of_work(self.runtime.sessions) as session:
+
+        def claim_and_load(session: Session) -> tuple[set[str], dict[str, ClaimedWork]]:
             claimed = set(
                 claim(session, ids, owner=self.owner, lease_seconds=self.settings.lease_seconds)
             )
-            work = load_claimed(session, sorted(claimed))
+            return claimed, load_claimed(session, sorted(claimed))
+
+        try:
+            claimed, work = in_transaction(self.runtime.sessions, claim_and_load)
+        except sa.exc.SQLAlchemyError:
+            logger.exception("Claiming %d live actions failed; trying again shortly", len(batch))
+            self._inbox = batch + self._inbox
+            time.sleep(0.5)
+            return
         for (_, message), liveaction_id in zip(batch, ids, strict=True):
             item = work.get(liveaction_id) if liveaction_id in claimed else None
             if item is None:
@@ -168,7 +179,7 @@ class ActionRunner:
         self._in_flight -= len(finished)
 
     def _record(self, items: list[Finished]) -> None:
-        with unit_of_work(self.runtime.sessions) as session:
+        def record(session: Session) -> None:
             for item in items:
                 complete(
                     session,
@@ -179,16 +190,32 @@ class ActionRunner:
                     workflow=item.workflow,
                 )
 
-    def _record_alone(self, item: Finished) -> None:
+        in_transaction(self.runtime.sessions, record)
+
+    def _record_alone(self, item: Finished) -> bool:
+        """Store one outcome; if the database refuses its result, store the failure instead.
+
+        Returns False when nothing could be stored (the database is unavailable): the outcome
+        is kept and tried again.
+        """
         try:
             self._record([item])
-            return
+            return True
         except sa.exc.SQLAlchemyError as error:
             logger.exception("Storing the outcome of live action %s failed", item.liveaction_id)
             cause = getattr(error, "orig", None) or error
             reason = f"the result could not be stored: {type(cause).__name__}: {cause}"
         failed = RunnerOutcome(S.FAILED, {"error": reason})
-        self._record([Finished(item.liveaction_id, item.execution_id, failed, item.message, False)])
+        try:
+            self._record(
+                [Finished(item.liveaction_id, item.execution_id, failed, item.message, False)]
+            )
+            return True
+        except sa.exc.SQLAlchemyError:
+            logger.exception(
+                "The database refused live action %s's outcome; keeping it", item.liveaction_id
+            )
+            return False
 
     # --- one execution, in a worker thread ----------------------------------------------------
 
@@ -197,6 +224,9 @@ class ActionRunner:
         token = execution_id_var.set(execution_id)
         try:
             outcome = self._run(liveaction_id, work)
+        except Exception as error:
+            logger.exception("Running live action %s failed", liveaction_id)
+            outcome = RunnerOutcome(S.FAILED, {"error": f"{type(error).__name__}: {error}"})
         finally:
             execution_id_var.reset(token)
         workflow = bool((work.execution.liveaction or {}).get("action_is_workflow"))
@@ -238,7 +268,10 @@ class ActionRunner:
             )
         finally:
             if writer is not None:
-                writer.flush()
+                try:
+                    writer.flush()
+                except Exception:
+                    logger.exception("Storing the last output of execution %s failed", execution_id)
 
     def _services(self, request: RunnerRequest) -> RunnerServices:
         datastore = SessionDatastore(
@@ -265,10 +298,12 @@ class ActionRunner:
 
     def heartbeat(self) -> None:
         """Renew this process's leases and pass cancel requests to running plugins."""
-        with unit_of_work(self.runtime.sessions) as session:
-            to_cancel = renew_leases(
+        to_cancel = in_transaction(
+            self.runtime.sessions,
+            lambda session: renew_leases(
                 session, owner=self.owner, lease_seconds=self.settings.lease_seconds
-            )
+            ),
+        )
         for liveaction_id in to_cancel:
             with self._lock:
                 runner = self._active.get(liveaction_id)
@@ -328,7 +363,11 @@ class ActionRunner:
                     while not stop.is_set():
                         self._pump(connection, 0.002 if self._in_flight else 0.1)
                         self.claim_batch(pool)
-                        self.record_finished()
+                        try:
+                            self.record_finished()
+                        except sa.exc.SQLAlchemyError:
+                            logger.exception("Recording outcomes failed; trying again shortly")
+                            time.sleep(0.5)
                     consumer.cancel()
                     self._drain(connection)
         finally:

@@ -15,14 +15,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from kombu.messaging import Consumer
 from kombu.transport.base import Message
+from sqlalchemy.orm import Session
 
+from poundcake.db.retry import in_transaction
 from poundcake.db.session import unit_of_work
 from poundcake.engine.executions.service import abandon_expired
 from poundcake.engine.messaging import RUNNER_QUEUE, SCHEDULER_QUEUE, make_connection
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.scheduler.service import (
+    BatchDecision,
     due_for_retry,
     execution_ids,
     schedule_batch,
@@ -58,9 +62,12 @@ class Scheduler:
 
     def decide(self, liveaction_ids: list[str]) -> int:
         """Schedule what may run; hand it to the runners after commit; return how many."""
-        with unit_of_work(self.runtime.sessions) as session:
+
+        def decide_batch(session: Session) -> tuple[BatchDecision, dict[str, str]]:
             decision = schedule_batch(session, liveaction_ids)
-            executions = execution_ids(session, decision.scheduled)
+            return decision, execution_ids(session, decision.scheduled)
+
+        decision, executions = in_transaction(self.runtime.sessions, decide_batch)
         for liveaction_id in decision.scheduled:
             self.runtime.publisher.work(liveaction_id, executions.get(liveaction_id, ""))
         for liveaction_id in decision.scheduled + decision.canceled + decision.delayed:
@@ -74,16 +81,31 @@ class Scheduler:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        self.decide([str(body.get("liveaction_id", "")) for body, _ in batch])
+        try:
+            self.decide([str(body.get("liveaction_id", "")) for body, _ in batch])
+        except sa.exc.SQLAlchemyError:
+            logger.exception(
+                "Scheduling %d live actions failed; they will be redelivered", len(batch)
+            )
+            for _, message in batch:
+                message.requeue()
+            time.sleep(0.5)
+            return
         for _, message in batch:
             message.ack()
 
     def sweep(self, runner_queue_depth: int | None) -> None:
         """Look again at delayed, lost and unclaimed work, and abandon expired leases."""
         limit = self.settings.sweep_limit
-        with unit_of_work(self.runtime.sessions) as session:
-            retry = due_for_retry(session, lost_after=self.settings.lost_after, limit=limit)
-            abandoned = abandon_expired(session, limit=limit)
+        retry = in_transaction(
+            self.runtime.sessions,
+            lambda session: due_for_retry(
+                session, lost_after=self.settings.lost_after, limit=limit
+            ),
+        )
+        abandoned = in_transaction(
+            self.runtime.sessions, lambda session: abandon_expired(session, limit=limit)
+        )
         if retry:
             self.decide(retry)
         for liveaction_id in abandoned:
@@ -127,7 +149,10 @@ class Scheduler:
                     self._flush()
                     if time.monotonic() >= self._next_sweep:
                         self._next_sweep = time.monotonic() + settings.sweep_interval
-                        self.sweep(_queue_depth(runner_queue))
+                        try:
+                            self.sweep(_queue_depth(runner_queue))
+                        except sa.exc.SQLAlchemyError:
+                            logger.exception("The sweep failed; it runs again next interval")
                 self._flush()
 
 
