@@ -41,6 +41,7 @@ from poundcake.engine.executions.queries import (
 )
 from poundcake.engine.executions.rerun import rerun_execution
 from poundcake.engine.executions.service import (
+    RequestedExecution,
     cancel_execution,
     request_execution,
 )
@@ -317,13 +318,17 @@ def create(
         delay=_delay(body),
         cipher=_cipher(runtime),
     )
+    return _created(session, runtime, requested, show_secrets)
+
+
+def _created(
+    session: Db, runtime: Runtime, requested: RequestedExecution, show_secrets: str | None
+) -> Response:
+    """Commit a new execution, hand it to the scheduler, and answer 201 with its document."""
     session.commit()
     hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
     document = _document(
-        session,
-        requested.execution_id,
-        Projection.everything(),
-        mask=_mask(runtime, show_secrets),
+        session, requested.execution_id, Projection.everything(), mask=_mask(runtime, show_secrets)
     )
     return _json(document, status_code=201)
 
@@ -356,15 +361,7 @@ def re_run(
         merge=not truthy(no_merge),
         cipher=_cipher(runtime),
     )
-    session.commit()
-    hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
-    document = _document(
-        session,
-        requested.execution_id,
-        Projection.everything(),
-        mask=_mask(runtime, show_secrets),
-    )
-    return _json(document, status_code=201)
+    return _created(session, runtime, requested, show_secrets)
 
 
 @router.delete("/executions/{execution_id}")
