@@ -5,17 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.queries import counted_page, find_by_ref_or_id
 from poundcake.engine.triggers.models import TriggerDB, TriggerTypeDB
-from poundcake.exceptions import NotFoundError
 
 
 def find_trigger_type(*, session: Session, ref_or_id: str) -> TriggerTypeDB:
     """Return a trigger type by ref, else by id; NotFoundError otherwise."""
-    found = session.scalars(sa.select(TriggerTypeDB).where(TriggerTypeDB.ref == ref_or_id)).first()
-    found = found or session.get(TriggerTypeDB, ref_or_id)
-    if found is None:
-        raise NotFoundError(f'Resource with a reference or id "{ref_or_id}" not found')
-    return found
+    return find_by_ref_or_id(session, TriggerTypeDB, ref_or_id)
 
 
 def list_trigger_types(
@@ -32,25 +28,13 @@ def list_trigger_types(
         conditions.append(TriggerTypeDB.pack == pack)
     if name:
         conditions.append(TriggerTypeDB.name == name)
-    total = session.scalar(sa.select(sa.func.count()).select_from(TriggerTypeDB).where(*conditions))
-    query = (
-        sa.select(TriggerTypeDB)
-        .where(*conditions)
-        .order_by(TriggerTypeDB.pack, TriggerTypeDB.name)
-        .offset(offset)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return total or 0, list(session.scalars(query))
+    order = (TriggerTypeDB.pack, TriggerTypeDB.name)
+    return counted_page(session, TriggerTypeDB, conditions, order, offset, limit)
 
 
 def find_trigger_by_ref_or_id(*, session: Session, ref_or_id: str) -> TriggerDB:
     """Return a trigger by ref, else by id; NotFoundError otherwise."""
-    found = session.scalars(sa.select(TriggerDB).where(TriggerDB.ref == ref_or_id)).first()
-    found = found or session.get(TriggerDB, ref_or_id)
-    if found is None:
-        raise NotFoundError(f'Resource with a reference or id "{ref_or_id}" not found')
-    return found
+    return find_by_ref_or_id(session, TriggerDB, ref_or_id)
 
 
 def list_triggers(
@@ -70,13 +54,5 @@ def list_triggers(
         conditions.append(TriggerDB.pack == pack)
     if name:
         conditions.append(TriggerDB.name == name)
-    total = session.scalar(sa.select(sa.func.count()).select_from(TriggerDB).where(*conditions))
-    query = (
-        sa.select(TriggerDB)
-        .where(*conditions)
-        .order_by(TriggerDB.pack, TriggerDB.name)
-        .offset(offset)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return total or 0, list(session.scalars(query))
+    order = (TriggerDB.pack, TriggerDB.name)
+    return counted_page(session, TriggerDB, conditions, order, offset, limit)

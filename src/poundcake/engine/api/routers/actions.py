@@ -7,11 +7,12 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query, Response
 
+from poundcake.db.queries import counted_page, find_by_ref_or_id
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
 from poundcake.engine.api.documents import action_document
 from poundcake.engine.runners.models import RunnerTypeDB
-from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
+from poundcake.exceptions import ConflictError, ValidationError
 from poundcake.ids import new_id
 
 router = APIRouter(tags=["actions"])
@@ -29,11 +30,7 @@ EDITABLE = (
 
 def find_action(session: Db, ref_or_id: str) -> ActionDB:
     """An action by ref, else by id; StackStorm's 404 message otherwise."""
-    action = session.scalar(sa.select(ActionDB).where(ActionDB.ref == ref_or_id))
-    action = action or session.get(ActionDB, ref_or_id)
-    if action is None:
-        raise NotFoundError(f'Resource with a reference or id "{ref_or_id}" not found')
-    return action
+    return find_by_ref_or_id(session, ActionDB, ref_or_id)
 
 
 @router.get("/actions")
@@ -53,15 +50,12 @@ def list_actions(
         conditions.append(ActionDB.pack == pack)
     if name:
         conditions.append(ActionDB.name == name)
-    total = session.scalar(sa.select(sa.func.count()).select_from(ActionDB).where(*conditions)) or 0
-    query = sa.select(ActionDB).where(*conditions).order_by(ActionDB.pack, ActionDB.name)
-    query = query.offset(page.offset)
-    if page.limit is not None:
-        query = query.limit(page.limit)
+    order = (ActionDB.pack, ActionDB.name)
+    total, rows = counted_page(session, ActionDB, conditions, order, page.offset, page.limit)
     page.headers(response, total)
     return [
         attribute_filter(action_document(row), include_attributes, exclude_attributes)
-        for row in session.scalars(query)
+        for row in rows
     ]
 
 
