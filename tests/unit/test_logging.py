@@ -26,3 +26,16 @@ def test_records_carry_the_request_id_and_no_secret() -> None:
     line = stream.getvalue()
     assert "request_id=req-42" in line
     assert "hunter2" not in line
+
+
+def test_database_errors_do_not_carry_statement_parameters(tmp_path: object) -> None:
+    import pytest
+    import sqlalchemy as sa
+
+    from poundcake.db.engine import make_engine
+
+    engine = make_engine(sa.engine.make_url(f"sqlite:///{tmp_path}/x.sqlite3"))
+    with pytest.raises(sa.exc.OperationalError) as raised, engine.connect() as connection:
+        connection.execute(sa.text("SELECT * FROM missing WHERE secret = :s"), {"s": "hunter2"})
+    assert "hunter2" not in str(raised.value)
+    engine.dispose()

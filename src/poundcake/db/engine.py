@@ -63,7 +63,7 @@ def make_engine(
     """Build an engine for ``url`` that finds engine tables by ``engine_schema`` and prefix."""
     if url.get_backend_name() == "sqlite":
         Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = sa.create_engine(
@@ -73,6 +73,9 @@ def make_engine(
             pool_pre_ping=True,
             pool_recycle=3600,
             isolation_level="READ COMMITTED",
+            # Statement parameters carry action parameters and results, which may be secret:
+            # keep them out of error messages and logs.
+            hide_parameters=True,
             connect_args={"connect_timeout": 10},
         )
     if table_prefix:
