@@ -20,12 +20,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from poundcake.config_sections import (
+    SECTIONS,
+    ActionRunnerSection,
+    ActionSensorSection,
+    ApiSection,
+    AuthSection,
+    ContentSection,
+    CoordinationSection,
+    DatabaseSection,
+    GarbageCollectorSection,
+    KeyValueSection,
+    LogSection,
+    MessagingSection,
+    RulesEngineSection,
+    SchedulerSection,
+    StreamSection,
+    SystemSection,
+    SystemUserSection,
+    TimersEngineSection,
+)
 from poundcake.exceptions import ConfigurationError
 
 DEFAULT_ST2_CONFIG_PATH = Path("/etc/st2/st2.conf")
@@ -143,143 +163,6 @@ def normalise_database_url(raw: str, setting: str, data_dir: Path) -> URL:
 # --- st2.conf -------------------------------------------------------------------------------
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-
-class DatabaseSection(_Section):
-    """``[database]``: where the engine keeps its tables."""
-
-    backend: Literal["mysql", "sqlite"] = "mysql"
-    host: str = "localhost"
-    port: int = Field(default=3306, ge=1, le=65535)
-    db_name: str = "stackstorm"
-    username: str = "stackstorm"
-    password: SecretStr = SecretStr("")
-    table_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$")
-    socket: str | None = None
-
-
-class CoordinationSection(_Section):
-    """``[coordination]``: the lock service singletons use (``mysql://...``)."""
-
-    url: str | None = None
-
-
-class ListenerSection(_Section):
-    """``[api]``, ``[auth]`` and ``[stream]``: where each HTTP service listens."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
-
-
-class AuthSection(ListenerSection):
-    """``[auth]``: token service settings."""
-
-    port: int = Field(default=9100, ge=1, le=65535)
-    enable: bool = True
-    token_ttl: int = Field(default=86400, ge=1)
-    service_token_ttl: int = Field(default=86400, ge=1)
-
-
-class ApiSection(ListenerSection):
-    """``[api]``: the REST API."""
-
-    port: int = Field(default=9101, ge=1, le=65535)
-    max_page_size: int = Field(default=100, ge=1)
-    mask_secrets: bool = True
-
-
-class StreamSection(ListenerSection):
-    """``[stream]``: the server-sent event stream."""
-
-    port: int = Field(default=9102, ge=1, le=65535)
-    heartbeat: int = Field(default=25, ge=1)
-
-
-class MessagingSection(_Section):
-    """``[messaging]``: the engine's broker (RabbitMQ, or a local transport when embedded)."""
-
-    url: str = "amqp://guest:guest@127.0.0.1:5672//"
-
-
-class ContentSection(_Section):
-    """``[content]``: where packs live on disk."""
-
-    packs_base_paths: str = ""
-    system_packs_base_path: str | None = None
-
-
-class SystemSection(_Section):
-    """``[system]``: the data directory and the system user rule-fired executions run as."""
-
-    data_dir: str | None = None
-    base_path: str | None = None
-    run_dir: str | None = None
-    log_dir: str | None = None
-
-
-class SystemUserSection(_Section):
-    """``[system_user]``: the user recorded for executions started by rules."""
-
-    user: str = "stanley"
-
-
-class ActionRunnerSection(_Section):
-    """``[actionrunner]``: how each action runner process works."""
-
-    concurrency: int = Field(default=8, ge=1, le=512)
-    workers: int = Field(default=1, ge=1, le=64)
-    lease_seconds: float = Field(default=30.0, gt=0)
-    graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
-    max_result_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
-
-
-class SchedulerSection(_Section):
-    """``[scheduler]``: batching and the sweep that finds lost, delayed and abandoned work."""
-
-    batch_size: int = Field(default=200, ge=1)
-    sweep_interval: float = Field(default=2.0, gt=0)
-    lost_after: float = Field(default=5.0, gt=0)
-    unclaimed_after: float = Field(default=15.0, gt=0)
-
-
-class KeyValueSection(_Section):
-    """``[keyvalue]``: the key that encrypts secret datastore values."""
-
-    encryption_key_path: str | None = None
-
-
-class HttpRunnerSection(_Section):
-    """``[http_runner]``: private networks the http-request runner may reach (CIDRs)."""
-
-    allowed_networks: str = ""
-
-
-class LogSection(_Section):
-    """``[log]``: log level."""
-
-    level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
-
-
-_SECTIONS: dict[str, type[_Section]] = {
-    "database": DatabaseSection,
-    "coordination": CoordinationSection,
-    "api": ApiSection,
-    "auth": AuthSection,
-    "stream": StreamSection,
-    "messaging": MessagingSection,
-    "content": ContentSection,
-    "system": SystemSection,
-    "system_user": SystemUserSection,
-    "log": LogSection,
-    "actionrunner": ActionRunnerSection,
-    "scheduler": SchedulerSection,
-    "keyvalue": KeyValueSection,
-    "http_runner": HttpRunnerSection,
-}
-
-
 @dataclass(frozen=True)
 class St2Config:
     """The engine's configuration, as read from one ``st2.conf``."""
@@ -297,6 +180,10 @@ class St2Config:
     log_level: str
     actionrunner: ActionRunnerSection
     scheduler: SchedulerSection
+    rulesengine: RulesEngineSection
+    timersengine: TimersEngineSection
+    garbagecollector: GarbageCollectorSection
+    action_sensor: ActionSensorSection
     run_dir: Path
     log_dir: Path
     datastore_key_path: Path
@@ -338,7 +225,7 @@ def _read_ini(text: str, source: str) -> dict[str, dict[str, str]]:
 
 
 def _section(raw: dict[str, dict[str, str]], name: str, source: str) -> Any:
-    model = _SECTIONS[name]
+    model = SECTIONS[name]
     values = {key: value for key, value in raw.get(name, {}).items() if value != ""}
     try:
         return model.model_validate(values)
@@ -412,6 +299,10 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         log_level=log.level.upper(),
         actionrunner=_section(raw, "actionrunner", source),
         scheduler=_section(raw, "scheduler", source),
+        rulesengine=_section(raw, "rulesengine", source),
+        timersengine=_section(raw, "timersengine", source),
+        garbagecollector=_section(raw, "garbagecollector", source),
+        action_sensor=_section(raw, "action_sensor", source),
         run_dir=Path(system.run_dir).expanduser() if system.run_dir else data_dir / "run",
         log_dir=Path(system.log_dir).expanduser() if system.log_dir else data_dir / "logs",
         datastore_key_path=Path(keyvalue.encryption_key_path).expanduser()
@@ -456,6 +347,19 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", alias="POUNDCAKE_HOST")
     port: int = Field(default=8080, ge=1, le=65535, alias="POUNDCAKE_PORT")
+    # Alertmanager intake: bearer tokens it may send (comma-separated), or a file with one per
+    # line; with neither, a token is generated into <data_dir>/secrets/webhook-token.
+    webhook_tokens: SecretStr | None = Field(default=None, alias="POUNDCAKE_WEBHOOK_TOKENS")
+    webhook_token_file: Path | None = Field(default=None, alias="POUNDCAKE_WEBHOOK_TOKEN_FILE")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="POUNDCAKE_MAX_BODY_BYTES")
+    max_alerts_per_request: int = Field(default=1000, ge=1, alias="POUNDCAKE_MAX_ALERTS")
+    # CABs: the directory of CAB YAML files, and the engine pack the CABs are written into.
+    cabs_dir: Path | None = Field(default=None, alias="POUNDCAKE_CABS_DIR")
+    cabs_pack_dir: Path | None = Field(default=None, alias="POUNDCAKE_CABS_PACK_DIR")
+    # ST2_API_KEY, or a file holding it (embedded default: <data_dir>/secrets/st2-api-key).
+    st2_api_key_file: Path | None = Field(default=None, alias="ST2_API_KEY_FILE")
+    # How long a delivery may stay unprocessed before the relay hands it to Celery again.
+    relay_after_seconds: float = Field(default=10.0, gt=0, alias="POUNDCAKE_RELAY_AFTER_SECONDS")
 
     @field_validator("st2_stream_url")
     @classmethod

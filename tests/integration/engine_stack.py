@@ -149,9 +149,9 @@ class EngineStack:
 
 
 @contextmanager
-def engine_stack(tmp_path: Path, database: str) -> Iterator[EngineStack]:
+def engine_stack(tmp_path: Path, database: str, extra: str = "") -> Iterator[EngineStack]:
     with rabbitmq_vhost() as url:
-        path = write_st2_conf(tmp_path / "st2.conf", database, url)
+        path = write_st2_conf(tmp_path / "st2.conf", database, url, extra)
         config = load_st2_config(path)
         setup_engine_schema(config)
         stack = EngineStack(

@@ -136,6 +136,28 @@ class St2:
         return token
 
 
+def logged_in(engine: RunningEngine, home: Path) -> St2:
+    """An ``st2`` CLI with its own home directory, logged in as the test user."""
+    cli = St2(engine, home)
+    cli.login()
+    return cli
+
+
+def ok(result: CliResult) -> Any:
+    """The JSON a successful command printed; fails the test with its output otherwise."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.json()
+
+
+def listing(result: CliResult) -> list[Any]:
+    """A list command's JSON; the CLI prints a sentence instead of ``[]``."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    if result.stdout.strip() == "No matching items found":
+        return []
+    found: list[Any] = result.json()
+    return found
+
+
 def _write_conf(
     directory: Path, database: str, messaging: str, ports: dict[str, int], extra: str = ""
 ) -> Path:

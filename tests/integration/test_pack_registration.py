@@ -187,10 +187,10 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
     good_registered, good_failing = expected_actions(GOOD_ACTIONS)
     assert {failure.path for failure in report.failures} == core_failing | good_failing
     assert all(failure.field == "runner_type" for failure in report.failures)
-    assert report.packs == ["core", "packs", "monitoring", "utils", "nettools"]
+    assert report.packs == ["core", "packs", "poundcake", "monitoring", "utils", "nettools"]
     assert report.counts == {
-        "packs": 5,
-        "triggers": 1,
+        "packs": 6,
+        "triggers": 2,
         "sensors": 1,
         "runners": len(runner_types()),
         "actions": len(core_registered | good_registered),
@@ -227,7 +227,7 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
             assert collect.tags == [{"name": "team", "value": "sre"}]
 
         packs = {row.ref: row for row in rows(session, PackDB)}
-        assert set(packs) == {"core", "packs", "monitoring", "utils", "nettools"}
+        assert set(packs) == {"core", "packs", "poundcake", "monitoring", "utils", "nettools"}
         monitoring = packs["monitoring"]
         assert (monitoring.version, monitoring.uid, monitoring.name) == (
             "0.4.0",
@@ -292,6 +292,7 @@ def test_rules_triggers_and_shadow_triggers(target: Target) -> None:
             "monitoring.threshold_crossed",
             "monitoring.metric_poll",
             "monitoring.maintenance_window",
+            "poundcake.alert",
         }
         assert trigger_types["monitoring.threshold_crossed"].metadata_file == (
             "sensors/metric_sensor.yaml"
@@ -471,7 +472,7 @@ def test_st2ctl_reload_register_all(target: Target, tmp_path: Path) -> None:
         == f"Registering content...[flags = --config-file {target.conf_file} --register-all]"
     )
     assert lines[1:] == [
-        "Registered 1 triggers.",
+        "Registered 2 triggers.",
         "Registered 1 sensors.",
         f"Registered {len(runner_types())} runners.",
         f"Registered {len(core_registered | good_registered)} actions.",
@@ -513,8 +514,9 @@ def test_st2ctl_reload_fails_on_broken_packs_unless_told_not_to(
     )
     assert tolerant.returncode == 0, tolerant.stderr
     assert "bad_yaml.yaml: is not valid YAML" in tolerant.stderr
-    assert "Registered 6 packs: core, packs, monitoring, utils, nettools, broken_content." in (
-        tolerant.stdout
+    assert (
+        "Registered 7 packs: core, packs, poundcake, monitoring, utils, nettools, broken_content."
+        in (tolerant.stdout)
     )
     assert "Registered 7 rules." in tolerant.stdout
 

@@ -169,7 +169,7 @@ def test_create_refuses_bad_rules_and_taken_refs(session: Session) -> None:
     with pytest.raises(ValidationError, match="sounds_like"):
         create_rule(
             session=session,
-            document=webhook_rule("bad", "x", criteria={"a": {"type": "sounds_like"}}),
+            document=webhook_rule("bad", "x", criteria={"trigger.a": {"type": "sounds_like"}}),
             user=USER,
         )
     with pytest.raises(ValidationError, match="backwards"):

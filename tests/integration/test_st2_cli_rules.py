@@ -18,7 +18,7 @@ from poundcake.config import load_st2_config
 from poundcake.engine.messaging import EVENT_EXCHANGE
 from poundcake.ids import new_id
 from tests.integration.conftest import admin_sql
-from tests.integration.st2cli import USER, CliResult, RunningEngine, St2, running_engine
+from tests.integration.st2cli import USER, RunningEngine, St2, listing, ok, running_engine
 
 SERVICES = ("st2api", "st2auth")
 
@@ -53,20 +53,6 @@ def api(engine: RunningEngine, st2: St2) -> Iterator[httpx.Client]:
     headers = {"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]}
     with httpx.Client(base_url=engine.api_url, headers=headers, timeout=30) as client:
         yield client
-
-
-def ok(result: CliResult) -> Any:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.json()
-
-
-def listing(result: CliResult) -> list[Any]:
-    """A list command's JSON; the CLI prints a sentence instead of ``[]``."""
-    assert result.returncode == 0, result.stdout + result.stderr
-    if result.stdout.strip() == "No matching items found":
-        return []
-    found: list[Any] = result.json()
-    return found
 
 
 def rule_file(directory: Path, name: str, url: str, **extra: Any) -> Path:

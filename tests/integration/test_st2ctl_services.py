@@ -24,6 +24,9 @@ SERVICES = (
     "st2auth",
     "st2stream",
     "st2scheduler",
+    "st2rulesengine",
+    "st2timersengine",
+    "st2garbagecollector",
     "st2actionrunner.1",
     "st2actionrunner.2",
 )

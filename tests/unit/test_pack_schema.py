@@ -155,9 +155,13 @@ def test_criteria_need_a_known_operator_and_a_pattern() -> None:
             "trigger.d": {"type": "search", "condition": "any", "pattern": {}},
         }
     )
-    assert field_of(check_criteria, {"k": {"type": "like", "pattern": "x"}}) == "criteria.k.type"
-    assert field_of(check_criteria, {"k": {"pattern": "x"}}) == "criteria.k.type"
-    assert field_of(check_criteria, {"k": {"type": "regex"}}) == "criteria.k.pattern"
+    like = {"trigger.k": {"type": "like", "pattern": "x"}}
+    assert field_of(check_criteria, like) == "criteria.trigger.k.type"
+    assert field_of(check_criteria, {"trigger.k": {"pattern": "x"}}) == "criteria.trigger.k.type"
+    no_pattern = {"trigger.k": {"type": "regex"}}
+    assert field_of(check_criteria, no_pattern) == "criteria.trigger.k.pattern"
+    bad_regex = {"trigger.k": {"type": "regex", "pattern": "(unclosed"}}
+    assert field_of(check_criteria, bad_regex) == "criteria.trigger.k.pattern"
 
 
 def test_content_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

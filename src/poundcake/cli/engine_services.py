@@ -1,5 +1,6 @@
 """Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``,
-``st2api``, ``st2auth`` and ``st2stream``."""
+``st2rulesengine``, ``st2timersengine``, ``st2garbagecollector``, ``st2api``, ``st2auth`` and
+``st2stream``."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from poundcake.cli.common import handles_errors
 from poundcake.config import St2Config, load_st2_config
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
 from poundcake.engine.api.app import Listener, create_app
+from poundcake.engine.garbage.process import GarbageCollector, GarbageCollectorSettings
+from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
+from poundcake.engine.timers.process import TimersEngine, TimersEngineSettings
 from poundcake.logging import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -90,6 +94,35 @@ def _actionrunner(config_file: ConfigFile = None) -> None:
     serve("st2actionrunner", config, ActionRunner(runtime, settings), runtime)
 
 
+@handles_errors
+def _rulesengine(config_file: ConfigFile = None) -> None:
+    """Evaluate rules on trigger instances and request their actions."""
+    config, runtime = _runtime(config_file, pool_size=4)
+    settings = RulesEngineSettings.from_section(config.rulesengine)
+    serve("st2rulesengine", config, RulesEngine(runtime, settings), runtime)
+
+
+@handles_errors
+def _timersengine(config_file: ConfigFile = None) -> None:
+    """Fire interval, date and cron timers."""
+    config = load_st2_config(config_file)
+    if not config.timersengine.enable:
+        configure_logging(config.log_level)
+        logger.info("st2timersengine: [timersengine] enable is false; exiting")
+        return
+    config, runtime = _runtime(config_file, pool_size=2)
+    settings = TimersEngineSettings.from_config(config.timersengine)
+    serve("st2timersengine", config, TimersEngine(runtime, settings), runtime)
+
+
+@handles_errors
+def _garbagecollector(config_file: ConfigFile = None) -> None:
+    """Delete executions, output and trigger instances older than their retention."""
+    config, runtime = _runtime(config_file, pool_size=2)
+    settings = GarbageCollectorSettings.from_section(config.garbagecollector)
+    serve("st2garbagecollector", config, GarbageCollector(runtime, settings), runtime)
+
+
 def _listen(listener: Listener, config_file: Path | None) -> None:
     config, runtime = _runtime(config_file, pool_size=10)
     section = {"api": config.api, "auth": config.auth, "stream": config.stream}[listener]
@@ -155,3 +188,18 @@ def auth_main() -> None:
 def stream_main() -> None:
     """Entry point of ``st2stream``."""
     _app(_stream)()
+
+
+def rulesengine_main() -> None:
+    """Entry point of ``st2rulesengine``."""
+    _app(_rulesengine)()
+
+
+def garbagecollector_main() -> None:
+    """Entry point of ``st2garbagecollector``."""
+    _app(_garbagecollector)()
+
+
+def timersengine_main() -> None:
+    """Entry point of ``st2timersengine``."""
+    _app(_timersengine)()

@@ -26,6 +26,9 @@ def engine_services(config: St2Config) -> list[ServiceSpec]:
         ServiceSpec("st2auth"),
         ServiceSpec("st2stream"),
         ServiceSpec("st2scheduler"),
+        ServiceSpec("st2rulesengine"),
+        *([ServiceSpec("st2timersengine")] if config.timersengine.enable else []),
+        ServiceSpec("st2garbagecollector"),
         ServiceSpec("st2actionrunner", instances=config.actionrunner.workers),
     ]
 

@@ -21,6 +21,7 @@ ENGINE_TABLE_NAMES: tuple[str, ...] = (
     "rule_enforcement_db",
     "runner_type_db",
     "sensor_type_db",
+    "timer_schedule_db",
     "token_db",
     "trigger_db",
     "trigger_instance_db",

@@ -6,7 +6,8 @@ loses it:
 
 * ``st2.liveaction.status`` (topic): ``requested`` goes to the scheduler's queue;
 * ``st2.actionrunner`` (direct): ``work`` goes to the action runners' shared queue;
-* ``st2.execution`` (topic): event notifications (``st2.execution__update`` ...) for the stream.
+* ``st2.execution`` (topic): event notifications (``st2.execution__update`` ...) for the stream;
+  ``st2.trigger_instance__create`` also rings the rules engine's queue.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ SCHEDULER_QUEUE = Queue(
 )
 RUNNER_QUEUE = Queue(
     "st2.actionrunner.work", exchange=ACTIONRUNNER_EXCHANGE, routing_key="work", durable=True
+)
+
+# The rules engine's doorbell: a durable queue on the event exchange's trigger instance events.
+# Doorbells carry no state; the rules engine takes pending instances from the database.
+RULES_ENGINE_QUEUE = Queue(
+    "st2.trigger_instances_dispatch.rules_engine",
+    exchange=EVENT_EXCHANGE,
+    routing_key="st2.trigger_instance__create",
+    durable=True,
 )
 
 _RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}

@@ -11,6 +11,7 @@ from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.sensors.models import SensorTypeDB
+from poundcake.engine.timers.models import TimerScheduleDB
 from poundcake.engine.triggers.models import TriggerDB, TriggerInstanceDB, TriggerTypeDB
 from poundcake.engine.webhooks.models import WebhookDB
 
@@ -30,6 +31,7 @@ __all__ = [
     "RuleEnforcementDB",
     "RunnerTypeDB",
     "SensorTypeDB",
+    "TimerScheduleDB",
     "TokenDB",
     "TriggerDB",
     "TriggerInstanceDB",

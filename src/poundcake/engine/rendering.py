@@ -4,6 +4,9 @@ StackStorm's semantics: ``StrictUndefined`` (an undefined variable fails the ren
 ``trim_blocks`` and ``lstrip_blocks``, a template that is exactly one expression (``"{{ x }}"``)
 keeps the expression's type, and StackStorm's custom filters. The environment is sandboxed:
 templates come from pack authors, values from alerts and webhooks (CVE-2021-44657).
+
+A shell command rendered from a trigger (:func:`render_shell_command`) shell-quotes the value of
+every expression, so a payload value is one word of the command whatever characters it holds.
 """
 
 from __future__ import annotations
@@ -11,18 +14,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes, pass_context
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined, meta, nodes, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from poundcake.exceptions import ValidationError
 
+# Templates are compiled once per distinct text: rules render the same ones over and over.
+_COMPILED_LIMIT = 4096
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{\s*(.*?)\s*\}\}\s*$", re.DOTALL)
 
 
@@ -125,6 +131,47 @@ def environment() -> SandboxedEnvironment:
     return env
 
 
+def _shell_word(value: Any) -> str:
+    value = _plain(value)
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    return shlex.quote("" if value is None else str(value))
+
+
+@cache
+def _shell_environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_shell_word,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+@lru_cache(maxsize=_COMPILED_LIMIT)
+def _shell_template(template: str) -> Template:
+    return _shell_environment().from_string(template)
+
+
+def render_shell_command(template: Any, context: Mapping[str, Any]) -> Any:
+    """Render a shell command template; each ``{{ expression }}`` becomes one quoted word.
+
+    ``echo {{ trigger.body.msg }}`` with ``msg = "hi; rm -rf /"`` gives ``echo 'hi; rm -rf /'``.
+    A value that is not a string template is returned unchanged.
+    """
+    if not is_template(template):
+        return template
+    try:
+        return _shell_template(template).render(**context)
+    except TemplateError as error:
+        raise RenderError(f"failed to render {template!r}: {error}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+        raise RenderError(f"failed to render {template!r}: {error}") from None
+
+
 def is_template(value: Any) -> bool:
     """Tell whether ``value`` is a string that contains Jinja syntax."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
@@ -153,19 +200,32 @@ def render_string(template: str, context: Mapping[str, Any]) -> Any:
     """Render one template; a lone ``{{ expression }}`` keeps the expression's type."""
     if not is_template(template):
         return template
-    env = environment()
     try:
-        single = _SINGLE_EXPRESSION.match(template)
-        if single and _is_one_expression(single.group(1)):
-            result = env.compile_expression(single.group(1), undefined_to_none=False)(**context)
+        expression = _one_expression(template)
+        if expression is not None:
+            result = expression(**context)
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             return _plain(result)
-        return env.from_string(template).render(**context)
+        return _template(template).render(**context)
     except TemplateError as error:
         raise RenderError(f"failed to render {template!r}: {error}") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
         raise RenderError(f"failed to render {template!r}: {error}") from None
+
+
+@lru_cache(maxsize=_COMPILED_LIMIT)
+def _one_expression(template: str) -> Any:
+    """The compiled expression if ``template`` is exactly one ``{{ expression }}``, else None."""
+    single = _SINGLE_EXPRESSION.match(template)
+    if single and _is_one_expression(single.group(1)):
+        return environment().compile_expression(single.group(1), undefined_to_none=False)
+    return None
+
+
+@lru_cache(maxsize=_COMPILED_LIMIT)
+def _template(template: str) -> Template:
+    return environment().from_string(template)
 
 
 def _is_one_expression(source: str) -> bool:

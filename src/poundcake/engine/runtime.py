@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from poundcake.config import St2Config
 from poundcake.db.engine import check_connection, make_st2_engine
 from poundcake.db.session import make_session_factory
+from poundcake.engine.executions.completion import EMIT_ACTION_TRIGGERS
 from poundcake.engine.messaging import Publisher
 
 
@@ -35,6 +36,8 @@ def make_runtime(config: St2Config, *, pool_size: int = 10) -> EngineRuntime:
     return EngineRuntime(
         config=config,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=make_session_factory(
+            engine, info={EMIT_ACTION_TRIGGERS: config.action_sensor.enable}
+        ),
         publisher=Publisher(config.messaging_url),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.cabs.models import ActionExtension, RuleExtension
 from poundcake.remediation.intake.models import ApiCall, WebhookExtension
 from poundcake.remediation.tracking.models import ExecutionExtension
@@ -10,6 +10,7 @@ from poundcake.remediation.tracking.models import ExecutionExtension
 __all__ = [
     "ActionExtension",
     "Alert",
+    "AlertDelivery",
     "ApiCall",
     "ExecutionExtension",
     "RuleExtension",

@@ -53,7 +53,11 @@ def load_claimed(session: Session, liveaction_ids: list[str]) -> dict[str, Claim
 def build_request(
     session: Session, work: ClaimedWork, cipher: DatastoreCipher | None = None
 ) -> RunnerRequest:
-    """Resolve the execution's parameters again (as StackStorm does at run time) into a request."""
+    """Resolve the execution's parameters into a request.
+
+    The live parameters were rendered when the execution was requested and are used as stored;
+    defaults are rendered now, as StackStorm does at run time.
+    """
     execution = work.execution
     action: dict[str, Any] = execution.action_snapshot or {}
     runner: dict[str, Any] = execution.runner or {}
@@ -61,10 +65,12 @@ def build_request(
     schema = merge_schemas(runner_schema, action.get("parameters") or {})
     pack = str(action.get("pack", ""))
     context = execution.context or {}
+    live = execution.parameters or {}
     final = resolve_parameters(
         schema,
-        execution.parameters or {},
+        live,
         render_context(session, config=work.config, action_context=context, cipher=cipher),
+        literal=live.keys(),
     )
     runner_parameters, action_parameters = split_parameters(runner_schema, final)
     pack_path = Path(work.pack_path) if work.pack_path else None

@@ -10,7 +10,7 @@ validated with JSON Schema. Messages match StackStorm's, as the ``st2`` CLI prin
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
@@ -126,12 +126,18 @@ def _templates_in(value: Any) -> list[str]:
 
 
 def resolve_parameters(
-    schema: ParameterSchema, live: Mapping[str, Any], context: Mapping[str, Any]
+    schema: ParameterSchema,
+    live: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    literal: Collection[str] = (),
 ) -> dict[str, Any]:
     """Fill defaults, render templates in dependency order, cast and validate.
 
     ``context`` holds what templates may use besides other parameters: ``st2kv``,
-    ``action_context``, ``config_context`` and, for rules, ``trigger``.
+    ``action_context``, ``config_context`` and, for rules, ``trigger``. Values named in
+    ``literal`` are final already (rendered once when the execution was requested) and are
+    never rendered again, so text that came from a trigger payload or the datastore stays text.
     """
     values: dict[str, Any] = {}
     for name, spec in schema.items():
@@ -142,8 +148,13 @@ def resolve_parameters(
     for name, spec in schema.items():
         if spec.get("required") is True and values.get(name) is None:
             raise ValidationError(f"'{name}' is a required property")
-    rendered: dict[str, Any] = {}
-    for name in _render_order(values):
+    rendered: dict[str, Any] = {
+        name: _cast(name, values[name], schema[name].get("type"))
+        for name in literal
+        if name in values
+    }
+    fixed = set(literal)
+    for name in _render_order({k: v for k, v in values.items() if k not in fixed}):
         value = values[name]
         if _templates_in(value):
             value = render_value(value, {**context, **rendered})

@@ -26,6 +26,7 @@ from poundcake.engine.actions.parameters import (
     resolve_parameters,
 )
 from poundcake.engine.documents import action_document, isoformat, runner_document
+from poundcake.engine.executions.completion import emit_action_triggers
 from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
 from poundcake.engine.executions.states import (
     CANCELABLE,
@@ -116,12 +117,15 @@ def request_execution(
     parent: str | None = None,
     extra: Mapping[str, Any] | None = None,
     cipher: DatastoreCipher | None = None,
+    rendered: bool = False,
 ) -> RequestedExecution:
     """Validate and record a new execution in ``requested``.
 
     ``extra`` carries the snapshots a rule adds (``rule``, ``trigger``, ``trigger_type``,
     ``trigger_instance``). Parameters are checked and rendered now so a bad request fails at
     once with StackStorm's message; the execution stores the live parameters as rendered.
+    ``rendered`` says the caller rendered them already (a rule, from its trigger's payload):
+    they are then taken as text, never rendered a second time.
     """
     parameters = dict(parameters or {})
     action, runner, config = load_action(session, action_ref)
@@ -132,6 +136,7 @@ def request_execution(
         schema,
         parameters,
         render_context(session, config=config, action_context=execution_context, cipher=cipher),
+        literal=parameters.keys() if rendered else (),
     )
     stored = {name: final[name] for name in parameters if name in final}
     now = utcnow()
@@ -272,7 +277,11 @@ def transition(
             .values(values)
             .execution_options(synchronize_session=False)
         )
-        return bool(moved.rowcount)  # type: ignore[attr-defined]
+        if not moved.rowcount:  # type: ignore[attr-defined]
+            return False
+        if to in COMPLETED:
+            emit_action_triggers(session, [liveaction_id])
+        return True
     return bool(
         transition_many(
             session,
@@ -324,6 +333,8 @@ def transition_many(
         .values(**_execution_values(session, to, utcnow(), execution_values))
         .execution_options(synchronize_session=False)
     )
+    if to in COMPLETED:
+        emit_action_triggers(session, moved)
     return moved
 
 

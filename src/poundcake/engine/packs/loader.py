@@ -43,7 +43,7 @@ SEMVER = re.compile(
 )
 STACKSTORM_VERSION = re.compile(r"^((>?>|>=|=|<=|<?<)\s*[0-9]+\.[0-9]+\.[0-9]+?(\s*,)?\s*)+$")
 RESERVED_PACK_REFS = frozenset({"_global"})
-SYSTEM_PACK_REFS = frozenset({"core", "packs"})
+SYSTEM_PACK_REFS = frozenset({"core", "packs", "poundcake"})
 _IGNORED_FILES = re.compile(r"(^|/)(\.git|__pycache__)(/|$)|\.pyc$")
 
 

@@ -39,7 +39,8 @@ class RuleEnforcementDB(Base):
     """One evaluation of a rule that matched: the execution it started or why it failed."""
 
     __tablename__ = "rule_enforcement_db"
-    __table_args__ = ENGINE_TABLE_ARGS
+    # A rule is enforced at most once per trigger instance, whichever rules engine evaluates it.
+    __table_args__ = (sa.UniqueConstraint("trigger_instance_id", "rule_ref"), ENGINE_TABLE_ARGS)
 
     id: Mapped[str] = mapped_column(IdType(), primary_key=True)
     trigger_instance_id: Mapped[str] = mapped_column(IdType(), index=True)

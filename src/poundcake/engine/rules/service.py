@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from poundcake.engine.packs.errors import FieldError
 from poundcake.engine.packs.resources import RuleSpec
 from poundcake.engine.packs.schema import validate
+from poundcake.engine.rules.criteria import compile_criteria
 from poundcake.engine.rules.models import RuleDB
 from poundcake.engine.triggers.service import (
     acquire_trigger,
@@ -24,45 +25,6 @@ from poundcake.ids import new_id
 logger = logging.getLogger(__name__)
 
 RULE_TYPES = frozenset({"standard", "backstop"})
-# StackStorm's criteria operators, long and short names.
-CRITERIA_OPERATORS = frozenset(
-    {
-        "matchwildcard",
-        "matchregex",
-        "regex",
-        "iregex",
-        "eq",
-        "equals",
-        "neq",
-        "nequals",
-        "ieq",
-        "iequals",
-        "contains",
-        "icontains",
-        "ncontains",
-        "incontains",
-        "startswith",
-        "istartswith",
-        "endswith",
-        "iendswith",
-        "lt",
-        "lessthan",
-        "gt",
-        "greaterthan",
-        "td_lt",
-        "timediff_lt",
-        "td_gt",
-        "timediff_gt",
-        "exists",
-        "nexists",
-        "inside",
-        "in",
-        "ninside",
-        "nin",
-        "search",
-    }
-)
-OPERATORS_WITHOUT_PATTERN = frozenset({"exists", "nexists"})
 
 
 def get_rule(*, session: Session, ref: str) -> RuleDB | None:
@@ -71,18 +33,8 @@ def get_rule(*, session: Session, ref: str) -> RuleDB | None:
 
 
 def check_criteria(criteria: Mapping[str, Any]) -> None:
-    """Raise FieldError unless every criterion names a known operator and, if needed, a pattern."""
-    for key, criterion in criteria.items():
-        where = f"criteria.{key}"
-        if not isinstance(criterion, Mapping):
-            raise FieldError(where, "must be a mapping with type and pattern")
-        operator = criterion.get("type")
-        if operator is None:
-            raise FieldError(f"{where}.type", "is required (the operator)")
-        if operator not in CRITERIA_OPERATORS:
-            raise FieldError(f"{where}.type", f'"{operator}" is not a criteria operator')
-        if operator not in OPERATORS_WITHOUT_PATTERN and criterion.get("pattern") is None:
-            raise FieldError(f"{where}.pattern", f'is required for operator "{operator}"')
+    """Raise FieldError unless the criteria compile: known operators, patterns, valid regexes."""
+    compile_criteria(criteria)
 
 
 def register_rule(*, session: Session, spec: RuleSpec, system_user: str) -> RuleDB:

@@ -51,7 +51,12 @@ class TriggerInstanceDB(Base):
     """One occurrence of a trigger, with its payload and processing status."""
 
     __tablename__ = "trigger_instance_db"
-    __table_args__ = (sa.Index(None, "trigger", "occurrence_time"), ENGINE_TABLE_ARGS)
+    __table_args__ = (
+        sa.Index(None, "trigger", "occurrence_time"),
+        # The rules engine takes the oldest pending instances first.
+        sa.Index(None, "status", "occurrence_time"),
+        ENGINE_TABLE_ARGS,
+    )
 
     id: Mapped[str] = mapped_column(IdType(), primary_key=True)
     trigger: Mapped[str] = mapped_column(sa.String(255))

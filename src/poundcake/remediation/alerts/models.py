@@ -39,3 +39,37 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Remediation: which CAB (if any) took the episode, and its engine objects.
+    cab_name: Mapped[str | None] = mapped_column(sa.String(255))
+    dispatch_key: Mapped[str | None] = mapped_column(sa.String(64))
+    trigger_instance_id: Mapped[str | None] = mapped_column(IdType())
+    workflow_execution_id: Mapped[str | None] = mapped_column(IdType())
+    state_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class AlertDelivery(Base):
+    """One delivery of an alert episode by one request; also the outbox of work to do.
+
+    Intake writes it in the transaction that stores the alert; a worker processes it once
+    (``processed_at``), and the relay re-sends to Celery deliveries that stay unprocessed.
+    """
+
+    __tablename__ = "poundcake_alert_deliveries"
+    __table_args__ = (sa.Index(None, "processed_at", "id"), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    alert_id: Mapped[str] = mapped_column(
+        IdType(), sa.ForeignKey("poundcake_alerts.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    notification_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    receiver: Mapped[str | None] = mapped_column(sa.String(255))
+    group_key: Mapped[str | None] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    relayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(sa.Text)

@@ -27,6 +27,7 @@ from poundcake.engine.webhooks.service import (
 )
 
 router = APIRouter(tags=["webhooks"])
+TRIGGER_INSTANCE_HEADER = "X-Trigger-Instance-Id"
 
 
 async def raw_body(request: Request) -> bytes:
@@ -65,4 +66,6 @@ def post(
         )
     session.commit()
     announce_trigger_instances(runtime.publisher, instances)
-    return JSONResponse(body, status_code=202)
+    # StackStorm answers with the body; the ids are added for callers that keep a trail.
+    ids = ",".join(instance.id for instance in instances)
+    return JSONResponse(body, status_code=202, headers={TRIGGER_INSTANCE_HEADER: ids})

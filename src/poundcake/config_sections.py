@@ -1,0 +1,183 @@
+"""The sections of ``st2.conf`` PoundCake reads, with their defaults and limits.
+
+:mod:`poundcake.config` reads the file and validates each section with these models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class DatabaseSection(Section):
+    """``[database]``: where the engine keeps its tables."""
+
+    backend: Literal["mysql", "sqlite"] = "mysql"
+    host: str = "localhost"
+    port: int = Field(default=3306, ge=1, le=65535)
+    db_name: str = "stackstorm"
+    username: str = "stackstorm"
+    password: SecretStr = SecretStr("")
+    table_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$")
+    socket: str | None = None
+
+
+class CoordinationSection(Section):
+    """``[coordination]``: the lock service singletons use (``mysql://...``)."""
+
+    url: str | None = None
+
+
+class ListenerSection(Section):
+    """``[api]``, ``[auth]`` and ``[stream]``: where each HTTP service listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+
+class AuthSection(ListenerSection):
+    """``[auth]``: token service settings."""
+
+    port: int = Field(default=9100, ge=1, le=65535)
+    enable: bool = True
+    token_ttl: int = Field(default=86400, ge=1)
+    service_token_ttl: int = Field(default=86400, ge=1)
+
+
+class ApiSection(ListenerSection):
+    """``[api]``: the REST API."""
+
+    port: int = Field(default=9101, ge=1, le=65535)
+    max_page_size: int = Field(default=100, ge=1)
+    mask_secrets: bool = True
+
+
+class StreamSection(ListenerSection):
+    """``[stream]``: the server-sent event stream."""
+
+    port: int = Field(default=9102, ge=1, le=65535)
+    heartbeat: int = Field(default=25, ge=1)
+
+
+class MessagingSection(Section):
+    """``[messaging]``: the engine's broker (RabbitMQ, or a local transport when embedded)."""
+
+    url: str = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+class ContentSection(Section):
+    """``[content]``: where packs live on disk."""
+
+    packs_base_paths: str = ""
+    system_packs_base_path: str | None = None
+
+
+class SystemSection(Section):
+    """``[system]``: the data directory and the system user rule-fired executions run as."""
+
+    data_dir: str | None = None
+    base_path: str | None = None
+    run_dir: str | None = None
+    log_dir: str | None = None
+
+
+class SystemUserSection(Section):
+    """``[system_user]``: the user recorded for executions started by rules."""
+
+    user: str = "stanley"
+
+
+class ActionRunnerSection(Section):
+    """``[actionrunner]``: how each action runner process works."""
+
+    concurrency: int = Field(default=8, ge=1, le=512)
+    workers: int = Field(default=1, ge=1, le=64)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
+    max_result_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
+
+
+class SchedulerSection(Section):
+    """``[scheduler]``: batching and the sweep that finds lost, delayed and abandoned work."""
+
+    batch_size: int = Field(default=200, ge=1)
+    sweep_interval: float = Field(default=2.0, gt=0)
+    lost_after: float = Field(default=5.0, gt=0)
+    unclaimed_after: float = Field(default=15.0, gt=0)
+
+
+class KeyValueSection(Section):
+    """``[keyvalue]``: the key that encrypts secret datastore values."""
+
+    encryption_key_path: str | None = None
+
+
+class HttpRunnerSection(Section):
+    """``[http_runner]``: private networks the http-request runner may reach (CIDRs)."""
+
+    allowed_networks: str = ""
+
+
+class LogSection(Section):
+    """``[log]``: log level."""
+
+    level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+
+class RulesEngineSection(Section):
+    """``[rulesengine]``: how the rules engine takes pending trigger instances."""
+
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    poll_interval: float = Field(default=1.0, gt=0)
+
+
+class TimersEngineSection(Section):
+    """``[timersengine]``: interval, date and cron timers."""
+
+    enable: bool = True
+    local_timezone: str = "UTC"
+    poll_interval: float = Field(default=0.5, gt=0)
+
+
+class GarbageCollectorSection(Section):
+    """``[garbagecollector]``: retention, in days (unset keeps forever), purged in small batches."""
+
+    collection_interval: float = Field(default=600.0, gt=0)
+    sleep_delay: float = Field(default=2.0, ge=0)
+    batch_size: int = Field(default=500, ge=1, le=10000)
+    action_executions_ttl: float | None = Field(default=None, gt=0)
+    action_executions_output_ttl: float | None = Field(default=7.0, gt=0)
+    trigger_instances_ttl: float | None = Field(default=None, gt=0)
+
+
+class ActionSensorSection(Section):
+    """``[action_sensor]``: whether finished executions emit ``core.st2.generic.actiontrigger``."""
+
+    enable: bool = True
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "database": DatabaseSection,
+    "coordination": CoordinationSection,
+    "api": ApiSection,
+    "auth": AuthSection,
+    "stream": StreamSection,
+    "messaging": MessagingSection,
+    "content": ContentSection,
+    "system": SystemSection,
+    "system_user": SystemUserSection,
+    "log": LogSection,
+    "actionrunner": ActionRunnerSection,
+    "scheduler": SchedulerSection,
+    "keyvalue": KeyValueSection,
+    "http_runner": HttpRunnerSection,
+    "rulesengine": RulesEngineSection,
+    "timersengine": TimersEngineSection,
+    "garbagecollector": GarbageCollectorSection,
+    "action_sensor": ActionSensorSection,
+}

@@ -1,0 +1,96 @@
+"""Completion triggers: every finished execution stores a ``core.st2.generic.actiontrigger``.
+
+The instance is written in the transaction that ends the execution, so a rule on it can never
+miss a result (nothing is lost between the runner and the rules engine). The rules engine picks
+it up on its next poll. ``[action_sensor] enable = False`` turns this off (the session factory
+carries the setting in ``session.info``). The payload is StackStorm's: ``execution_id``,
+``status``, ``start_timestamp``, ``action_name``, ``action_ref``, ``runner_ref``, ``parameters``
+(secrets masked) and ``result`` (cut to :data:`RESULT_LIMIT` bytes, like any large result).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from poundcake.db.types import utcnow
+from poundcake.engine.actions.parameters import mask_secrets, merge_schemas
+from poundcake.engine.documents import isoformat
+from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.triggers.instances import TriggerInstanceStatus
+from poundcake.engine.triggers.models import TriggerInstanceDB
+from poundcake.ids import new_id
+
+logger = logging.getLogger(__name__)
+
+ACTION_TRIGGER = "core.st2.generic.actiontrigger"
+# The session.info key that says whether finished executions emit the action trigger.
+EMIT_ACTION_TRIGGERS = "emit_action_triggers"
+RESULT_LIMIT = 64 * 1024
+
+
+def _result(result: Any) -> Any:
+    text = json.dumps(result, default=str)
+    if len(text) <= RESULT_LIMIT:
+        return result
+    preview = text.encode("utf-8")[:RESULT_LIMIT].decode("utf-8", "ignore")
+    return {"truncated": True, "original_size": len(text), "preview": preview}
+
+
+def action_trigger_payload(execution: Any) -> dict[str, Any]:
+    """The actiontrigger payload of a finished execution row."""
+    action: dict[str, Any] = execution.action_snapshot or {}
+    runner: dict[str, Any] = execution.runner or {}
+    schema = merge_schemas(runner.get("runner_parameters") or {}, action.get("parameters") or {})
+    return {
+        "execution_id": execution.id,
+        "status": execution.status,
+        "start_timestamp": isoformat(execution.start_timestamp),
+        "action_name": action.get("name"),
+        "action_ref": execution.action,
+        "runner_ref": execution.runner_type,
+        "parameters": mask_secrets(execution.parameters or {}, schema),
+        "result": _result(execution.result),
+    }
+
+
+def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int:
+    """Store an actiontrigger instance for each (just finished) execution; return how many."""
+    ids = list(liveaction_ids)
+    if not ids or not session.info.get(EMIT_ACTION_TRIGGERS, True):
+        return 0
+    rows = session.execute(
+        sa.select(
+            ExecutionDB.id,
+            ExecutionDB.status,
+            ExecutionDB.start_timestamp,
+            ExecutionDB.action,
+            ExecutionDB.action_snapshot,
+            ExecutionDB.runner,
+            ExecutionDB.runner_type,
+            ExecutionDB.parameters,
+            ExecutionDB.result,
+        ).where(ExecutionDB.liveaction_id.in_(ids))
+    ).all()
+    if not rows:
+        return 0
+    now = utcnow()
+    session.execute(
+        sa.insert(TriggerInstanceDB),
+        [
+            {
+                "id": new_id(),
+                "trigger": ACTION_TRIGGER,
+                "payload": action_trigger_payload(row),
+                "occurrence_time": now,
+                "status": TriggerInstanceStatus.PENDING.value,
+            }
+            for row in rows
+        ],
+    )
+    return len(rows)

@@ -1,0 +1,2 @@
+"""Retention (``st2garbagecollector``): old executions, output and trigger instances, removed
+in small batches."""

@@ -1,0 +1,139 @@
+"""The ``st2rulesengine`` process: take pending trigger instances, enforce rules, hand over work.
+
+The database is the queue: each round takes the oldest pending instances in batches until none
+are left, then waits for a doorbell (``st2.trigger_instance__create`` on the rules engine's
+durable queue) or ``poll_interval``, whichever comes first. Instances stored without a doorbell
+(completion triggers, a broker outage) are found by the poll. With the broker down the engine
+keeps working by polling alone and reconnects in the background. Several rules engines may run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from amqp.exceptions import AMQPError  # type: ignore[import-untyped]
+from kombu.exceptions import KombuError
+from kombu.messaging import Consumer
+from kombu.transport.base import Message
+
+from poundcake.config_sections import RulesEngineSection
+from poundcake.db.retry import in_transaction
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.messaging import RULES_ENGINE_QUEUE, hand_over, make_connection
+from poundcake.engine.rules.enforcer import BatchOutcome, Enforcer
+from poundcake.engine.runtime import EngineRuntime
+
+logger = logging.getLogger(__name__)
+
+_BROKER_ERRORS = (OSError, KombuError, AMQPError)
+_RECONNECT_AFTER = 5.0
+
+
+@dataclass(frozen=True)
+class RulesEngineSettings:
+    """Tuning of the rules engine loop."""
+
+    batch_size: int = 100
+    poll_interval: float = 1.0
+
+    @classmethod
+    def from_section(cls, section: RulesEngineSection) -> RulesEngineSettings:
+        """Build the settings from st2.conf's ``[rulesengine]``."""
+        return cls(batch_size=section.batch_size, poll_interval=section.poll_interval)
+
+
+class RulesEngine:
+    """One rules engine process."""
+
+    def __init__(self, runtime: EngineRuntime, settings: RulesEngineSettings | None = None) -> None:
+        self.runtime = runtime
+        self.settings = settings or RulesEngineSettings()
+        cipher = DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
+        self.enforcer = Enforcer(system_user=runtime.config.system_user, cipher=cipher)
+        self._rung = threading.Event()
+
+    def process_pending(self) -> int:
+        """Process pending instances until none are left; return how many were processed."""
+        total = 0
+        while True:
+            outcome: BatchOutcome = in_transaction(
+                self.runtime.sessions,
+                lambda session: self.enforcer.process_batch(
+                    session, limit=self.settings.batch_size
+                ),
+            )
+            for requested in outcome.requested:
+                hand_over(self.runtime.publisher, requested.liveaction_id, requested.execution_id)
+            total += outcome.instances
+            if outcome.instances:
+                logger.debug(
+                    "Processed %d trigger instances: %d enforcements, %d failed",
+                    outcome.instances,
+                    outcome.enforcements,
+                    outcome.failed_instances,
+                )
+            if outcome.instances < self.settings.batch_size:
+                return total
+
+    def _on_doorbell(self, _body: dict[str, Any], message: Message) -> None:
+        message.ack()
+        self._rung.set()
+
+    def _round(self) -> None:
+        try:
+            self.process_pending()
+        except sa.exc.SQLAlchemyError:
+            logger.exception("Processing trigger instances failed; retrying next round")
+            time.sleep(min(self.settings.poll_interval, 1.0))
+
+    def _poll_only(self, stop: threading.Event, until: float) -> None:
+        while not stop.is_set() and time.monotonic() < until:
+            self._round()
+            stop.wait(self.settings.poll_interval)
+
+    def _consume(self, stop: threading.Event) -> None:
+        with make_connection(self.runtime.config.messaging_url) as connection:
+            channel = connection.channel()
+            consumer = Consumer(
+                channel,
+                queues=[RULES_ENGINE_QUEUE],
+                callbacks=[self._on_doorbell],
+                accept=["json"],
+            )
+            consumer.qos(prefetch_count=500)
+            with consumer:
+                logger.info("Rules engine consuming %s", RULES_ENGINE_QUEUE.name)
+                while not stop.is_set():
+                    self._rung.clear()
+                    self._round()
+                    deadline = time.monotonic() + self.settings.poll_interval
+                    while not self._rung.is_set() and not stop.is_set():
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        connection.heartbeat_check()
+                        with contextlib.suppress(TimeoutError):
+                            connection.drain_events(timeout=min(remaining, 0.5))
+                    # Take every doorbell already delivered before the next round.
+                    with contextlib.suppress(TimeoutError, BlockingIOError):
+                        while True:
+                            connection.drain_events(timeout=0)
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+            except _BROKER_ERRORS:
+                logger.exception(
+                    "The broker is unavailable; polling the database only for %.0f s",
+                    _RECONNECT_AFTER,
+                )
+                self._poll_only(stop, time.monotonic() + _RECONNECT_AFTER)
+        logger.info("Rules engine stopped")
