@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian tools the integration tests need besides the database servers, if missing:
-# OpenSSH's server (the remote-shell runner tests start their own sshd on a loopback port), and
-# the official st2 CLI in .venv-st2. Safe to run again; needs root to install Debian packages.
+# OpenSSH's server (the remote-shell runner tests start their own sshd on a loopback port),
+# Prometheus's Alertmanager, and the official st2 CLI in .venv-st2. Safe to run again; needs root to install Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,8 @@ install_if_missing() {
 
 install_if_missing /usr/sbin/sshd openssh-server
 install_if_missing ssh-keygen openssh-client
+# A real Alertmanager for the end-to-end intake tests (each test runs its own on loopback).
+install_if_missing /usr/bin/prometheus-alertmanager prometheus-alertmanager
 
 # The official StackStorm CLI, in a venv of its own (it pins its dependencies exactly and must
 # never share the project's environment): the engine API tests drive it.

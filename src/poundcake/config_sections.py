@@ -96,6 +96,7 @@ class ActionRunnerSection(Section):
     """``[actionrunner]``: how each action runner process works."""
 
     concurrency: int = Field(default=8, ge=1, le=512)
+    workflow_concurrency: int = Field(default=32, ge=1, le=1024)
     workers: int = Field(default=1, ge=1, le=64)
     lease_seconds: float = Field(default=30.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=10.0, ge=0)

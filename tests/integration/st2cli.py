@@ -16,11 +16,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.integration.conftest import (
     BIN,
@@ -136,11 +138,37 @@ class St2:
         return token
 
 
+def eventually(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
 def logged_in(engine: RunningEngine, home: Path) -> St2:
     """An ``st2`` CLI with its own home directory, logged in as the test user."""
     cli = St2(engine, home)
     cli.login()
     return cli
+
+
+def api_key_for(engine: RunningEngine) -> str:
+    """Create an engine API key (install guide step 7) with a login token."""
+    token = httpx.post(f"{engine.auth_url}/tokens", auth=(USER, PASSWORD), timeout=30)
+    assert token.status_code == 201, token.text
+    created = httpx.post(
+        f"{engine.api_url}/apikeys",
+        headers={"X-Auth-Token": token.json()["token"]},
+        json={"metadata": {"used_by": "poundcake"}},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    key: str = created.json()["key"]
+    return key
 
 
 def ok(result: CliResult) -> Any:

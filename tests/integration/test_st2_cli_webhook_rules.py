@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.integration.st2cli import RunningEngine, St2, listing, logged_in, ok, running_engine
+from tests.integration.st2cli import (
+    RunningEngine,
+    St2,
+    eventually,
+    listing,
+    logged_in,
+    ok,
+    running_engine,
+)
 
 SERVICES = (
     "st2api",
@@ -85,16 +92,6 @@ def rule_file(directory: Path, name: str, url: str, **extra: Any) -> Path:
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def instances_of(st2: St2, trigger_ref: str) -> list[dict[str, Any]]:

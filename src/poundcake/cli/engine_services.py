@@ -84,9 +84,12 @@ def _actionrunner(config_file: ConfigFile = None) -> None:
     """Run scheduled executions through their runners."""
     config = load_st2_config(config_file)
     section = config.actionrunner
-    config, runtime = _runtime(config_file, pool_size=section.concurrency + 4)
+    config, runtime = _runtime(
+        config_file, pool_size=section.concurrency + section.workflow_concurrency + 4
+    )
     settings = ActionRunnerSettings(
         concurrency=section.concurrency,
+        workflow_concurrency=section.workflow_concurrency,
         lease_seconds=section.lease_seconds,
         graceful_shutdown_seconds=section.graceful_shutdown_seconds,
         max_result_bytes=section.max_result_bytes,

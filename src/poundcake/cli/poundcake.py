@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from poundcake.cli.common import fail, handles_errors, out, quiet_migration_logs
+from poundcake.cli.remediation_commands import add_remediation_commands
+from poundcake.cli.remediation_ctl import add_process_commands
 from poundcake.cli.setup_db import report
 from poundcake.config import PoundCakeConfig, load_poundcake_config, load_settings
 from poundcake.db.migrate import (
@@ -25,6 +27,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Create, inspect and migrate PoundCake's tables.")
 app.add_typer(db_app, name="db")
+add_remediation_commands(app)
+add_process_commands(app)
 
 EnvFile = Annotated[
     Path | None, typer.Option("--env-file", help="Read settings from this file instead of ./.env.")

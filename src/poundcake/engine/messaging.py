@@ -5,7 +5,8 @@ database is the record, so a lost message delays work (the scheduler's sweep fin
 loses it:
 
 * ``st2.liveaction.status`` (topic): ``requested`` goes to the scheduler's queue;
-* ``st2.actionrunner`` (direct): ``work`` goes to the action runners' shared queue;
+* ``st2.actionrunner`` (direct): ``work`` goes to the action runners' shared queue, ``workflow``
+  to their workflow queue;
 * ``st2.execution`` (topic): event notifications (``st2.execution__update`` ...) for the stream;
   ``st2.trigger_instance__create`` also rings the rules engine's queue.
 """
@@ -34,6 +35,14 @@ SCHEDULER_QUEUE = Queue(
 )
 RUNNER_QUEUE = Queue(
     "st2.actionrunner.work", exchange=ACTIONRUNNER_EXCHANGE, routing_key="work", durable=True
+)
+# Workflows (action-chain, steps) wait on their children; they get a queue and a thread pool of
+# their own in every runner so that waiting workflows never take the threads their steps need.
+WORKFLOW_QUEUE = Queue(
+    "st2.actionrunner.workflows",
+    exchange=ACTIONRUNNER_EXCHANGE,
+    routing_key="workflow",
+    durable=True,
 )
 
 # The rules engine's doorbell: a durable queue on the event exchange's trigger instance events.
@@ -118,11 +127,15 @@ class Publisher:
             body, exchange=LIVEACTION_EXCHANGE, routing_key="requested", declare=[SCHEDULER_QUEUE]
         )
 
-    def work(self, liveaction_id: str, execution_id: str) -> None:
-        """Hand a scheduled live action to the action runners."""
+    def work(self, liveaction_id: str, execution_id: str, *, workflow: bool = False) -> None:
+        """Hand a scheduled live action to the action runners (workflows to their own queue)."""
         body = {"liveaction_id": liveaction_id, "execution_id": execution_id}
+        queue = WORKFLOW_QUEUE if workflow else RUNNER_QUEUE
         self._publish(
-            body, exchange=ACTIONRUNNER_EXCHANGE, routing_key="work", declare=[RUNNER_QUEUE]
+            body,
+            exchange=ACTIONRUNNER_EXCHANGE,
+            routing_key=str(queue.routing_key),
+            declare=[queue],
         )
 
     def event(self, name: str, body: Mapping[str, Any]) -> None:

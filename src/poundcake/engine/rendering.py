@@ -114,6 +114,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "regex_replace": _regex_replace,
     "regex_substring": _regex_substring,
     "use_none": _use_none,
+    "shell_quote": lambda value: _shell_word(value),
     "basename": os.path.basename,
     "dirname": os.path.dirname,
     "to_human_time_from_seconds": _human_time,

@@ -5,7 +5,10 @@ execution. A child is recorded with ``parent`` set (and appended to the parent's
 and a context in StackStorm's shape, ``{"parent": {..., "execution_id", "user"}, "chain": {...},
 "user": ...}``, then announced to the scheduler like any other request. ``wait`` polls the
 database until the child completes; when the parent is being canceled (or has ended) it cancels
-the child and waits a grace period for it to stop.
+the child and waits a grace period for it to stop. A parent whose runner type cancels gracefully
+(``GRACEFUL_CANCEL_RUNNER_TYPES``, the ``steps`` runner) lets a running child finish while it is
+being canceled; a child that has not started is canceled. ``action`` tells a workflow runner the
+runner type and parameter schema of an action before it requests a child of it.
 
 A workflow's runner thread blocks in ``wait`` while its children run in other runner threads,
 so an action runner process needs a concurrency of at least 2 to run chains (one more per level
@@ -26,11 +29,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.db.session import unit_of_work
 from poundcake.engine.actions.models import ActionDB
+from poundcake.engine.actions.parameters import merge_schemas
 from poundcake.engine.executions.models import ExecutionDB
-from poundcake.engine.executions.service import cancel_execution, request_execution
+from poundcake.engine.executions.service import (
+    GRACEFUL_CANCEL_RUNNER_TYPES,
+    NOT_STARTED,
+    cancel_execution,
+    cancel_unstarted,
+    request_execution,
+)
 from poundcake.engine.executions.states import COMPLETED, ExecutionStatus
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import Publisher
+from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.exceptions import NotFoundError, PoundCakeError
 
 logger = logging.getLogger(__name__)
@@ -65,12 +76,19 @@ class ExecutionChildren:
         self._cancel_grace_seconds = cancel_grace_seconds
 
     def request(
-        self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
+        self,
+        action_ref: str,
+        parameters: Mapping[str, Any],
+        context: Mapping[str, Any],
+        *,
+        rendered: bool = False,
     ) -> str:
         """Record a child in ``requested`` and announce it; return its execution id.
 
-        Raises NotFoundError when the action does not exist and ValidationError when the
-        request is refused (disabled action, bad parameters).
+        ``rendered`` says the parameters are final (the workflow rendered them): text that came
+        from an alert is then never rendered as a template again. Raises NotFoundError when the
+        action does not exist and ValidationError when the request is refused (disabled action,
+        bad parameters).
         """
         parent = {**self._parent_context, "execution_id": self._parent_id, "user": self._user}
         child_context = {**context, "parent": parent, "user": self._user}
@@ -85,18 +103,37 @@ class ExecutionChildren:
                 context=child_context,
                 parent=self._parent_id,
                 cipher=self._cipher,
+                rendered=rendered,
             )
         self._publisher.requested(requested.liveaction_id, requested.execution_id)
         return requested.execution_id
+
+    def action(self, action_ref: str) -> tuple[str, dict[str, Any]]:
+        """Return an action's runner type and parameter schema (the runner's updated by the
+        action's); raises NotFoundError when the action does not exist."""
+        with self._sessions() as session:
+            row = session.execute(
+                sa.select(ActionDB.runner_type, ActionDB.parameters, RunnerTypeDB.runner_parameters)
+                .outerjoin(RunnerTypeDB, RunnerTypeDB.name == ActionDB.runner_type)
+                .where(ActionDB.ref == action_ref)
+            ).one_or_none()
+        if row is None:
+            raise NotFoundError(f'Action "{action_ref}" cannot be found.')
+        runner_type, parameters, runner_parameters = row
+        return str(runner_type), merge_schemas(runner_parameters or {}, parameters or {})
 
     def wait(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
         """Poll until the child completes; return its status and result."""
         stop_by: float | None = None
         while True:
-            child, parent = self._statuses(execution_id)
+            child, parent, graceful = self._statuses(execution_id)
             if child in COMPLETED:
                 return S(child), self._result(execution_id)
-            if stop_by is None and _stopping(parent):
+            if graceful and parent == S.CANCELING:
+                # The running child of a graceful cancel finishes; one not started never will.
+                if child in NOT_STARTED:
+                    self._cancel_unstarted(execution_id)
+            elif stop_by is None and _stopping(parent):
                 logger.info(
                     "Parent %s is stopping; canceling child %s", self._parent_id, execution_id
                 )
@@ -123,18 +160,30 @@ class ExecutionChildren:
         if outcome.refused:
             logger.debug("Child %s not canceled: %s", execution_id, outcome.refused)
 
-    def _statuses(self, execution_id: str) -> tuple[str, str | None]:
-        """Return the child's status and the parent's (None when the parent is gone)."""
+    def _cancel_unstarted(self, execution_id: str) -> None:
+        try:
+            with unit_of_work(self._sessions) as session:
+                cancel_unstarted(session, execution_id, user=self._user)
+        except (PoundCakeError, SQLAlchemyError):
+            logger.exception("Canceling child execution %s failed", execution_id)
+
+    def _statuses(self, execution_id: str) -> tuple[str, str | None, bool]:
+        """Return the child's status, the parent's (None when the parent is gone) and whether
+        the parent cancels gracefully."""
         with self._sessions() as session:
             rows = session.execute(
-                sa.select(ExecutionDB.id, ExecutionDB.status).where(
+                sa.select(ExecutionDB.id, ExecutionDB.status, ExecutionDB.runner_type).where(
                     ExecutionDB.id.in_([execution_id, self._parent_id])
                 )
             ).all()
-        found: dict[str, str] = {row.id: row.status for row in rows}
+        found = {row.id: row for row in rows}
         if execution_id not in found:
             raise NotFoundError(f"child execution {execution_id} not found")
-        return found[execution_id], found.get(self._parent_id)
+        parent = found.get(self._parent_id)
+        if parent is None:
+            return found[execution_id].status, None, False
+        graceful = parent.runner_type in GRACEFUL_CANCEL_RUNNER_TYPES
+        return found[execution_id].status, parent.status, graceful
 
     def _result(self, execution_id: str) -> Any:
         with self._sessions() as session:

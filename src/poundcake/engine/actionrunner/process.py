@@ -36,6 +36,7 @@ from poundcake.engine.actionrunner.output import OutputWriter
 from poundcake.engine.actionrunner.request import ClaimedWork, build_request, load_claimed
 from poundcake.engine.executions.service import (
     DEFAULT_MAX_RESULT_BYTES,
+    WORKFLOW_RUNNER_TYPES,
     claim,
     complete,
     renew_leases,
@@ -44,7 +45,7 @@ from poundcake.engine.executions.service import (
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.datastore import SessionDatastore
-from poundcake.engine.messaging import RUNNER_QUEUE, make_connection
+from poundcake.engine.messaging import RUNNER_QUEUE, WORKFLOW_QUEUE, make_connection
 from poundcake.engine.runners.base import Runner, RunnerOutcome, RunnerRequest, RunnerServices
 from poundcake.engine.runners.registry import runner_class
 from poundcake.engine.runtime import EngineRuntime
@@ -63,6 +64,8 @@ class ActionRunnerSettings:
     """Tuning of one action runner process."""
 
     concurrency: int = 8
+    # Workflows mostly wait for their children: they run in a pool of their own.
+    workflow_concurrency: int = 32
     lease_seconds: float = 30.0
     graceful_shutdown_seconds: float = 10.0
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
@@ -123,8 +126,11 @@ class ActionRunner:
 
     # --- claiming and recording, in the consuming thread ------------------------------------
 
-    def claim_batch(self, pool: ThreadPoolExecutor) -> None:
-        """Claim everything received in one transaction and start the claimed runs."""
+    def claim_batch(
+        self, pool: ThreadPoolExecutor, workflow_pool: ThreadPoolExecutor | None = None
+    ) -> None:
+        """Claim everything received in one transaction and start the claimed runs (workflows
+        in ``workflow_pool``, so that they never hold the threads their children need)."""
         if not self._inbox:
             return
         batch, self._inbox = self._inbox, []
@@ -151,7 +157,9 @@ class ActionRunner:
                 continue
             self._announce(liveaction_id, item.execution.id)
             self._in_flight += 1
-            pool.submit(self._run_and_queue, liveaction_id, item, message)
+            workflow = item.execution.runner_type in WORKFLOW_RUNNER_TYPES
+            chosen = workflow_pool if workflow and workflow_pool is not None else pool
+            chosen.submit(self._run_and_queue, liveaction_id, item, message)
 
     def record_finished(self) -> None:
         """Record finished outcomes in one transaction, announce them, then acknowledge.
@@ -349,6 +357,9 @@ class ActionRunner:
         pool = ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="runner"
         )
+        workflow_pool = ThreadPoolExecutor(
+            max_workers=self.settings.workflow_concurrency, thread_name_prefix="workflow"
+        )
         try:
             with make_connection(self.runtime.config.messaging_url) as connection:
                 consumer = Consumer(
@@ -358,20 +369,34 @@ class ActionRunner:
                     accept=["json"],
                 )
                 consumer.qos(prefetch_count=self.settings.concurrency)
-                with consumer:
-                    logger.info("Action runner %s consuming %s", self.owner, RUNNER_QUEUE.name)
+                workflows = Consumer(
+                    connection.channel(),
+                    queues=[WORKFLOW_QUEUE],
+                    callbacks=[self._on_message],
+                    accept=["json"],
+                )
+                workflows.qos(prefetch_count=self.settings.workflow_concurrency)
+                with consumer, workflows:
+                    logger.info(
+                        "Action runner %s consuming %s and %s",
+                        self.owner,
+                        RUNNER_QUEUE.name,
+                        WORKFLOW_QUEUE.name,
+                    )
                     while not stop.is_set():
                         self._pump(connection, 0.002 if self._in_flight else 0.1)
-                        self.claim_batch(pool)
+                        self.claim_batch(pool, workflow_pool)
                         try:
                             self.record_finished()
                         except sa.exc.SQLAlchemyError:
                             logger.exception("Recording outcomes failed; trying again shortly")
                             time.sleep(0.5)
                     consumer.cancel()
+                    workflows.cancel()
                     self._drain(connection)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            workflow_pool.shutdown(wait=False, cancel_futures=True)
             beats.set()
             heart.join(timeout=5)
             flusher.join(timeout=5)

@@ -45,6 +45,12 @@ logger = logging.getLogger(__name__)
 
 S = ExecutionStatus
 DEFAULT_MAX_RESULT_BYTES = 12 * 1024 * 1024
+# Runner types whose executions are workflows (they run child executions).
+WORKFLOW_RUNNER_TYPES = frozenset({"action-chain", "orquesta", "steps"})
+# Workflow runner types that cancel gracefully, as StackStorm's orquesta does: the running child
+# finishes and the runner starts no more; children that have not started are canceled.
+GRACEFUL_CANCEL_RUNNER_TYPES = frozenset({"steps"})
+NOT_STARTED: frozenset[ExecutionStatus] = frozenset({S.REQUESTED, S.SCHEDULED, S.DELAYED})
 _TRUNCATION_NOTE = "... [truncated by PoundCake: result larger than the configured limit]"
 
 
@@ -150,7 +156,7 @@ def request_execution(
         sa.insert(LiveActionDB).values(
             id=liveaction_id,
             action=action.ref,
-            action_is_workflow=runner.name in ("action-chain", "orquesta"),
+            action_is_workflow=runner.name in WORKFLOW_RUNNER_TYPES,
             parameters=stored,
             status=S.REQUESTED.value,
             start_timestamp=now,
@@ -174,7 +180,7 @@ def request_execution(
                 "action": action.ref,
                 "parameters": stored,
                 "callback": {},
-                "action_is_workflow": runner.name in ("action-chain", "orquesta"),
+                "action_is_workflow": runner.name in WORKFLOW_RUNNER_TYPES,
                 "runner_info": {},
                 "notify": action.notify or {},
             },
@@ -474,7 +480,9 @@ def cancel_execution(session: Session, execution_id: str, *, user: str) -> Cance
     """Cancel at any stage: queued work is canceled at once, running work goes to canceling.
 
     The live action's row is locked while its status is read and changed, so a scheduler or
-    runner moving it at the same moment cannot make the cancel miss.
+    runner moving it at the same moment cannot make the cancel miss. Children are canceled too;
+    a workflow in GRACEFUL_CANCEL_RUNNER_TYPES keeps its running children (only those not
+    started are canceled).
     """
     execution = get_execution(session, execution_id)
     liveaction_id = execution.liveaction_id or ""
@@ -498,11 +506,29 @@ def cancel_execution(session: Session, execution_id: str, *, user: str) -> Cance
     )
     if not moved:
         raise ConflictError(f"execution {execution_id} changed while being canceled; try again")
+    graceful = execution.runner_type in GRACEFUL_CANCEL_RUNNER_TYPES
     for child in execution.children or []:
-        cancel_execution(session, child, user=user)
+        if graceful:
+            cancel_unstarted(session, child, user=user)
+        else:
+            cancel_execution(session, child, user=user)
     session.flush()
     session.refresh(execution)
     return CancelOutcome(execution)
+
+
+def cancel_unstarted(session: Session, execution_id: str, *, user: str) -> bool:
+    """Cancel an execution that has not started (requested, scheduled or delayed); tell whether
+    it was canceled. Its live action's row is locked first, so one starting meanwhile runs on."""
+    status = session.scalar(
+        sa.select(LiveActionDB.status)
+        .join(ExecutionDB, ExecutionDB.liveaction_id == LiveActionDB.id)
+        .where(ExecutionDB.id == execution_id)
+        .with_for_update(of=LiveActionDB)
+    )
+    if status is None or ExecutionStatus(status) not in NOT_STARTED:
+        return False
+    return cancel_execution(session, execution_id, user=user).refused is None
 
 
 def abandon_expired(

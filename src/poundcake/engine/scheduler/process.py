@@ -27,10 +27,11 @@ from poundcake.engine.messaging import RUNNER_QUEUE, SCHEDULER_QUEUE, make_conne
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.scheduler.service import (
     BatchDecision,
+    WorkItem,
     due_for_retry,
-    execution_ids,
     schedule_batch,
     unclaimed,
+    work_items,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,17 +64,26 @@ class Scheduler:
     def decide(self, liveaction_ids: list[str]) -> int:
         """Schedule what may run; hand it to the runners after commit; return how many."""
 
-        def decide_batch(session: Session) -> tuple[BatchDecision, dict[str, str]]:
+        def decide_batch(session: Session) -> tuple[BatchDecision, dict[str, WorkItem]]:
             decision = schedule_batch(session, liveaction_ids)
-            return decision, execution_ids(session, decision.scheduled)
+            return decision, work_items(session, decision.scheduled)
 
-        decision, executions = in_transaction(self.runtime.sessions, decide_batch)
+        decision, items = in_transaction(self.runtime.sessions, decide_batch)
         for liveaction_id in decision.scheduled:
-            self.runtime.publisher.work(liveaction_id, executions.get(liveaction_id, ""))
+            item = items.get(liveaction_id)
+            self.runtime.publisher.work(
+                liveaction_id,
+                item.execution_id if item else "",
+                workflow=bool(item and item.workflow),
+            )
         for liveaction_id in decision.scheduled + decision.canceled + decision.delayed:
+            item = items.get(liveaction_id)
             self.runtime.publisher.event(
                 "st2.execution__update",
-                {"liveaction_id": liveaction_id, "execution_id": executions.get(liveaction_id)},
+                {
+                    "liveaction_id": liveaction_id,
+                    "execution_id": item.execution_id if item else None,
+                },
             )
         return len(decision.scheduled)
 
@@ -116,9 +126,11 @@ class Scheduler:
         if runner_queue_depth == 0:
             with unit_of_work(self.runtime.sessions) as session:
                 stale = unclaimed(session, older_than=self.settings.unclaimed_after, limit=limit)
-            for liveaction_id, execution_id in stale:
-                logger.info("Re-sending unclaimed work %s", liveaction_id)
-                self.runtime.publisher.work(liveaction_id, execution_id)
+            for item in stale:
+                logger.info("Re-sending unclaimed work %s", item.liveaction_id)
+                self.runtime.publisher.work(
+                    item.liveaction_id, item.execution_id, workflow=item.workflow
+                )
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""

@@ -111,26 +111,41 @@ def due_for_retry(session: Session, *, lost_after: float, limit: int) -> list[st
     return ids
 
 
-def unclaimed(session: Session, *, older_than: float, limit: int) -> list[tuple[str, str]]:
-    """Scheduled work no runner claimed for ``older_than`` seconds: (live action, execution)."""
+@dataclass(frozen=True)
+class WorkItem:
+    """What a work message names: the live action, its execution, whether it is a workflow."""
+
+    liveaction_id: str
+    execution_id: str
+    workflow: bool
+
+
+def unclaimed(session: Session, *, older_than: float, limit: int) -> list[WorkItem]:
+    """Scheduled work no runner claimed for ``older_than`` seconds."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     rows = session.execute(
-        sa.select(LiveActionDB.id, ExecutionDB.id.label("execution_id"))
+        sa.select(
+            LiveActionDB.id, ExecutionDB.id.label("execution_id"), LiveActionDB.action_is_workflow
+        )
         .join(ExecutionDB, ExecutionDB.liveaction_id == LiveActionDB.id)
         .where(LiveActionDB.status == S.SCHEDULED.value, LiveActionDB.start_timestamp < cutoff)
         .order_by(LiveActionDB.start_timestamp)
         .limit(limit)
     ).all()
-    return [(row.id, row.execution_id) for row in rows]
+    return [WorkItem(row.id, row.execution_id, bool(row.action_is_workflow)) for row in rows]
 
 
-def execution_ids(session: Session, liveaction_ids: list[str]) -> dict[str, str]:
-    """Map live action ids to their execution ids."""
+def work_items(session: Session, liveaction_ids: list[str]) -> dict[str, WorkItem]:
+    """The work message of each live action, by live action id."""
     if not liveaction_ids:
         return {}
     rows = session.execute(
-        sa.select(ExecutionDB.liveaction_id, ExecutionDB.id).where(
-            ExecutionDB.liveaction_id.in_(liveaction_ids)
-        )
+        sa.select(ExecutionDB.liveaction_id, ExecutionDB.id, LiveActionDB.action_is_workflow)
+        .join(LiveActionDB, LiveActionDB.id == ExecutionDB.liveaction_id)
+        .where(ExecutionDB.liveaction_id.in_(liveaction_ids))
     ).all()
-    return {row.liveaction_id: row.id for row in rows if row.liveaction_id}
+    return {
+        row.liveaction_id: WorkItem(row.liveaction_id, row.id, bool(row.action_is_workflow))
+        for row in rows
+        if row.liveaction_id
+    }

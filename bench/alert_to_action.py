@@ -1,0 +1,159 @@
+"""From Alertmanager's 202 to the first remediation step running, at a steady alert rate.
+
+Starts the whole product as processes on real MariaDB, RabbitMQ and Redis (the engine's st2api,
+st2auth, st2scheduler, st2actionrunner and st2rulesengine; poundcake-api, poundcake-worker and
+poundcake-beat), applies one CAB whose first step is ``core.noop``, then sends 1-alert
+Alertmanager notifications (each a new episode) at ``--rate`` per second for ``--seconds``. For
+each alert it takes the time poundcake-api answered 202 and the time the engine recorded the
+CAB's first step as ``running`` (the execution's status log), and prints p50, p90, p99 and max
+of the difference, how many alerts were remediated, and any non-202 answers.
+
+Usage: .venv/bin/python bench/alert_to_action.py [--rate 50] [--seconds 20]
+Needs MariaDB, RabbitMQ and Redis like the test suite (./test.sh starts them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.e2e.stack import Product, eventually, running_product
+
+CAB: dict[str, Any] = {
+    "name": "bench_first_step",
+    "alert_name_pattern": "^BenchAlertToAction$",
+    "steps": [
+        {"name": "first", "action": "core.noop"},
+        {"name": "second", "action": "core.local", "parameters": {"cmd": "true"}},
+    ],
+}
+
+
+def notification(fingerprint: str) -> dict[str, Any]:
+    labels = {"alertname": "BenchAlertToAction", "severity": "warning", "instance": fingerprint}
+    return {
+        "version": "4",
+        "groupKey": f"{{}}:{{instance={fingerprint!r}}}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "poundcake",
+        "groupLabels": labels,
+        "commonLabels": labels,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.bench",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {},
+                "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.bench/graph",
+                "fingerprint": fingerprint,
+            }
+        ],
+    }
+
+
+def send(product: Product, rate: float, seconds: float) -> tuple[dict[str, float], list[int]]:
+    """Send at ``rate`` per second; return request_id -> time of the 202, and other statuses."""
+    acked: dict[str, float] = {}
+    failures: list[int] = []
+    lock = threading.Lock()
+    threads: list[threading.Thread] = []
+
+    def one() -> None:
+        response = product.api("POST", "/api/v1/webhook", json=notification(uuid.uuid4().hex[:16]))
+        now = time.time()
+        with lock:
+            if response.status_code == 202:
+                acked[response.json()["request_id"]] = now
+            else:
+                failures.append(response.status_code)
+
+    interval = 1.0 / rate
+    start = time.monotonic()
+    for index in range(int(rate * seconds)):
+        delay = start + index * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        thread = threading.Thread(target=one)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    return acked, failures
+
+
+def first_step_running(product: Product, request_id: str) -> float | None:
+    """When the engine moved the CAB's first step to running (epoch seconds), if it did."""
+    trail = product.api("GET", f"/api/v1/requests/{request_id}").json().get("trail") or {}
+    for alert in trail.get("alerts", []):
+        for workflow in alert["remediation"]["executions"]:
+            steps = workflow["steps"]
+            if not steps:
+                return None
+            execution = product.engine_api("GET", f"/executions/{steps[0]['id']}").json()
+            for entry in execution.get("log", []):
+                if entry.get("status") == "running":
+                    stamp = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+                    return stamp.timestamp()
+    return None
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=50.0, help="alerts per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to send")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-alert-to-action-") as directory:
+        print("starting the engine, PoundCake and Alertmanager ...", flush=True)
+        with running_product(Path(directory), {CAB["name"]: CAB}) as product:
+            acked, failures = send(product, options.rate, options.seconds)
+            print(
+                f"sent {len(acked) + len(failures)} alerts; {len(failures)} not 202 {failures[:5]}"
+            )
+            latencies: dict[str, float] = {}
+
+            def collected() -> bool:
+                for request_id, at in acked.items():
+                    if request_id not in latencies:
+                        running = first_step_running(product, request_id)
+                        if running is not None:
+                            latencies[request_id] = running - at
+                return len(latencies) == len(acked)
+
+            try:
+                eventually(collected, "every first step", timeout=300)
+            except AssertionError:
+                print(f"only {len(latencies)} of {len(acked)} first steps ran within 300 s")
+            values = [value * 1000 for value in latencies.values()]
+            if not values:
+                print("no first step ran")
+                return
+            print(
+                f"202 -> first step running at {options.rate:g} alerts/s, {len(values)} alerts: "
+                f"p50 {statistics.median(values):.0f} ms, p90 {percentile(values, 0.9):.0f} ms, "
+                f"p99 {percentile(values, 0.99):.0f} ms, max {max(values):.0f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""``poundcake start|stop|status`` and ``poundcake engine-key``: run PoundCake's own processes.
+
+``start`` runs poundcake-api, poundcake-worker and poundcake-beat with pid files in
+``<data_dir>/run`` and logs in ``<data_dir>/logs`` (``st2ctl`` does the same for the engine;
+systemd units are in ``deploy/systemd``). ``engine-key`` gives PoundCake its engine API key
+(install guide step 7) when none is configured: it creates one in the engine's database and
+writes it to ``ST2_API_KEY_FILE`` (default ``<data_dir>/secrets/st2-api-key``, mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poundcake.cli.common import handles_errors, out
+from poundcake.config import PoundCakeConfig, load_poundcake_config, load_settings
+from poundcake.db.engine import make_poundcake_engine
+from poundcake.db.session import make_session_factory, unit_of_work
+from poundcake.engine.auth.service import authenticate_api_key, create_api_key
+from poundcake.exceptions import AuthenticationError
+from poundcake.ops.processes import ProcessManager, ServiceSpec
+from poundcake.remediation.api.auth import ensure_webhook_token
+
+SERVICES = (
+    ServiceSpec("poundcake-api"),
+    ServiceSpec("poundcake-worker"),
+    ServiceSpec("poundcake-beat"),
+)
+DEFAULT_KEY_FILE = Path("secrets") / "st2-api-key"
+KEY_USER = "poundcake"
+
+EnvFile = Annotated[
+    Path | None, typer.Option("--env-file", help="Read settings from this file instead of ./.env.")
+]
+Names = Annotated[
+    list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)
+]
+
+
+def _config(env_file: Path | None) -> PoundCakeConfig:
+    return load_poundcake_config(load_settings(env_file))
+
+
+def _manager(config: PoundCakeConfig) -> ProcessManager:
+    data = config.settings.data_dir
+    return ProcessManager(data / "run", data / "logs")
+
+
+def _selected(names: list[str] | None) -> list[ServiceSpec]:
+    known = {spec.name for spec in SERVICES}
+    unknown = [name for name in names or [] if name not in known]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return [spec for spec in SERVICES if not names or spec.name in names]
+
+
+@handles_errors
+def start(names: Names = None, env_file: EnvFile = None) -> None:
+    """Start PoundCake's processes (those already running are left alone)."""
+    config = _config(env_file)
+    manager = _manager(config)
+    for spec in _selected(names):
+        already = manager.pid(spec.name)
+        pid = manager.start(spec, spec.name)
+        state = "already running" if already else "started"
+        out.print(f"{spec.name} {state} (PID {pid}); log: {manager.log_file(spec.name)}")
+
+
+@handles_errors
+def stop(names: Names = None, env_file: EnvFile = None) -> None:
+    """Stop PoundCake's processes (SIGTERM, then SIGKILL after 30 s)."""
+    manager = _manager(_config(env_file))
+    for spec in reversed(_selected(names)):
+        out.print(f"{spec.name} {'stopped' if manager.stop(spec.name) else 'is not running'}.")
+
+
+@handles_errors
+def status(names: Names = None, env_file: EnvFile = None) -> None:
+    """Show each process and its PID; exit 3 if any is not running."""
+    manager = _manager(_config(env_file))
+    down = False
+    for spec in _selected(names):
+        state = manager.state(spec.name)
+        down = down or not state.running
+        out.print(
+            f"{spec.name} PID: {state.pid}" if state.running else f"{spec.name} is not running."
+        )
+    if down:
+        raise typer.Exit(code=3)
+
+
+def key_file(config: PoundCakeConfig) -> Path:
+    """Where PoundCake reads its engine API key when ``ST2_API_KEY`` is not set."""
+    settings = config.settings
+    return settings.st2_api_key_file or settings.data_dir / DEFAULT_KEY_FILE
+
+
+@handles_errors
+def engine_key(env_file: EnvFile = None) -> None:
+    """Make sure PoundCake has a working engine API key (creates one in the engine's database)."""
+    config = _config(env_file)
+    if config.settings.st2_api_key is not None:
+        out.print("ST2_API_KEY is set; nothing to do.")
+        return
+    path = key_file(config)
+    engine = make_poundcake_engine(config, pool_size=1)
+    try:
+        sessions = make_session_factory(engine)
+        with unit_of_work(sessions) as session:
+            existing = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+            if existing:
+                try:
+                    authenticate_api_key(session, existing)
+                    out.print(f"The engine API key in {path} works; nothing to do.")
+                    return
+                except AuthenticationError:
+                    out.print(
+                        f"The key in {path} is not accepted by the engine; creating a new one."
+                    )
+            created = create_api_key(session, user=KEY_USER, metadata={"used_by": "poundcake"})
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(created.key + "\n")
+        out.print(f"Created an engine API key for PoundCake in {path} (id {created.record.id}).")
+    finally:
+        engine.dispose()
+
+
+@handles_errors
+def webhook_token(env_file: EnvFile = None) -> None:
+    """Print the bearer token Alertmanager must send (generated once when none is configured)."""
+    out.print(ensure_webhook_token(_config(env_file).settings))
+
+
+def add_process_commands(app: typer.Typer) -> None:
+    """Add start, stop, status, engine-key and webhook-token to the ``poundcake`` command."""
+    app.command("start")(start)
+    app.command("stop")(stop)
+    app.command("status")(status)
+    app.command("engine-key")(engine_key)
+    app.command("webhook-token")(webhook_token)

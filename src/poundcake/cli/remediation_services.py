@@ -1,0 +1,117 @@
+"""Entry points of PoundCake's own processes: ``poundcake-api``, ``poundcake-worker`` and
+``poundcake-beat``. Each reads the settings (environment and ``.env``) once and builds its app."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from poundcake.cli.common import handles_errors
+from poundcake.config import load_poundcake_config, load_settings
+from poundcake.logging import configure_logging
+from poundcake.remediation.tasks.app import QUEUE, create_celery_app, make_celery
+
+logger = logging.getLogger(__name__)
+
+BEAT_SCHEDULE_FILE = "celerybeat-schedule"
+EXTRA_ARGUMENTS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+Concurrency = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-c",
+        min=1,
+        envvar="POUNDCAKE_WORKER_CONCURRENCY",
+        help="Tasks run at once (worker processes).",
+    ),
+]
+
+
+@handles_errors
+def _api() -> None:
+    """Serve PoundCake's API (Alertmanager webhook, requests, alerts) on POUNDCAKE_HOST/PORT."""
+    config = load_poundcake_config()
+    settings = config.settings
+    configure_logging(settings.log_level)
+    # Imported only here: the API's dependencies (FastAPI) are not the workers' business.
+    from poundcake.remediation.api.app import create_app
+
+    logger.info("poundcake-api listening on %s:%s", settings.host, settings.port)
+    uvicorn.run(
+        create_app(config),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@handles_errors
+def _worker(context: typer.Context, concurrency: Concurrency = 4) -> None:
+    """Run the Celery worker: deliveries, the outbox relay and the follower.
+
+    Further options go to ``celery worker`` as they are (e.g. ``--pool solo``).
+    """
+    config = load_poundcake_config()
+    settings = config.settings
+    configure_logging(settings.log_level)
+    app = create_celery_app(config)
+    app.worker_main(
+        argv=[
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--queues={QUEUE}",
+            f"--loglevel={settings.log_level.upper()}",
+            "--hostname=poundcake@%h",
+            "--without-gossip",
+            "--without-mingle",
+            *context.args,
+        ]
+    )
+
+
+@handles_errors
+def _beat(context: typer.Context) -> None:
+    """Run Celery beat: the relay and the follower every two seconds.
+
+    Its schedule file is ``<POUNDCAKE_DATA_DIR>/celerybeat-schedule``; further options go to
+    ``celery beat`` as they are.
+    """
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = make_celery(settings)
+    app.start(
+        argv=[
+            "beat",
+            f"--schedule={settings.data_dir / BEAT_SCHEDULE_FILE}",
+            f"--loglevel={settings.log_level.upper()}",
+            *context.args,
+        ]
+    )
+
+
+def _typer(command: typer.models.CommandFunctionType, extra: bool = False) -> typer.Typer:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command(context_settings=EXTRA_ARGUMENTS if extra else None)(command)
+    return app
+
+
+def api_main() -> None:
+    """Entry point of ``poundcake-api``."""
+    _typer(_api)()
+
+
+def worker_main() -> None:
+    """Entry point of ``poundcake-worker``."""
+    _typer(_worker, extra=True)()
+
+
+def beat_main() -> None:
+    """Entry point of ``poundcake-beat``."""
+    _typer(_beat, extra=True)()

@@ -1,0 +1,227 @@
+"""poundcake-api's application: routers, request ids and API call records, errors, ``/health``.
+
+``create_app(config)`` builds everything from the configuration; tests and benchmarks pass their
+own session factory and task queue. Every module of :mod:`poundcake.remediation.api.routers`
+with a ``router`` is included under its ``PREFIX`` (default ``/api/v1``). Errors are JSON
+``{"request_id", "error"}``; a database that cannot be reached is a 503 with ``Retry-After`` (a
+status Alertmanager retries), never a 2xx or 4xx.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from poundcake.config import PoundCakeConfig
+from poundcake.db.engine import make_poundcake_engine
+from poundcake.db.session import make_session_factory
+from poundcake.exceptions import (
+    AuthenticationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    PoundCakeError,
+    ValidationError,
+)
+from poundcake.remediation.api import routers
+from poundcake.remediation.api.auth import TokenChecker, webhook_tokens
+from poundcake.remediation.api.background import DeliveryHandoff, Enqueue
+from poundcake.remediation.api.calls import ApiCallRecorder, RequestContextMiddleware
+from poundcake.remediation.api.dependencies import ApiState, get_api, get_request_id
+from poundcake.remediation.api.responses import error_response, json_response
+from poundcake.remediation.intake.payload import PayloadTooLargeError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "/api/v1"
+HEALTH_PATH = "/health"
+ENQUEUE_MODULE = "poundcake.remediation.tasks.enqueue"
+RETRY_AFTER = {"Retry-After": "5"}
+# Threads that may wait on the database at once (FastAPI's pool has 40): 20 connections.
+POOL_SIZE = 10
+STATUS_CODES: tuple[tuple[type[PoundCakeError], int], ...] = (
+    (PayloadTooLargeError, 413),
+    (ValidationError, 400),
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (DatabaseUnavailableError, 503),
+)
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    sa.exc.DisconnectionError,
+)
+
+
+def create_app(
+    config: PoundCakeConfig,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    enqueue: Enqueue | None = None,
+) -> FastAPI:
+    """Build poundcake-api on ``config`` (its own engine unless ``sessions`` is given)."""
+    engine = None
+    if sessions is None:
+        engine = make_poundcake_engine(config, pool_size=POOL_SIZE)
+        sessions = make_session_factory(engine)
+    recorder = ApiCallRecorder(sessions)
+    close_enqueue = _nothing_to_close
+    if enqueue is None:
+        enqueue, close_enqueue = default_enqueue(config)
+    handoff = DeliveryHandoff(enqueue)
+    state = ApiState(
+        config=config,
+        sessions=sessions,
+        webhook_auth=TokenChecker(webhook_tokens(config.settings)),
+        handoff=handoff,
+        recorder=recorder,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        handoff.close()
+        close_enqueue()
+        recorder.close()
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="PoundCake API",
+        version="v1",
+        openapi_url=f"{DEFAULT_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.poundcake = state
+    install_error_handlers(app)
+    self_recorded: set[str] = set()
+    for prefix, module in discover_routers():
+        app.include_router(module.router, prefix=prefix)
+        self_recorded.update(prefix + path for path in getattr(module, "SELF_RECORDED_PATHS", ()))
+    app.add_api_route(HEALTH_PATH, health, methods=["GET"], include_in_schema=False)
+    app.add_middleware(
+        RequestContextMiddleware,
+        recorder=recorder,
+        self_recorded=frozenset(self_recorded),
+        unrecorded=frozenset({HEALTH_PATH}),
+    )
+    return app
+
+
+def discover_routers() -> list[tuple[str, ModuleType]]:
+    """Every module in :mod:`poundcake.remediation.api.routers` that has a ``router``, with its
+    ``PREFIX`` (default ``/api/v1``)."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(routers.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{routers.__name__}.{info.name}")
+        if hasattr(module, "router"):
+            found.append((getattr(module, "PREFIX", DEFAULT_PREFIX), module))
+    return found
+
+
+def default_enqueue(config: PoundCakeConfig) -> tuple[Enqueue, Callable[[], None]]:
+    """The task queue's ``enqueue_deliveries``, set up with ``config``'s broker, and what closes
+    it; without the task queue, nothing is queued (the relay hands the deliveries over)."""
+    try:
+        module = importlib.import_module(ENQUEUE_MODULE)
+    except ImportError:
+        logger.warning("%s is not available; deliveries wait for the relay", ENQUEUE_MODULE)
+        return _enqueue_nothing, _nothing_to_close
+    configure = getattr(module, "configure_enqueue", None)
+    if configure is not None:
+        configure(config.settings)
+    enqueue: Enqueue = module.enqueue_deliveries
+    close: Callable[[], None] = getattr(module, "close_enqueue", _nothing_to_close)
+    return enqueue, close
+
+
+def _enqueue_nothing(_delivery_ids: Sequence[int]) -> None:
+    return None
+
+
+def _nothing_to_close() -> None:
+    return None
+
+
+def health(request: Request) -> Response:
+    """200 when the database answers, 503 otherwise."""
+    api = get_api(request)
+    request_id = get_request_id(request)
+    try:
+        with api.sessions() as session:
+            session.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        body = {"request_id": request_id, "status": "unavailable", "database": "unreachable"}
+        return json_response(503, body, headers=RETRY_AFTER)
+    return json_response(200, {"request_id": request_id, "status": "ok", "database": "ok"})
+
+
+def status_for(error: PoundCakeError) -> int:
+    """The HTTP status of an error of our tree."""
+    for kind, status in STATUS_CODES:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map our exception tree, database failures, validation and HTTP errors to JSON errors."""
+
+    @app.exception_handler(PoundCakeError)
+    async def domain_error(request: Request, error: PoundCakeError) -> Response:
+        status = status_for(error)
+        if status == 503:
+            return error_response(request, 503, "database unavailable", headers=RETRY_AFTER)
+        if status == 500:
+            logger.error("Unexpected %s", type(error).__name__, exc_info=error)
+            return error_response(request, 500, "internal server error")
+        return error_response(request, status, str(error))
+
+    @app.exception_handler(sa.exc.SQLAlchemyError)
+    async def database_error(request: Request, error: sa.exc.SQLAlchemyError) -> Response:
+        if isinstance(error, UNAVAILABLE):
+            logger.warning("Database unavailable (%s)", _describe(error))
+            return error_response(request, 503, "database unavailable", headers=RETRY_AFTER)
+        logger.error("Database error on %s %s", request.method, request.url.path, exc_info=error)
+        return error_response(request, 500, "internal server error")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        problems = error.errors()
+        first: dict[str, Any] = problems[0] if problems else {"msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return error_response(request, 400, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and error.detail == "Not Found":
+            return error_response(request, 404, f"no route matches {request.url.path}")
+        if error.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+            return error_response(request, 405, message)
+        return error_response(request, error.status_code, str(error.detail))
+
+
+def _describe(error: sa.exc.SQLAlchemyError) -> str:
+    if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
+        return f"{type(error.orig).__name__} {getattr(error.orig, 'args', ())[:1]}"
+    return type(error).__name__

@@ -1,0 +1,150 @@
+"""``/api/v1/cabs``: list, show, validate, apply, create or replace, and delete CABs.
+
+CABs live as YAML files in ``POUNDCAKE_CABS_DIR``; writing one through the API writes its file
+and applies the whole directory to the engine, so the files stay the one source of truth.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Body
+from starlette.responses import Response
+
+from poundcake.exceptions import NotFoundError, ValidationError
+from poundcake.remediation.api.dependencies import Api, ApiState, Db, RequestId
+from poundcake.remediation.api.operator import Operator
+from poundcake.remediation.api.responses import json_response
+from poundcake.remediation.cabs.definition import Cab, parse_cab
+from poundcake.remediation.cabs.engine import CabEngineClient
+from poundcake.remediation.cabs.service import (
+    ApplyReport,
+    applied_cabs,
+    apply_cabs,
+    cabs_directory,
+    cabs_pack_directory,
+    delete_cab_file,
+    load_cabs,
+    save_cab_file,
+    validate_cabs,
+)
+
+router = APIRouter(tags=["cabs"])
+Document = Annotated[dict[str, Any], Body()]
+OptionalDocument = Annotated[dict[str, Any] | None, Body()]
+
+
+def _engine(api: ApiState) -> CabEngineClient:
+    return cast(CabEngineClient, CabEngineClient.from_settings(api.settings))
+
+
+def _apply(api: ApiState) -> ApplyReport:
+    engine = _engine(api)
+    try:
+        return apply_cabs(
+            load_cabs(cabs_directory(api.config)),
+            engine=engine,
+            pack_dir=cabs_pack_directory(api.config),
+            sessions=api.sessions,
+        )
+    finally:
+        engine.close()
+
+
+def _documents(api: ApiState, session: Db) -> list[dict[str, Any]]:
+    applied = {row.cab_name: row for row in applied_cabs(session)}
+    documents = []
+    for cab in load_cabs(cabs_directory(api.config)):
+        row = applied.get(cab.name)
+        documents.append(
+            {
+                **cab.document(),
+                "rule": f"poundcake_cabs.{cab.name}",
+                "applied": row is not None,
+                "st2_rule_id": row.st2_rule_id if row is not None else None,
+            }
+        )
+    return documents
+
+
+@router.get("/cabs")
+def list_all(_operator: Operator, api: Api, session: Db, request_id: RequestId) -> Response:
+    """Every CAB file, and whether the engine holds it."""
+    return json_response(200, {"request_id": request_id, "cabs": _documents(api, session)})
+
+
+@router.get("/cabs/{name}")
+def get_one(
+    name: str, _operator: Operator, api: Api, session: Db, request_id: RequestId
+) -> Response:
+    """One CAB."""
+    for document in _documents(api, session):
+        if document["name"] == name:
+            return json_response(200, {"request_id": request_id, "cab": document})
+    raise NotFoundError(f'No CAB named "{name}"')
+
+
+@router.post("/cabs/validate")
+def validate(
+    _operator: Operator,
+    api: Api,
+    request_id: RequestId,
+    document: OptionalDocument = None,
+) -> Response:
+    """Validate one CAB document (the body), or every CAB file when there is no body."""
+    cabs: list[Cab] = (
+        [parse_cab(document)] if document is not None else load_cabs(cabs_directory(api.config))
+    )
+    engine = _engine(api)
+    try:
+        problems = validate_cabs(cabs, engine)
+    finally:
+        engine.close()
+    body = {
+        "request_id": request_id,
+        "valid": not problems,
+        "cabs": [cab.name for cab in cabs],
+        "problems": [str(problem) for problem in problems],
+    }
+    return json_response(200 if not problems else 400, body)
+
+
+@router.post("/cabs/apply")
+def apply(_operator: Operator, api: Api, request_id: RequestId) -> Response:
+    """Make the engine hold exactly the CAB files."""
+    report = _apply(api)
+    return json_response(200, {"request_id": request_id, **report.__dict__})
+
+
+@router.put("/cabs/{name}")
+def put(
+    name: str,
+    _operator: Operator,
+    api: Api,
+    request_id: RequestId,
+    document: Document,
+) -> Response:
+    """Create or replace the CAB ``name`` from the body, then apply every CAB."""
+    if document.get("name", name) != name:
+        raise ValidationError(f'name: "{document.get("name")}" differs from the URL\'s "{name}"')
+    cab = parse_cab({**document, "name": name})
+    engine = _engine(api)
+    try:
+        problems = validate_cabs([cab], engine)
+    finally:
+        engine.close()
+    if problems:
+        raise ValidationError(str(problems[0]))
+    directory = cabs_directory(api.config)
+    save_cab_file(directory, cab.document())
+    report = _apply(api)
+    return json_response(200, {"request_id": request_id, "cab": cab.document(), **report.__dict__})
+
+
+@router.delete("/cabs/{name}")
+def delete(name: str, _operator: Operator, api: Api, request_id: RequestId) -> Response:
+    """Delete the CAB ``name`` (its file, its rule and its workflow)."""
+    if not delete_cab_file(cabs_directory(api.config), name):
+        raise NotFoundError(f'No CAB named "{name}"')
+    report = _apply(api)
+    return json_response(200, {"request_id": request_id, **report.__dict__})

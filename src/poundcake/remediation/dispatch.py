@@ -1,0 +1,274 @@
+"""What a delivery of an alert asks for, and the ``poundcake.alert`` payload sent to the engine.
+
+A delivery (an outbox row) is processed once, in short transactions around the calls to the
+engine; no row lock is held across a call (in the embedded default the engine writes to the same
+SQLite file):
+
+1. :func:`decide`, the alert row locked: a resolved delivery closes the episode; a firing delivery
+   of a new episode claims its dispatch by setting ``dispatch_key`` (committed before anything is
+   sent) and becomes the episode's *dispatching* delivery; any other delivery is a repeat and is
+   only recorded.
+2. The caller sends the payload to the engine, after asking the engine for the key first when an
+   earlier attempt may have sent it already, so an episode is dispatched exactly once.
+3. :func:`record_dispatch` or :func:`record_refusal` stores the result and marks the delivery
+   processed in the same transaction.
+
+Two copies of one delivery never run at once: :func:`claim_delivery` takes it for
+:data:`CLAIM_SECONDS` by moving ``relayed_at`` ahead (compare-and-set), which also keeps the relay
+from handing it out again meanwhile.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from poundcake.db.types import utcnow
+from poundcake.remediation.alerts.lifecycle import (
+    IN_PROGRESS,
+    RESOLVED_BEFORE_REMEDIATION,
+    RESOLVED_WHILE_REMEDIATING,
+    AlertState,
+    lock_alert,
+    transition,
+)
+from poundcake.remediation.alerts.models import Alert, AlertDelivery
+from poundcake.remediation.engine_client import LOOKUP_SLACK, EngineError, isoformat
+
+FIRING = "firing"
+RESOLVED = "resolved"
+# The outcome of the delivery that owns its episode's dispatch, until the dispatch is recorded.
+DISPATCHING = "dispatching"
+# How long a worker may hold a delivery; longer than the engine calls of one delivery can take.
+CLAIM_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """What is left to do for a delivery after :func:`decide`."""
+
+    request_id: str | None = None
+    outcome: str | None = None
+    dispatch_key: str | None = None
+    payload: dict[str, Any] | None = None
+    lookup_since: datetime | None = None
+    may_post: bool = False
+    cancel_execution_id: str | None = None
+
+    @property
+    def dispatches(self) -> bool:
+        """Tell whether the alert still has to be (found or) sent in the engine."""
+        return self.dispatch_key is not None
+
+
+def alert_payload(alert: Alert, delivery: AlertDelivery, dispatch_key: str) -> dict[str, Any]:
+    """The ``poundcake.alert`` payload for an episode, as delivered by ``delivery``."""
+    context = {
+        "request_id": delivery.request_id,
+        "alert_id": alert.id,
+        "dispatch_key": dispatch_key,
+    }
+    payload: dict[str, Any] = {
+        "request_id": delivery.request_id,
+        "alert_id": alert.id,
+        "fingerprint": alert.fingerprint,
+        "status": alert.status,
+        "alertname": alert.alert_name,
+        "severity": alert.severity,
+        "labels": dict(alert.labels or {}),
+        "annotations": dict(alert.annotations or {}),
+        "starts_at": isoformat(alert.starts_at),
+        "ends_at": isoformat(alert.ends_at) if alert.ends_at else None,
+        "generator_url": alert.generator_url,
+        "receiver": delivery.receiver,
+        "group_key": delivery.group_key,
+        "__context": context,
+    }
+    # The trigger type's schema wants strings: absent values are left out, not sent as null.
+    return {name: value for name, value in payload.items() if value is not None}
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+
+def claim_delivery(
+    session: Session, delivery_id: int, *, seconds: float = CLAIM_SECONDS
+) -> datetime | None:
+    """Take an unprocessed delivery nobody holds; return the claim (``relayed_at``) or None."""
+    now = utcnow()
+    until = now + timedelta(seconds=seconds)
+    result = session.execute(
+        sa.update(AlertDelivery)
+        .where(
+            AlertDelivery.id == delivery_id,
+            AlertDelivery.processed_at.is_(None),
+            sa.or_(AlertDelivery.relayed_at.is_(None), AlertDelivery.relayed_at <= now),
+        )
+        .values(relayed_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return until if getattr(result, "rowcount", 0) == 1 else None
+
+
+def release_delivery(
+    session: Session, delivery_id: int, claim: datetime, *, until: datetime | None = None
+) -> None:
+    """Give back a claim that did not end in processing; it may be taken again from ``until``."""
+    session.execute(
+        sa.update(AlertDelivery)
+        .where(
+            AlertDelivery.id == delivery_id,
+            AlertDelivery.processed_at.is_(None),
+            AlertDelivery.relayed_at == claim,
+        )
+        .values(relayed_at=until or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def hold_deliveries(session: Session, delivery_ids: Iterable[int], *, until: datetime) -> int:
+    """Keep unprocessed deliveries from the relay until ``until`` (a retry is scheduled then)."""
+    result = session.execute(
+        sa.update(AlertDelivery)
+        .where(
+            AlertDelivery.id.in_(list(delivery_ids)),
+            AlertDelivery.processed_at.is_(None),
+            sa.or_(AlertDelivery.relayed_at.is_(None), AlertDelivery.relayed_at < until),
+        )
+        .values(relayed_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- the decision and its outcome -----------------------------------------------------------
+
+
+def _lock(session: Session, delivery_id: int) -> tuple[Alert, AlertDelivery] | None:
+    """The delivery and its alert, the alert row locked (every writer locks the alert first)."""
+    found = session.get(AlertDelivery, delivery_id)
+    if found is None:
+        return None
+    alert = lock_alert(session, found.alert_id)
+    delivery = session.get(AlertDelivery, delivery_id, populate_existing=True)
+    if alert is None or delivery is None:
+        return None
+    return alert, delivery
+
+
+def _processed(delivery: AlertDelivery, outcome: str) -> str:
+    delivery.processed_at = utcnow()
+    delivery.outcome = outcome
+    return outcome
+
+
+def _finish(delivery: AlertDelivery, outcome: str, **plan: Any) -> DeliveryPlan:
+    return DeliveryPlan(
+        request_id=delivery.request_id, outcome=_processed(delivery, outcome), **plan
+    )
+
+
+def decide(session: Session, delivery_id: int) -> DeliveryPlan:
+    """Work out what a delivery asks for; apply what needs no engine call. Flushes only."""
+    locked = _lock(session, delivery_id)
+    if locked is None:
+        return DeliveryPlan(outcome="the delivery no longer exists")
+    alert, delivery = locked
+    if delivery.processed_at is not None:
+        return DeliveryPlan(request_id=delivery.request_id, outcome=delivery.outcome or "done")
+    if delivery.status == RESOLVED:
+        return _close_episode(session, alert, delivery)
+    return _plan_dispatch(alert, delivery)
+
+
+def _close_episode(session: Session, alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
+    previous = AlertState(alert.state)
+    if previous is AlertState.RESOLVED:
+        return _finish(delivery, "repeat: the episode was already resolved")
+    values: dict[str, Any] = {"resolved_at": alert.resolved_at or utcnow()}
+    if previous in IN_PROGRESS:
+        # A dispatched episode is followed on: its workflow is canceled and its steps recorded.
+        dispatched = alert.trigger_instance_id is not None
+        values["state_reason"] = (
+            RESOLVED_WHILE_REMEDIATING if dispatched else RESOLVED_BEFORE_REMEDIATION
+        )
+    transition(session, alert.id, AlertState.RESOLVED, {previous}, **values)
+    running = previous in (AlertState.MATCHED, AlertState.REMEDIATING)
+    cancel = alert.workflow_execution_id if running else None
+    outcome = f"resolved the episode (was {previous})"
+    if cancel:
+        outcome += f"; canceling workflow execution {cancel}"
+    return _finish(delivery, outcome, cancel_execution_id=cancel)
+
+
+def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
+    if alert.trigger_instance_id is not None:
+        return _finish(
+            delivery, f"repeat: already dispatched as trigger instance {alert.trigger_instance_id}"
+        )
+    open_episode = alert.state == AlertState.RECEIVED and alert.status == FIRING
+    if alert.dispatch_key is None:
+        if not open_episode:
+            return _finish(delivery, f"not dispatched: the episode is {alert.state}")
+        key = uuid.uuid4().hex
+        alert.dispatch_key = key
+        alert.updated_at = utcnow()
+        delivery.outcome = DISPATCHING
+        return DeliveryPlan(
+            request_id=delivery.request_id,
+            dispatch_key=key,
+            payload=alert_payload(alert, delivery, key),
+            may_post=True,
+        )
+    if delivery.outcome != DISPATCHING:
+        return _finish(delivery, "repeat: another delivery of the episode is dispatching it")
+    # This delivery owns the dispatch and an earlier attempt may have sent it: look first.
+    return DeliveryPlan(
+        request_id=delivery.request_id,
+        dispatch_key=alert.dispatch_key,
+        payload=alert_payload(alert, delivery, alert.dispatch_key),
+        lookup_since=delivery.received_at - LOOKUP_SLACK,
+        may_post=open_episode,
+    )
+
+
+def record_dispatch(session: Session, delivery_id: int, instance_ids: list[str]) -> str:
+    """Store the trigger instance an episode became and mark the delivery processed."""
+    locked = _lock(session, delivery_id)
+    if locked is None:
+        return "the delivery no longer exists"
+    alert, delivery = locked
+    if delivery.processed_at is not None:
+        return delivery.outcome or "done"
+    if not instance_ids:
+        return _processed(delivery, "not dispatched: the episode closed first")
+    first = instance_ids[0]
+    if alert.trigger_instance_id is None:
+        alert.trigger_instance_id = first
+        alert.updated_at = utcnow()
+        if alert.state == AlertState.RESOLVED:
+            # Resolved while the dispatch was under way: follow it on to cancel and record it.
+            alert.state_reason = RESOLVED_WHILE_REMEDIATING
+    outcome = f"dispatched as trigger instance {first}"
+    if len(instance_ids) > 1:
+        outcome += f" (and {', '.join(instance_ids[1:])})"
+    return _processed(delivery, outcome)
+
+
+def record_refusal(session: Session, delivery_id: int, error: EngineError) -> str:
+    """The engine refused the alert for good: the episode fails and the delivery is done."""
+    locked = _lock(session, delivery_id)
+    if locked is None:
+        return "the delivery no longer exists"
+    alert, delivery = locked
+    if delivery.processed_at is not None:
+        return delivery.outcome or "done"
+    reason = f"the engine refused the alert: {error.faultstring or error}"
+    transition(session, alert.id, AlertState.FAILED, {AlertState.RECEIVED}, state_reason=reason)
+    return _processed(delivery, reason)

@@ -1,0 +1,310 @@
+"""The engine's StackStorm API, as PoundCake's workers use it: dispatch alerts, follow their work.
+
+Every call carries the ``St2-Api-Key`` header (``ST2_API_KEY``, else the file ``ST2_API_KEY_FILE``,
+else ``<data_dir>/secrets/st2-api-key`` when it exists); the key is never logged. Connection
+failures are retried by the transport; anything else is raised at once as one of::
+
+    EngineError                     the engine answered with a refusal (HTTP 4xx)
+    ├── EngineNotFoundError             the object does not exist (HTTP 404)
+    └── EngineUnavailableError          the engine cannot be used now: unreachable, too slow,
+                                        HTTP 5xx, or it refused our credentials (401/403/429)
+
+so that callers retry :class:`EngineUnavailableError` later and treat the others as final.
+Tests swap the transport (``httpx.MockTransport`` or a real local server) instead of patching.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from pydantic import SecretStr
+
+from poundcake.config import Settings
+from poundcake.exceptions import PoundCakeError
+
+logger = logging.getLogger(__name__)
+
+ALERT_TRIGGER = "poundcake.alert"
+API_KEY_HEADER = "St2-Api-Key"
+TRIGGER_INSTANCE_HEADER = "X-Trigger-Instance-Id"
+DEFAULT_KEY_FILE = Path("secrets") / "st2-api-key"
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+CONNECT_RETRIES = 2
+PAGE_SIZE = 100
+# How far before a dispatch find_dispatched looks (clock skew between PoundCake and the engine).
+LOOKUP_SLACK = timedelta(minutes=5)
+# How many pages find_dispatched reads at most (newest first) before giving up.
+MAX_LOOKUP_PAGES = 50
+
+# StackStorm's execution statuses, as they appear on the wire.
+COMPLETED_STATUSES = frozenset({"succeeded", "failed", "timeout", "abandoned", "canceled"})
+CANCELABLE_STATUSES = frozenset(
+    {"requested", "scheduled", "delayed", "running", "pending", "pausing", "paused", "resuming"}
+)
+# Trigger instance statuses after which the rules engine has nothing more to add.
+EVALUATED_INSTANCE_STATUSES = frozenset({"processed", "processing_failed"})
+_UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
+
+
+class EngineError(PoundCakeError):
+    """The engine refused a request; ``status_code`` and ``faultstring`` say why."""
+
+    def __init__(self, message: str, status_code: int | None = None, faultstring: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.faultstring = faultstring
+
+
+class EngineNotFoundError(EngineError):
+    """The trigger instance or execution asked for does not exist (any more)."""
+
+
+class EngineUnavailableError(EngineError):
+    """The engine cannot be used right now; the same request may succeed later."""
+
+
+class EngineApi(Protocol):
+    """What the workers need from the engine."""
+
+    def dispatch_alert(self, payload: Mapping[str, Any]) -> list[str]: ...
+
+    def find_dispatched(self, dispatch_key: str, since: datetime) -> list[str]: ...
+
+    def get_trigger_instance(self, instance_id: str) -> dict[str, Any]: ...
+
+    def rule_enforcements(self, trigger_instance_id: str) -> list[dict[str, Any]]: ...
+
+    def get_execution(self, execution_id: str) -> dict[str, Any]: ...
+
+    def children(self, execution_id: str) -> list[dict[str, Any]]: ...
+
+    def cancel_execution(self, execution_id: str) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def isoformat(moment: datetime) -> str:
+    """A timestamp the way StackStorm writes them: UTC, microseconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dispatch_key_of(instance: Mapping[str, Any]) -> str | None:
+    """The dispatch key PoundCake put into a trigger instance's ``payload.__context``."""
+    payload = instance.get("payload")
+    context = payload.get("__context") if isinstance(payload, Mapping) else None
+    key = context.get("dispatch_key") if isinstance(context, Mapping) else None
+    return key if isinstance(key, str) else None
+
+
+def _faultstring(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, Mapping) and isinstance(body.get("faultstring"), str):
+        return str(body["faultstring"])
+    return ""
+
+
+class EngineClient:
+    """A small synchronous client of the engine's API (``ST2_API_URL``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: SecretStr | None = None,
+        api_key_file: Path | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._api_key_file = api_key_file
+        self._file_key: str | None = None
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport or httpx.HTTPTransport(retries=CONNECT_RETRIES),
+            headers={"Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+    ) -> EngineClient:
+        """A client for ``ST2_API_URL`` with the key the settings name."""
+        key_file = settings.st2_api_key_file
+        if key_file is None and settings.st2_api_key is None:
+            key_file = settings.data_dir / DEFAULT_KEY_FILE
+        return cls(
+            settings.st2_api_url,
+            api_key=settings.st2_api_key,
+            api_key_file=key_file,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    # --- transport --------------------------------------------------------------------------
+
+    def _key(self, *, reload: bool = False) -> str | None:
+        if self._api_key is not None:
+            return self._api_key.get_secret_value()
+        if self._api_key_file is None:
+            return None
+        if self._file_key is None or reload:
+            try:
+                self._file_key = self._api_key_file.read_text(encoding="utf-8").strip() or None
+            except OSError:
+                self._file_key = None
+        return self._file_key
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        reload_key: bool = False,
+    ) -> httpx.Response:
+        key = self._key(reload=reload_key)
+        headers = {API_KEY_HEADER: key} if key else {}
+        try:
+            return self._client.request(method, path, params=params, json=body, headers=headers)
+        except httpx.TimeoutException:
+            raise EngineUnavailableError(
+                f"{method} {path}: the engine at {self.base_url} did not answer in time"
+            ) from None
+        except httpx.TransportError as error:
+            raise EngineUnavailableError(
+                f"{method} {path}: cannot reach the engine at {self.base_url} "
+                f"({type(error).__name__})"
+            ) from None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Any = None,
+    ) -> httpx.Response:
+        response = self._send(method, path, params=params, body=body)
+        if response.status_code == 401 and self._api_key is None:
+            # The key file may have been written or rotated since it was read.
+            response = self._send(method, path, params=params, body=body, reload_key=True)
+        status = response.status_code
+        if status < 400:
+            return response
+        fault = _faultstring(response)
+        message = f"{method} {path}: the engine answered {status}" + (
+            f" ({fault})" if fault else ""
+        )
+        if status == 401 and self._key() is None:
+            message += "; set ST2_API_KEY or ST2_API_KEY_FILE"
+        if status >= 500 or status in _UNAVAILABLE_STATUSES:
+            raise EngineUnavailableError(message, status, fault)
+        if status == 404:
+            raise EngineNotFoundError(message, status, fault)
+        raise EngineError(message, status, fault)
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise EngineUnavailableError(
+                f"{response.request.method} {response.request.url.path}: "
+                "the engine's answer is not JSON"
+            ) from None
+
+    def _pages(self, path: str, params: Mapping[str, str | int]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in range(MAX_LOOKUP_PAGES):
+            query = {**params, "limit": PAGE_SIZE, "offset": page * PAGE_SIZE}
+            batch = self._json(self._request("GET", path, params=query))
+            if not isinstance(batch, list):
+                raise EngineUnavailableError(f"GET {path}: expected a list from the engine")
+            found.extend(item for item in batch if isinstance(item, dict))
+            if len(batch) < PAGE_SIZE:
+                break
+        return found
+
+    # --- alerts -----------------------------------------------------------------------------
+
+    def dispatch_alert(self, payload: Mapping[str, Any]) -> list[str]:
+        """Store ``payload`` as a ``poundcake.alert`` trigger instance; return the instance ids.
+
+        An engine that does not name the new instances (StackStorm itself) is asked for them by
+        the payload's dispatch key.
+        """
+        response = self._request(
+            "POST", "/webhooks/st2", body={"trigger": ALERT_TRIGGER, "payload": dict(payload)}
+        )
+        header = response.headers.get(TRIGGER_INSTANCE_HEADER, "")
+        ids = [part.strip() for part in header.split(",") if part.strip()]
+        if ids:
+            return ids
+        key = dispatch_key_of({"payload": payload})
+        if key is None:
+            return []
+        return self.find_dispatched(key, datetime.now(UTC) - LOOKUP_SLACK)
+
+    def find_dispatched(self, dispatch_key: str, since: datetime) -> list[str]:
+        """The ``poundcake.alert`` instances stored after ``since`` that carry ``dispatch_key``."""
+        instances = self._pages(
+            "/triggerinstances",
+            {
+                "trigger": ALERT_TRIGGER,
+                "timestamp_gt": isoformat(since),
+                "include_attributes": "id,payload",
+            },
+        )
+        matches = [str(item["id"]) for item in instances if dispatch_key_of(item) == dispatch_key]
+        return list(reversed(matches))
+
+    def get_trigger_instance(self, instance_id: str) -> dict[str, Any]:
+        """One trigger instance (``status``: pending, processing, processed...)."""
+        document: dict[str, Any] = self._json(
+            self._request("GET", f"/triggerinstances/{instance_id}")
+        )
+        return document
+
+    def rule_enforcements(self, trigger_instance_id: str) -> list[dict[str, Any]]:
+        """The rule enforcements of a trigger instance, oldest first."""
+        found = self._pages("/ruleenforcements", {"trigger_instance": trigger_instance_id})
+        return sorted(found, key=lambda item: str(item.get("enforced_at") or ""))
+
+    # --- executions -------------------------------------------------------------------------
+
+    def get_execution(self, execution_id: str) -> dict[str, Any]:
+        """One execution with its result."""
+        document: dict[str, Any] = self._json(self._request("GET", f"/executions/{execution_id}"))
+        return document
+
+    def children(self, execution_id: str) -> list[dict[str, Any]]:
+        """The direct children of an execution (without their results), oldest first."""
+        found = self._pages(
+            "/executions",
+            {
+                "parent": execution_id,
+                "include_attributes": "id,status,action,context,parent,start_timestamp,"
+                "end_timestamp",
+            },
+        )
+        return sorted(found, key=lambda item: str(item.get("start_timestamp") or item["id"]))
+
+    def cancel_execution(self, execution_id: str) -> dict[str, Any]:
+        """Ask the engine to cancel an execution; a finished one answers with a faultstring."""
+        document: dict[str, Any] = self._json(
+            self._request("DELETE", f"/executions/{execution_id}")
+        )
+        return document

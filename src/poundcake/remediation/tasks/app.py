@@ -1,0 +1,207 @@
+"""The Celery app of PoundCake's workers: broker, delivery semantics, tasks, beat schedule.
+
+Delivery is at least once, and every task is idempotent (see :mod:`poundcake.remediation.dispatch`
+and :mod:`poundcake.remediation.tracking.service`):
+
+* ``task_acks_late`` with ``task_reject_on_worker_lost``: a task whose worker dies mid-run is
+  delivered again; ``worker_prefetch_multiplier = 1``: a worker holds only what it runs;
+* a task that meets a transient error (engine or database unavailable) retries itself with
+  exponential backoff (1 s doubling to 60 s, jittered); a task that fails otherwise, or runs out
+  of time, is acknowledged, not redelivered in a loop: its deliveries stay unprocessed in the
+  database and the outbox relay hands them out again, more slowly each time;
+* Redis' visibility timeout (300 s) is longer than any task and any retry countdown, and expired
+  messages are restored on every scan instead of one in ten;
+* JSON only, no result backend.
+
+The database, not the broker, is the system of record: whatever a broker loses, the relay rebuilds
+from the outbox. Broker: ``CELERY_BROKER_URL``, else ``REDIS_URL``, else the embedded
+``sqla+sqlite:///<data_dir>/celery-broker.sqlite3``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from poundcake.config import PoundCakeConfig, Settings
+from poundcake.db.engine import make_poundcake_engine
+from poundcake.db.session import make_session_factory
+from poundcake.exceptions import DatabaseUnavailableError
+from poundcake.remediation.engine_client import EngineApi, EngineClient, EngineUnavailableError
+
+QUEUE = "poundcake"
+PROCESS_DELIVERIES = "poundcake.process_deliveries"
+RELAY_OUTBOX = "poundcake.relay_outbox"
+FOLLOW_REMEDIATIONS = "poundcake.follow_remediations"
+
+BROKER_FILE = "celery-broker.sqlite3"
+VISIBILITY_TIMEOUT = 300
+TASK_TIME_LIMIT = 240
+BEAT_INTERVAL = 2.0
+# A beat message that waited this long is dropped: the next one is on its way.
+BEAT_EXPIRES = 10.0
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
+
+# Errors after which the same work may succeed later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    EngineUnavailableError,
+    DatabaseUnavailableError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+)
+
+
+def broker_url(settings: Settings) -> str:
+    """``CELERY_BROKER_URL``, else ``REDIS_URL``, else the embedded SQLite broker."""
+    if settings.celery_broker_url:
+        return settings.celery_broker_url
+    if settings.redis_url:
+        return settings.redis_url
+    return f"sqla+sqlite:///{settings.data_dir / BROKER_FILE}"
+
+
+def _transport_options(url: str) -> dict[str, Any]:
+    if not url.startswith(_REDIS_SCHEMES):
+        return {}
+    return {
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 30,
+    }
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """The relay and the follower, every :data:`BEAT_INTERVAL` seconds."""
+    options = {"queue": QUEUE, "expires": BEAT_EXPIRES}
+    return {
+        "relay-outbox": {"task": RELAY_OUTBOX, "schedule": BEAT_INTERVAL, "options": options},
+        "follow-remediations": {
+            "task": FOLLOW_REMEDIATIONS,
+            "schedule": BEAT_INTERVAL,
+            "options": options,
+        },
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app with PoundCake's broker and delivery settings, without tasks.
+
+    Enough to send tasks by name (the API, beat); workers use :func:`create_celery_app`.
+    """
+    url = broker_url(settings)
+    if url.startswith("sqla+sqlite:"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = Celery("poundcake", broker=url, set_as_current=False)
+    app.conf.update(
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=_transport_options(url),
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure=True,
+        task_acks_on_timeout=True,
+        task_time_limit=TASK_TIME_LIMIT,
+        task_default_queue=QUEUE,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+        timezone="UTC",
+        beat_schedule=beat_schedule(),
+    )
+    return app
+
+
+def retry_countdown(retries: int) -> float:
+    """Seconds before retry number ``retries + 1``: 1, 2, 4, ... up to 60, jittered."""
+    base = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * (1 << min(retries, 16)))
+    return min(RETRY_MAX_SECONDS, base * (0.75 + random.random() / 2))  # noqa: S311 - jitter
+
+
+class WorkerResources:
+    """The database sessions and engine client tasks use, made on first use in each process.
+
+    A prefork worker forks its children after the app is built, and a connection must not cross
+    a fork: nothing is opened before a task needs it, and it is made again in a new process.
+    Tests pass their own ``sessions`` and ``engine``.
+    """
+
+    def __init__(
+        self,
+        config: PoundCakeConfig,
+        *,
+        sessions: sessionmaker[Session] | None = None,
+        engine: EngineApi | None = None,
+        pool_size: int = 4,
+    ) -> None:
+        self.config = config
+        self._given_sessions = sessions
+        self._given_engine = engine
+        self._pool_size = pool_size
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._engine: EngineApi | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """PoundCake's settings."""
+        return self.config.settings
+
+    def _ensure(self) -> tuple[sessionmaker[Session], EngineApi]:
+        with self._lock:
+            if self._pid != os.getpid() or self._sessions is None or self._engine is None:
+                self._sessions = self._given_sessions or make_session_factory(
+                    make_poundcake_engine(self.config, pool_size=self._pool_size)
+                )
+                self._engine = self._given_engine or EngineClient.from_settings(self.settings)
+                self._pid = os.getpid()
+            return self._sessions, self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """Sessions on PoundCake's database (which reaches the engine's tables too)."""
+        return self._ensure()[0]
+
+    @property
+    def engine(self) -> EngineApi:
+        """The engine's API."""
+        return self._ensure()[1]
+
+    def close(self) -> None:
+        """Close what this process opened."""
+        with self._lock:
+            if self._pid != os.getpid():
+                return
+            if self._engine is not None and self._given_engine is None:
+                self._engine.close()
+            if self._sessions is not None and self._given_sessions is None:
+                bind = self._sessions.kw.get("bind")
+                if isinstance(bind, sa.Engine):
+                    bind.dispose()
+            self._pid = self._sessions = self._engine = None
+
+
+def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None = None) -> Celery:
+    """The workers' Celery app with PoundCake's three tasks registered."""
+    # The task modules use this module's names; imported here so each can be read alone.
+    from poundcake.remediation.tasks import deliveries, follow, relay
+
+    app = make_celery(config.settings)
+    resources = resources or WorkerResources(config)
+    deliveries.register(app, resources)
+    relay.register(app, resources)
+    follow.register(app, resources)
+    return app

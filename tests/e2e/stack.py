@@ -1,0 +1,254 @@
+"""The whole product as real processes, for end-to-end tests and ``bench/alert_to_action.py``.
+
+One MariaDB database holds the engine's and PoundCake's tables. The engine runs as st2api,
+st2auth, st2scheduler, st2actionrunner and st2rulesengine; PoundCake as poundcake-api,
+poundcake-worker and poundcake-beat on Redis; a real Alertmanager routes alerts to
+poundcake-api with a bearer token. CAB files are applied with ``poundcake cabs apply``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.integration.conftest import (
+    BIN,
+    command_environment,
+    create_fixture_database,
+    drop_fixture_database,
+)
+from tests.integration.st2cli import (
+    SERVICES,
+    RunningEngine,
+    api_key_for,
+    eventually,
+    free_port,
+    running_engine,
+    service_command,
+    wait_for_port,
+)
+
+ENGINE_SERVICES = (*SERVICES, "st2rulesengine")
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+REDIS_DB = 8
+TOKEN = "e2e-alertmanager-bearer-9c4f1a7d"
+
+
+@dataclass
+class Product:
+    """Everything running; helpers to drive and inspect it."""
+
+    directory: Path
+    database: str
+    engine: RunningEngine
+    api_key: str
+    env: dict[str, str]
+    api_port: int
+    alertmanager_port: int
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        log = (self.directory / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            command,
+            env=env or self.env,
+            cwd=self.directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None) or self.engine.processes.pop(name, None)
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def log(self, name: str) -> str:
+        path = self.directory / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_engine_runner(self) -> None:
+        """Stop ``st2actionrunner`` (work then waits in the engine, nothing runs)."""
+        self.stop("st2actionrunner")
+
+    def start_engine_runner(self) -> None:
+        """Start ``st2actionrunner`` again."""
+        config = self.engine.config_path
+        self.start(
+            "st2actionrunner",
+            [*service_command("st2actionrunner"), "--config-file", str(config)],
+            env=command_environment(self.engine.directory),
+        )
+
+    def poundcake(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``poundcake`` command with the product's settings."""
+        return subprocess.run(
+            [str(BIN / "poundcake"), *args],
+            env=self.env,
+            cwd=self.directory,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call poundcake-api with the bearer token."""
+        headers = {"Authorization": f"Bearer {TOKEN}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.api_url + path, headers=headers, timeout=30, **kwargs)
+
+    def engine_api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the engine's API with PoundCake's key."""
+        headers = {"St2-Api-Key": self.api_key}
+        return httpx.request(
+            method, self.engine.api_url + path, headers=headers, timeout=30, **kwargs
+        )
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        response = self.api("GET", "/api/v1/alerts", params={"name": name, "limit": 50})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()["alerts"]
+        return found
+
+    def alert_in_state(self, name: str, *states: str, timeout: float = 90) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            found = [alert for alert in self.alerts(name) if alert["state"] in states]
+            return found[0] if found else None
+
+        alert: dict[str, Any] = eventually(check, f"{name} in {states}", timeout)
+        return alert
+
+    def fire_through_alertmanager(self, labels: dict[str, str], **extra: Any) -> None:
+        """Post an alert to Alertmanager's API (as Prometheus does)."""
+        alert = {"labels": labels, "annotations": {"summary": "e2e"}, **extra}
+        response = httpx.post(f"{self.alertmanager_url}/api/v2/alerts", json=[alert], timeout=30)
+        assert response.status_code == 200, response.text
+
+
+def alertmanager_config(api_port: int) -> dict[str, Any]:
+    return {
+        "route": {
+            "receiver": "poundcake",
+            "group_by": ["alertname", "instance"],
+            "group_wait": "1s",
+            "group_interval": "2s",
+            "repeat_interval": "1h",
+        },
+        "receivers": [
+            {
+                "name": "poundcake",
+                "webhook_configs": [
+                    {
+                        "url": f"http://127.0.0.1:{api_port}/api/v1/webhook",
+                        "send_resolved": True,
+                        "http_config": {"authorization": {"type": "Bearer", "credentials": TOKEN}},
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def wait_for_health(url: str, timeout: float = 60) -> None:
+    def healthy() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    eventually(healthy, url, timeout)
+
+
+@contextmanager
+def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterator[Product]:
+    """Start everything, apply ``cabs`` (name -> CAB document), yield, stop everything."""
+    database = f"pctest_e2e_{uuid.uuid4().hex[:10]}"
+    create_fixture_database(database)
+    packs = directory / "packs"
+    packs.mkdir(parents=True, exist_ok=True)
+    (directory / "engine").mkdir(exist_ok=True)
+    extra = (
+        f"[content]\npacks_base_paths = {packs}\n\n[rulesengine]\npoll_interval = 0.3\n\n"
+        "[garbagecollector]\naction_executions_output_ttl = 7\n"
+    )
+    try:
+        with ExitStack() as stack:
+            engine = stack.enter_context(
+                running_engine(directory / "engine", database, ENGINE_SERVICES, extra)
+            )
+            key = api_key_for(engine)
+            api_port = free_port()
+            cabs_dir = directory / "cabs"
+            cabs_dir.mkdir(exist_ok=True)
+            for name, document in cabs.items():
+                (cabs_dir / f"{name}.yaml").write_text(yaml.safe_dump(document))
+            env = command_environment(
+                directory,
+                DATABASE_URL=f"mysql+pymysql://root@127.0.0.1:3306/{database}",
+                ST2_TABLE_PREFIX="",
+                ST2_CONFIG_PATH=str(engine.config_path),
+                ST2_API_URL=engine.api_url,
+                ST2_API_KEY=key,
+                REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+                POUNDCAKE_WEBHOOK_TOKENS=TOKEN,
+                POUNDCAKE_CABS_DIR=str(cabs_dir),
+                POUNDCAKE_CABS_PACK_DIR=str(packs / "poundcake_cabs"),
+                POUNDCAKE_PORT=str(api_port),
+                POUNDCAKE_RELAY_AFTER_SECONDS="2",
+                POUNDCAKE_WORKER_CONCURRENCY="4",
+            )
+            env["POUNDCAKE_DATA_DIR"] = str(directory / "poundcake")
+            subprocess.run(["redis-cli", "-n", str(REDIS_DB), "FLUSHDB"], check=True, timeout=30)
+            product = Product(directory, database, engine, key, env, api_port, free_port())
+            stack.callback(lambda: [product.stop(name) for name in list(product.processes)])
+            initialised = product.poundcake("db", "init")
+            assert initialised.returncode == 0, initialised.stdout + initialised.stderr
+            product.start("poundcake-api", [str(BIN / "poundcake-api")])
+            product.start("poundcake-worker", [str(BIN / "poundcake-worker")])
+            product.start("poundcake-beat", [str(BIN / "poundcake-beat")])
+            wait_for_health(f"{product.api_url}/health")
+            if cabs:
+                applied = product.poundcake("cabs", "apply")
+                assert applied.returncode == 0, applied.stdout + applied.stderr
+            config = directory / "alertmanager.yml"
+            config.write_text(yaml.safe_dump(alertmanager_config(api_port)))
+            product.start(
+                "alertmanager",
+                [
+                    ALERTMANAGER,
+                    f"--config.file={config}",
+                    f"--storage.path={directory / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{product.alertmanager_port}",
+                    "--cluster.listen-address=",
+                ],
+            )
+            wait_for_port(product.alertmanager_port)
+            wait_for_health(f"{product.alertmanager_url}/-/ready")
+            yield product
+    finally:
+        drop_fixture_database(database)
