@@ -247,3 +247,50 @@ def test_the_alertmanager_token_is_required(product: Product, tmp_path: Path) ->
     )
     assert response.status_code == 401
     assert response.headers["X-Request-ID"]
+
+
+def test_cabs_through_the_api(product: Product) -> None:
+    listed = product.api("GET", "/api/v1/cabs")
+    assert listed.status_code == 200, listed.text
+    assert {cab["name"]: cab["applied"] for cab in listed.json()["cabs"]}["disk_full"] is True
+
+    document = {
+        "alert_name_pattern": "^E2EApiCab$",
+        "steps": [{"action": "core.local", "parameters": {"cmd": "echo api"}}],
+    }
+    refused = product.api(
+        "PUT",
+        "/api/v1/cabs/api_cab",
+        json={**document, "steps": [{"action": "core.nope", "parameters": {}}]},
+    )
+    assert refused.status_code == 400
+    assert 'action "core.nope" does not exist' in refused.json()["error"]
+    undeclared = product.api(
+        "PUT",
+        "/api/v1/cabs/api_cab",
+        json={**document, "steps": [{"action": "core.local", "parameters": {"command": "x"}}]},
+    )
+    assert undeclared.status_code == 400
+    assert "does not declare this parameter" in undeclared.json()["error"]
+    bad_regex = product.api(
+        "POST", "/api/v1/cabs/validate", json={**document, "name": "x", "alert_name_pattern": "("}
+    )
+    assert bad_regex.status_code == 400
+    assert "alert_name_pattern" in bad_regex.json()["error"]
+
+    created = product.api("PUT", "/api/v1/cabs/api_cab", json=document)
+    assert created.status_code == 200, created.text
+    rule = product.engine_api("GET", "/rules/poundcake_cabs.api_cab")
+    assert rule.status_code == 200
+    assert rule.json()["trigger"]["type"] == "poundcake.alert"
+    assert product.api("GET", "/api/v1/cabs/api_cab").json()["cab"]["applied"] is True
+
+    deleted = product.api("DELETE", "/api/v1/cabs/api_cab")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["removed"] == ["api_cab"]
+    assert product.engine_api("GET", "/rules/poundcake_cabs.api_cab").status_code == 404
+    assert product.api("GET", "/api/v1/cabs/api_cab").status_code == 404
+    assert (
+        product.api("GET", "/api/v1/cabs", headers={"Authorization": "Bearer no"}).status_code
+        == 401
+    )

@@ -200,3 +200,10 @@ def test_the_engine_refuses_what_it_could_not_run(document: dict[str, Any], mess
 
 def test_a_good_cab_passes_the_engine_checks() -> None:
     validate_cab(parse_cab(GOOD), FakeEngine())
+
+
+def test_the_file_form_reads_back_as_the_same_cab() -> None:
+    cab = parse_cab(GOOD)
+    again = parse_cab(cab.file_document())
+    assert again.document() == cab.document()
+    assert "step_order" not in cab.file_document()["steps"][0]

@@ -100,7 +100,7 @@ class Cab:
     source: str | None = None
 
     def document(self) -> dict[str, Any]:
-        """The CAB as the API and ``cabs list`` show it (and as its YAML file holds it)."""
+        """The CAB as the API and ``cabs list`` show it (steps numbered)."""
         return {
             "name": self.name,
             "description": self.description,
@@ -110,6 +110,13 @@ class Cab:
             "enabled": self.enabled,
             "steps": [step.document() for step in self.steps],
         }
+
+    def file_document(self) -> dict[str, Any]:
+        """The CAB as its YAML file holds it (what :func:`parse_cab` reads back)."""
+        document = self.document()
+        for step in document["steps"]:
+            del step["step_order"]
+        return document
 
     def matches(self, alert_name: str, severity: str | None) -> bool:
         """Tell whether an alert with this name and severity is this CAB's."""

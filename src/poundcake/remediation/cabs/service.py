@@ -178,8 +178,10 @@ def save_cab_file(directory: Path, document: dict[str, Any]) -> Cab:
     cab = parse_cab(document)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{cab.name}.yaml"
-    path.write_text("---\n" + yaml.safe_dump(cab.document(), sort_keys=False), encoding="utf-8")
-    return parse_cab(cab.document(), source=str(path))
+    path.write_text(
+        "---\n" + yaml.safe_dump(cab.file_document(), sort_keys=False), encoding="utf-8"
+    )
+    return parse_cab(cab.file_document(), source=str(path))
 
 
 def delete_cab_file(directory: Path, name: str) -> bool:

@@ -136,7 +136,7 @@ def put(
     if problems:
         raise ValidationError(str(problems[0]))
     directory = cabs_directory(api.config)
-    save_cab_file(directory, cab.document())
+    save_cab_file(directory, cab.file_document())
     report = _apply(api)
     return json_response(200, {"request_id": request_id, "cab": cab.document(), **report.__dict__})
 
