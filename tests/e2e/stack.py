@@ -1,7 +1,7 @@
 """The whole product as real processes, for end-to-end tests and ``bench/alert_to_action.py``.
 
 One MariaDB database holds the engine's and PoundCake's tables. The engine runs as st2api,
-st2auth, st2scheduler, st2actionrunner and st2rulesengine; PoundCake as poundcake-api,
+st2auth, st2stream, st2scheduler, st2actionrunner and st2rulesengine; PoundCake as poundcake-api,
 poundcake-worker and poundcake-beat on Redis; a real Alertmanager routes alerts to
 poundcake-api with a bearer token. CAB files are applied with ``poundcake cabs apply``.
 """
@@ -38,7 +38,7 @@ from tests.integration.st2cli import (
     wait_for_port,
 )
 
-ENGINE_SERVICES = (*SERVICES, "st2rulesengine")
+ENGINE_SERVICES = (*SERVICES, "st2rulesengine", "st2stream")
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 REDIS_DB = 8
 TOKEN = "e2e-alertmanager-bearer-9c4f1a7d"
@@ -213,6 +213,7 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
                 ST2_TABLE_PREFIX="",
                 ST2_CONFIG_PATH=str(engine.config_path),
                 ST2_API_URL=engine.api_url,
+                ST2_STREAM_URL=f"{engine.stream_url}/stream",
                 ST2_API_KEY=key,
                 REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
                 POUNDCAKE_WEBHOOK_TOKENS=TOKEN,

@@ -4,19 +4,25 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Annotated
 
 import typer
 import uvicorn
+from celery import Celery
+from kombu.exceptions import KombuError
 
 from poundcake.cli.common import handles_errors
-from poundcake.config import load_poundcake_config, load_settings
+from poundcake.config import Settings, load_poundcake_config, load_settings
 from poundcake.logging import configure_logging
-from poundcake.remediation.tasks.app import QUEUE, create_celery_app, make_celery
+from poundcake.remediation.tasks.app import FOLLOW_ALERT, QUEUE, create_celery_app, make_celery
+from poundcake.remediation.tracking.stream import watch_executions
 
 logger = logging.getLogger(__name__)
 
 BEAT_SCHEDULE_FILE = "celerybeat-schedule"
+STREAM_DEBOUNCE_SECONDS = 0.5
 EXTRA_ARGUMENTS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 Concurrency = Annotated[
@@ -86,6 +92,7 @@ def _beat(context: typer.Context) -> None:
     configure_logging(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = make_celery(settings)
+    start_stream_follower(app, settings)
     app.start(
         argv=[
             "beat",
@@ -94,6 +101,34 @@ def _beat(context: typer.Context) -> None:
             *context.args,
         ]
     )
+
+
+def start_stream_follower(app: Celery, settings: Settings) -> threading.Thread:
+    """Follow remediations through the engine's stream in a thread of the beat process: each
+    execution event of an alert sends ``poundcake.follow_alert`` (at most twice a second per
+    alert); the beat's periodic pass remains the fallback."""
+    last_sent: dict[str, float] = {}
+
+    def on_alert(alert_id: str) -> None:
+        now = time.monotonic()
+        if now - last_sent.get(alert_id, 0.0) < STREAM_DEBOUNCE_SECONDS:
+            return
+        last_sent[alert_id] = now
+        if len(last_sent) > 10_000:
+            last_sent.clear()
+        try:
+            app.send_task(FOLLOW_ALERT, args=[alert_id], queue=QUEUE)
+        except (KombuError, OSError):
+            logger.warning("Could not queue following alert %s; the next pass will", alert_id)
+
+    thread = threading.Thread(
+        target=watch_executions,
+        args=(settings, on_alert, threading.Event()),
+        name="engine-stream",
+        daemon=True,
+    )
+    thread.start()
+    return thread
 
 
 def _typer(command: typer.models.CommandFunctionType, extra: bool = False) -> typer.Typer:

@@ -39,6 +39,7 @@ QUEUE = "poundcake"
 PROCESS_DELIVERIES = "poundcake.process_deliveries"
 RELAY_OUTBOX = "poundcake.relay_outbox"
 FOLLOW_REMEDIATIONS = "poundcake.follow_remediations"
+FOLLOW_ALERT = "poundcake.follow_alert"
 
 BROKER_FILE = "celery-broker.sqlite3"
 VISIBILITY_TIMEOUT = 300

@@ -1,4 +1,5 @@
-"""Task ``poundcake.follow_remediations``: one pass of following alerts through the engine.
+"""Tasks ``poundcake.follow_remediations`` (one pass over every followed alert) and
+``poundcake.follow_alert`` (one alert, when the engine's stream says it moved).
 
 Beat sends it every two seconds, so an unavailable engine is not retried here: the pass stops,
 says so once (at warning level, then at debug level until the engine is back) and the next tick
@@ -15,8 +16,12 @@ from celery import Celery
 
 from poundcake.exceptions import PoundCakeError
 from poundcake.remediation.engine_client import EngineUnavailableError
-from poundcake.remediation.tasks.app import FOLLOW_REMEDIATIONS, WorkerResources
-from poundcake.remediation.tracking.service import follow_remediations
+from poundcake.remediation.tasks.app import FOLLOW_ALERT, FOLLOW_REMEDIATIONS, WorkerResources
+from poundcake.remediation.tracking.service import (
+    follow_alert,
+    follow_remediations,
+    followed_alert,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,4 +53,21 @@ def register(app: Celery, resources: WorkerResources) -> Any:
             raise FollowFailedError(f"could not follow alerts {', '.join(summary.failed)}")
         return {"looked": summary.looked, "changed": summary.changed}
 
+    def follow_one(alert_id: str) -> bool:
+        return _follow_one(resources, alert_id)
+
+    app.task(name=FOLLOW_ALERT, time_limit=60, ignore_result=True)(follow_one)
     return app.task(name=FOLLOW_REMEDIATIONS, time_limit=120)(run)
+
+
+def _follow_one(resources: WorkerResources, alert_id: str) -> bool:
+    """Follow one alert now (the engine's stream said one of its executions changed)."""
+    with resources.sessions() as session:
+        alert = followed_alert(session, alert_id)
+    if alert is None:
+        return False
+    try:
+        return follow_alert(sessions=resources.sessions, engine=resources.engine, alert=alert)
+    except EngineUnavailableError as error:
+        logger.debug("Following alert %s waits for the next pass: %s", alert_id, error)
+        return False

@@ -170,6 +170,16 @@ def followed_alerts(
     return [FollowedAlert(row[0], str(row[1]), row[2], row[3]) for row in rows]
 
 
+def followed_alert(session: Session, alert_id: str) -> FollowedAlert | None:
+    """The alert ``alert_id`` if the engine still owes an answer about it."""
+    row = session.execute(
+        sa.select(
+            Alert.id, Alert.trigger_instance_id, Alert.workflow_execution_id, Alert.request_id
+        ).where(_followed_clause(), Alert.id == alert_id)
+    ).first()
+    return FollowedAlert(row[0], str(row[1]), row[2], row[3]) if row is not None else None
+
+
 # --- what the engine says ---------------------------------------------------------------------
 
 

@@ -1,0 +1,30 @@
+"""Reading the engine's event stream: server-sent events and which alert an execution serves."""
+
+from __future__ import annotations
+
+from poundcake.remediation.tracking.stream import alert_of, server_sent_events
+
+
+def test_server_sent_events_are_split_into_event_and_data() -> None:
+    lines = [
+        "event: st2.execution__update",
+        'data: {"id": "1",',
+        'data:  "context": {}}',
+        "",
+        ": a heartbeat comment",
+        "",
+        "event: st2.execution__update",
+        'data: {"id": "2"}',
+    ]
+    assert list(server_sent_events(iter(lines))) == [
+        ("st2.execution__update", '{"id": "1",\n"context": {}}'),
+        ("st2.execution__update", '{"id": "2"}'),
+    ]
+
+
+def test_the_alert_comes_from_the_context_or_the_parents() -> None:
+    assert alert_of({"context": {"alert_id": "a" * 24}}) == "a" * 24
+    assert alert_of({"context": {"parent": {"alert_id": "b" * 24}}}) == "b" * 24
+    assert alert_of({"context": {"user": "stanley"}}) is None
+    assert alert_of({"context": "not a mapping"}) is None
+    assert alert_of(["not", "a", "document"]) is None
