@@ -22,9 +22,12 @@ def test_server_sent_events_are_split_into_event_and_data() -> None:
     ]
 
 
-def test_the_alert_comes_from_the_context_or_the_parents() -> None:
-    assert alert_of({"context": {"alert_id": "a" * 24}}) == "a" * 24
-    assert alert_of({"context": {"parent": {"alert_id": "b" * 24}}}) == "b" * 24
-    assert alert_of({"context": {"user": "stanley"}}) is None
-    assert alert_of({"context": "not a mapping"}) is None
+def test_the_alert_of_a_finished_execution_comes_from_its_context() -> None:
+    done = {"status": "succeeded"}
+    assert alert_of({**done, "context": {"alert_id": "a" * 24}}) == "a" * 24
+    assert alert_of({**done, "context": {"parent": {"alert_id": "b" * 24}}}) == "b" * 24
+    assert alert_of({"status": "canceled", "context": {"alert_id": "c" * 24}}) == "c" * 24
+    assert alert_of({"status": "running", "context": {"alert_id": "a" * 24}}) is None
+    assert alert_of({**done, "context": {"user": "stanley"}}) is None
+    assert alert_of({**done, "context": "not a mapping"}) is None
     assert alert_of(["not", "a", "document"]) is None

@@ -2,7 +2,7 @@
 
 ``watch_executions`` reads ``ST2_STREAM_URL`` (server-sent events) with PoundCake's engine API
 key and calls ``on_alert(alert_id)`` whenever an execution started for an alert (its context
-carries ``alert_id``) changes status. The beat's periodic pass stays the fallback: a stream that
+carries ``alert_id``) finishes. The beat's periodic pass stays the fallback: a stream that
 drops or an engine that restarts loses nothing, it only delays until the next pass.
 """
 
@@ -21,6 +21,7 @@ from poundcake.config import Settings
 logger = logging.getLogger(__name__)
 
 EVENTS = "st2.execution__update"
+FINISHED = frozenset({"succeeded", "failed", "timeout", "canceled", "abandoned"})
 RECONNECT_SECONDS = (1.0, 2.0, 5.0, 10.0)
 DEFAULT_KEY_FILE = "secrets/st2-api-key"
 
@@ -53,8 +54,13 @@ def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 
 
 def alert_of(document: Any) -> str | None:
-    """The alert an execution document belongs to (its context's ``alert_id``), if any."""
-    if not isinstance(document, dict):
+    """The alert a finished execution belongs to (its context's ``alert_id``), if any.
+
+    Only finished executions count: they are what moves an alert on (the periodic pass sees
+    the steps in between), and following on every status change would cost the engine's API
+    several calls per change.
+    """
+    if not isinstance(document, dict) or document.get("status") not in FINISHED:
         return None
     context = document.get("context")
     if isinstance(context, dict):
