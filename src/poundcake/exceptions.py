@@ -19,7 +19,9 @@ from __future__ import annotations
 
 
 class PoundCakeError(Exception):
-    """Base of every error PoundCake raises on purpose."""
+    """Base of every error PoundCake raises on purpose; ``http_status`` is what an API answers."""
+
+    http_status = 500
 
 
 class ConfigurationError(PoundCakeError):
@@ -38,6 +40,8 @@ class DatabaseError(PoundCakeError):
 class DatabaseUnavailableError(DatabaseError):
     """The database server cannot be reached or refused the credentials."""
 
+    http_status = 503
+
 
 class SchemaError(DatabaseError):
     """Tables are missing or carry a migration revision this code does not know."""
@@ -46,18 +50,28 @@ class SchemaError(DatabaseError):
 class ValidationError(PoundCakeError):
     """Input breaks a schema or a rule."""
 
+    http_status = 400
+
 
 class AuthenticationError(PoundCakeError):
     """Credentials are missing, expired, disabled or unknown."""
+
+    http_status = 401
 
 
 class PermissionDeniedError(PoundCakeError):
     """The caller is known but not allowed to do this."""
 
+    http_status = 403
+
 
 class NotFoundError(PoundCakeError):
     """The named object does not exist."""
 
+    http_status = 404
+
 
 class ConflictError(PoundCakeError):
     """A unique name, ref or key is already taken."""
+
+    http_status = 409

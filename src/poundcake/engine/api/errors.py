@@ -10,25 +10,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from poundcake.exceptions import (
-    AuthenticationError,
-    ConflictError,
-    DatabaseUnavailableError,
-    NotFoundError,
-    PermissionDeniedError,
     PoundCakeError,
-    ValidationError,
 )
 
 logger = logging.getLogger(__name__)
-
-STATUS_CODES: tuple[tuple[type[PoundCakeError], int], ...] = (
-    (ValidationError, 400),
-    (AuthenticationError, 401),
-    (PermissionDeniedError, 403),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (DatabaseUnavailableError, 503),
-)
 
 
 def fault(status: int, message: str) -> JSONResponse:
@@ -38,10 +23,7 @@ def fault(status: int, message: str) -> JSONResponse:
 
 def status_for(error: PoundCakeError) -> int:
     """The HTTP status StackStorm uses for an error of this kind."""
-    for kind, status in STATUS_CODES:
-        if isinstance(error, kind):
-            return status
-    return 500
+    return error.http_status
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -28,13 +28,7 @@ from poundcake.config import PoundCakeConfig
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.exceptions import (
-    AuthenticationError,
-    ConflictError,
-    DatabaseUnavailableError,
-    NotFoundError,
-    PermissionDeniedError,
     PoundCakeError,
-    ValidationError,
 )
 from poundcake.remediation.api import routers
 from poundcake.remediation.api.auth import TokenChecker, webhook_tokens
@@ -42,7 +36,6 @@ from poundcake.remediation.api.background import DeliveryHandoff, Enqueue
 from poundcake.remediation.api.calls import ApiCallRecorder, RequestContextMiddleware
 from poundcake.remediation.api.dependencies import ApiState, get_api, get_request_id
 from poundcake.remediation.api.responses import error_response, json_response
-from poundcake.remediation.intake.payload import PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +45,6 @@ ENQUEUE_MODULE = "poundcake.remediation.tasks.enqueue"
 RETRY_AFTER = {"Retry-After": "5"}
 # Threads that may wait on the database at once (FastAPI's pool has 40): 20 connections.
 POOL_SIZE = 10
-STATUS_CODES: tuple[tuple[type[PoundCakeError], int], ...] = (
-    (PayloadTooLargeError, 413),
-    (ValidationError, 400),
-    (AuthenticationError, 401),
-    (PermissionDeniedError, 403),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (DatabaseUnavailableError, 503),
-)
 UNAVAILABLE: tuple[type[Exception], ...] = (
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
@@ -176,10 +160,7 @@ def health(request: Request) -> Response:
 
 def status_for(error: PoundCakeError) -> int:
     """The HTTP status of an error of our tree."""
-    for kind, status in STATUS_CODES:
-        if isinstance(error, kind):
-            return status
-    return 500
+    return error.http_status
 
 
 def install_error_handlers(app: FastAPI) -> None:

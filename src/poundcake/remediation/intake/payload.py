@@ -56,6 +56,8 @@ class PayloadError(ValidationError):
 class PayloadTooLargeError(ValidationError):
     """The body is larger than ``POUNDCAKE_MAX_BODY_BYTES`` (HTTP 413)."""
 
+    http_status = 413
+
 
 class TooManyAlertsError(PayloadTooLargeError):
     """The payload carries more alerts than ``POUNDCAKE_MAX_ALERTS`` (HTTP 413)."""
