@@ -23,13 +23,13 @@ from poundcake.engine.auth.service import authenticate_api_key, create_api_key
 from poundcake.exceptions import AuthenticationError
 from poundcake.ops.processes import ProcessManager, ServiceSpec
 from poundcake.remediation.api.auth import ensure_webhook_token
+from poundcake.remediation.engine_client import api_key_file
 
 SERVICES = (
     ServiceSpec("poundcake-api"),
     ServiceSpec("poundcake-worker"),
     ServiceSpec("poundcake-beat"),
 )
-DEFAULT_KEY_FILE = Path("secrets") / "st2-api-key"
 KEY_USER = "poundcake"
 
 EnvFile = Annotated[
@@ -94,12 +94,6 @@ def status(names: Names = None, env_file: EnvFile = None) -> None:
         raise typer.Exit(code=3)
 
 
-def key_file(config: PoundCakeConfig) -> Path:
-    """Where PoundCake reads its engine API key when ``ST2_API_KEY`` is not set."""
-    settings = config.settings
-    return settings.st2_api_key_file or settings.data_dir / DEFAULT_KEY_FILE
-
-
 @handles_errors
 def engine_key(env_file: EnvFile = None) -> None:
     """Make sure PoundCake has a working engine API key (creates one in the engine's database)."""
@@ -107,7 +101,7 @@ def engine_key(env_file: EnvFile = None) -> None:
     if config.settings.st2_api_key is not None:
         out.print("ST2_API_KEY is set; nothing to do.")
         return
-    path = key_file(config)
+    path = api_key_file(config.settings)
     engine = make_poundcake_engine(config, pool_size=1)
     try:
         sessions = make_session_factory(engine)

@@ -111,6 +111,21 @@ def _faultstring(response: httpx.Response) -> str:
     return ""
 
 
+def api_key_file(settings: Settings) -> Path:
+    """Where PoundCake's engine API key is kept when ``ST2_API_KEY`` is not set."""
+    return settings.st2_api_key_file or settings.data_dir / DEFAULT_KEY_FILE
+
+
+def api_key(settings: Settings) -> str | None:
+    """PoundCake's engine API key: ``ST2_API_KEY``, else the key file's content."""
+    if settings.st2_api_key is not None:
+        return settings.st2_api_key.get_secret_value()
+    try:
+        return api_key_file(settings).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 class EngineClient:
     """A small synchronous client of the engine's API (``ST2_API_URL``)."""
 
@@ -139,9 +154,7 @@ class EngineClient:
         cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
     ) -> EngineClient:
         """A client for ``ST2_API_URL`` with the key the settings name."""
-        key_file = settings.st2_api_key_file
-        if key_file is None and settings.st2_api_key is None:
-            key_file = settings.data_dir / DEFAULT_KEY_FILE
+        key_file = api_key_file(settings) if settings.st2_api_key is None else None
         return cls(
             settings.st2_api_url,
             api_key=settings.st2_api_key,

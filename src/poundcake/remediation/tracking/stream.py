@@ -17,24 +17,13 @@ from typing import Any
 import httpx
 
 from poundcake.config import Settings
+from poundcake.remediation.engine_client import api_key
 
 logger = logging.getLogger(__name__)
 
 EVENTS = "st2.execution__update"
 FINISHED = frozenset({"succeeded", "failed", "timeout", "canceled", "abandoned"})
 RECONNECT_SECONDS = (1.0, 2.0, 5.0, 10.0)
-DEFAULT_KEY_FILE = "secrets/st2-api-key"
-
-
-def api_key(settings: Settings) -> str | None:
-    """PoundCake's engine API key: ``ST2_API_KEY``, else the key file."""
-    if settings.st2_api_key is not None:
-        return settings.st2_api_key.get_secret_value()
-    path = settings.st2_api_key_file or settings.data_dir / DEFAULT_KEY_FILE
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
 
 
 def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
