@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-INTEGRATION_DIRS = ("integration", "e2e")
+INTEGRATION_DIRS = ("integration", "e2e", "faults", "security")
 _outcomes = {"passed": 0, "failed": 0, "skipped": 0}
 
 

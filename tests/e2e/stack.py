@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     create_fixture_database,
     drop_fixture_database,
 )
+from tests.integration.redis_db import claim_redis_database, redis_url
 from tests.integration.st2cli import (
     SERVICES,
     RunningEngine,
@@ -40,7 +41,6 @@ from tests.integration.st2cli import (
 
 ENGINE_SERVICES = (*SERVICES, "st2rulesengine", "st2stream")
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
-REDIS_DB = 8
 TOKEN = "e2e-alertmanager-bearer-9c4f1a7d"
 
 
@@ -202,6 +202,7 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
                 running_engine(directory / "engine", database, ENGINE_SERVICES, extra)
             )
             key = api_key_for(engine)
+            redis_database = stack.enter_context(claim_redis_database())
             api_port = free_port()
             cabs_dir = directory / "cabs"
             cabs_dir.mkdir(exist_ok=True)
@@ -215,7 +216,7 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
                 ST2_API_URL=engine.api_url,
                 ST2_STREAM_URL=f"{engine.stream_url}/stream",
                 ST2_API_KEY=key,
-                REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+                REDIS_URL=redis_url(redis_database),
                 POUNDCAKE_WEBHOOK_TOKENS=TOKEN,
                 POUNDCAKE_CABS_DIR=str(cabs_dir),
                 POUNDCAKE_CABS_PACK_DIR=str(packs / "poundcake_cabs"),
@@ -224,7 +225,6 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
                 POUNDCAKE_WORKER_CONCURRENCY="4",
             )
             env["POUNDCAKE_DATA_DIR"] = str(directory / "poundcake")
-            subprocess.run(["redis-cli", "-n", str(REDIS_DB), "FLUSHDB"], check=True, timeout=30)
             product = Product(directory, database, engine, key, env, api_port, free_port())
             stack.callback(lambda: [product.stop(name) for name in list(product.processes)])
             initialised = product.poundcake("db", "init")
