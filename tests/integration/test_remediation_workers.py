@@ -66,6 +66,7 @@ from tests.integration.conftest import (
     create_fixture_database,
     drop_fixture_database,
 )
+from tests.integration.redis_db import claim_redis_database, redis_url
 from tests.integration.st2cli import (
     SERVICES,
     RunningEngine,
@@ -75,8 +76,6 @@ from tests.integration.st2cli import (
     running_engine,
 )
 
-REDIS_DB = 7
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 TEAM = "workers"
 
 
@@ -93,6 +92,11 @@ class Stack:
     directory: Path
     config: PoundCakeConfig
     sessions: sessionmaker[Session]
+    redis_database: int
+
+    @property
+    def redis_url(self) -> str:
+        return redis_url(self.redis_database)
 
     def settings(self, **overrides: str) -> Settings:
         values = {
@@ -100,7 +104,7 @@ class Stack:
             "ST2_TABLE_PREFIX": "",
             "ST2_API_URL": self.engine.api_url,
             "ST2_API_KEY": self.api_key,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": self.redis_url,
             "POUNDCAKE_DATA_DIR": str(self.directory / "poundcake"),
             "POUNDCAKE_RELAY_AFTER_SECONDS": "1",
             **overrides,
@@ -114,7 +118,7 @@ class Stack:
             "ST2_TABLE_PREFIX": "",
             "ST2_API_URL": self.engine.api_url,
             "ST2_API_KEY": self.api_key,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": self.redis_url,
             "POUNDCAKE_RELAY_AFTER_SECONDS": "1",
             "POUNDCAKE_WORKER_CONCURRENCY": "2",
             **overrides,
@@ -150,13 +154,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         extra = "[rulesengine]\npoll_interval = 0.3\n"
         services = (*SERVICES, "st2rulesengine")
-        with running_engine(directory, database, services, extra) as engine:
+        with (
+            running_engine(directory, database, services, extra) as engine,
+            claim_redis_database() as redis_database,
+        ):
             key = api_key_for(engine)
-            partial = Stack(engine, database, key, directory, None, None)  # type: ignore[arg-type]
+            partial = Stack(engine, database, key, directory, None, None, redis_database)  # type: ignore[arg-type]
             config = load_poundcake_config(partial.settings())
             setup_poundcake_schema(config)
             db_engine = make_poundcake_engine(config, pool_size=4)
-            ready = Stack(engine, database, key, directory, config, make_session_factory(db_engine))
+            ready = Stack(
+                engine,
+                database,
+                key,
+                directory,
+                config,
+                make_session_factory(db_engine),
+                redis_database,
+            )
             create_rule(ready)
             yield ready
             db_engine.dispose()
@@ -172,15 +187,15 @@ def resources(stack: Stack) -> Iterator[WorkerResources]:
 
 
 @pytest.fixture
-def redis() -> Iterator[None]:
-    redis_cli("FLUSHDB")
+def redis(stack: Stack) -> Iterator[None]:
+    redis_cli(stack, "FLUSHDB")
     yield
-    redis_cli("FLUSHDB")
+    redis_cli(stack, "FLUSHDB")
 
 
-def redis_cli(*args: str) -> str:
+def redis_cli(stack: Stack, *args: str) -> str:
     done = subprocess.run(
-        ["redis-cli", "-n", str(REDIS_DB), *args],
+        ["redis-cli", "-n", str(stack.redis_database), *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -529,9 +544,9 @@ def test_the_relay_rebuilds_a_queue_that_redis_lost(stack: Stack, processes: Pro
     matched, [first] = add_alert(stack.sessions)
     unmatched, [second] = add_alert(stack.sessions, team="nobody")
     enqueue_deliveries([first, second])
-    assert redis_cli("LLEN", QUEUE) == "1"
-    redis_cli("FLUSHDB")
-    assert redis_cli("LLEN", QUEUE) == "0"
+    assert redis_cli(stack, "LLEN", QUEUE) == "1"
+    redis_cli(stack, "FLUSHDB")
+    assert redis_cli(stack, "LLEN", QUEUE) == "0"
 
     env = stack.environment()
     processes.start("worker", "poundcake-worker", env)
