@@ -29,6 +29,7 @@ Send an example alert and watch it remediated:
        --data @deploy/examples/alertmanager-webhook.json http://127.0.0.1:$port/api/v1/webhook
   $bin/poundcake alerts list
   $bin/poundcake requests show <request_id from the answer>
-Create a login for the st2 CLI: $bin/st2-setup-auth --user st2admin --password-stdin
+The web UI is at http://127.0.0.1:$port/ once you create a login (also for the st2 CLI):
+  $bin/st2-setup-auth --user st2admin --password-stdin
 Stop everything with: $bin/poundcake stop && $bin/st2ctl stop
 MSG

@@ -24,6 +24,10 @@ install_if_missing /usr/sbin/sshd openssh-server
 install_if_missing ssh-keygen openssh-client
 # A real Alertmanager for the end-to-end intake tests (each test runs its own on loopback).
 install_if_missing /usr/bin/prometheus-alertmanager prometheus-alertmanager
+# Debian's Chromium for the web UI's browser tests (Playwright drives it; no browser download).
+install_if_missing /usr/bin/chromium chromium
+# ping for the network pack's ping action and its tests.
+install_if_missing ping iputils-ping
 
 # The official StackStorm CLI, in a venv of its own (it pins its dependencies exactly and must
 # never share the project's environment): the engine API tests drive it.

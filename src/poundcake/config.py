@@ -360,6 +360,8 @@ class Settings(BaseSettings):
     st2_api_key_file: Path | None = Field(default=None, alias="ST2_API_KEY_FILE")
     # How long a delivery may stay unprocessed before the relay hands it to Celery again.
     relay_after_seconds: float = Field(default=10.0, gt=0, alias="POUNDCAKE_RELAY_AFTER_SECONDS")
+    # How long a web UI login lasts (its server-side session), in seconds.
+    ui_session_seconds: int = Field(default=28800, ge=60, alias="POUNDCAKE_UI_SESSION_SECONDS")
 
     @field_validator("st2_stream_url")
     @classmethod

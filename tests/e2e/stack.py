@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
+from poundcake.ops.key_rotation import write_key_file
 from tests.integration.conftest import (
     BIN,
     command_environment,
@@ -185,10 +186,33 @@ def wait_for_health(url: str, timeout: float = 60) -> None:
 
 
 @contextmanager
-def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterator[Product]:
-    """Start everything, apply ``cabs`` (name -> CAB document), yield, stop everything."""
+def running_product(
+    directory: Path,
+    cabs: dict[str, dict[str, Any]],
+    *,
+    redis: str | None = None,
+    database_users: Callable[[Path, str], tuple[Path, str]] | None = None,
+    key_in_file: bool = False,
+) -> Iterator[Product]:
+    """Start everything, apply ``cabs`` (name -> CAB document), yield, stop everything.
+
+    ``redis`` is the URL of a Redis of the caller's (a private server a test restarts); without
+    it a database of the shared one is claimed. ``database_users``, if given, is called after
+    ``st2-setup-db`` with the engine's (root) st2.conf and the database name; it returns the
+    st2.conf the engine services use and the ``DATABASE_URL`` PoundCake's services use, so both
+    can run as least-privilege users. With ``key_in_file`` PoundCake reads its engine API key
+    from the default key file (``<data_dir>/secrets/st2-api-key``) instead of ``ST2_API_KEY``,
+    and its processes' pid files are written where ``poundcake reload`` looks for them.
+    """
     database = f"pctest_e2e_{uuid.uuid4().hex[:10]}"
     create_fixture_database(database)
+    poundcake_url = [f"mysql+pymysql://root@127.0.0.1:3306/{database}"]
+
+    def service_config(admin_config: Path) -> Path:
+        assert database_users is not None
+        config, poundcake_url[0] = database_users(admin_config, database)
+        return config
+
     packs = directory / "packs"
     packs.mkdir(parents=True, exist_ok=True)
     (directory / "engine").mkdir(exist_ok=True)
@@ -199,10 +223,16 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
     try:
         with ExitStack() as stack:
             engine = stack.enter_context(
-                running_engine(directory / "engine", database, ENGINE_SERVICES, extra)
+                running_engine(
+                    directory / "engine",
+                    database,
+                    ENGINE_SERVICES,
+                    extra,
+                    service_config if database_users else None,
+                )
             )
             key = api_key_for(engine)
-            redis_database = stack.enter_context(claim_redis_database())
+            broker = redis or redis_url(stack.enter_context(claim_redis_database()))
             api_port = free_port()
             cabs_dir = directory / "cabs"
             cabs_dir.mkdir(exist_ok=True)
@@ -210,13 +240,13 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
                 (cabs_dir / f"{name}.yaml").write_text(yaml.safe_dump(document))
             env = command_environment(
                 directory,
-                DATABASE_URL=f"mysql+pymysql://root@127.0.0.1:3306/{database}",
+                DATABASE_URL=poundcake_url[0],
                 ST2_TABLE_PREFIX="",
                 ST2_CONFIG_PATH=str(engine.config_path),
                 ST2_API_URL=engine.api_url,
                 ST2_STREAM_URL=f"{engine.stream_url}/stream",
                 ST2_API_KEY=key,
-                REDIS_URL=redis_url(redis_database),
+                REDIS_URL=broker,
                 POUNDCAKE_WEBHOOK_TOKENS=TOKEN,
                 POUNDCAKE_CABS_DIR=str(cabs_dir),
                 POUNDCAKE_CABS_PACK_DIR=str(packs / "poundcake_cabs"),
@@ -225,6 +255,9 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
                 POUNDCAKE_WORKER_CONCURRENCY="4",
             )
             env["POUNDCAKE_DATA_DIR"] = str(directory / "poundcake")
+            if key_in_file:
+                del env["ST2_API_KEY"]
+                write_key_file(directory / "poundcake" / "secrets" / "st2-api-key", key)
             product = Product(directory, database, engine, key, env, api_port, free_port())
             stack.callback(lambda: [product.stop(name) for name in list(product.processes)])
             initialised = product.poundcake("db", "init")
@@ -232,6 +265,11 @@ def running_product(directory: Path, cabs: dict[str, dict[str, Any]]) -> Iterato
             product.start("poundcake-api", [str(BIN / "poundcake-api")])
             product.start("poundcake-worker", [str(BIN / "poundcake-worker")])
             product.start("poundcake-beat", [str(BIN / "poundcake-beat")])
+            if key_in_file:
+                run_dir = directory / "poundcake" / "run"
+                run_dir.mkdir(parents=True, exist_ok=True)
+                for name in ("poundcake-api", "poundcake-worker", "poundcake-beat"):
+                    (run_dir / f"{name}.pid").write_text(f"{product.processes[name].pid}\n")
             wait_for_health(f"{product.api_url}/health")
             if cabs:
                 applied = product.poundcake("cabs", "apply")

@@ -208,17 +208,20 @@ def running_engine(
     database: str | None = None,
     services: tuple[str, ...] = SERVICES,
     extra_conf: str = "",
+    service_config: Callable[[Path], Path] | None = None,
 ) -> Iterator[RunningEngine]:
     """Set up the schema, content and a login, then run ``services`` until the block ends.
 
     Without ``database`` a fresh one is created and dropped afterwards; ``extra_conf`` is
-    appended to the st2.conf written for the engine.
+    appended to the st2.conf written for the engine. ``service_config``, if given, is called
+    with that st2.conf after the setup commands and returns the st2.conf the services run with
+    (e.g. with a least-privilege database user).
     """
     if database is None:
         name = f"pctest_cli_{uuid.uuid4().hex[:12]}"
         create_fixture_database(name)
         try:
-            with running_engine(directory, name, services, extra_conf) as engine:
+            with running_engine(directory, name, services, extra_conf, service_config) as engine:
                 yield engine
         finally:
             drop_fixture_database(name)
@@ -234,6 +237,8 @@ def running_engine(
         ):
             result = run_command(*command, env=env)
             assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+        if service_config is not None:
+            config = service_config(config)
         engine = RunningEngine(directory, config, ports["api"], ports["auth"], ports["stream"])
         try:
             for service in services:

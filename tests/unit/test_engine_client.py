@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,9 +133,13 @@ def test_the_key_comes_from_its_file_and_is_read_again_on_401(tmp_path: Path) ->
     engine = client(handler, api_key=None, api_key_file=key_file)
     with pytest.raises(EngineUnavailableError):
         engine.get_trigger_instance("t1")
+    written = key_file.stat().st_mtime_ns
     key_file.write_text("new-key\n")
+    # File times are coarse (a clock tick): make the rewrite visible as a later modification.
+    os.utime(key_file, ns=(written + 10**9, written + 10**9))
     assert engine.get_trigger_instance("t1")["status"] == "processed"
-    assert seen == ["old-key", "old-key", "old-key", "new-key"]
+    # The 401 read the file again (still the old key); the rewritten file is read before use.
+    assert seen == ["old-key", "old-key", "new-key"]
 
 
 def test_without_a_key_the_error_says_what_to_set(tmp_path: Path) -> None:

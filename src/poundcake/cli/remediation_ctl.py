@@ -1,18 +1,22 @@
-"""``poundcake start|stop|status`` and ``poundcake engine-key``: run PoundCake's own processes.
+"""``poundcake start|stop|status|reload`` and ``poundcake engine-key``: run PoundCake's own
+processes.
 
 ``start`` runs poundcake-api, poundcake-worker and poundcake-beat with pid files in
 ``<data_dir>/run`` and logs in ``<data_dir>/logs`` (``st2ctl`` does the same for the engine;
 systemd units are in ``deploy/systemd``). ``engine-key`` gives PoundCake its engine API key
 (install guide step 7) when none is configured: it creates one in the engine's database and
-writes it to ``ST2_API_KEY_FILE`` (default ``<data_dir>/secrets/st2-api-key``, mode 0600).
+writes it to ``ST2_API_KEY_FILE`` (default ``<data_dir>/secrets/st2-api-key``, mode 0600);
+``engine-key --rotate`` replaces it without downtime. ``status`` also checks the database, the
+Celery broker and the queues; ``reload`` sends SIGHUP (see :mod:`poundcake.ops.reload`).
 """
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 
 from poundcake.cli.common import handles_errors, out
@@ -21,7 +25,10 @@ from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory, unit_of_work
 from poundcake.engine.auth.service import authenticate_api_key, create_api_key
 from poundcake.exceptions import AuthenticationError
+from poundcake.ops.key_rotation import rotate_engine_key, write_key_file
 from poundcake.ops.processes import ProcessManager, ServiceSpec
+from poundcake.ops.reload import send_reload
+from poundcake.ops.status import Probe, all_required_up
 from poundcake.remediation.api.auth import ensure_webhook_token
 from poundcake.remediation.engine_client import api_key_file
 
@@ -81,8 +88,10 @@ def stop(names: Names = None, env_file: EnvFile = None) -> None:
 
 @handles_errors
 def status(names: Names = None, env_file: EnvFile = None) -> None:
-    """Show each process and its PID; exit 3 if any is not running."""
-    manager = _manager(_config(env_file))
+    """Show each process and its PID, the database, the Celery broker, the queue and the outbox;
+    exit 3 if a process is not running or the database or broker cannot be reached."""
+    config = _config(env_file)
+    manager = _manager(config)
     down = False
     for spec in _selected(names):
         state = manager.state(spec.name)
@@ -90,14 +99,70 @@ def status(names: Names = None, env_file: EnvFile = None) -> None:
         out.print(
             f"{spec.name} PID: {state.pid}" if state.running else f"{spec.name} is not running."
         )
-    if down:
+    probes: list[Probe] = poundcake_probes(config)
+    for probe in probes:
+        out.print(probe.line())
+    if down or not all_required_up(probes):
         raise typer.Exit(code=3)
 
 
+def poundcake_probes(config: PoundCakeConfig) -> list[Probe]:
+    """The database, the Celery broker with its queue, and the outbox of unprocessed deliveries."""
+    # Imported here: the status of the processes alone needs neither Celery nor the models.
+    from poundcake.ops.status import broker_probe, count_probe, database_probe
+    from poundcake.remediation.alerts.models import AlertDelivery
+    from poundcake.remediation.tasks.app import QUEUE, broker_url
+
+    engine = make_poundcake_engine(config, pool_size=1)
+    try:
+        probes = [database_probe("database", engine, config.database.describe())]
+        probes.extend(broker_probe("celery broker", broker_url(config.settings), [QUEUE]))
+        unprocessed = (
+            sa.select(sa.func.count())
+            .select_from(AlertDelivery)
+            .where(AlertDelivery.processed_at.is_(None))
+        )
+        if probes[0].ok:
+            probes.append(count_probe("outbox", engine, unprocessed, "unprocessed deliveries"))
+        return probes
+    finally:
+        engine.dispose()
+
+
 @handles_errors
-def engine_key(env_file: EnvFile = None) -> None:
+def reload(names: Names = None, env_file: EnvFile = None) -> None:
+    """Send SIGHUP to the running processes: they read the engine API key file again."""
+    manager = _manager(_config(env_file))
+    for sent in send_reload(manager, [spec.name for spec in _selected(names)]):
+        if sent.pid is None:
+            out.print(f"{sent.name} is not running.")
+        else:
+            out.print(f"{sent.name} (PID {sent.pid}) reloads.")
+
+
+Rotate = Annotated[
+    bool,
+    typer.Option(
+        "--rotate",
+        help="Replace the key without downtime: create a new one, write the key file, reload "
+        "the running processes, then delete the old key.",
+    ),
+]
+Grace = Annotated[
+    float,
+    typer.Option(
+        "--grace", min=0, help="Seconds between the reload and deleting the old key (--rotate)."
+    ),
+]
+
+
+@handles_errors
+def engine_key(env_file: EnvFile = None, rotate: Rotate = False, grace: Grace = 2.0) -> None:
     """Make sure PoundCake has a working engine API key (creates one in the engine's database)."""
     config = _config(env_file)
+    if rotate:
+        _rotate(config, grace)
+        return
     if config.settings.st2_api_key is not None:
         out.print("ST2_API_KEY is set; nothing to do.")
         return
@@ -117,13 +182,34 @@ def engine_key(env_file: EnvFile = None) -> None:
                         f"The key in {path} is not accepted by the engine; creating a new one."
                     )
             created = create_api_key(session, user=KEY_USER, metadata={"used_by": "poundcake"})
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(created.key + "\n")
+        write_key_file(path, created.key)
         out.print(f"Created an engine API key for PoundCake in {path} (id {created.record.id}).")
     finally:
         engine.dispose()
+
+
+def _rotate(config: PoundCakeConfig, grace: float) -> None:
+    manager = _manager(config)
+    engine = make_poundcake_engine(config, pool_size=1)
+    try:
+        sessions = make_session_factory(engine)
+
+        def reload_services() -> None:
+            for sent in send_reload(manager, [spec.name for spec in SERVICES]):
+                if sent.pid is not None:
+                    out.print(f"{sent.name} (PID {sent.pid}) reloads.")
+            time.sleep(grace)
+
+        rotation = rotate_engine_key(
+            sessions, api_key_file(config.settings), config.settings, reload_services
+        )
+    finally:
+        engine.dispose()
+    out.print(f"Wrote the new engine API key (id {rotation.new_id}) to {rotation.path}.")
+    if rotation.old_id is None:
+        out.print("There was no working old key to delete.")
+    else:
+        out.print(f"Deleted the old engine API key (id {rotation.old_id}).")
 
 
 @handles_errors
@@ -137,5 +223,6 @@ def add_process_commands(app: typer.Typer) -> None:
     app.command("start")(start)
     app.command("stop")(stop)
     app.command("status")(status)
+    app.command("reload")(reload)
     app.command("engine-key")(engine_key)
     app.command("webhook-token")(webhook_token)

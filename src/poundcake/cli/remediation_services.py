@@ -1,5 +1,6 @@
 """Entry points of PoundCake's own processes: ``poundcake-api``, ``poundcake-worker`` and
-``poundcake-beat``. Each reads the settings (environment and ``.env``) once and builds its app."""
+``poundcake-beat``. Each reads the settings (environment and ``.env``) once and builds its app;
+SIGHUP makes each read its engine API key file again (:mod:`poundcake.ops.reload`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Annotated
 import typer
 import uvicorn
 from celery import Celery
+from celery import signals as celery_signals
 from kombu.exceptions import KombuError
 
 from poundcake.cli.common import handles_errors
 from poundcake.config import Settings, load_poundcake_config, load_settings
 from poundcake.logging import configure_logging
+from poundcake.ops.reload import install_reload_handler
 from poundcake.remediation.tasks.app import FOLLOW_ALERT, QUEUE, create_celery_app, make_celery
 from poundcake.remediation.tracking.stream import watch_executions
 
@@ -46,6 +49,7 @@ def _api() -> None:
     # Imported only here: the API's dependencies (FastAPI) are not the workers' business.
     from poundcake.remediation.api.app import create_app
 
+    install_reload_handler("poundcake-api", settings)
     logger.info("poundcake-api listening on %s:%s", settings.host, settings.port)
     uvicorn.run(
         create_app(config),
@@ -67,6 +71,7 @@ def _worker(context: typer.Context, concurrency: Concurrency = 4) -> None:
     settings = config.settings
     configure_logging(settings.log_level)
     app = create_celery_app(config)
+    reload_on_sighup(settings)
     app.worker_main(
         argv=[
             "worker",
@@ -92,6 +97,7 @@ def _beat(context: typer.Context) -> None:
     configure_logging(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = make_celery(settings)
+    install_reload_handler("poundcake-beat", settings)
     start_stream_follower(app, settings)
     app.start(
         argv=[
@@ -101,6 +107,17 @@ def _beat(context: typer.Context) -> None:
             *context.args,
         ]
     )
+
+
+def reload_on_sighup(settings: Settings) -> None:
+    """SIGHUP reloads the worker's engine API key instead of Celery's default (re-executing the
+    worker), once the worker is ready. Pool processes are not signalled (billiard ends them on
+    SIGHUP): their clients notice the replaced key file by themselves before each request."""
+
+    def main_ready(**_kwargs: object) -> None:
+        install_reload_handler("poundcake-worker", settings)
+
+    celery_signals.worker_ready.connect(main_ready, weak=False)
 
 
 def start_stream_follower(app: Celery, settings: Settings) -> threading.Thread:

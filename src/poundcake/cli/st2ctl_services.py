@@ -9,7 +9,15 @@ import typer
 
 from poundcake.cli.common import handles_errors, out
 from poundcake.config import St2Config, load_st2_config
+from poundcake.db.engine import make_st2_engine
+from poundcake.engine.messaging import (
+    RULES_ENGINE_QUEUE,
+    RUNNER_QUEUE,
+    SCHEDULER_QUEUE,
+    WORKFLOW_QUEUE,
+)
 from poundcake.ops.processes import ProcessManager, ServiceSpec
+from poundcake.ops.status import Probe, all_required_up, broker_probe, database_probe
 
 ConfigFile = Annotated[
     Path | None, typer.Option("--config-file", help="st2.conf to read (default: the usual places).")
@@ -86,7 +94,8 @@ def restart(services: Services = None, config_file: ConfigFile = None) -> None:
 
 
 def status(services: Services = None, config_file: ConfigFile = None) -> None:
-    """Show each service and its PID; exit 3 if any is not running."""
+    """Show each service and its PID, the database, the broker and its queues; exit 3 if a
+    service is not running or the database or broker cannot be reached."""
     config = load_st2_config(config_file)
     manager = _manager(config)
     down = False
@@ -98,8 +107,24 @@ def status(services: Services = None, config_file: ConfigFile = None) -> None:
         else:
             down = True
             out.print(f"{name} is not running.")
-    if down:
+    probes = engine_probes(config)
+    for probe in probes:
+        out.print(probe.line())
+    if down or not all_required_up(probes):
         raise typer.Exit(code=3)
+
+
+def engine_probes(config: St2Config) -> list[Probe]:
+    """The engine's database, its broker and the depth of each of its queues."""
+    engine = make_st2_engine(config, pool_size=1)
+    try:
+        probes = [database_probe("database", engine, config.database.describe())]
+    finally:
+        engine.dispose()
+    queues = [str(queue.name) for queue in (SCHEDULER_QUEUE, RUNNER_QUEUE, WORKFLOW_QUEUE)]
+    queues.append(str(RULES_ENGINE_QUEUE.name))
+    probes.extend(broker_probe("broker", config.messaging_url, queues))
+    return probes
 
 
 def add_service_commands(app: typer.Typer) -> None:

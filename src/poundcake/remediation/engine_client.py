@@ -1,7 +1,10 @@
 """The engine's StackStorm API, as PoundCake's workers use it: dispatch alerts, follow their work.
 
 Every call carries the ``St2-Api-Key`` header (``ST2_API_KEY``, else the file ``ST2_API_KEY_FILE``,
-else ``<data_dir>/secrets/st2-api-key`` when it exists); the key is never logged. Connection
+else ``<data_dir>/secrets/st2-api-key`` when it exists); the key is never logged. A key file is
+read again when it was replaced (its inode, size or modification time changed), after
+:func:`request_key_reload` (what SIGHUP does) and when the engine answers 401: that is what lets
+the key be rotated without a restart. Connection
 failures are retried by the transport; anything else is raised at once as one of::
 
     EngineError                     the engine answered with a refusal (HTTP 4xx)
@@ -16,10 +19,12 @@ Tests swap the transport (``httpx.MockTransport`` or a real local server) instea
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
@@ -49,6 +54,14 @@ CANCELABLE_STATUSES = frozenset(
 # Trigger instance statuses after which the rules engine has nothing more to add.
 EVALUATED_INSTANCE_STATUSES = frozenset({"processed", "processing_failed"})
 _UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
+
+
+def path_segment(value: str) -> str:
+    """``value`` as one path segment of an engine URL: percent-encoded, never a dot segment, so
+    an identifier from a request cannot reach another engine endpoint."""
+    if value in {".", ".."}:
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
 
 
 class EngineError(PoundCakeError):
@@ -111,6 +124,32 @@ def _faultstring(response: httpx.Response) -> str:
     return ""
 
 
+class _KeyReloads:
+    """How many reloads this process was asked for; clients compare it with what they read."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.lock = threading.Lock()
+
+
+_reloads = _KeyReloads()
+
+
+def request_key_reload() -> int:
+    """Make every client of this process read its key file again before its next request."""
+    with _reloads.lock:
+        _reloads.generation += 1
+        return _reloads.generation
+
+
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
 def api_key_file(settings: Settings) -> Path:
     """Where PoundCake's engine API key is kept when ``ST2_API_KEY`` is not set."""
     return settings.st2_api_key_file or settings.data_dir / DEFAULT_KEY_FILE
@@ -142,6 +181,8 @@ class EngineClient:
         self._api_key = api_key
         self._api_key_file = api_key_file
         self._file_key: str | None = None
+        self._key_generation = _reloads.generation
+        self._key_signature: tuple[int, int, int] | None = None
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -173,7 +214,16 @@ class EngineClient:
             return self._api_key.get_secret_value()
         if self._api_key_file is None:
             return None
-        if self._file_key is None or reload:
+        generation = _reloads.generation
+        signature = _file_signature(self._api_key_file)
+        if (
+            self._file_key is None
+            or reload
+            or generation != self._key_generation
+            or signature != self._key_signature
+        ):
+            self._key_generation = generation
+            self._key_signature = signature
             try:
                 self._file_key = self._api_key_file.read_text(encoding="utf-8").strip() or None
             except OSError:
@@ -287,7 +337,7 @@ class EngineClient:
     def get_trigger_instance(self, instance_id: str) -> dict[str, Any]:
         """One trigger instance (``status``: pending, processing, processed...)."""
         document: dict[str, Any] = self._json(
-            self._request("GET", f"/triggerinstances/{instance_id}")
+            self._request("GET", f"/triggerinstances/{path_segment(instance_id)}")
         )
         return document
 
@@ -300,7 +350,9 @@ class EngineClient:
 
     def get_execution(self, execution_id: str) -> dict[str, Any]:
         """One execution with its result."""
-        document: dict[str, Any] = self._json(self._request("GET", f"/executions/{execution_id}"))
+        document: dict[str, Any] = self._json(
+            self._request("GET", f"/executions/{path_segment(execution_id)}")
+        )
         return document
 
     def children(self, execution_id: str) -> list[dict[str, Any]]:
@@ -318,6 +370,6 @@ class EngineClient:
     def cancel_execution(self, execution_id: str) -> dict[str, Any]:
         """Ask the engine to cancel an execution; a finished one answers with a faultstring."""
         document: dict[str, Any] = self._json(
-            self._request("DELETE", f"/executions/{execution_id}")
+            self._request("DELETE", f"/executions/{path_segment(execution_id)}")
         )
         return document

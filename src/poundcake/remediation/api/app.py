@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -30,18 +31,30 @@ from poundcake.db.session import make_session_factory
 from poundcake.exceptions import (
     PoundCakeError,
 )
+from poundcake.ops import health as health_checks
+from poundcake.ops.metrics import (
+    CONTENT_TYPE,
+    METRICS_PATH,
+    DatabaseCollector,
+    IntakeMetrics,
+    IntakeTimer,
+    exposition,
+)
 from poundcake.remediation.api import routers
 from poundcake.remediation.api.auth import TokenChecker, webhook_tokens
 from poundcake.remediation.api.background import DeliveryHandoff, Enqueue
 from poundcake.remediation.api.calls import ApiCallRecorder, RequestContextMiddleware
 from poundcake.remediation.api.dependencies import ApiState, get_api, get_request_id
 from poundcake.remediation.api.responses import error_response, json_response
+from poundcake.remediation.api.routers.webhook import WEBHOOK_PATHS
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/api/v1"
 HEALTH_PATH = "/health"
 ENQUEUE_MODULE = "poundcake.remediation.tasks.enqueue"
+TASKS_MODULE = "poundcake.remediation.tasks.app"
+SERVICE = "poundcake-api"
 RETRY_AFTER = {"Retry-After": "5"}
 # Threads that may wait on the database at once (FastAPI's pool has 40): 20 connections.
 POOL_SIZE = 10
@@ -101,13 +114,60 @@ def create_app(
         app.include_router(module.router, prefix=prefix)
         self_recorded.update(prefix + path for path in getattr(module, "SELF_RECORDED_PATHS", ()))
     app.add_api_route(HEALTH_PATH, health, methods=["GET"], include_in_schema=False)
+    add_operations_routes(app, config, sessions)
     app.add_middleware(
         RequestContextMiddleware,
         recorder=recorder,
         self_recorded=frozenset(self_recorded),
-        unrecorded=frozenset({HEALTH_PATH}),
+        unrecorded=frozenset(
+            {HEALTH_PATH, health_checks.LIVE_PATH, health_checks.READY_PATH, METRICS_PATH}
+        ),
     )
     return app
+
+
+def add_operations_routes(
+    app: FastAPI, config: PoundCakeConfig, sessions: sessionmaker[Session]
+) -> None:
+    """``/health/live``, ``/health/ready`` and ``/metrics``: no authentication, never recorded."""
+    bind = sessions.kw.get("bind")
+    checks = []
+    if isinstance(bind, sa.Engine):
+        checks.append(health_checks.Check("database", health_checks.database_probe(bind)))
+    broker, queue = celery_broker(config)
+    if broker is not None:
+        # Intake never needs the broker (the relay hands deliveries over later): reported only.
+        probe = health_checks.broker_probe(broker)
+        checks.append(health_checks.Check("broker", probe, required=False))
+    registry = CollectorRegistry()
+    intake = IntakeMetrics(registry)
+    registry.register(DatabaseCollector(sessions, broker_url=broker, celery_queue=queue))
+
+    def live() -> Response:
+        return json_response(200, health_checks.live_body(SERVICE))
+
+    def ready() -> Response:
+        readiness = health_checks.run_checks(SERVICE, checks)
+        return json_response(readiness.status_code, readiness.body)
+
+    def metrics() -> Response:
+        return Response(exposition(registry), media_type=CONTENT_TYPE)
+
+    app.add_api_route(health_checks.LIVE_PATH, live, methods=["GET"], include_in_schema=False)
+    app.add_api_route(health_checks.READY_PATH, ready, methods=["GET"], include_in_schema=False)
+    app.add_api_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
+    app.add_middleware(IntakeTimer, metrics=intake, paths=WEBHOOK_PATHS)
+
+
+def celery_broker(config: PoundCakeConfig) -> tuple[str | None, str]:
+    """The workers' broker URL and queue, or None without the task queue."""
+    try:
+        module = importlib.import_module(TASKS_MODULE)
+    except ImportError:
+        return None, ""
+    url: str = module.broker_url(config.settings)
+    queue: str = module.QUEUE
+    return url, queue
 
 
 def discover_routers() -> list[tuple[str, ModuleType]]:

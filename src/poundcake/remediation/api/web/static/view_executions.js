@@ -1,0 +1,360 @@
+// #/executions (filters like ``st2 execution list``, pagination) and #/executions/<id> (details,
+// live output, re-run and cancel).
+
+import { api } from "./api.js";
+import {
+  badge,
+  errorBox,
+  facts,
+  field,
+  formatSeconds,
+  formatTime,
+  h,
+  jsonBlock,
+  replace,
+  routeLink,
+  select,
+  table,
+} from "./dom.js";
+
+const STATUSES = [
+  "",
+  "requested",
+  "scheduled",
+  "delayed",
+  "running",
+  "succeeded",
+  "failed",
+  "timeout",
+  "abandoned",
+  "canceling",
+  "canceled",
+  "pending",
+  "paused",
+];
+const CANCELABLE = new Set([
+  "requested",
+  "scheduled",
+  "delayed",
+  "running",
+  "pausing",
+  "paused",
+  "resuming",
+  "pending",
+]);
+const FINISHED = new Set(["succeeded", "failed", "timeout", "abandoned", "canceled"]);
+const TEXT_FILTERS = [
+  ["action", "Action", "e.g. core.local"],
+  ["user", "User", null],
+  ["trigger_instance", "Trigger instance", null],
+  ["rule", "Rule", "e.g. poundcake_cabs.disk_full"],
+  ["parent", "Parent execution", null],
+];
+const PAGE_SIZES = ["25", "50", "100"];
+
+/** "2026-01-02T03:04" (a datetime-local value, local time) -> ISO UTC, and back. */
+function localToIso(value) {
+  if (!value) return "";
+  const when = new Date(value);
+  return Number.isNaN(when.getTime()) ? "" : when.toISOString();
+}
+
+function isoToLocal(value) {
+  if (!value) return "";
+  const when = new Date(value);
+  if (Number.isNaN(when.getTime())) return "";
+  const shifted = new Date(when.getTime() - when.getTimezoneOffset() * 60000);
+  return shifted.toISOString().slice(0, 16);
+}
+
+function filterForm(context) {
+  const query = context.query;
+  const controls = TEXT_FILTERS.map(([name, label, hint]) =>
+    field(
+      label,
+      h("input", { name, value: query.get(name) || "", autocomplete: "off", placeholder: hint }),
+      null,
+    ),
+  );
+  const after = h("input", {
+    name: "timestamp_gt",
+    type: "datetime-local",
+    value: isoToLocal(query.get("timestamp_gt")),
+  });
+  const before = h("input", {
+    name: "timestamp_lt",
+    type: "datetime-local",
+    value: isoToLocal(query.get("timestamp_lt")),
+  });
+  const form = h(
+    "form",
+    { class: "filters", role: "search", "aria-label": "Filter executions" },
+    controls,
+    field("Status", select("status", STATUSES, query.get("status"))),
+    field("Started after", after),
+    field("Started before", before),
+    field(
+      "Per page",
+      select(
+        "limit",
+        PAGE_SIZES.map((size) => [size, size]),
+        query.get("limit") || "50",
+      ),
+    ),
+    h(
+      "div",
+      { class: "filter-actions" },
+      h("button", { type: "submit" }, "Apply filters"),
+      h("a", { href: "#/executions", class: "button-link secondary" }, "Clear"),
+    ),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = {};
+    for (const [key, value] of new FormData(form)) {
+      const converted = key.startsWith("timestamp_") ? localToIso(value) : value;
+      if (converted) chosen[key] = converted;
+    }
+    context.navigate("executions", chosen);
+  });
+  return form;
+}
+
+function pager(context, offset, limit, shown, total) {
+  const go = (newOffset) => () => {
+    const query = Object.fromEntries(context.query);
+    query.offset = String(Math.max(0, newOffset));
+    context.navigate("executions", query);
+  };
+  const first = total ? offset + 1 : 0;
+  return h(
+    "nav",
+    { class: "pager", "aria-label": "Pages" },
+    h(
+      "button",
+      { type: "button", class: "secondary", disabled: offset <= 0, onclick: go(offset - limit) },
+      "← Newer",
+    ),
+    h("span", null, `${first}–${offset + shown} of ${total}`),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        disabled: offset + shown >= total,
+        onclick: go(offset + limit),
+      },
+      "Older →",
+    ),
+  );
+}
+
+export async function renderList(root, context) {
+  const results = h("div", { class: "results" });
+  replace(root, h("h1", null, "Executions"), filterForm(context), results);
+  const limit = Number(context.query.get("limit") || 50);
+  const offset = Number(context.query.get("offset") || 0);
+  const load = async () => {
+    try {
+      const query = Object.fromEntries(context.query);
+      const data = await api("/ui/api/executions", { query: { ...query, limit, offset } });
+      if (!context.alive()) return;
+      const items = data.items || [];
+      replace(
+        results,
+        table(
+          "Executions",
+          ["Execution", "Action", "Status", "User", "Started", "Took", "Request"],
+          items.map((execution) => [
+            routeLink(["executions", execution.id], execution.id, { class: "execution-link" }),
+            execution.action,
+            badge(execution.status),
+            execution.user,
+            formatTime(execution.start_timestamp),
+            formatSeconds(execution.elapsed_seconds),
+            execution.request_id ? routeLink(["requests", execution.request_id], "trail") : null,
+          ]),
+          "No executions match these filters.",
+        ),
+        pager(context, offset, limit, items.length, data.total ?? items.length),
+      );
+    } catch (error) {
+      if (context.alive() && error.status !== 401) replace(results, errorBox(error.message));
+    }
+  };
+  context.live(context.debounced(load, 600));
+  await load();
+}
+
+function outputText(items) {
+  return (items || []).map((item) => String(item.data ?? "")).join("");
+}
+
+function summary(execution, context, reload) {
+  const message = h("div", { class: "form-message", "aria-live": "polite" });
+  const rerun = h("button", { type: "button" }, "Re-run");
+  const cancel = h(
+    "button",
+    { type: "button", class: "danger", disabled: !CANCELABLE.has(execution.status) },
+    "Cancel",
+  );
+  rerun.addEventListener("click", async () => {
+    rerun.disabled = true;
+    try {
+      const created = await api(`/ui/api/executions/${encodeURIComponent(execution.id)}/rerun`, {
+        method: "POST",
+        body: {},
+      });
+      context.navigate(`executions/${encodeURIComponent(created.id)}`);
+    } catch (error) {
+      if (error.status !== 401) replace(message, errorBox(`Re-run failed: ${error.message}`));
+      rerun.disabled = false;
+    }
+  });
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      const answer = await api(`/ui/api/executions/${encodeURIComponent(execution.id)}/cancel`, {
+        method: "POST",
+        body: {},
+      });
+      replace(
+        message,
+        h("p", { class: "notice", role: "status" }, `Execution is now ${answer.status}.`),
+      );
+      reload();
+    } catch (error) {
+      if (error.status !== 401) replace(message, errorBox(`Cancel failed: ${error.message}`));
+      cancel.disabled = false;
+    }
+  });
+  return [
+    h("div", { class: "toolbar" }, rerun, cancel),
+    message,
+    facts([
+      ["Status", badge(execution.status)],
+      ["Action", execution.action],
+      ["Runner", execution.runner?.name ?? execution.runner_type ?? execution.runner],
+      ["Started", formatTime(execution.start_timestamp)],
+      ["Ended", formatTime(execution.end_timestamp)],
+      [
+        "Request",
+        execution.request_id
+          ? routeLink(["requests", execution.request_id], execution.request_id)
+          : null,
+      ],
+      [
+        "Alert",
+        execution.alert_id ? routeLink(["alerts", execution.alert_id], execution.alert_id) : null,
+      ],
+      [
+        "Parent",
+        parentOf(execution)
+          ? routeLink(["executions", parentOf(execution)], parentOf(execution))
+          : null,
+      ],
+    ]),
+  ];
+}
+
+export async function renderDetail(root, context) {
+  const [executionId] = context.params;
+  const head = h("div");
+  const parameters = h("div");
+  const output = h("pre", {
+    class: "code output",
+    tabindex: "0",
+    "aria-label": "Execution output",
+    "aria-live": "off",
+  });
+  const result = h("div");
+  const children = h("div");
+  replace(
+    root,
+    h("p", { class: "breadcrumb" }, h("a", { href: "#/executions" }, "← All executions")),
+    h("h1", null, "Execution ", h("code", null, executionId)),
+    head,
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "x-output" },
+      h("h2", { id: "x-output" }, "Output"),
+      output,
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "x-result" },
+      h("h2", { id: "x-result" }, "Result"),
+      result,
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "x-parameters" },
+      h("h2", { id: "x-parameters" }, "Parameters"),
+      parameters,
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "x-children" },
+      h("h2", { id: "x-children" }, "Child executions"),
+      children,
+    ),
+  );
+  let childIds = new Set();
+  let status = null;
+  const loadOutput = async () => {
+    const data = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/output`);
+    if (context.alive())
+      output.textContent =
+        outputText(data.items) || (FINISHED.has(status) ? "(no output)" : "(no output yet)");
+  };
+  const load = async () => {
+    try {
+      const execution = await api(`/ui/api/executions/${encodeURIComponent(executionId)}`);
+      if (!context.alive()) return;
+      status = execution.status;
+      root.dataset.status = status;
+      childIds = new Set(execution.children || []);
+      replace(head, summary(execution, context, reload));
+      replace(
+        result,
+        jsonBlock(execution.result, "Result"),
+        execution.log?.length
+          ? h(
+              "details",
+              null,
+              h("summary", null, "Status history"),
+              jsonBlock(execution.log, "Status history"),
+            )
+          : null,
+      );
+      replace(parameters, jsonBlock(execution.parameters, "Parameters"));
+      replace(
+        children,
+        childIds.size
+          ? h(
+              "ul",
+              null,
+              [...childIds].map((id) => h("li", null, routeLink(["executions", id], id))),
+            )
+          : h("p", { class: "empty" }, "None."),
+      );
+      await loadOutput();
+    } catch (error) {
+      if (context.alive() && error.status !== 401) replace(head, errorBox(error.message));
+    }
+  };
+  const reload = context.debounced(load, 300);
+  context.live((type, data) => {
+    if (type === "reconnected" || data.id === executionId || childIds.has(data.id)) reload();
+  });
+  // Output has no event of its own: while the execution runs, its output is fetched every 2 s.
+  const poll = window.setInterval(() => {
+    if (status && !FINISHED.has(status)) loadOutput().catch(() => {});
+  }, 2000);
+  context.cleanup(() => window.clearInterval(poll));
+  await load();
+}
+
+function parentOf(execution) {
+  return execution.parent ?? execution.context?.parent?.execution_id ?? null;
+}

@@ -1,0 +1,198 @@
+"""Executions for the UI: ``st2 execution list``'s filters, detail, output, re-run, cancel.
+
+Lists and output are read from the engine's tables with the engine's own filters; one execution,
+re-runs and cancels go through the engine's API with PoundCake's key (server side), so secret
+parameters are masked exactly as the engine's API masks them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from poundcake.engine.documents import isoformat
+from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB
+from poundcake.engine.executions.queries import ExecutionFilters, filter_conditions, parse_timestamp
+from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
+from poundcake.remediation.cabs.engine import CabEngineClient
+
+logger = logging.getLogger(__name__)
+
+E = ExecutionDB
+MAX_PAGE = 500
+MAX_OUTPUT_CHUNKS = 5000
+
+
+class UiEngineClient(CabEngineClient):
+    """The engine's API as the UI's writes use it: re-run, cancel, rule changes."""
+
+    def rerun(self, execution_id: str) -> dict[str, Any]:
+        """Run an execution's action again with the same parameters; the new execution."""
+        path = f"/executions/{quote(execution_id, safe='')}/re_run"
+        document: dict[str, Any] = self._json(self._request("POST", path, body={}))
+        return document
+
+    def put_rule(self, ref: str, document: dict[str, Any]) -> dict[str, Any]:
+        """Replace the rule ``ref``; the engine's new document."""
+        path = f"/rules/{quote(ref, safe='')}"
+        found: dict[str, Any] = self._json(self._request("PUT", path, body=document))
+        return found
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    """What ``GET /ui/api/executions`` asks for (strings as the query string gives them)."""
+
+    action: str | None = None
+    status: str | None = None
+    user: str | None = None
+    trigger_instance: str | None = None
+    parent: str | None = None
+    rule: str | None = None
+    timestamp_gt: str | None = None
+    timestamp_lt: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def filters(self) -> ExecutionFilters:
+        """The engine's filters (timestamps parsed; a bad one is a ValidationError)."""
+        return ExecutionFilters(
+            action=self.action or None,
+            status=self.status or None,
+            user=self.user or None,
+            trigger_instance=self.trigger_instance or None,
+            parent=self.parent or None,
+            rule=self.rule or None,
+            timestamp_gt=parse_timestamp(self.timestamp_gt, "timestamp_gt")
+            if self.timestamp_gt
+            else None,
+            timestamp_lt=parse_timestamp(self.timestamp_lt, "timestamp_lt")
+            if self.timestamp_lt
+            else None,
+        )
+
+
+def _links(context: Any) -> tuple[str | None, str | None]:
+    if not isinstance(context, dict):
+        return None, None
+    request_id, alert_id = context.get("request_id"), context.get("alert_id")
+    return (
+        request_id if isinstance(request_id, str) else None,
+        alert_id if isinstance(alert_id, str) else None,
+    )
+
+
+def list_executions(session: Session, query: ExecutionQuery) -> dict[str, Any]:
+    """One page of executions, newest first, and how many match."""
+    if not 1 <= query.limit <= MAX_PAGE:
+        raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
+    if query.offset < 0:
+        raise ValidationError("offset must not be negative")
+    conditions = filter_conditions(query.filters())
+    total = session.scalar(sa.select(sa.func.count()).select_from(E).where(*conditions))
+    rows = session.execute(
+        sa.select(
+            E.id,
+            E.action,
+            E.status,
+            E.start_timestamp,
+            E.end_timestamp,
+            E.context,
+            E.parent,
+            E.context_user,
+        )
+        .where(*conditions)
+        .order_by(E.start_timestamp.desc(), E.id.desc())
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    items = []
+    for row in rows:
+        request_id, alert_id = _links(row.context)
+        elapsed = (
+            (row.end_timestamp - row.start_timestamp).total_seconds()
+            if row.end_timestamp is not None
+            else None
+        )
+        items.append(
+            {
+                "id": row.id,
+                "action": row.action,
+                "status": row.status,
+                "start_timestamp": isoformat(row.start_timestamp),
+                "end_timestamp": isoformat(row.end_timestamp),
+                "elapsed_seconds": elapsed,
+                "request_id": request_id,
+                "alert_id": alert_id,
+                "parent": row.parent,
+                "user": row.context_user,
+            }
+        )
+    return {"items": items, "total": int(total or 0)}
+
+
+def execution_detail(engine: UiEngineClient, execution_id: str) -> dict[str, Any]:
+    """One execution as the engine's API shows it (secrets masked), in the UI's shape."""
+    document = engine.get_execution(execution_id)
+    action = document.get("action") or {}
+    runner = document.get("runner") or {}
+    context = document.get("context") or {}
+    request_id, alert_id = _links(context)
+    return {
+        "id": document.get("id"),
+        "action": action.get("ref") if isinstance(action, dict) else action,
+        "runner": runner.get("name") if isinstance(runner, dict) else runner,
+        "status": document.get("status"),
+        "parameters": document.get("parameters") or {},
+        "result": document.get("result"),
+        "context": context,
+        "start_timestamp": document.get("start_timestamp"),
+        "end_timestamp": document.get("end_timestamp"),
+        "children": document.get("children") or [],
+        "request_id": request_id,
+        "alert_id": alert_id,
+        "log": document.get("log") or [],
+    }
+
+
+def execution_output(session: Session, execution_id: str) -> dict[str, Any]:
+    """The stdout and stderr chunks of an execution, oldest first."""
+    if session.get(E, execution_id) is None:
+        raise NotFoundError(f'No execution with id "{execution_id}"')
+    chunks = session.scalars(
+        sa.select(ExecutionOutputDB)
+        .where(ExecutionOutputDB.execution_id == execution_id)
+        .order_by(ExecutionOutputDB.id)
+        .limit(MAX_OUTPUT_CHUNKS)
+    )
+    return {
+        "items": [
+            {
+                "output_type": chunk.output_type,
+                "data": chunk.data,
+                "timestamp": isoformat(chunk.timestamp),
+            }
+            for chunk in chunks
+        ]
+    }
+
+
+def rerun_execution(engine: UiEngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
+    """Re-run an execution; ``{"id"}`` of the new one."""
+    new_id = engine.rerun(execution_id).get("id")
+    logger.info("UI user %s re-ran execution %s as %s", user, execution_id, new_id)
+    return {"id": new_id}
+
+
+def cancel_execution(engine: UiEngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
+    """Cancel an execution; ConflictError when the engine refuses (it has finished)."""
+    document = engine.cancel_execution(execution_id)
+    if "faultstring" in document and "status" not in document:
+        raise ConflictError(str(document["faultstring"]))
+    logger.info("UI user %s canceled execution %s", user, execution_id)
+    return {"id": document.get("id", execution_id), "status": document.get("status")}

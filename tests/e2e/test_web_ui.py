@@ -1,0 +1,330 @@
+"""End to end in a real browser: the web UI served by poundcake-api, driven by Chromium, on the
+whole product (engine, workers, Alertmanager). One product and one browser serve the module."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.stack import Product, eventually, running_product
+from tests.e2e.web_browser import (
+    SLOW_MS,
+    USERNAME,
+    Served,
+    browser_page,
+    chromium,
+    create_login,
+    log_in,
+    log_in_and_wait,
+)
+from tests.integration.conftest import admin_sql
+
+CABS: dict[str, dict[str, Any]] = {
+    "ui_disk": {
+        "name": "ui_disk",
+        "description": "Clean up a full disk, then say so",
+        "alert_name_pattern": "^UIDiskFull$",
+        "severity_filter": ["critical"],
+        "steps": [
+            {
+                "name": "clean",
+                "action": "core.local",
+                "parameters": {"cmd": "printf 'cleaning %s' {{ alert.labels.instance }}"},
+                "expected_result": {"stdout_contains": "cleaning"},
+                "timeout_seconds": 30,
+            },
+            {
+                "name": "report",
+                "action": "core.echo",
+                "parameters": {"message": "done for {{ request_id }}"},
+            },
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+    with running_product(tmp_path_factory.mktemp("web-ui"), CABS) as running:
+        create_login(running)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def served(product: Product) -> Iterator[Served]:
+    """Every response body of the module's tests; none may hold the engine's API key."""
+    recorded = Served()
+    yield recorded
+    recorded.assert_never_contained(product.api_key)
+
+
+@pytest.fixture
+def page(browser: Browser, served: Served, product: Product) -> Iterator[Page]:
+    with browser_page(browser, served) as (_context, opened):
+        yield opened
+        assert product.api_key not in opened.content()
+
+
+def match_payload(instance: str) -> dict[str, Any]:
+    labels = {"alertname": "UIDiskFull", "severity": "critical", "instance": instance}
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="UIDiskFull"}',
+        "status": "firing",
+        "receiver": "poundcake",
+        "groupLabels": {"alertname": "UIDiskFull"},
+        "commonLabels": labels,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": "match test"},
+                "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": "0a1b2c3d4e5f6071",
+            }
+        ],
+    }
+
+
+def test_a_wrong_password_shows_an_error_and_sets_no_cookie(
+    browser: Browser, served: Served, product: Product
+) -> None:
+    with browser_page(browser, served) as (context, page):
+        log_in(page, product, password="not-the-password")
+        expect(page.get_by_role("alert")).to_have_text("Invalid username or password.")
+        expect(page).to_have_url(re.compile(r"#/login$"))
+        assert [c for c in context.cookies() if c["name"] == "poundcake_session"] == []
+
+        page.get_by_label("Password").fill("Web-UI-passw0rd")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", level=1, name="Dashboard")).to_be_visible()
+        [cookie] = [c for c in context.cookies() if c["name"] == "poundcake_session"]
+        assert cookie["httpOnly"] is True
+        assert cookie["sameSite"] == "Strict"
+        expect(page.get_by_text(f"Signed in as {USERNAME}")).to_be_visible()
+
+
+def test_an_alert_appears_and_its_trail_completes_without_a_reload(
+    page: Page, product: Product
+) -> None:
+    log_in_and_wait(page, product)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
+    expect(page.get_by_role("heading", level=1, name="Alerts")).to_be_visible()
+    page.evaluate("window.__notReloaded = 'still here'")
+    instance = "web-7 <img src=x onerror=alert(1)>"
+
+    product.fire_through_alertmanager(
+        {"alertname": "UIDiskFull", "severity": "critical", "instance": instance}
+    )
+    # The list refreshes on the alert's live event: no reload, no click.
+    row = page.get_by_role("row").filter(has_text="UIDiskFull")
+    expect(row).to_be_visible(timeout=SLOW_MS)
+    expect(row).to_contain_text(instance)
+    row.get_by_role("link", name="UIDiskFull").click()
+    expect(page.get_by_role("heading", level=1, name="UIDiskFull")).to_be_visible()
+    page.locator("a.trail-link").first.click()
+    expect(page.get_by_role("heading", level=1, name="Request trail")).to_be_visible()
+
+    trail = page.locator(".view")
+    expect(trail).to_have_attribute("data-complete", "true", timeout=SLOW_MS)
+    expect(page.get_by_text("POST /api/v1/webhook")).to_be_visible()
+    expect(page.get_by_text("Rule poundcake_cabs.ui_disk")).to_be_visible()
+    expect(page.locator(".event-step")).to_have_count(2)
+    expect(page.locator(".event-step .step-output pre").first).to_have_text(f"cleaning {instance}")
+    expect(page.get_by_text("Workflow succeeded")).to_be_visible()
+    assert page.evaluate("window.__notReloaded") == "still here"
+    # The attacker-controlled label stayed text: no element was made of it.
+    assert page.locator("img").count() == 0
+
+    # An execution: its output, parameters and result.
+    page.locator(".event-step").first.get_by_role("link", name="execution details").click()
+    expect(page.get_by_role("heading", level=1, name=re.compile("^Execution"))).to_be_visible()
+    expect(page.get_by_label("Execution output")).to_have_text(f"cleaning {instance}")
+    expect(page.locator(".view")).to_have_attribute("data-status", "succeeded")
+    expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+    assert page.evaluate("window.__notReloaded") == "still here"
+
+    # The dashboard counts the remediation and draws the week's executions.
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.locator(".big-number")).to_have_text("100%")
+    expect(page.get_by_role("img", name=re.compile("Executions per day"))).to_be_visible()
+    expect(page.locator(".activity li").first).to_be_visible()
+    assert page.evaluate("window.__notReloaded") == "still here"
+
+    # The alerts view's filters.
+    page.get_by_role("link", name="1 remediated", exact=True).click()
+    expect(page).to_have_url(re.compile(r"#/alerts\?state=remediated$"))
+    expect(page.get_by_role("row").filter(has_text="UIDiskFull")).to_have_count(1)
+    page.get_by_label("State").select_option("failed")
+    page.get_by_label("Name contains").fill("UIDisk")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.get_by_text("No alerts match these filters.")).to_be_visible()
+    page.get_by_label("State").select_option("")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.get_by_role("row").filter(has_text="UIDiskFull")).to_have_count(1)
+
+
+def test_the_executions_list_filters_and_reruns(page: Page, product: Product) -> None:
+    started = product.engine_api(
+        "POST", "/executions", json={"action": "core.echo", "parameters": {"message": "from e2e"}}
+    )
+    assert started.status_code == 201, started.text
+    execution_id = started.json()["id"]
+    eventually(
+        lambda: (
+            product.engine_api("GET", f"/executions/{execution_id}").json()["status"] == "succeeded"
+        ),
+        "the echo execution",
+    )
+    log_in_and_wait(page, product)
+    page.goto(f"{product.api_url}/#/executions")
+    page.get_by_label("Action").fill("core.echo")
+    page.get_by_label("Status").select_option("succeeded")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r"action=core.echo"))
+    rows = page.get_by_role("row").filter(has_text="core.echo")
+    expect(rows.first).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="core.local")).to_have_count(0)
+
+    page.get_by_role("link", name=execution_id).click()
+    expect(page.get_by_label("Execution output")).to_contain_text("from e2e")
+    page.get_by_role("button", name="Re-run").click()
+    # The new execution's page follows it live until it has run.
+    expect(page).not_to_have_url(re.compile(f"{execution_id}$"))
+    rerun_id = page.url.rsplit("/", 1)[-1]
+    expect(page.locator(".view")).to_have_attribute("data-status", "succeeded", timeout=SLOW_MS)
+    expect(page.get_by_label("Execution output")).to_contain_text("from e2e")
+    rerun = product.engine_api("GET", f"/executions/{rerun_id}").json()
+    assert rerun["action"]["ref"] == "core.echo"
+    assert rerun["parameters"] == {"message": "from e2e"}
+
+
+def test_a_running_execution_is_canceled_from_its_page(page: Page, product: Product) -> None:
+    started = product.engine_api(
+        "POST", "/executions", json={"action": "core.local", "parameters": {"cmd": "sleep 60"}}
+    )
+    assert started.status_code == 201, started.text
+    execution_id = started.json()["id"]
+    log_in_and_wait(page, product)
+    page.goto(f"{product.api_url}/#/executions/{execution_id}")
+    view = page.locator(".view")
+    expect(view).to_have_attribute("data-status", "running", timeout=SLOW_MS)
+    page.get_by_role("button", name="Cancel").click()
+    # The page follows the execution's events to its end.
+    expect(view).to_have_attribute("data-status", "canceled", timeout=SLOW_MS)
+    expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+    assert product.engine_api("GET", f"/executions/{execution_id}").json()["status"] == "canceled"
+
+
+def test_the_cab_match_test_shows_rendered_parameters_and_rules_toggle(
+    page: Page, product: Product
+) -> None:
+    log_in_and_wait(page, product)
+    page.get_by_role("link", name="Rules & CABs").click()
+    expect(page.get_by_role("heading", level=2, name="CAB match test")).to_be_visible()
+    payload = page.get_by_label("Alertmanager webhook payload (JSON)")
+    payload.fill("{ not json")
+    page.get_by_role("button", name="Test match").click()
+    expect(page.get_by_role("alert")).to_contain_text("not valid JSON")
+
+    payload.fill(json.dumps(match_payload("match-host-3")))
+    page.get_by_role("button", name="Test match").click()
+    results = page.locator(".match-results")
+    expect(results).to_contain_text("Matches CAB ui_disk", timeout=30_000)
+    expect(results).to_contain_text("printf 'cleaning %s' match-host-3")
+    expect(results.locator(".match-cab tbody tr")).to_have_count(2)
+    assert not [
+        a for a in product.alerts("UIDiskFull") if a["labels"].get("instance") == "match-host-3"
+    ]
+
+    toggle = page.get_by_label("Enable rule poundcake_cabs.ui_disk")
+    expect(toggle).to_be_checked()
+    toggle.uncheck()
+    expect(page.get_by_text("Rule poundcake_cabs.ui_disk is now disabled.")).to_be_visible()
+    assert product.engine_api("GET", "/rules/poundcake_cabs.ui_disk").json()["enabled"] is False
+    toggle.check()
+    expect(page.get_by_text("Rule poundcake_cabs.ui_disk is now enabled.")).to_be_visible()
+    assert product.engine_api("GET", "/rules/poundcake_cabs.ui_disk").json()["enabled"] is True
+
+
+def test_the_actions_view_lists_parameters(page: Page, product: Product) -> None:
+    log_in_and_wait(page, product)
+    page.goto(f"{product.api_url}/#/actions?pack=core")
+    local = page.locator("details.action").filter(has_text="core.local").first
+    local.locator("summary").click()
+    expect(local.get_by_role("cell", name="cmd", exact=True)).to_be_visible()
+
+
+def test_an_expired_session_sends_the_browser_to_login(page: Page, product: Product) -> None:
+    log_in_and_wait(page, product)
+    page.get_by_role("link", name="Executions").click()
+    expect(page.get_by_role("heading", level=1, name="Executions")).to_be_visible()
+    admin_sql(
+        "UPDATE poundcake_ui_sessions SET expires_at = '2000-01-01 00:00:00'",
+        database=product.database,
+    )
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r"#/login$"))
+    expect(
+        page.get_by_role("status").filter(has_text="Session expired. Log in again.")
+    ).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(0)
+
+
+def test_at_phone_width_the_navigation_is_usable(
+    browser: Browser, served: Served, product: Product
+) -> None:
+    with browser_page(browser, served, width=375, height=740) as (_context, page):
+        log_in_and_wait(page, product)
+        page.reload()
+        links = page.get_by_role("navigation", name="Main").get_by_role("link")
+        expect(links).to_have_count(5)
+        for index in range(5):
+            box = links.nth(index).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        expect(links.first).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(links.nth(1)).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", level=1, name="Alerts")).to_be_visible()
+        expect(links.nth(1)).to_have_attribute("aria-current", "page")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+        # The skip link jumps over the navigation into the page.
+        page.reload()
+        expect(links).to_have_count(5)
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page.locator("main")).to_be_focused()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
+        assert page.evaluate("document.activeElement !== document.querySelector('main')")
+
+
+def test_logging_out_ends_the_session(page: Page, product: Product) -> None:
+    log_in_and_wait(page, product)
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"#/login$"))
+    status = page.evaluate("fetch('/ui/api/dashboard').then((r) => r.status)")
+    assert status == 401
