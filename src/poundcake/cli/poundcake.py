@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from poundcake.cli.common import fail, handles_errors, out, quiet_migration_logs
+from poundcake.cli.ops_commands import add_ops_commands
 from poundcake.cli.remediation_commands import add_remediation_commands
 from poundcake.cli.remediation_ctl import add_process_commands
 from poundcake.cli.setup_db import report
@@ -29,6 +30,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Create, inspect and migrate Pou
 app.add_typer(db_app, name="db")
 add_remediation_commands(app)
 add_process_commands(app)
+add_ops_commands(app, db_app)
 
 EnvFile = Annotated[
     Path | None, typer.Option("--env-file", help="Read settings from this file instead of ./.env.")
