@@ -126,9 +126,14 @@ def sqlite_target(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Ta
         yield built
 
 
+# The operations packs bundled next to the system packs (docs/packs.md).
+OPERATIONS_PACKS = ("email", "http", "jenkins", "linux", "network", "slack")
+# Every pack of the repository's packs/ directory, in discovery (name) order.
+BUNDLED_REFS = sorted(["core", "packs", "poundcake", *OPERATIONS_PACKS])
 PACK_REFS = {
     "core": "core",
     "packs": "packs",
+    **{name: name for name in OPERATIONS_PACKS},
     "monitoring": "monitoring",
     "my-utils": "utils",
     "network_tools": "nettools",
@@ -146,7 +151,11 @@ def action_files(*pack_dirs: Path) -> dict[str, tuple[str, Path]]:
     return found
 
 
-CORE_ACTIONS = action_files(BUNDLED_PACKS_DIR / "core", BUNDLED_PACKS_DIR / "packs")
+CORE_ACTIONS = action_files(
+    BUNDLED_PACKS_DIR / "core",
+    BUNDLED_PACKS_DIR / "packs",
+    *(BUNDLED_PACKS_DIR / name for name in OPERATIONS_PACKS),
+)
 GOOD_ACTIONS = action_files(*sorted(path for path in GOOD.iterdir() if path.is_dir()))
 
 
@@ -187,9 +196,9 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
     good_registered, good_failing = expected_actions(GOOD_ACTIONS)
     assert {failure.path for failure in report.failures} == core_failing | good_failing
     assert all(failure.field == "runner_type" for failure in report.failures)
-    assert report.packs == ["core", "packs", "poundcake", "monitoring", "utils", "nettools"]
+    assert report.packs == [*BUNDLED_REFS, "monitoring", "utils", "nettools"]
     assert report.counts == {
-        "packs": 6,
+        "packs": len(BUNDLED_REFS) + 3,
         "triggers": 2,
         "sensors": 1,
         "runners": len(runner_types()),
@@ -209,7 +218,7 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
             written = yaml.safe_load(path.read_text())
             action = actions[ref]
             assert action.uid == f"action:{action.pack}:{written['name']}"
-            assert action.pack in ("core", "packs")
+            assert action.pack in ("core", "packs", *OPERATIONS_PACKS)
             assert action.runner_type == runner
             assert action.parameters == written["parameters"], ref
             assert action.metadata_file == f"actions/{path.name}"
@@ -227,7 +236,7 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
             assert collect.tags == [{"name": "team", "value": "sre"}]
 
         packs = {row.ref: row for row in rows(session, PackDB)}
-        assert set(packs) == {"core", "packs", "poundcake", "monitoring", "utils", "nettools"}
+        assert set(packs) == {*BUNDLED_REFS, "monitoring", "utils", "nettools"}
         monitoring = packs["monitoring"]
         assert (monitoring.version, monitoring.uid, monitoring.name) == (
             "0.4.0",
@@ -514,10 +523,8 @@ def test_st2ctl_reload_fails_on_broken_packs_unless_told_not_to(
     )
     assert tolerant.returncode == 0, tolerant.stderr
     assert "bad_yaml.yaml: is not valid YAML" in tolerant.stderr
-    assert (
-        "Registered 7 packs: core, packs, poundcake, monitoring, utils, nettools, broken_content."
-        in (tolerant.stdout)
-    )
+    packs = [*BUNDLED_REFS, "monitoring", "utils", "nettools", "broken_content"]
+    assert f"Registered {len(packs)} packs: {', '.join(packs)}." in tolerant.stdout
     assert "Registered 7 rules." in tolerant.stdout
 
 

@@ -1,10 +1,13 @@
 """Installing packs from local directories: checks, the copy into place and registration.
 
-Only local sources are installed, a ``file://`` URL or an absolute path to a pack directory;
-nothing is downloaded from the exchange or git. Each pack is copied to
+Only local sources are installed: a ``file://`` URL or an absolute path to a pack directory,
+or the bare name of a pack bundled with PoundCake (``linux`` is the repository's
+``packs/linux``); nothing is downloaded from the exchange or git. Each pack is copied to
 ``<packs directory>/<ref>``, the packs directory being the first existing, writable directory of
 ``[content] packs_base_paths``, replacing an older copy, and then registered with all its
-content. A pack that fails a check or does not register leaves the previous copy in place.
+content; a pack that already sits in a directory of the pack search path (a bundled pack in the
+system packs directory) is registered where it is. A pack that fails a check or does not
+register leaves the previous copy in place.
 Dependencies are not fetched: they must be installed already or come in the same request.
 Functions flush; the caller commits.
 """
@@ -27,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.packs.loader import MANIFEST_FILE, SYSTEM_PACK_REFS, PackSpec, load_pack
-from poundcake.engine.packs.locations import ContentLocations
+from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR, ContentLocations
 from poundcake.engine.packs.models import PackDB
 from poundcake.engine.packs.registration import register_packs
 from poundcake.exceptions import ValidationError
@@ -42,6 +45,7 @@ PACKS_SETTING = "[content] packs_base_paths"
 WORK_DIRECTORY = ".installing"
 _COPY_IGNORED = shutil.ignore_patterns(".git", "__pycache__", "*.pyc")
 _VERSION_CLAUSE = re.compile(r"(>=|<=|==|!=|>>|<<|>|<|=)\s*(\d+)\.(\d+)\.(\d+)")
+_PACK_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
 @dataclass
@@ -59,8 +63,20 @@ class PackOperationReport:
 # --- checks --------------------------------------------------------------------------------
 
 
-def local_source(source: str) -> Path:
-    """Return the pack directory a ``file://`` URL or an absolute path names; refuse the rest."""
+def bundled_pack_names(bundled: Path = BUNDLED_PACKS_DIR) -> list[str]:
+    """Return the names of the installable packs bundled with PoundCake (not the system packs)."""
+    if not bundled.is_dir():
+        return []
+    return sorted(
+        folder.name
+        for folder in bundled.iterdir()
+        if (folder / MANIFEST_FILE).is_file() and folder.name not in SYSTEM_PACK_REFS
+    )
+
+
+def local_source(source: str, bundled: Path = BUNDLED_PACKS_DIR) -> Path:
+    """Return the pack directory a ``file://`` URL, an absolute path or a bundled pack's name
+    names; refuse the rest."""
     text = source.strip()
     if text.startswith(FILE_SCHEME):
         parsed = urllib.parse.urlparse(text)
@@ -72,11 +88,16 @@ def local_source(source: str) -> Path:
         path = Path(urllib.parse.unquote(parsed.path))
     elif Path(text).is_absolute():
         path = Path(text)
+    elif _PACK_NAME.match(text) and (bundled / text / MANIFEST_FILE).is_file():
+        # A system pack's name gets here too, to be refused as a system pack.
+        path = bundled / text
     else:
+        names = ", ".join(bundled_pack_names(bundled)) or "none"
         raise ValidationError(
             f'Cannot install "{source}": only local packs can be installed, given as a '
-            "file:// URL or an absolute path to a pack directory; this engine does not download "
-            "packs from the StackStorm Exchange or from git."
+            "file:// URL, an absolute path to a pack directory or the name of a pack bundled "
+            f"with PoundCake ({names}); this engine does not download packs from the "
+            "StackStorm Exchange or from git."
         )
     if not (path / MANIFEST_FILE).is_file():
         raise ValidationError(f'Cannot install "{source}": {path} has no {MANIFEST_FILE}.')
@@ -148,9 +169,18 @@ def compatibility_problems(spec: PackSpec) -> list[str]:
 class _Candidate:
     source: Path
     spec: PackSpec
+    # The source already sits in a directory of the pack search path: register it there.
+    in_place: bool = False
+
+    def destination(self, target: Path) -> Path:
+        """Return where the pack is registered from once installed."""
+        return self.source.resolve() if self.in_place else (target / self.spec.ref).resolve()
 
 
-def _candidates(sources: Sequence[str], target: Path) -> list[_Candidate]:
+def _candidates(
+    sources: Sequence[str], target: Path, search_paths: Sequence[Path]
+) -> list[_Candidate]:
+    searched = {path.expanduser().resolve() for path in search_paths}
     candidates: list[_Candidate] = []
     for source in sources:
         path = local_source(source)
@@ -164,7 +194,7 @@ def _candidates(sources: Sequence[str], target: Path) -> list[_Candidate]:
             raise ValidationError(f"Cannot install {path}: it holds the packs directory {target}.")
         if any(candidate.spec.ref == spec.ref for candidate in candidates):
             raise ValidationError(f'Pack "{spec.ref}" is named twice in one request.')
-        candidates.append(_Candidate(path, spec))
+        candidates.append(_Candidate(path, spec, path.resolve().parent in searched))
     return candidates
 
 
@@ -201,7 +231,7 @@ def _placed(candidates: list[_Candidate], target: Path) -> Iterator[None]:
     try:
         for index, candidate in enumerate(candidates):
             destination = target / candidate.spec.ref
-            if candidate.source.resolve() == destination.resolve():
+            if candidate.in_place or candidate.source.resolve() == destination.resolve():
                 continue
             staging, backup = work / f"new-{index}", work / f"old-{index}"
             shutil.copytree(candidate.source, staging, ignore=_COPY_IGNORED, symlinks=True)
@@ -258,7 +288,7 @@ def plan_install(
     if not sources:
         raise ValidationError("Name at least one pack to install.")
     target = packs_directory(locations)
-    candidates = _candidates(sources, target)
+    candidates = _candidates(sources, target, locations.search_paths)
     warnings: list[str] = []
     for candidate in candidates:
         problems = compatibility_problems(candidate.spec)
@@ -295,16 +325,19 @@ def install_packs(
             types=None,
             system_user=system_user,
         )
-        _check_registered_from(session, plan.refs, plan.target)
+        _check_registered_from(session, plan)
     logger.info("Installed packs %s into %s", ", ".join(plan.refs), plan.target)
     return PackOperationReport(packs_list=plan.refs, warning_list=list(plan.warnings))
 
 
-def _check_registered_from(session: Session, refs: list[str], target: Path) -> None:
+def _check_registered_from(session: Session, plan: InstallPlan) -> None:
     """Fail if a pack of the same ref earlier in the search path hides an installed one."""
-    rows = session.execute(sa.select(PackDB.ref, PackDB.path).where(PackDB.ref.in_(refs)))
+    expected_paths = {
+        candidate.spec.ref: candidate.destination(plan.target) for candidate in plan.candidates
+    }
+    rows = session.execute(sa.select(PackDB.ref, PackDB.path).where(PackDB.ref.in_(plan.refs)))
     for ref, path in rows:
-        expected = (target / ref).resolve()
+        expected = expected_paths[ref]
         if path is None or Path(path).resolve() != expected:
             raise ValidationError(
                 f'Pack "{ref}" was installed to {expected}, but the copy at {path} comes first '
