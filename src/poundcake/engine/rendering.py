@@ -169,7 +169,7 @@ def render_shell_command(template: Any, context: Mapping[str, Any]) -> Any:
         return _shell_template(template).render(**context)
     except TemplateError as error:
         raise RenderError(f"failed to render {template!r}: {error}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as error:
         raise RenderError(f"failed to render {template!r}: {error}") from None
 
 
@@ -211,7 +211,7 @@ def render_string(template: str, context: Mapping[str, Any]) -> Any:
         return _template(template).render(**context)
     except TemplateError as error:
         raise RenderError(f"failed to render {template!r}: {error}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as error:
         raise RenderError(f"failed to render {template!r}: {error}") from None
 
 

@@ -276,7 +276,7 @@ def get_children(
     return Response(body, media_type="application/json")
 
 
-@router.get("/executions/{execution_id}/output")
+@router.get("/executions/{execution_id}/output", response_class=PlainTextResponse)
 def get_output(
     execution_id: str,
     _caller: CurrentCaller,

@@ -23,6 +23,7 @@ from typing import IO, cast
 
 from poundcake.engine.runners.base import OutputSink
 from poundcake.engine.runners.shell.output import LineStream, SerializedSink
+from poundcake.exceptions import ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,14 @@ class ProcessRun:
     ) -> ProcessOutcome:
         """Run ``argv`` once and wait for it; a ``timeout`` of ``None`` or 0 means no limit.
 
-        Raises :class:`OSError` when the process cannot be started at all.
+        Raises :class:`OSError` when the process cannot be started at all, and ValidationError
+        when an argument or environment value holds a NUL byte (no process can receive one).
         """
+        if any("\x00" in part for part in (*argv, *env.keys(), *env.values())):
+            raise ValidationError(
+                "a command argument or environment value contains a NUL byte, "
+                "which cannot be passed to a process"
+            )
         deadline = time.monotonic() + timeout if timeout else None
         stdout = LineStream("stdout", self._sink)
         stderr = LineStream("stderr", self._sink)
