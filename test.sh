@@ -11,5 +11,5 @@ echo "== ruff format";       .venv/bin/ruff format --check src tests bench
 echo "== mypy --strict";     .venv/bin/mypy src
 echo "== import contracts";  .venv/bin/lint-imports
 echo "== pytest"
-# Modules run in parallel, each kept on one worker (tests/conftest.py groups them).
-POUNDCAKE_REQUIRE_INTEGRATION=1 .venv/bin/pytest -n "${POUNDCAKE_TEST_WORKERS:-2}" --dist loadgroup "${@:-tests}"
+# Test files run in parallel, each on one worker (tests/conftest.py schedules them).
+POUNDCAKE_REQUIRE_INTEGRATION=1 .venv/bin/pytest -n "${POUNDCAKE_TEST_WORKERS:-2}" "${@:-tests}"

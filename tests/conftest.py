@@ -8,33 +8,45 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 INTEGRATION_DIRS = ("integration", "e2e", "faults", "security")
-SEED_DATABASES_MODULE = "tests.integration.layouts"
 _outcomes = {"passed": 0, "failed": 0, "skipped": 0}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    parallel = config.pluginmanager.hasplugin("xdist")
+# Modules that create the install guide's literal ``poundcake``/``stackstorm`` databases and users:
+# parallel test processes must never run two of them at once.
+SEED_DATABASE_MODULES = frozenset(
+    {"test_layout_prefixed.py", "test_layout_single_database.py", "test_layout_two_databases.py"}
+)
+
+
+class _FileScheduler:
+    """Parallel runs (pytest-xdist): a test file is one unit of work, so its module fixtures start
+    once; the seed-database modules form a single unit, run one after another on one worker."""
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        from xdist.scheduler import LoadScopeScheduling
+
+        class Scheduler(LoadScopeScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                path = nodeid.split("::", 1)[0]
+                return "seed-databases" if Path(path).name in SEED_DATABASE_MODULES else path
+
+        return Scheduler(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_FileScheduler(), "poundcake-file-scheduler")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(item.path).parent.name in INTEGRATION_DIRS:
             item.add_marker(pytest.mark.integration)
-        if parallel:
-            item.add_marker(pytest.mark.xdist_group(_parallel_group(item)))
-
-
-def _parallel_group(item: pytest.Item) -> str:
-    """Keep a module on one worker (its module fixtures start once), and every module that builds
-    the install guide's literal ``poundcake``/``stackstorm`` databases and users on the same one."""
-    module = getattr(item, "module", None)
-    if module is not None and any(
-        getattr(value, "__module__", None) == SEED_DATABASES_MODULE
-        for value in vars(module).values()
-    ):
-        return "seed-databases"
-    return str(item.path)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

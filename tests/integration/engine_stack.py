@@ -21,6 +21,7 @@ from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSett
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.service import RequestedExecution, request_execution
 from poundcake.engine.executions.states import COMPLETED
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
 
@@ -101,10 +102,14 @@ class EngineStack:
                 action_ref=action_ref,
                 parameters=parameters or {},
                 user="tester",
-                **kw,  # type: ignore[arg-type]
+                **{"cipher": self.cipher(), **kw},  # type: ignore[arg-type]
             )
         self.runtime.publisher.requested(requested.liveaction_id, requested.execution_id)
         return requested
+
+    def cipher(self) -> DatastoreCipher:
+        """The engine's datastore cipher (secret parameters are stored sealed with it)."""
+        return DatastoreCipher.from_key_file(self.config.datastore_key_path)
 
     def execution(self, execution_id: str) -> ExecutionDB:
         with self.runtime.sessions() as session:

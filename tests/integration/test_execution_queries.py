@@ -3,6 +3,8 @@ databases (a scratch MariaDB database, and SQLite for the portable queries)."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from poundcake.config import St2Config
 from poundcake.db.engine import make_st2_engine
 from poundcake.db.session import make_session_factory, unit_of_work
 from poundcake.engine.executions.documents import Projection, execution_document
-from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB
+from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
 from poundcake.engine.executions.queries import (
     ExecutionFilters,
     count_executions,
@@ -25,10 +27,12 @@ from poundcake.engine.executions.queries import (
     list_executions,
 )
 from poundcake.engine.executions.rerun import rerun_execution
+from poundcake.engine.executions.sealed import open_parameters
 from poundcake.engine.executions.service import claim, request_execution, schedule
 from poundcake.engine.executions.states import IllegalTransitionError
 from poundcake.engine.executions.updates import update_execution
-from poundcake.exceptions import ValidationError
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.exceptions import ConfigurationError, ValidationError
 from poundcake.ids import new_id
 from tests import factories
 from tests.integration.datastore_helpers import engine_config
@@ -199,10 +203,13 @@ def test_output_in_arrival_order_by_stream(sessions: sessionmaker[Session]) -> N
 
 
 def test_rerun_merges_parameters_and_points_back(sessions: sessionmaker[Session]) -> None:
+    cipher = DatastoreCipher(os.urandom(32))
     with unit_of_work(sessions) as session:
-        first = request(session, "core.secret", parameters={"token": "s3cret", "note": "one"})
+        first = request(
+            session, "core.secret", parameters={"token": "s3cret", "note": "one"}, cipher=cipher
+        )
         again = rerun_execution(
-            session, execution_id=first, user="alice", parameters={"note": "two"}
+            session, execution_id=first, user="alice", parameters={"note": "two"}, cipher=cipher
         )
         only_new = rerun_execution(
             session, execution_id=first, user="alice", parameters={"note": "x"}, merge=False
@@ -211,13 +218,48 @@ def test_rerun_merges_parameters_and_points_back(sessions: sessionmaker[Session]
         rerun = session.get(ExecutionDB, again.execution_id)
         bare = session.get(ExecutionDB, only_new.execution_id)
         assert rerun is not None and bare is not None
-        assert rerun.parameters == {"token": "s3cret", "note": "two"}
+        assert "s3cret" not in json.dumps(rerun.parameters)
+        assert "s3cret" not in json.dumps(rerun.liveaction)
+        names = {"token"}
+        assert open_parameters(rerun.parameters, names, cipher) == {
+            "token": "s3cret",
+            "note": "two",
+        }
+        liveaction = session.get(LiveActionDB, rerun.liveaction_id)
+        assert liveaction is not None
+        assert open_parameters(liveaction.parameters, names, cipher)["token"] == "s3cret"
         assert rerun.context["re-run"] == {"ref": first}
         assert rerun.context_user == "alice"
         assert rerun.status == "requested"
         assert bare.parameters == {"note": "x"}
     with unit_of_work(sessions) as session, pytest.raises(ValidationError, match="Orquesta"):
         rerun_execution(session, execution_id=first, user="alice", tasks=["t1"])
+    with unit_of_work(sessions) as session, pytest.raises(ValidationError, match="encrypted"):
+        rerun_execution(session, execution_id=first, user="alice")
+    with unit_of_work(sessions) as session, pytest.raises(ConfigurationError, match="key"):
+        request(session, "core.secret", parameters={"token": "s3cret"})
+
+
+def test_show_secrets_opens_sealed_parameters(sessions: sessionmaker[Session]) -> None:
+    cipher = DatastoreCipher(os.urandom(32))
+    with unit_of_work(sessions) as session:
+        execution_id = request(
+            session, "core.secret", parameters={"token": "s3cret", "note": "n"}, cipher=cipher
+        )
+    everything = Projection.everything()
+    with sessions() as session:
+        row = fetch_execution(session, execution_id, everything.columns())
+        assert row is not None
+        masked = execution_document(row._mapping, everything, cipher=cipher)
+        shown = execution_document(row._mapping, everything, mask=False, cipher=cipher)
+        sealed = execution_document(row._mapping, everything, mask=False)
+        wrong = DatastoreCipher(os.urandom(32))
+        kept = execution_document(row._mapping, everything, mask=False, cipher=wrong)
+    assert masked["parameters"] == {"token": "********", "note": "n"}
+    assert shown["parameters"] == {"token": "s3cret", "note": "n"}
+    assert shown["liveaction"]["parameters"] == {"token": "s3cret", "note": "n"}
+    assert set(sealed["parameters"]["token"]) == {"__secret__"}
+    assert kept["parameters"] == sealed["parameters"]
 
 
 def running(sessions: sessionmaker[Session], action: str = "core.noop") -> ExecutionDB:

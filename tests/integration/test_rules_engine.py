@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from poundcake.db.session import unit_of_work
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.sealed import open_parameters
 from poundcake.engine.keyvalue.service import set_value
 from poundcake.engine.packs.locations import content_locations
 from poundcake.engine.packs.registration import register_packs
@@ -315,3 +317,22 @@ def test_instances_stored_while_no_rules_engine_ran_are_processed_later(
     start_rules_engine(stack)
     assert wait_processed(stack, instance_id).status == "processed"
     assert len(enforcements(stack, instance_id)) == 1
+
+
+def test_a_rule_secret_parameter_is_stored_sealed(stack: EngineStack) -> None:
+    action = {
+        "ref": "core.local",
+        "parameters": {"cmd": "printf ran", "sudo_password": "{{ trigger.body.x }}"},
+    }
+    add_rule(stack, webhook_rule("sealed", "hooks/sealed", action=action))
+    start_rules_engine(stack)
+    [instance_id] = post(stack, "hooks/sealed", {"status": "firing", "x": "rule-pw-1234"})
+    wait_processed(stack, instance_id)
+    [enforcement] = enforcements(stack, instance_id)
+    assert enforcement.execution_id, enforcement.failure_reason
+    execution = stack.wait(enforcement.execution_id)
+    assert execution.status == "succeeded", execution.result
+    assert "rule-pw-1234" not in json.dumps([execution.parameters, execution.liveaction])
+    assert set(execution.parameters["sudo_password"]) == {"__secret__"}
+    opened = open_parameters(execution.parameters, {"sudo_password"}, stack.cipher())
+    assert opened["sudo_password"] == "rule-pw-1234"

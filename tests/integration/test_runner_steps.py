@@ -12,6 +12,7 @@ import pytest
 
 from poundcake.db.session import unit_of_work
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.sealed import open_parameters
 from poundcake.engine.executions.service import cancel_execution
 from poundcake.engine.packs.locations import content_locations
 from poundcake.engine.packs.registration import register_packs
@@ -114,6 +115,13 @@ steps:
   - name: three
     ref: core.local
     parameters: {cmd: "echo three"}
+""",
+    "secret_step": """
+steps:
+  - name: guarded
+    ref: core.local
+    parameters: {cmd: "printf done", sudo_password: "{{ alert.labels.mountpoint }}-pw"}
+    expected_result: {stdout_contains: done}
 """,
 }
 
@@ -401,3 +409,14 @@ def test_more_workflows_than_action_threads_all_finish(stack: EngineStack) -> No
     for workflow_id in workflow_ids:
         done = stack.wait(workflow_id, timeout=120)
         assert done.status == "succeeded", done.result
+
+
+def test_a_step_secret_parameter_is_stored_sealed(stack: EngineStack) -> None:
+    done = stack.wait(run_workflow(stack, "secret_step"))
+    assert done.status == "succeeded", done.result
+    [child] = children_of(stack, done.id)
+    assert child.status == "succeeded"
+    assert "/var-pw" not in json.dumps([child.parameters, child.liveaction])
+    assert set(child.parameters["sudo_password"]) == {"__secret__"}
+    opened = open_parameters(child.parameters, {"sudo_password"}, stack.cipher())
+    assert opened == {"cmd": "printf done", "sudo_password": "/var-pw"}

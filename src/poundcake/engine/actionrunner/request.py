@@ -10,8 +10,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.actions.models import ActionDB
-from poundcake.engine.actions.parameters import merge_schemas, resolve_parameters, split_parameters
+from poundcake.engine.actions.parameters import (
+    merge_schemas,
+    resolve_parameters,
+    secret_names,
+    split_parameters,
+)
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.sealed import open_parameters
 from poundcake.engine.executions.service import render_context
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.packs.models import ConfigDB, PackDB
@@ -55,8 +61,9 @@ def build_request(
 ) -> RunnerRequest:
     """Resolve the execution's parameters into a request.
 
-    The live parameters were rendered when the execution was requested and are used as stored;
-    defaults are rendered now, as StackStorm does at run time.
+    The live parameters were rendered when the execution was requested and are used as stored
+    (secret ones opened with ``cipher``); defaults are rendered now, as StackStorm does at run
+    time.
     """
     execution = work.execution
     action: dict[str, Any] = execution.action_snapshot or {}
@@ -65,7 +72,7 @@ def build_request(
     schema = merge_schemas(runner_schema, action.get("parameters") or {})
     pack = str(action.get("pack", ""))
     context = execution.context or {}
-    live = execution.parameters or {}
+    live = open_parameters(execution.parameters or {}, secret_names(schema), cipher)
     final = resolve_parameters(
         schema,
         live,

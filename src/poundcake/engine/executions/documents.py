@@ -5,7 +5,8 @@ page the ``st2`` CLI asks for (``id,action.ref,context.user,status,...``) reads 
 columns and never the snapshots or the result. Dotted names project into a field as MongoDB
 does for StackStorm (``action.ref`` gives ``{"action": {"ref": ...}}``); ``id`` is always
 kept. As in StackStorm, fields with a falsy value are left out, and secret parameters (and
-secret output keys) are shown as ``********`` unless secrets are asked for.
+secret output keys) are shown as ``********`` unless secrets are asked for; then secret
+parameters, stored sealed (:mod:`poundcake.engine.executions.sealed`), are opened.
 
 Lists read JSON columns as text (``columns(raw=True)``) and pass it through unchanged
 (:class:`Raw`) unless something in it must be masked or projected, so a page of full documents
@@ -26,6 +27,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from poundcake.engine.actions.parameters import SECRET_MASK, merge_schemas, secret_names
 from poundcake.engine.documents import isoformat
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.sealed import reveal_parameters
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.exceptions import ValidationError
 
 E = ExecutionDB
@@ -325,17 +328,44 @@ class Projection:
         """What to select, labelled by column key; ``raw``: JSON columns as :class:`Raw`."""
         return [_select(key, raw) for key in self.keys]
 
-    def fields(self, values: Values, *, mask: bool) -> list[tuple[str, Any]]:
-        """The document's fields in order, falsy ones left out (``id`` always kept)."""
+    def fields(
+        self, values: Values, *, mask: bool, cipher: DatastoreCipher | None = None
+    ) -> list[tuple[str, Any]]:
+        """The document's fields in order, falsy ones left out (``id`` always kept).
+
+        Unmasked, sealed secret parameters are opened with ``cipher`` when one is given."""
         built = [(name, build(values, mask)) for name, build in self.plan]
+        if not mask and cipher is not None:
+            built = [(name, _revealed(name, value, values, cipher)) for name, value in built]
         return [(name, value) for name, value in built if value or name == "id"]
 
 
+def _revealed(name: str, value: Any, values: Values, cipher: DatastoreCipher) -> Any:
+    """A ``parameters`` or ``liveaction`` field with its sealed secret parameters opened."""
+    if name not in ("parameters", "liveaction") or not value:
+        return value
+    names = secrets(values).parameters
+    if not names:
+        return value
+    if name == "parameters":
+        return reveal_parameters(decoded(value), names, cipher)
+    liveaction = decoded(value)
+    if not isinstance(liveaction, dict) or "parameters" not in liveaction:
+        return liveaction
+    return {**liveaction, "parameters": reveal_parameters(liveaction["parameters"], names, cipher)}
+
+
 def execution_document(
-    values: Values, projection: Projection, *, mask: bool = True
+    values: Values,
+    projection: Projection,
+    *,
+    mask: bool = True,
+    cipher: DatastoreCipher | None = None,
 ) -> dict[str, Any]:
-    """The API document of one execution from its ``values`` (column key -> value)."""
-    return {name: decoded(value) for name, value in projection.fields(values, mask=mask)}
+    """The API document of one execution from its ``values`` (column key -> value); unmasked,
+    sealed secret parameters are opened with ``cipher``."""
+    fields = projection.fields(values, mask=mask, cipher=cipher)
+    return {name: decoded(value) for name, value in fields}
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -346,12 +376,20 @@ def _encode(value: Any) -> str:
     return value.text if isinstance(value, Raw) else _JSON.encode(value)
 
 
-def encode_documents(rows: Iterable[Values], projection: Projection, *, mask: bool = True) -> bytes:
-    """A JSON list of documents, stored JSON passed through as it is."""
+def encode_documents(
+    rows: Iterable[Values],
+    projection: Projection,
+    *,
+    mask: bool = True,
+    cipher: DatastoreCipher | None = None,
+) -> bytes:
+    """A JSON list of documents, stored JSON passed through as it is (unmasked, sealed secret
+    parameters are opened with ``cipher``)."""
     documents = (
         "{"
         + ",".join(
-            _KEYS[name] + _encode(value) for name, value in projection.fields(values, mask=mask)
+            _KEYS[name] + _encode(value)
+            for name, value in projection.fields(values, mask=mask, cipher=cipher)
         )
         + "}"
         for values in rows

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from poundcake.engine.actions.parameters import merge_schemas, secret_names
+from poundcake.engine.executions.sealed import open_parameters
 from poundcake.engine.executions.service import (
     RequestedExecution,
     get_execution,
@@ -55,17 +57,25 @@ def rerun_execution(
     cipher: DatastoreCipher | None = None,
 ) -> RequestedExecution:
     """Request a new execution of ``execution_id``'s action with its parameters updated by
-    ``parameters`` (only ``parameters`` when ``merge`` is false)."""
+    ``parameters`` (only ``parameters`` when ``merge`` is false). The old execution's secret
+    parameters are opened with ``cipher`` and sealed again for the new one."""
     parameters = dict(parameters or {})
     check_rerun_request(parameters, tasks, reset)
     existing = get_execution(session, execution_id)
     if tasks and existing.runner_type not in TASK_RERUN_RUNNERS:
         raise ValidationError("Task option is only supported for Orquesta workflows.")
-    merged = {**(existing.parameters or {}), **parameters} if merge else parameters
+    if merge:
+        action: dict[str, Any] = existing.action_snapshot or {}
+        runner: dict[str, Any] = existing.runner or {}
+        schema = merge_schemas(
+            runner.get("runner_parameters") or {}, action.get("parameters") or {}
+        )
+        old = open_parameters(existing.parameters or {}, secret_names(schema), cipher)
+        parameters = {**old, **parameters}
     return request_execution(
         session,
         action_ref=existing.action,
-        parameters=merged,
+        parameters=parameters,
         user=user,
         context=rerun_context(existing.id, tasks, reset),
         delay=delay,

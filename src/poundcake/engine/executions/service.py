@@ -24,10 +24,12 @@ from poundcake.engine.actions.parameters import (
     check_live_parameters,
     merge_schemas,
     resolve_parameters,
+    secret_names,
 )
 from poundcake.engine.documents import action_document, isoformat, runner_document
 from poundcake.engine.executions.completion import emit_action_triggers
 from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
+from poundcake.engine.executions.sealed import seal_parameters
 from poundcake.engine.executions.states import (
     CANCELABLE,
     COMPLETED,
@@ -129,7 +131,9 @@ def request_execution(
 
     ``extra`` carries the snapshots a rule adds (``rule``, ``trigger``, ``trigger_type``,
     ``trigger_instance``). Parameters are checked and rendered now so a bad request fails at
-    once with StackStorm's message; the execution stores the live parameters as rendered.
+    once with StackStorm's message; the execution stores the live parameters as rendered, the
+    secret ones sealed with ``cipher`` (:mod:`poundcake.engine.executions.sealed`; required when
+    there are any).
     ``rendered`` says the caller rendered them already (a rule, from its trigger's payload):
     they are then taken as text, never rendered a second time.
     """
@@ -144,7 +148,9 @@ def request_execution(
         render_context(session, config=config, action_context=execution_context, cipher=cipher),
         literal=parameters.keys() if rendered else (),
     )
-    stored = {name: final[name] for name in parameters if name in final}
+    stored = seal_parameters(
+        {name: final[name] for name in parameters if name in final}, secret_names(schema), cipher
+    )
     now = utcnow()
     liveaction_id = new_id()
     execution_id = new_id()

@@ -13,8 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from poundcake.engine.actions.parameters import secret_names
 from poundcake.engine.executions.documents import Projection, execution_document
 from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
+from poundcake.engine.executions.sealed import reveal_parameters
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.stream.documents import liveaction_document, output_document, parameter_schema
 from poundcake.engine.stream.events import (
     EXECUTION_PREFIX,
@@ -55,9 +58,17 @@ def find_execution(session: Session, body: Mapping[str, Any]) -> Mapping[str, An
 class StreamReader:
     """Turns broker messages into client events and reads executions and their output."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, mask_secrets: bool = True) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        mask_secrets: bool = True,
+        cipher: DatastoreCipher | None = None,
+    ) -> None:
         self._sessions = sessions
         self._mask = mask_secrets
+        # Opens sealed secret parameters when secrets are not masked.
+        self._cipher = None if mask_secrets else cipher
 
     def resolve(self, name: str, body: Any, wanted: WantsName) -> list[Event]:
         """The events a broker message becomes, limited to names some client wants."""
@@ -83,14 +94,23 @@ class StreamReader:
             if want_liveaction and liveaction_id:
                 liveaction = session.get(LiveActionDB, liveaction_id)
                 if liveaction is not None:
-                    document = liveaction_document(liveaction, self._schema(execution))
+                    document = self._liveaction(liveaction, execution)
                     events.append(Event(liveaction_name, document))
             if want_execution:
                 events.append(Event(name, self._document(execution)))
         return events
 
     def _document(self, execution: Mapping[str, Any]) -> dict[str, Any]:
-        return execution_document(execution, EVERYTHING, mask=self._mask)
+        return execution_document(execution, EVERYTHING, mask=self._mask, cipher=self._cipher)
+
+    def _liveaction(
+        self, liveaction: LiveActionDB, execution: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        document = liveaction_document(liveaction, self._schema(execution))
+        if self._cipher is not None and execution is not None and "parameters" in document:
+            names = secret_names(parameter_schema(execution))
+            document["parameters"] = reveal_parameters(document["parameters"], names, self._cipher)
+        return document
 
     def _schema(self, execution: Mapping[str, Any] | None) -> dict[str, dict[str, Any]] | None:
         return parameter_schema(execution) if self._mask and execution is not None else None
@@ -110,7 +130,7 @@ class StreamReader:
             if liveaction is None:
                 return []
             execution = find_execution(session, {"liveaction_id": liveaction_id})
-            return [Event(name, liveaction_document(liveaction, self._schema(execution)))]
+            return [Event(name, self._liveaction(liveaction, execution))]
 
     def current_execution(self, execution_id: str) -> Event | None:
         """The execution as an ``st2.execution__update`` event, or None if there is none."""

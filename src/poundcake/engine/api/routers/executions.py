@@ -103,10 +103,18 @@ def _counter(runtime: EngineRuntime, filters: ExecutionFilters) -> Callable[[], 
     return count
 
 
-def _cipher(runtime: EngineRuntime) -> DatastoreCipher | None:
-    """The datastore cipher, when a key exists (templates may decrypt secrets)."""
+def _cipher(runtime: EngineRuntime) -> DatastoreCipher:
+    """The datastore cipher (the key is created on first use): templates may decrypt datastore
+    secrets, and secret parameters are stored sealed with it."""
+    return DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
+
+
+def _reveal(runtime: EngineRuntime, mask: bool) -> DatastoreCipher | None:
+    """The cipher that opens sealed parameters for an unmasked answer (none when masking)."""
     path = runtime.config.datastore_key_path
-    return DatastoreCipher.from_key_file(path, create=False) if path.exists() else None
+    if mask or not path.exists():
+        return None
+    return DatastoreCipher.from_key_file(path, create=False)
 
 
 def _json(content: Any, status_code: int = 200) -> Response:
@@ -115,12 +123,17 @@ def _json(content: Any, status_code: int = 200) -> Response:
 
 
 def _document(
-    session: Db, execution_id: str, projection: Projection, *, mask: bool
+    session: Db,
+    execution_id: str,
+    projection: Projection,
+    runtime: EngineRuntime,
+    show_secrets: str | None,
 ) -> dict[str, Any]:
     row = fetch_execution(session, execution_id, projection.columns())
     if row is None:
         raise _not_found(execution_id)
-    return execution_document(row._mapping, projection, mask=mask)
+    mask = _mask(runtime, show_secrets)
+    return execution_document(row._mapping, projection, mask=mask, cipher=_reveal(runtime, mask))
 
 
 def _announce_update(runtime: EngineRuntime, execution_id: str, liveaction_id: str | None) -> None:
@@ -233,7 +246,9 @@ def list_all(
         total=lambda: _count_cache(request).total(filters.key(), _counter(runtime, filters)),
     )
     mask = _mask(runtime, show_secrets)
-    body = encode_documents((row._mapping for row in found.rows), projection, mask=mask)
+    body = encode_documents(
+        (row._mapping for row in found.rows), projection, mask=mask, cipher=_reveal(runtime, mask)
+    )
     headers = {"X-Total-Count": str(found.total)}
     if page.limit is not None:
         headers["X-Limit"] = str(page.limit)
@@ -254,7 +269,7 @@ def get_one(
     if execution_id == "last" and latest_id(session) is None:
         raise ValidationError("No executions found in the database")
     projection = Projection.parse(include_attributes, exclude_attributes)
-    return _json(_document(session, execution_id, projection, mask=_mask(runtime, show_secrets)))
+    return _json(_document(session, execution_id, projection, runtime, show_secrets))
 
 
 @router.get("/executions/{execution_id}/children")
@@ -272,7 +287,9 @@ def get_children(
     projection = Projection.everything()
     mask = _mask(runtime, show_secrets)
     rows = descendants(session, execution_id, projection.columns(raw=True), depth=depth)
-    body = encode_documents((row._mapping for row in rows), projection, mask=mask)
+    body = encode_documents(
+        (row._mapping for row in rows), projection, mask=mask, cipher=_reveal(runtime, mask)
+    )
     return Response(body, media_type="application/json")
 
 
@@ -328,7 +345,7 @@ def _created(
     session.commit()
     hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
     document = _document(
-        session, requested.execution_id, Projection.everything(), mask=_mask(runtime, show_secrets)
+        session, requested.execution_id, Projection.everything(), runtime, show_secrets
     )
     return _json(document, status_code=201)
 
@@ -380,9 +397,7 @@ def cancel(
     if outcome.refused:
         return _json({"faultstring": outcome.refused})
     _announce_update(runtime, execution_id, outcome.execution.liveaction_id)
-    document = _document(
-        session, execution_id, Projection.everything(), mask=_mask(runtime, show_secrets)
-    )
+    document = _document(session, execution_id, Projection.everything(), runtime, show_secrets)
     return _json(document)
 
 
@@ -411,7 +426,5 @@ def update(
     )
     session.commit()
     _announce_update(runtime, execution_id, execution.liveaction_id)
-    document = _document(
-        session, execution_id, Projection.everything(), mask=_mask(runtime, show_secrets)
-    )
+    document = _document(session, execution_id, Projection.everything(), runtime, show_secrets)
     return _json(document)

@@ -26,6 +26,7 @@ from poundcake.engine.api.dependencies import (
     paging,
 )
 from poundcake.engine.executions.service import request_execution
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import hand_over
 from poundcake.engine.packs.documents import pack_document
 from poundcake.engine.packs.install import plan_install
@@ -123,7 +124,10 @@ def register(
 def _request(
     session: Db, runtime: Runtime, action_ref: str, parameters: dict[str, Any], user: str
 ) -> JSONResponse:
-    requested = request_execution(session, action_ref=action_ref, parameters=parameters, user=user)
+    cipher = DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
+    requested = request_execution(
+        session, action_ref=action_ref, parameters=parameters, user=user, cipher=cipher
+    )
     session.commit()
     hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
     logger.info("Requested %s as execution %s", action_ref, requested.execution_id)

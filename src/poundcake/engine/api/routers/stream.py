@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from poundcake.engine.api.dependencies import Caller, get_caller, get_runtime
 from poundcake.engine.api.errors import fault
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.stream.events import EndCondition, EventFilter, StreamQuery, split_list
 from poundcake.engine.stream.fanout import EventFanout
@@ -47,10 +48,20 @@ def authenticate(request: Request) -> Caller:
         return get_caller(request, session)
 
 
+def _reader(runtime: EngineRuntime) -> StreamReader:
+    """A reader that masks secrets as configured (and opens sealed ones when not masking)."""
+    mask = runtime.config.api.mask_secrets
+    path = runtime.config.datastore_key_path
+    cipher = None
+    if not mask and path.exists():
+        cipher = DatastoreCipher.from_key_file(path, create=False)
+    return StreamReader(runtime.sessions, mask_secrets=mask, cipher=cipher)
+
+
 def _fanout(app: FastAPI, runtime: EngineRuntime) -> EventFanout:
     fanout: EventFanout | None = getattr(app.state, "stream_fanout", None)
     if fanout is None:
-        reader = StreamReader(runtime.sessions, mask_secrets=runtime.config.api.mask_secrets)
+        reader = _reader(runtime)
         fanout = EventFanout(runtime.config.messaging_url, reader)
         fanout.start()
         app.state.stream_fanout = fanout
@@ -78,6 +89,6 @@ async def stream(
         ),
         EndCondition(end_event or None, end_execution_id or None),
     )
-    reader = StreamReader(runtime.sessions, mask_secrets=runtime.config.api.mask_secrets)
+    reader = _reader(runtime)
     feed = EventFeed(fanout, reader, query, heartbeat=runtime.config.stream.heartbeat)
     return StreamingResponse(feed.frames(), media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
