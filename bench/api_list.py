@@ -344,7 +344,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--database", help="reuse this database (made by an earlier --keep)")
     parser.add_argument("--only", help="run only the cases whose label contains this text")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args()
+    figures = []
     print(f"GET /v1/executions over {options.rows:,} executions ({options.requests} requests each)")
     print(
         f"  {'case (ms)':<44} {'first':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
@@ -357,6 +359,12 @@ def main() -> None:
             f"{max(latencies):7.1f}  {size:>7} {total:>8}",
             flush=True,
         )
+        p99 = percentile(latencies, 0.99)
+        figures.append(
+            {"figure": f"p99 {label}", "value": p99, "unit": "ms", "goal": 50, "better": "lower"}
+        )
+    if options.json:
+        options.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

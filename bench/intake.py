@@ -448,6 +448,44 @@ def report(
         print(f"{label:<46}{left:>13,}{right:>15,}")
 
 
+def json_figures(results: dict[str, dict[str, list[Outcome]]]) -> list[dict[str, object]]:
+    """The figures with a goal, for ``--json``: medians over the rounds, as in the table."""
+    bare, ours = results["bare"], results["poundcake-api"]
+
+    def median(outcomes: list[Outcome], measure: str) -> float:
+        return statistics.median(getattr(outcome, measure) for outcome in outcomes)
+
+    def ratio(phase: str, measure: str) -> float:
+        return median(ours[phase], measure) / median(bare[phase], measure)
+
+    p99 = statistics.median(o.percentile(0.99) for o in ours["half peak, 1 alert"])
+    errors = sum(o.server_errors for outcomes in ours.values() for o in outcomes)
+    return [
+        {
+            "figure": "requests/s vs bare FastAPI, 1-alert payloads",
+            "value": ratio("peak, 1 alert", "requests_per_second"),
+            "unit": "x",
+            "goal": 0.6,
+            "better": "higher",
+        },
+        {
+            "figure": "alerts/s vs bare FastAPI, 100-alert payloads",
+            "value": ratio("peak, 100 alerts", "alerts_per_second"),
+            "unit": "x",
+            "goal": 0.5,
+            "better": "higher",
+        },
+        {
+            "figure": "ack p99 at half peak, 1-alert payloads",
+            "value": p99,
+            "unit": "ms",
+            "goal": 50,
+            "better": "lower",
+        },
+        {"figure": "5xx answers", "value": errors, "unit": "", "goal": 0, "better": "lower"},
+    ]
+
+
 def count_rows(url: sa.URL) -> dict[str, int]:
     engine = make_engine(url, pool_size=1)
     try:
@@ -501,6 +539,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="connections at peak")
     parser.add_argument("--with-enqueue", action="store_true", help="call the real task queue")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
     from tests.integration.conftest import create_fixture_database, drop_fixture_database
@@ -523,6 +562,8 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         results = asyncio.run(run_phases(servers, args, pools))
         report(results, args, database)
+        if args.json:
+            args.json.write_text(json.dumps(json_figures(results)))
         print(
             f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before the run and "
             f"{os.getloadavg()[0]:.1f} after (other work on the machine skews both servers)"

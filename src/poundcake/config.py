@@ -360,6 +360,11 @@ class Settings(BaseSettings):
     st2_api_key_file: Path | None = Field(default=None, alias="ST2_API_KEY_FILE")
     # How long a delivery may stay unprocessed before the relay hands it to Celery again.
     relay_after_seconds: float = Field(default=10.0, gt=0, alias="POUNDCAKE_RELAY_AFTER_SECONDS")
+    # How long poundcake-api and -worker wait on MariaDB to answer (read, write, a free pooled
+    # connection) before the request fails as database unavailable (503); commands wait forever.
+    database_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600, alias="POUNDCAKE_DATABASE_TIMEOUT_SECONDS"
+    )
     # How long a web UI login lasts (its server-side session), in seconds.
     ui_session_seconds: int = Field(default=28800, ge=60, alias="POUNDCAKE_UI_SESSION_SECONDS")
 

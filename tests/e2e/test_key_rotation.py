@@ -12,13 +12,13 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests import alertmanager
 from tests.e2e.stack import Product, eventually, running_product
 from tests.integration.st2cli import St2, listing, logged_in
 
@@ -82,28 +82,7 @@ class AlertSender:
 
 def notification(instance: str, fingerprint: str) -> dict[str, Any]:
     labels = {"alertname": "E2ERotation", "severity": "warning", "instance": instance}
-    return {
-        "version": "4",
-        "groupKey": '{}:{alertname="E2ERotation"}',
-        "truncatedAlerts": 0,
-        "status": "firing",
-        "receiver": "poundcake",
-        "groupLabels": {"alertname": "E2ERotation"},
-        "commonLabels": labels,
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.example:9093",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": labels,
-                "annotations": {"summary": "rotation"},
-                "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus.example/graph",
-                "fingerprint": fingerprint,
-            }
-        ],
-    }
+    return alertmanager.notification(labels, fingerprint=fingerprint, summary="rotation")
 
 
 def key_file(product: Product) -> Path:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests import alertmanager
 from tests.e2e.stack import Product, eventually, running_product
 from tests.e2e.web_browser import (
     SLOW_MS,
@@ -79,26 +79,7 @@ def page(browser: Browser, served: Served, product: Product) -> Iterator[Page]:
 
 def match_payload(instance: str) -> dict[str, Any]:
     labels = {"alertname": "UIDiskFull", "severity": "critical", "instance": instance}
-    return {
-        "version": "4",
-        "groupKey": '{}:{alertname="UIDiskFull"}',
-        "status": "firing",
-        "receiver": "poundcake",
-        "groupLabels": {"alertname": "UIDiskFull"},
-        "commonLabels": labels,
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.example:9093",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": labels,
-                "annotations": {"summary": "match test"},
-                "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "endsAt": "0001-01-01T00:00:00Z",
-                "fingerprint": "0a1b2c3d4e5f6071",
-            }
-        ],
-    }
+    return alertmanager.notification(labels, fingerprint="0a1b2c3d4e5f6071", summary="match test")
 
 
 def test_a_wrong_password_shows_an_error_and_sets_no_cookie(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from poundcake.engine.packs.locations import content_locations
 from poundcake.engine.packs.registration import register_packs
 from poundcake.engine.runners.steps.runner import STEP_RESULT_MAX_BYTES, StepsRunner
 from tests.integration.engine_stack import EngineStack, engine_stack
+from tests.integration.shell_engine import statuses
 
 PACK = "steptests"
 ALERT = {"labels": {"alertname": "DiskFull", "mountpoint": "/var"}, "annotations": {}}
@@ -72,6 +74,15 @@ steps:
     ref: core.local
     parameters:
       cmd: "printf '%s|%s' {{ alert.labels.mountpoint }} {{ alert.labels.summary }}"
+""",
+    "resumable": """
+steps:
+  - name: first
+    ref: core.local
+    parameters: {cmd: "echo first >> {{ alert.labels.marker }}; sleep 2"}
+  - name: second
+    ref: core.local
+    parameters: {cmd: "echo second >> {{ alert.labels.marker }}"}
 """,
     "render_error": """
 steps:
@@ -420,3 +431,40 @@ def test_a_step_secret_parameter_is_stored_sealed(stack: EngineStack) -> None:
     assert set(child.parameters["sudo_password"]) == {"__secret__"}
     opened = open_parameters(child.parameters, {"sudo_password"}, stack.cipher())
     assert opened == {"cmd": "printf done", "sudo_password": "/var-pw"}
+
+
+def test_a_workflow_in_flight_at_shutdown_is_released_and_resumed(
+    stack: EngineStack, tmp_path: Path
+) -> None:
+    """The scheduler and the runner stop together while a step runs: the step finishes, the
+    next one stays requested, the workflow goes back to ``scheduled`` (not ``abandoned``), and
+    after a restart it resumes with the next step; no step runs twice."""
+    marker = tmp_path / "marker"
+    alert = {"labels": {"alertname": "DiskFull", "marker": str(marker)}, "annotations": {}}
+    workflow = run_workflow(stack, "resumable", alert)
+    first = first_child(stack, workflow)
+    stack.wait(first, {"running"}, timeout=30)
+
+    stack.stop.set()
+    for thread in stack.threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a service did not drain"
+
+    released = stack.execution(workflow)
+    assert released.status == "scheduled", released.result
+    assert statuses(released) == ["requested", "scheduled", "running", "scheduled"]
+    children = children_of(stack, workflow)
+    assert [child.status for child in children][:1] == ["succeeded"]
+    assert all(child.status in ("requested", "scheduled") for child in children[1:])
+    assert marker.read_text() == "first\n"
+
+    stack.stop, stack.threads = threading.Event(), []
+    stack.start_scheduler()
+    stack.start_runner(concurrency=3)
+    done = stack.wait(workflow)
+    assert done.status == "succeeded", done.result
+    assert summary(done) == [("first", "succeeded", True), ("second", "succeeded", True)]
+    assert statuses(done)[-3:] == ["scheduled", "running", "succeeded"]
+    assert done.result["steps"][0]["execution_id"] == first
+    assert len(done.children) == 2
+    assert marker.read_text() == "first\nsecond\n"

@@ -370,8 +370,9 @@ def test_already_completed_execution_is_sent_at_once_and_closed(
 def test_execution_tail_prints_lines_as_they_come_and_ends_with_the_execution(
     st2: St2, runtime: EngineRuntime
 ) -> None:
-    # A short delay lets the CLI attach before the first line is written.
-    execution_id = request(runtime, "core.local", delay=3000, cmd=LOOP)
+    # The delay lets the CLI start and attach before the execution starts, even on a busy machine
+    # (the CLI's own start takes seconds when the tests run in parallel).
+    execution_id = request(runtime, "core.local", delay=10000, cmd=LOOP)
     process = subprocess.Popen(
         [str(ST2), "execution", "tail", execution_id],
         env={**st2.env, "PYTHONUNBUFFERED": "1"},

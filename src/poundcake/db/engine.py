@@ -59,24 +59,37 @@ def make_engine(
     table_prefix: str = "",
     engine_schema: str | None = None,
     pool_size: int = 10,
+    timeout: float | None = None,
 ) -> Engine:
-    """Build an engine for ``url`` that finds engine tables by ``engine_schema`` and prefix."""
+    """Build an engine for ``url`` that finds engine tables by ``engine_schema`` and prefix.
+
+    MariaDB connections give up connecting after 10 s. ``timeout`` (services: the API and the
+    workers) also bounds each read and write, and the wait for a pooled connection, so a frozen
+    server fails a request as unavailable instead of holding it; without it (migrations,
+    maintenance commands) a statement may run as long as it needs.
+    """
     if url.get_backend_name() == "sqlite":
         Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        pool_options: dict[str, Any] = {}
+        if timeout is not None:
+            connect_args.update(read_timeout=timeout, write_timeout=timeout)
+            pool_options["pool_timeout"] = timeout
         engine = sa.create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
+            **pool_options,
             pool_pre_ping=True,
             pool_recycle=3600,
             isolation_level="READ COMMITTED",
             # Statement parameters carry action parameters and results, which may be secret:
             # keep them out of error messages and logs.
             hide_parameters=True,
-            connect_args={"connect_timeout": 10},
+            connect_args=connect_args,
         )
     if table_prefix:
         _install_prefix(engine, table_prefix)
@@ -89,13 +102,20 @@ def make_st2_engine(config: St2Config, *, pool_size: int = 10) -> Engine:
     return make_engine(target.url, table_prefix=target.table_prefix, pool_size=pool_size)
 
 
-def make_poundcake_engine(config: PoundCakeConfig, *, pool_size: int = 10) -> Engine:
-    """Build PoundCake's SQLAlchemy engine, which also reaches the engine's tables."""
+def make_poundcake_engine(
+    config: PoundCakeConfig, *, pool_size: int = 10, service: bool = False
+) -> Engine:
+    """Build PoundCake's SQLAlchemy engine, which also reaches the engine's tables.
+
+    A ``service`` engine (poundcake-api, -worker) waits at most
+    ``POUNDCAKE_DATABASE_TIMEOUT_SECONDS`` for the database (see :func:`make_engine`).
+    """
     return make_engine(
         config.database.url,
         table_prefix=config.engine_database.table_prefix,
         engine_schema=config.engine_schema,
         pool_size=pool_size,
+        timeout=config.settings.database_timeout_seconds if service else None,
     )
 
 

@@ -14,11 +14,17 @@ A workflow's runner thread blocks in ``wait`` while its children run in other ru
 so an action runner process needs a concurrency of at least 2 to run chains (one more per level
 of nesting, and more for chains running side by side); otherwise a chain waits for a child that
 never gets a thread.
+
+A workflow that can resume (the ``steps`` runner) is given a ``released`` event: once the action
+runner sets it (shutting down), ``request`` and ``wait`` raise :class:`WorkflowReleasedError`
+instead of starting or waiting for anything, and ``existing`` tells the runner that resumes it
+which children were already requested, so none is requested twice.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +57,10 @@ DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_CANCEL_GRACE_SECONDS = 30.0
 
 
+class WorkflowReleasedError(Exception):
+    """The action runner is shutting down and hands the workflow back to be resumed."""
+
+
 class ExecutionChildren:
     """Starts and follows the children of one parent execution, one unit of work per call."""
 
@@ -65,6 +75,7 @@ class ExecutionChildren:
         cipher: DatastoreCipher | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS,
+        released: threading.Event | None = None,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
@@ -74,6 +85,26 @@ class ExecutionChildren:
         self._cipher = cipher
         self._poll_interval = poll_interval
         self._cancel_grace_seconds = cancel_grace_seconds
+        self._released = released
+
+    def _check_released(self) -> None:
+        if self._released is not None and self._released.is_set():
+            raise WorkflowReleasedError(f"workflow execution {self._parent_id} released")
+
+    def existing(self) -> list[tuple[str, dict[str, Any]]]:
+        """The children already requested, in order: (execution id, context)."""
+        with self._sessions() as session:
+            ids = list(
+                session.scalar(
+                    sa.select(ExecutionDB.children).where(ExecutionDB.id == self._parent_id)
+                )
+                or []
+            )
+            rows = session.execute(
+                sa.select(ExecutionDB.id, ExecutionDB.context).where(ExecutionDB.id.in_(ids))
+            ).all()
+        contexts = {row.id: dict(row.context or {}) for row in rows}
+        return [(child, contexts[child]) for child in ids if child in contexts]
 
     def request(
         self,
@@ -90,6 +121,7 @@ class ExecutionChildren:
         action does not exist and ValidationError when the request is refused (disabled action,
         bad parameters).
         """
+        self._check_released()
         parent = {**self._parent_context, "execution_id": self._parent_id, "user": self._user}
         child_context = {**context, "parent": parent, "user": self._user}
         with unit_of_work(self._sessions) as session:
@@ -126,6 +158,7 @@ class ExecutionChildren:
         """Poll until the child completes; return its status and result."""
         stop_by: float | None = None
         while True:
+            self._check_released()
             child, parent, graceful = self._statuses(execution_id)
             if child in COMPLETED:
                 return S(child), self._result(execution_id)

@@ -7,6 +7,14 @@ runner plugin, and records finished outcomes in batches, one commit per batch. M
 acknowledged only after the outcome is committed, so work a dead process had taken is delivered
 again; the lease tells the scheduler's sweep which running executions lost their runner. A
 heartbeat renews the leases and delivers cancel requests to running plugins.
+
+On SIGTERM the process stops consuming and lets running work finish for
+``graceful_shutdown_seconds``. Then a workflow that can resume (``RESUMABLE_RUNNER_TYPES``) is
+released: its thread stops waiting, its live action goes back to ``scheduled`` without a lease
+and its message is requeued, so a runner (this one restarted, or another) resumes it from the
+children it already has. Other work still running is canceled and ended ``abandoned``. A runner
+that dies without shutting down (SIGKILL) leaves its leases to expire: the scheduler's sweep
+abandons that work.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from poundcake.db.retry import in_transaction
 from poundcake.db.session import unit_of_work
-from poundcake.engine.actionrunner.children import ExecutionChildren
+from poundcake.engine.actionrunner.children import ExecutionChildren, WorkflowReleasedError
 from poundcake.engine.actionrunner.output import OutputWriter
 from poundcake.engine.actionrunner.request import ClaimedWork, build_request, load_claimed
 from poundcake.engine.executions.service import (
@@ -57,6 +65,10 @@ logger = logging.getLogger(__name__)
 
 S = ExecutionStatus
 OUTPUT_FLUSH_INTERVAL = 0.25
+# Workflows that resume from their recorded children when run again.
+RESUMABLE_RUNNER_TYPES = frozenset({"steps"})
+# How long a released workflow's thread has to stop waiting before it is abandoned instead.
+RELEASE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,8 @@ class ActionRunner:
         self._lock = threading.Lock()
         self._inbox: list[tuple[dict[str, Any], Message]] = []
         self._finished: queue.Queue[Finished] = queue.Queue()
+        self._releases: dict[str, threading.Event] = {}
+        self._released: queue.Queue[tuple[str, str, Message]] = queue.Queue()
         self._in_flight = 0
         self._result_cap = self.settings.max_result_bytes
 
@@ -161,8 +175,9 @@ class ActionRunner:
             chosen = workflow_pool if workflow and workflow_pool is not None else pool
             chosen.submit(self._run_and_queue, liveaction_id, item, message)
 
-    def record_finished(self) -> None:
-        """Record finished outcomes in one transaction, announce them, then acknowledge.
+    def record_finished(self) -> set[str]:
+        """Record finished outcomes in one transaction, announce them, then acknowledge; return
+        the live actions recorded.
 
         If the batch cannot be stored, each outcome is stored alone; one that still cannot be
         (the database refuses its result) is recorded as failed with the reason.
@@ -172,7 +187,7 @@ class ActionRunner:
             while True:
                 finished.append(self._finished.get_nowait())
         if not finished:
-            return
+            return set()
         try:
             self._record(finished)
         except sa.exc.SQLAlchemyError:
@@ -185,6 +200,7 @@ class ActionRunner:
             self._announce(item.liveaction_id, item.execution_id)
             item.message.ack()
         self._in_flight -= len(finished)
+        return {item.liveaction_id for item in finished}
 
     def _record(self, items: list[Finished]) -> None:
         def record(session: Session) -> None:
@@ -232,6 +248,10 @@ class ActionRunner:
         token = execution_id_var.set(execution_id)
         try:
             outcome = self._run(liveaction_id, work)
+        except WorkflowReleasedError:
+            logger.info("Released workflow live action %s", liveaction_id)
+            self._released.put((liveaction_id, execution_id, message))
+            return
         except Exception as error:
             logger.exception("Running live action %s failed", liveaction_id)
             outcome = RunnerOutcome(S.FAILED, {"error": f"{type(error).__name__}: {error}"})
@@ -253,7 +273,8 @@ class ActionRunner:
                 action_ref=request.action_ref,
                 runner_ref=request.runner_type,
             )
-            runner = runner_class(request.runner_type)(request, writer, self._services(request))
+            services = self._services(liveaction_id, request)
+            runner = runner_class(request.runner_type)(request, writer, services)
             with self._lock:
                 self._active[liveaction_id] = runner
                 self._writers[liveaction_id] = writer
@@ -266,6 +287,9 @@ class ActionRunner:
                 with self._lock:
                     self._active.pop(liveaction_id, None)
                     self._writers.pop(liveaction_id, None)
+                    self._releases.pop(liveaction_id, None)
+        except WorkflowReleasedError:
+            raise
         except PoundCakeError as error:
             return RunnerOutcome(S.FAILED, {"error": str(error)})
         except Exception as error:
@@ -281,12 +305,17 @@ class ActionRunner:
                 except Exception:
                     logger.exception("Storing the last output of execution %s failed", execution_id)
 
-    def _services(self, request: RunnerRequest) -> RunnerServices:
+    def _services(self, liveaction_id: str, request: RunnerRequest) -> RunnerServices:
         datastore = SessionDatastore(
             self.runtime.sessions,
             key_path=self.runtime.config.datastore_key_path,
             user=request.user,
         )
+        released: threading.Event | None = None
+        if request.runner_type in RESUMABLE_RUNNER_TYPES:
+            released = threading.Event()
+            with self._lock:
+                self._releases[liveaction_id] = released
         children = ExecutionChildren(
             self.runtime.sessions,
             self.runtime.publisher,
@@ -294,6 +323,7 @@ class ActionRunner:
             user=request.user,
             parent_context=request.context,
             cipher=self._cipher,
+            released=released,
         )
         return RunnerServices(datastore=datastore, children=children, config_file=self._config_file)
 
@@ -420,10 +450,56 @@ class ActionRunner:
             self.record_finished()
         with self._lock:
             leftovers = dict(self._active)
+            releases = {key: self._releases[key] for key in leftovers if key in self._releases}
         for liveaction_id, runner in leftovers.items():
-            runner.cancel()
+            if liveaction_id in releases:
+                releases[liveaction_id].set()
+            else:
+                runner.cancel()
+                self._abandon(liveaction_id)
+        release_by = time.monotonic() + RELEASE_SECONDS
+        pending = set(releases)
+        while pending and time.monotonic() < release_by:
+            time.sleep(0.05)
+            pending -= self._hand_back_released()
+            pending -= self.record_finished()
+        pending -= self._hand_back_released()
+        for liveaction_id in pending:
             self._abandon(liveaction_id)
         self.record_finished()
+
+    def _hand_back_released(self) -> set[str]:
+        """Put each released workflow back in ``scheduled`` and requeue its message."""
+        handed: set[str] = set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                liveaction_id, execution_id, message = self._released.get_nowait()
+                if self._release(liveaction_id):
+                    message.requeue()
+                else:
+                    self._abandon(liveaction_id)
+                    message.ack()
+                self._announce(liveaction_id, execution_id)
+                self._in_flight -= 1
+                handed.add(liveaction_id)
+        return handed
+
+    def _release(self, liveaction_id: str) -> bool:
+        """``running -> scheduled`` without a lease; tell whether it moved (not when canceling)."""
+        with unit_of_work(self.runtime.sessions) as session:
+            moved = transition(
+                session,
+                liveaction_id=liveaction_id,
+                to=S.SCHEDULED,
+                allowed_from=(S.RUNNING,),
+                liveaction_values={"lease_owner": None, "lease_expires_at": None},
+            )
+        if moved:
+            logger.warning(
+                "Released workflow live action %s at shutdown; another runner resumes it",
+                liveaction_id,
+            )
+        return moved
 
     def _abandon(self, liveaction_id: str) -> None:
         result = {"error": f"action runner {self.owner} shut down before the action finished"}

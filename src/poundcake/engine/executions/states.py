@@ -50,6 +50,8 @@ TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
             S.CANCELED,
             S.PAUSING,
             S.PENDING,
+            # A workflow released by a runner that shut down, for another runner to resume.
+            S.SCHEDULED,
         }
     ),
     S.CANCELING: frozenset({S.CANCELED, S.SUCCEEDED, S.FAILED, S.TIMEOUT, S.ABANDONED}),

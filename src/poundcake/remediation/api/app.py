@@ -75,7 +75,7 @@ def create_app(
     """Build poundcake-api on ``config`` (its own engine unless ``sessions`` is given)."""
     engine = None
     if sessions is None:
-        engine = make_poundcake_engine(config, pool_size=POOL_SIZE)
+        engine = make_poundcake_engine(config, pool_size=POOL_SIZE, service=True)
         sessions = make_session_factory(engine)
     recorder = ApiCallRecorder(sessions)
     close_enqueue = _nothing_to_close

@@ -34,6 +34,7 @@ from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.exceptions import DatabaseUnavailableError
 from poundcake.remediation.engine_client import EngineApi, EngineClient, EngineUnavailableError
+from poundcake.remediation.tasks.broker import TRANSPORT as REDIS_TRANSPORT
 
 QUEUE = "poundcake"
 PROCESS_DELIVERIES = "poundcake.process_deliveries"
@@ -50,6 +51,8 @@ BEAT_EXPIRES = 10.0
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 _REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
+# URLs whose transport is PoundCake's Redis transport (:mod:`poundcake.remediation.tasks.broker`).
+_OWN_TRANSPORT_SCHEMES = ("redis://", "rediss://")
 
 # Errors after which the same work may succeed later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -105,6 +108,8 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(
         broker_connection_retry_on_startup=True,
         broker_transport_options=_transport_options(url),
+        # kombu's Redis transport, surviving a Redis lost with messages unacknowledged.
+        broker_transport=REDIS_TRANSPORT if url.startswith(_OWN_TRANSPORT_SCHEMES) else None,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -165,7 +170,7 @@ class WorkerResources:
         with self._lock:
             if self._pid != os.getpid() or self._sessions is None or self._engine is None:
                 self._sessions = self._given_sessions or make_session_factory(
-                    make_poundcake_engine(self.config, pool_size=self._pool_size)
+                    make_poundcake_engine(self.config, pool_size=self._pool_size, service=True)
                 )
                 self._engine = self._given_engine or EngineClient.from_settings(self.settings)
                 self._pid = os.getpid()

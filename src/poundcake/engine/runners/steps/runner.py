@@ -19,6 +19,11 @@ child execution through :attr:`RunnerServices.children`, one after the other:
 - A step that does not match stops the run when ``stop_on_first_failure`` (the default); the
   steps after it are reported ``skipped``.
 
+A workflow run again after its action runner released it (shut down while it waited) resumes:
+a step whose child was already requested (the children's ``step_order`` and ``step`` in their
+context) is not requested again, its child is waited for (or its result taken), so no step runs
+twice.
+
 Canceling the workflow is graceful, as StackStorm's orquesta does: the running step finishes,
 no other step starts, and the steps not started are reported ``canceled``. A step's execution
 that ends ``canceled`` (other than by its timeout) cancels the workflow too. Every action a
@@ -155,6 +160,7 @@ class StepsRunner(Runner):
             result = _result(workflow, skipped, stopped_at=None, canceled=False)
             return RunnerOutcome(S.FAILED, {**result, "error": str(error)})
         names = {**datastore_variables(self.services.datastore), **self.request.action_parameters}
+        started = _started(children)
         entries: list[dict[str, Any]] = []
         stopped_at: str | None = None
         canceled = False
@@ -165,7 +171,9 @@ class StepsRunner(Runner):
                 entries.append(_not_run(step, order, S.CANCELED.value if canceled else SKIPPED))
                 all_matched = False
                 continue
-            run = self._run_step(children, step, order, actions[step.ref], names)
+            run = self._run_step(
+                children, step, order, actions[step.ref], names, started.get((order, step.name))
+            )
             entries.append(run.entry)
             names[step.name] = run.result
             all_matched = all_matched and run.matched
@@ -195,24 +203,31 @@ class StepsRunner(Runner):
         order: int,
         action: StepAction,
         names: Mapping[str, Any],
+        existing: str | None = None,
     ) -> StepRun:
-        try:
-            parameters = _parameters(step, action, names)
-        except RenderError as error:
-            return _refused(step, order, f'Step "{step.name}": {error}')
-        try:
-            execution_id = children.request(
-                step.ref, parameters, self._child_context(step, order), rendered=True
-            )
-        except PoundCakeError as error:
-            return _refused(
-                step, order, f'Step "{step.name}": running action "{step.ref}" was refused. {error}'
-            )
+        if existing is not None:
+            execution_id = existing
+        else:
+            try:
+                parameters = _parameters(step, action, names)
+            except RenderError as error:
+                return _refused(step, order, f'Step "{step.name}": {error}')
+            try:
+                execution_id = children.request(
+                    step.ref, parameters, self._child_context(step, order), rendered=True
+                )
+            except PoundCakeError as error:
+                return _refused(
+                    step,
+                    order,
+                    f'Step "{step.name}": running action "{step.ref}" was refused. {error}',
+                )
         logger.info(
-            "Steps %s: step %d (%s) runs as %s",
+            "Steps %s: step %d (%s) %s as %s",
             self.request.execution_id,
             order,
             step.name,
+            "resumes" if existing is not None else "runs",
             execution_id,
         )
         status, result, timed_out = self._wait(children, step, execution_id)
@@ -269,6 +284,19 @@ class StepsRunner(Runner):
         context = self.request.context
         copied = {key: context[key] for key in COPIED_CONTEXT_KEYS if key in context}
         return {**copied, "step_order": order, "step": step.name}
+
+
+def _started(children: StepExecutions) -> dict[tuple[int, str], str]:
+    """The children an earlier run of this workflow requested, by (step order, step name)."""
+    existing = getattr(children, "existing", None)
+    if not callable(existing):
+        return {}
+    started: dict[tuple[int, str], str] = {}
+    for execution_id, context in existing():
+        order, name = context.get("step_order"), context.get("step")
+        if isinstance(order, int) and isinstance(name, str):
+            started.setdefault((order, name), str(execution_id))
+    return started
 
 
 def _action(children: StepExecutions, step: Step) -> StepAction:

@@ -132,7 +132,7 @@ function timeline(trail) {
         h(
           "p",
           null,
-          `Answered ${call.status_code ?? "—"} in ${call.duration_ms ?? "—"} ms`,
+          `Answered ${call.status_code ?? "—"} in ${call.duration_ms == null ? "—" : Number(call.duration_ms).toFixed(1)} ms`,
           call.error ? ` — ${call.error}` : "",
         ),
       ),
