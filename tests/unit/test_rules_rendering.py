@@ -81,6 +81,20 @@ def test_an_undefined_name_names_the_parameter() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "template",
+    ["{{ trigger.labels.update({'severity': 'none'}) }}", "{{ trigger.targets.append(1) }}"],
+)
+def test_templates_cannot_change_the_data_they_read(template: str) -> None:
+    trigger = {"labels": {"severity": "critical"}, "targets": []}
+    context = {"trigger": trigger}
+    with pytest.raises(ValidationError):
+        render_rule_parameters({"x": template}, context, shell_command=False)
+    with pytest.raises(ValidationError):
+        render_rule_parameters({"cmd": f"echo {template}"}, context, shell_command=True)
+    assert trigger == {"labels": {"severity": "critical"}, "targets": []}
+
+
 def test_the_sandbox_refuses_unsafe_attribute_access() -> None:
     with pytest.raises(ValidationError):
         render_rule_parameters(

@@ -2,7 +2,8 @@
 
 StackStorm's semantics: ``StrictUndefined`` (an undefined variable fails the render),
 ``trim_blocks`` and ``lstrip_blocks``, a template that is exactly one expression (``"{{ x }}"``)
-keeps the expression's type, and StackStorm's custom filters. The environment is sandboxed:
+keeps the expression's type, and StackStorm's custom filters. The environment is sandboxed and
+immutable (a template cannot change the lists and mappings it reads, such as an alert's labels):
 templates come from pack authors, values from alerts and webhooks (CVE-2021-44657).
 
 A shell command rendered from a trigger (:func:`render_shell_command`) shell-quotes the value of
@@ -23,7 +24,7 @@ from typing import Any
 import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, Undefined, meta, nodes, pass_context
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from poundcake.exceptions import ValidationError
 
@@ -125,7 +126,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 @cache
 def environment() -> SandboxedEnvironment:
     """The one sandboxed Jinja environment, built on first use."""
-    env = SandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False
     )
     env.filters.update(FILTERS)
@@ -141,7 +142,7 @@ def _shell_word(value: Any) -> str:
 
 @cache
 def _shell_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
