@@ -19,7 +19,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.integration.st2cli import CliResult, RunningEngine, St2, free_port, running_engine
+from tests.integration.pack_actions import engine_api, run
+from tests.integration.st2cli import (
+    RunningEngine,
+    St2,
+    free_port,
+    logged_in,
+    running_engine,
+)
 
 USER_NAME, PASSWORD = "alerts@example.com", "smtp-pa55word"
 
@@ -99,15 +106,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
 
 @pytest.fixture(scope="module")
 def st2(engine: RunningEngine, tmp_path_factory: pytest.TempPathFactory) -> St2:
-    cli = St2(engine, tmp_path_factory.mktemp("home"))
-    cli.login()
-    return cli
+    return logged_in(engine, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")
 def api(engine: RunningEngine, st2: St2) -> Iterator[httpx.Client]:
-    headers = {"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]}
-    with httpx.Client(base_url=engine.api_url, headers=headers, timeout=30) as client:
+    with engine_api(engine, st2) as client:
         yield client
 
 
@@ -118,24 +122,9 @@ def configure(api: httpx.Client, **values: Any) -> None:
         assert stored.json()["values"]["password"] == "********"
 
 
-def output(result: CliResult) -> str:
-    return result.stdout + result.stderr
-
-
 def send(st2: St2, *parameters: str) -> dict[str, Any]:
-    """Run email.send_email; the password never shows in what the CLI prints."""
-    result = st2("run", "email.send_email", *parameters, "-j", timeout=120)
-    execution: dict[str, Any] = result.json()
-    assert execution["status"] in ("succeeded", "failed"), execution
-    assert result.returncode == (0 if execution["status"] == "succeeded" else 1), output(result)
-    shown = httpx.get(
-        f"{st2.engine.api_url}/executions/{execution['id']}",
-        headers={"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]},
-        timeout=30,
-    )
-    assert shown.status_code == 200, shown.text
-    assert PASSWORD not in output(result) + shown.text
-    return execution
+    """Run email.send_email; the password never shows in what the CLI prints or the API returns."""
+    return run(st2, "email.send_email", *parameters, secrets=[PASSWORD])
 
 
 MESSAGE = (

@@ -21,7 +21,9 @@ from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR
 from poundcake.engine.runners.base import RunnerRequest
 from poundcake.engine.runners.registry import runner_class
 from poundcake.ids import new_id
-from tests.integration.st2cli import CliResult, RunningEngine, St2, running_engine
+from tests.integration import pack_actions as actions
+from tests.integration.pack_actions import engine_api
+from tests.integration.st2cli import RunningEngine, St2, logged_in, running_engine
 
 PASSWORD = "basic-pa55word"
 BEARER = "bearer-t0ken-xyz"
@@ -172,15 +174,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
 
 @pytest.fixture(scope="module")
 def st2(engine: RunningEngine, tmp_path_factory: pytest.TempPathFactory) -> St2:
-    cli = St2(engine, tmp_path_factory.mktemp("home"))
-    cli.login()
-    return cli
+    return logged_in(engine, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")
 def api(engine: RunningEngine, st2: St2) -> Iterator[httpx.Client]:
-    headers = {"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]}
-    with httpx.Client(base_url=engine.api_url, headers=headers, timeout=30) as client:
+    with engine_api(engine, st2) as client:
         yield client
 
 
@@ -205,37 +204,12 @@ def configured(api: httpx.Client, peer: PeerServer) -> str:
     return base
 
 
-def output(result: CliResult) -> str:
-    return result.stdout + result.stderr
-
-
-def run(st2: St2, ref: str, *parameters: str) -> dict[str, Any]:
-    result = st2("run", ref, *parameters, "-j", timeout=120)
-    execution: dict[str, Any] = result.json()
-    assert execution["status"] in ("succeeded", "failed"), execution
-    assert result.returncode == (0 if execution["status"] == "succeeded" else 1), output(result)
-    shown = httpx.get(
-        f"{st2.engine.api_url}/executions/{execution['id']}",
-        headers={"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]},
-        timeout=30,
-    )
-    assert shown.status_code == 200, shown.text
-    for secret in SECRETS:
-        assert secret not in output(result) + shown.text, f"{secret} leaked"
-    return execution
-
-
 def succeeded(st2: St2, ref: str, *parameters: str) -> Any:
-    execution = run(st2, ref, *parameters)
-    assert execution["status"] == "succeeded", execution["result"]
-    return execution["result"]
+    return actions.succeeded(st2, ref, *parameters, secrets=SECRETS)
 
 
 def failed(st2: St2, ref: str, *parameters: str) -> dict[str, Any]:
-    execution = run(st2, ref, *parameters)
-    assert execution["status"] == "failed", execution["result"]
-    result: dict[str, Any] = execution["result"]
-    return result
+    return actions.failed(st2, ref, *parameters, secrets=SECRETS)
 
 
 # --- http ----------------------------------------------------------------------------------

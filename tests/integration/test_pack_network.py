@@ -15,7 +15,14 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from tests.integration.st2cli import CliResult, RunningEngine, St2, free_port, running_engine
+from tests.integration import pack_actions as actions
+from tests.integration.st2cli import (
+    RunningEngine,
+    St2,
+    free_port,
+    logged_in,
+    running_engine,
+)
 
 ZONE = {
     ("web.example.test.", "A"): ["10.1.2.3"],
@@ -70,34 +77,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
 
 @pytest.fixture(scope="module")
 def st2(engine: RunningEngine, tmp_path_factory: pytest.TempPathFactory) -> St2:
-    cli = St2(engine, tmp_path_factory.mktemp("home"))
-    cli.login()
-    return cli
-
-
-def output(result: CliResult) -> str:
-    return result.stdout + result.stderr
-
-
-def run(st2: St2, ref: str, *parameters: str) -> dict[str, Any]:
-    result = st2("run", ref, *parameters, "-j", timeout=120)
-    execution: dict[str, Any] = result.json()
-    assert execution["status"] in ("succeeded", "failed"), execution
-    assert result.returncode == (0 if execution["status"] == "succeeded" else 1), output(result)
-    return execution
+    return logged_in(engine, tmp_path_factory.mktemp("home"))
 
 
 def succeeded(st2: St2, ref: str, *parameters: str) -> Any:
-    execution = run(st2, ref, *parameters)
-    assert execution["status"] == "succeeded", execution["result"]
-    return execution["result"]["result"]
+    return actions.succeeded(st2, ref, *parameters)["result"]
 
 
-def failed(st2: St2, ref: str, *parameters: str) -> dict[str, Any]:
-    execution = run(st2, ref, *parameters)
-    assert execution["status"] == "failed", execution["result"]
-    result: dict[str, Any] = execution["result"]
-    return result
+failed = actions.failed
 
 
 def test_ping(st2: St2) -> None:

@@ -1,0 +1,58 @@
+"""Running a bundled pack's actions through the real ``st2`` CLI, for the pack tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from tests.integration.st2cli import CliResult, RunningEngine, St2
+
+
+def output(result: CliResult) -> str:
+    return result.stdout + result.stderr
+
+
+@contextmanager
+def engine_api(engine: RunningEngine, st2: St2) -> Iterator[httpx.Client]:
+    """An HTTP client for the engine API with the CLI's login token."""
+    headers = {"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]}
+    with httpx.Client(base_url=engine.api_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+def run(st2: St2, ref: str, *parameters: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """Run an action with ``st2 run`` and return the finished execution; none of ``secrets``
+    may show in what the CLI printed or in the execution the API returns."""
+    result = st2("run", ref, *parameters, "-j", timeout=120)
+    execution: dict[str, Any] = result.json()
+    assert execution["status"] in ("succeeded", "failed"), execution
+    assert result.returncode == (0 if execution["status"] == "succeeded" else 1), output(result)
+    secrets = list(secrets)
+    if secrets:
+        shown = httpx.get(
+            f"{st2.engine.api_url}/executions/{execution['id']}",
+            headers={"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]},
+            timeout=30,
+        )
+        assert shown.status_code == 200, shown.text
+        for secret in secrets:
+            assert secret not in output(result) + shown.text, f"{secret} leaked"
+    return execution
+
+
+def succeeded(st2: St2, ref: str, *parameters: str, secrets: Iterable[str] = ()) -> Any:
+    """The result of an execution that must succeed."""
+    execution = run(st2, ref, *parameters, secrets=secrets)
+    assert execution["status"] == "succeeded", execution["result"]
+    return execution["result"]
+
+
+def failed(st2: St2, ref: str, *parameters: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """The result of an execution that must fail."""
+    execution = run(st2, ref, *parameters, secrets=secrets)
+    assert execution["status"] == "failed", execution["result"]
+    result: dict[str, Any] = execution["result"]
+    return result
