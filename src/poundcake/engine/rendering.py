@@ -4,7 +4,8 @@ StackStorm's semantics: ``StrictUndefined`` (an undefined variable fails the ren
 ``trim_blocks`` and ``lstrip_blocks``, a template that is exactly one expression (``"{{ x }}"``)
 keeps the expression's type, and StackStorm's custom filters. The environment is sandboxed and
 immutable (a template cannot change the lists and mappings it reads, such as an alert's labels):
-templates come from pack authors, values from alerts and webhooks (CVE-2021-44657).
+templates come from pack authors, values from alerts and webhooks (CVE-2021-44657). The filters
+are StackStorm's, shared with workflow expressions (:mod:`poundcake.engine.expression_functions`).
 
 A shell command rendered from a trigger (:func:`render_shell_command`) shell-quotes the value of
 every expression, so a payload value is one word of the command whatever characters it holds.
@@ -13,7 +14,6 @@ every expression, so a payload value is one word of the command whatever charact
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from abc import ABC, abstractmethod
@@ -21,11 +21,12 @@ from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
 from typing import Any
 
-import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, Undefined, meta, nodes, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
+from poundcake.engine import expression_functions
+from poundcake.engine.expression_functions import NONE_MAGIC_VALUE
 from poundcake.exceptions import ValidationError
 
 # Templates are compiled once per distinct text: rules render the same ones over and over.
@@ -65,60 +66,17 @@ def _decrypt_kv(context: Context, value: Any) -> Any:
     return decrypt(value)
 
 
-def _to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, indent=indent, sort_keys=sort_keys)
-
-
-def _to_yaml_string(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=False)
-
-
-def _regex_match(value: str, pattern: str) -> bool:
-    return re.match(pattern, value) is not None
-
-
-def _regex_search(value: str, pattern: str) -> bool:
-    return re.search(pattern, value) is not None
-
-
-def _regex_replace(value: str, pattern: str, replacement: str) -> str:
-    return re.sub(pattern, replacement, value)
-
-
-def _regex_substring(value: str, pattern: str, result_index: int = 0) -> str:
-    return str(re.findall(pattern, value)[result_index])
-
-
 def _use_none(value: Any) -> Any:
-    return None if value == "%*****__%NONE%__*****%" else value
-
-
-def _human_time(seconds: int) -> str:
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        amount, seconds = divmod(int(seconds), size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    parts.append(f"{seconds}s")
-    return "".join(parts)
+    # A lone expression keeps its type here, so None stays None and the magic value that
+    # StackStorm's use_none writes (and its parameter casting reads back) becomes None too.
+    return None if value == NONE_MAGIC_VALUE else value
 
 
 FILTERS: dict[str, Callable[..., Any]] = {
-    "to_json_string": _to_json_string,
-    "to_yaml_string": _to_yaml_string,
+    **expression_functions.FILTERS,
     "to_complex": lambda value: value,
-    "from_json_string": json.loads,
-    "from_yaml_string": yaml.safe_load,
-    "json_escape": lambda value: json.dumps(value)[1:-1],
-    "regex_match": _regex_match,
-    "regex_search": _regex_search,
-    "regex_replace": _regex_replace,
-    "regex_substring": _regex_substring,
     "use_none": _use_none,
     "shell_quote": lambda value: _shell_word(value),
-    "basename": os.path.basename,
-    "dirname": os.path.dirname,
-    "to_human_time_from_seconds": _human_time,
     "decrypt_kv": _decrypt_kv,
 }
 

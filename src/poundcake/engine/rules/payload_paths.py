@@ -2,7 +2,8 @@
 
 The dialect is jsonpath-rw 1.4's child, field, index and slice forms, as StackStorm pins it:
 ``trigger.a.b[0].c``, ``trigger.items[*].name``, ``trigger.labels['app.kubernetes.io/name']``.
-The first value a path finds is the one tested; ``None`` when it finds none.
+The first value a path finds is the one tested; ``None`` when it finds none. The expression
+function ``jsonpath_query`` uses the same dialect from the root ``$`` and takes every value found.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ class _PathParser:
     def steps(self, prefix: str) -> tuple[Step, ...]:
         if self.names() != (prefix,):
             raise ValueError(f"must start with {prefix!r}")
+        return self.rest()
+
+    def rest(self) -> tuple[Step, ...]:
         steps: list[Step] = []
         while self.peek() is not None:
             if self.peek() == "[":
@@ -141,6 +145,16 @@ def _field_step(names: tuple[str, ...]) -> Step:
 def parse_key(key: str, prefix: str = TRIGGER_PREFIX) -> tuple[Step, ...]:
     """Parse a criteria key into lookup steps below ``prefix``; ValueError if it is not a path."""
     return _PathParser(key.split("#", 1)[0]).steps(prefix)
+
+
+def parse_query(path: str) -> tuple[Step, ...]:
+    """Parse a ``jsonpath_query`` path: ``$.a.b[0]``, ``$.items[*].name``; ``$`` may be left out."""
+    text = path.strip()
+    if text.startswith("$"):
+        text = text[1:]
+    elif text and not text.startswith("["):
+        text = "." + text
+    return _PathParser(text).rest()
 
 
 def _field(value: Any, name: str) -> Any:
@@ -198,11 +212,17 @@ def _find(step: Step, value: Any) -> list[Any]:
     return found
 
 
-def _lookup_first(steps: tuple[Step, ...], value: Any) -> Any:
-    """Find every value the path reaches (as jsonpath-rw does) and return the first."""
+def find_all(steps: tuple[Step, ...], value: Any) -> list[Any]:
+    """Every value the path reaches, in jsonpath-rw's order."""
     values = [value]
     for step in steps:
         values = [found for value in values for found in _find(step, value)]
+    return values
+
+
+def _lookup_first(steps: tuple[Step, ...], value: Any) -> Any:
+    """Find every value the path reaches (as jsonpath-rw does) and return the first."""
+    values = find_all(steps, value)
     return values[0] if values else None
 
 
