@@ -36,6 +36,7 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("rules_eval.py", ("--seconds", "3"), ("--seconds", "0.5")),
+    Benchmark("workflow_expressions.py", ("--seconds", "2"), ("--seconds", "0.5")),
     Benchmark("intake.py", ("--seconds", "10"), ("--seconds", "2", "--rounds", "1")),
     Benchmark(
         "engine_throughput.py",

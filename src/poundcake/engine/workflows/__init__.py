@@ -1,0 +1,1 @@
+"""Orquesta workflows: the definition language, its expressions and the conductor that runs them."""
