@@ -9,11 +9,9 @@ Cost does not grow with the workflow context: expressions are parsed once per di
 YAQL's read-only types only when an expression reaches it (``ctx(x)`` converts ``x`` alone,
 ``ctx().x`` too), once per :class:`Scope`.
 
-Limits, so that an expression (or a string value evaluated again) cannot take the engine down:
-yaql's safe standard library only (no Python attributes or methods are reachable), at most
-:data:`MAX_ITEMS` items in any collection an expression iterates or returns, at most
-:data:`MEMORY_QUOTA` bytes in any one value it builds, and at most :data:`TIME_LIMIT_SECONDS` of
-evaluation per statement (checked at every function call, operators included).
+Limits (:mod:`~poundcake.engine.workflows.expressions.yaql_limits`): yaql's safe standard library
+only (no Python attribute or method is reachable), and bounds on the items, memory and time one
+evaluation may use.
 """
 
 from __future__ import annotations
@@ -21,15 +19,15 @@ from __future__ import annotations
 import collections.abc  # noqa: F401  (yaql 3.2 uses collections.abc without importing it)
 import inspect
 import re
-import time
 from collections.abc import Iterator, Mapping
 from functools import cache, lru_cache
 from typing import Any, Final
 
 import yaql
-from yaql.language import contexts, exceptions, factory
+from yaql.language import exceptions, factory
 from yaql.language import utils as yaql_utils
 
+from poundcake.engine.workflows.expressions import yaql_limits
 from poundcake.engine.workflows.expressions.functions import (
     BINDING_KEY,
     CATALOG,
@@ -43,37 +41,9 @@ LANGUAGE: Final = "yaql"
 PATTERN: Final = r"<%.*?%>"
 EVALUATION_EXCEPTION: Final = "YaqlEvaluationException"
 
-MAX_ITEMS: Final = 100_000
-MEMORY_QUOTA: Final = 64 * 1024 * 1024
-TIME_LIMIT_SECONDS: Final = 10.0
-
 _EXPRESSION = re.compile(PATTERN)
 DELIMITER: Final = "<%>"
 _PARSED_LIMIT = 4096
-
-
-class EvaluationTimeoutException(exceptions.YaqlException):  # type: ignore[misc]
-    """An expression ran past :data:`TIME_LIMIT_SECONDS`."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"Expression evaluation took longer than {seconds:g} seconds")
-
-
-class _TimedContext(contexts.Context):  # type: ignore[misc]
-    """The context of one evaluation: every function call YAQL resolves checks the deadline."""
-
-    def __init__(self, parent: Any, deadline: float, seconds: float) -> None:
-        super().__init__(parent)
-        self._deadline = deadline
-        self._seconds = seconds
-
-    def get_functions(self, name: Any, predicate: Any = None, use_convention: bool = False) -> Any:
-        if time.monotonic() > self._deadline:
-            raise EvaluationTimeoutException(self._seconds)
-        return super().get_functions(name, predicate, use_convention)
-
-    def create_child_context(self) -> Any:
-        return contexts.Context(self)
 
 
 class _YaqlBinding(Binding):
@@ -130,17 +100,14 @@ class _VisibleVariables(Mapping[str, Any]):
 
 @cache
 def _engine() -> Any:
-    options = {
-        "yaql.limitIterators": MAX_ITEMS,
-        "yaql.memoryQuota": MEMORY_QUOTA,
-        "yaql.convertSetsToLists": True,
-    }
-    return factory.YaqlFactory().create(options)
+    return factory.YaqlFactory().create(yaql_limits.ENGINE_OPTIONS)
 
 
 @cache
 def _root_context() -> Any:
-    root = yaql.create_context()
+    standard = yaql.create_context()
+    root = standard.create_child_context()
+    yaql_limits.register_bounded(root)
     for name, function in CATALOG.items():
         root.register_function(function, name=name)
     return root
@@ -179,8 +146,7 @@ def validate(text: str) -> list[dict[str, Any]]:
 
 def evaluate(text: str, scope: Scope) -> Any:
     """Evaluate every expression in ``text`` against ``scope``."""
-    deadline = time.monotonic() + TIME_LIMIT_SECONDS
-    context = _TimedContext(_root_context(), deadline, TIME_LIMIT_SECONDS)
+    context = yaql_limits.TimedContext(_root_context(), yaql_limits.TIME_LIMIT_SECONDS)
     context[BINDING_KEY] = _YaqlBinding(scope)
     return _evaluate(text, context)
 
