@@ -45,6 +45,7 @@ from poundcake.config_sections import (
     SystemSection,
     SystemUserSection,
     TimersEngineSection,
+    WorkflowEngineSection,
 )
 from poundcake.exceptions import ConfigurationError
 
@@ -180,6 +181,7 @@ class St2Config:
     log_level: str
     actionrunner: ActionRunnerSection
     scheduler: SchedulerSection
+    workflow_engine: WorkflowEngineSection
     rulesengine: RulesEngineSection
     timersengine: TimersEngineSection
     garbagecollector: GarbageCollectorSection
@@ -299,6 +301,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         log_level=log.level.upper(),
         actionrunner=_section(raw, "actionrunner", source),
         scheduler=_section(raw, "scheduler", source),
+        workflow_engine=_section(raw, "workflow_engine", source),
         rulesengine=_section(raw, "rulesengine", source),
         timersengine=_section(raw, "timersengine", source),
         garbagecollector=_section(raw, "garbagecollector", source),

@@ -112,6 +112,14 @@ class SchedulerSection(Section):
     unclaimed_after: float = Field(default=15.0, gt=0)
 
 
+class WorkflowEngineSection(Section):
+    """``[workflow_engine]``: the Orquesta workflow engines."""
+
+    workers: int = Field(default=1, ge=1, le=64)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    sweep_interval: float = Field(default=2.0, gt=0)
+
+
 class KeyValueSection(Section):
     """``[keyvalue]``: the key that encrypts secret datastore values."""
 
@@ -175,6 +183,7 @@ SECTIONS: dict[str, type[Section]] = {
     "log": LogSection,
     "actionrunner": ActionRunnerSection,
     "scheduler": SchedulerSection,
+    "workflow_engine": WorkflowEngineSection,
     "keyvalue": KeyValueSection,
     "http_runner": HttpRunnerSection,
     "rulesengine": RulesEngineSection,

@@ -24,6 +24,7 @@ SERVICES = (
     "st2auth",
     "st2stream",
     "st2scheduler",
+    "st2workflowengine",
     "st2rulesengine",
     "st2timersengine",
     "st2garbagecollector",

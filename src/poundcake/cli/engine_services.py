@@ -1,6 +1,6 @@
 """Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``,
-``st2rulesengine``, ``st2timersengine``, ``st2garbagecollector``, ``st2api``, ``st2auth`` and
-``st2stream``."""
+``st2workflowengine``, ``st2rulesengine``, ``st2timersengine``, ``st2garbagecollector``,
+``st2api``, ``st2auth`` and ``st2stream``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
 from poundcake.engine.timers.process import TimersEngine, TimersEngineSettings
+from poundcake.engine.workflows.process import WorkflowEngine, WorkflowEngineSettings
 from poundcake.logging import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,17 @@ def _actionrunner(config_file: ConfigFile = None) -> None:
         max_result_bytes=section.max_result_bytes,
     )
     serve("st2actionrunner", config, ActionRunner(runtime, settings), runtime)
+
+
+@handles_errors
+def _workflowengine(config_file: ConfigFile = None) -> None:
+    """Start and conduct Orquesta workflows."""
+    config, runtime = _runtime(config_file, pool_size=4)
+    section = config.workflow_engine
+    settings = WorkflowEngineSettings(
+        batch_size=section.batch_size, sweep_interval=section.sweep_interval
+    )
+    serve("st2workflowengine", config, WorkflowEngine(runtime, settings), runtime)
 
 
 @handles_errors
@@ -191,6 +203,11 @@ def auth_main() -> None:
 def stream_main() -> None:
     """Entry point of ``st2stream``."""
     _app(_stream)()
+
+
+def workflowengine_main() -> None:
+    """Entry point of ``st2workflowengine``."""
+    _app(_workflowengine)()
 
 
 def rulesengine_main() -> None:

@@ -150,6 +150,8 @@ def reload(
     finally:
         engine.dispose()
     _print_report(report, verbose)
+    for warning in report.warnings:
+        err.print(f"[bold yellow]Warning:[/] {escape(warning)}")
     for failure in report.failures:
         err.print(f"[bold red]Failed to register:[/] {escape(str(failure))}")
     if report.failures and not no_fail_on_failure:

@@ -14,7 +14,9 @@ from poundcake.engine.messaging import (
     RULES_ENGINE_QUEUE,
     RUNNER_QUEUE,
     SCHEDULER_QUEUE,
+    WORKFLOW_ENGINE_QUEUE,
     WORKFLOW_QUEUE,
+    WORKFLOW_UPDATES_QUEUE,
 )
 from poundcake.ops.processes import ProcessManager, ServiceSpec
 from poundcake.ops.status import Probe, all_required_up, broker_probe, database_probe
@@ -34,6 +36,7 @@ def engine_services(config: St2Config) -> list[ServiceSpec]:
         ServiceSpec("st2auth"),
         ServiceSpec("st2stream"),
         ServiceSpec("st2scheduler"),
+        ServiceSpec("st2workflowengine", instances=config.workflow_engine.workers),
         ServiceSpec("st2rulesengine"),
         *([ServiceSpec("st2timersengine")] if config.timersengine.enable else []),
         ServiceSpec("st2garbagecollector"),
@@ -121,7 +124,16 @@ def engine_probes(config: St2Config) -> list[Probe]:
         probes = [database_probe("database", engine, config.database.describe())]
     finally:
         engine.dispose()
-    queues = [str(queue.name) for queue in (SCHEDULER_QUEUE, RUNNER_QUEUE, WORKFLOW_QUEUE)]
+    queues = [
+        str(queue.name)
+        for queue in (
+            SCHEDULER_QUEUE,
+            RUNNER_QUEUE,
+            WORKFLOW_QUEUE,
+            WORKFLOW_ENGINE_QUEUE,
+            WORKFLOW_UPDATES_QUEUE,
+        )
+    ]
     queues.append(str(RULES_ENGINE_QUEUE.name))
     probes.extend(broker_probe("broker", config.messaging_url, queues))
     return probes

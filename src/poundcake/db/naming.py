@@ -21,6 +21,7 @@ ENGINE_TABLE_NAMES: tuple[str, ...] = (
     "rule_enforcement_db",
     "runner_type_db",
     "sensor_type_db",
+    "task_execution_db",
     "timer_schedule_db",
     "token_db",
     "trigger_db",
@@ -28,6 +29,9 @@ ENGINE_TABLE_NAMES: tuple[str, ...] = (
     "trigger_type_db",
     "user_db",
     "webhook_db",
+    "workflow_action_db",
+    "workflow_context_db",
+    "workflow_execution_db",
 )
 
 # The engine tables PoundCake's extension tables point at; `poundcake db init` needs them.

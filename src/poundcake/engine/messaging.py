@@ -6,9 +6,11 @@ loses it:
 
 * ``st2.liveaction.status`` (topic): ``requested`` goes to the scheduler's queue;
 * ``st2.actionrunner`` (direct): ``work`` goes to the action runners' shared queue, ``workflow``
-  to their workflow queue;
+  to their workflow queue, ``orquesta`` to the workflow engines';
 * ``st2.execution`` (topic): event notifications (``st2.execution__update`` ...) for the stream;
-  ``st2.trigger_instance__create`` also rings the rules engine's queue.
+  ``st2.trigger_instance__create`` also rings the rules engine's queue, and every
+  ``st2.execution__update`` the workflow engines' (a task's action changed, or a workflow was
+  asked to pause, resume or cancel).
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ WORKFLOW_QUEUE = Queue(
     durable=True,
 )
 
+# Orquesta workflows to start go to the workflow engines (st2workflowengine), which conduct them.
+WORKFLOW_ENGINE_QUEUE = Queue(
+    "st2.workflow.work",
+    exchange=ACTIONRUNNER_EXCHANGE,
+    routing_key="orquesta",
+    durable=True,
+)
+# The workflow engines' doorbell for changes of executions (their tasks' and their own).
+WORKFLOW_UPDATES_QUEUE = Queue(
+    "st2.workflow.execution_updates",
+    exchange=EVENT_EXCHANGE,
+    routing_key="st2.execution__update",
+    durable=True,
+)
+
 # The rules engine's doorbell: a durable queue on the event exchange's trigger instance events.
 # Doorbells carry no state; the rules engine takes pending instances from the database.
 RULES_ENGINE_QUEUE = Queue(
@@ -53,6 +70,8 @@ RULES_ENGINE_QUEUE = Queue(
     routing_key="st2.trigger_instance__create",
     durable=True,
 )
+
+ORQUESTA_RUNNER_TYPE = "orquesta"
 
 _RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 
@@ -127,10 +146,22 @@ class Publisher:
             body, exchange=LIVEACTION_EXCHANGE, routing_key="requested", declare=[SCHEDULER_QUEUE]
         )
 
-    def work(self, liveaction_id: str, execution_id: str, *, workflow: bool = False) -> None:
-        """Hand a scheduled live action to the action runners (workflows to their own queue)."""
+    def work(
+        self,
+        liveaction_id: str,
+        execution_id: str,
+        *,
+        workflow: bool = False,
+        runner_type: str | None = None,
+    ) -> None:
+        """Hand a scheduled live action to the action runners (workflows to their own queue,
+        Orquesta workflows to the workflow engines)."""
         body = {"liveaction_id": liveaction_id, "execution_id": execution_id}
-        queue = WORKFLOW_QUEUE if workflow else RUNNER_QUEUE
+        queue = RUNNER_QUEUE
+        if runner_type == ORQUESTA_RUNNER_TYPE:
+            queue = WORKFLOW_ENGINE_QUEUE
+        elif workflow:
+            queue = WORKFLOW_QUEUE
         self._publish(
             body,
             exchange=ACTIONRUNNER_EXCHANGE,

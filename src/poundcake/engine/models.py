@@ -14,6 +14,12 @@ from poundcake.engine.sensors.models import SensorTypeDB
 from poundcake.engine.timers.models import TimerScheduleDB
 from poundcake.engine.triggers.models import TriggerDB, TriggerInstanceDB, TriggerTypeDB
 from poundcake.engine.webhooks.models import WebhookDB
+from poundcake.engine.workflows.models import (
+    TaskExecutionDB,
+    WorkflowActionDB,
+    WorkflowContextDB,
+    WorkflowExecutionDB,
+)
 
 __all__ = [
     "ActionDB",
@@ -31,6 +37,7 @@ __all__ = [
     "RuleEnforcementDB",
     "RunnerTypeDB",
     "SensorTypeDB",
+    "TaskExecutionDB",
     "TimerScheduleDB",
     "TokenDB",
     "TriggerDB",
@@ -38,4 +45,7 @@ __all__ = [
     "TriggerTypeDB",
     "UserDB",
     "WebhookDB",
+    "WorkflowActionDB",
+    "WorkflowContextDB",
+    "WorkflowExecutionDB",
 ]

@@ -49,9 +49,9 @@ S = ExecutionStatus
 DEFAULT_MAX_RESULT_BYTES = 12 * 1024 * 1024
 # Runner types whose executions are workflows (they run child executions).
 WORKFLOW_RUNNER_TYPES = frozenset({"action-chain", "orquesta", "steps"})
-# Workflow runner types that cancel gracefully, as StackStorm's orquesta does: the running child
-# finishes and the runner starts no more; children that have not started are canceled.
-GRACEFUL_CANCEL_RUNNER_TYPES = frozenset({"steps"})
+# Workflow runner types that cancel gracefully, as StackStorm's orquesta does: a running action
+# finishes and no more start; child workflows are canceled, children not started too.
+GRACEFUL_CANCEL_RUNNER_TYPES = frozenset({"steps", "orquesta"})
 NOT_STARTED: frozenset[ExecutionStatus] = frozenset({S.REQUESTED, S.SCHEDULED, S.DELAYED})
 _TRUNCATION_NOTE = "... [truncated by PoundCake: result larger than the configured limit]"
 
@@ -512,15 +512,35 @@ def cancel_execution(session: Session, execution_id: str, *, user: str) -> Cance
     )
     if not moved:
         raise ConflictError(f"execution {execution_id} changed while being canceled; try again")
-    graceful = execution.runner_type in GRACEFUL_CANCEL_RUNNER_TYPES
-    for child in execution.children or []:
-        if graceful:
-            cancel_unstarted(session, child, user=user)
-        else:
-            cancel_execution(session, child, user=user)
+    _cancel_children(session, execution, user=user)
     session.flush()
     session.refresh(execution)
     return CancelOutcome(execution)
+
+
+def _cancel_children(session: Session, execution: ExecutionDB, *, user: str) -> None:
+    """Pass a cancel down: to every child, or, for a workflow that cancels gracefully, to child
+    workflows and children that have not started (running actions finish, as on StackStorm)."""
+    children = list(execution.children or [])
+    if not children:
+        return
+    if execution.runner_type not in GRACEFUL_CANCEL_RUNNER_TYPES:
+        for child in children:
+            cancel_execution(session, child, user=user)
+        return
+    workflows = set(
+        session.scalars(
+            sa.select(ExecutionDB.id).where(
+                ExecutionDB.id.in_(children),
+                ExecutionDB.runner_type.in_(sorted(WORKFLOW_RUNNER_TYPES)),
+            )
+        )
+    )
+    for child in children:
+        if child in workflows:
+            cancel_execution(session, child, user=user)
+        else:
+            cancel_unstarted(session, child, user=user)
 
 
 def cancel_unstarted(session: Session, execution_id: str, *, user: str) -> bool:

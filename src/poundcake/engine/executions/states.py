@@ -52,12 +52,20 @@ TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
             S.PENDING,
             # A workflow released by a runner that shut down, for another runner to resume.
             S.SCHEDULED,
+            # An Orquesta workflow whose last active task paused.
+            S.PAUSED,
         }
     ),
     S.CANCELING: frozenset({S.CANCELED, S.SUCCEEDED, S.FAILED, S.TIMEOUT, S.ABANDONED}),
-    S.PAUSING: frozenset({S.PAUSED, S.CANCELING, S.CANCELED, S.FAILED, S.ABANDONED}),
-    S.PAUSED: frozenset({S.RESUMING, S.CANCELING, S.CANCELED}),
-    S.RESUMING: frozenset({S.RUNNING, S.CANCELING, S.CANCELED, S.FAILED}),
+    # Orquesta workflows: a pause can be overtaken by a resume, and a resume can find the
+    # workflow completed or pausing again.
+    S.PAUSING: frozenset(
+        {S.PAUSED, S.RUNNING, S.RESUMING, S.CANCELING, S.CANCELED, S.FAILED, S.ABANDONED}
+    ),
+    S.PAUSED: frozenset({S.RESUMING, S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELING, S.CANCELED}),
+    S.RESUMING: frozenset(
+        {S.RUNNING, S.PAUSING, S.PAUSED, S.SUCCEEDED, S.CANCELING, S.CANCELED, S.FAILED}
+    ),
     S.PENDING: frozenset({S.RUNNING, S.CANCELING, S.CANCELED, S.FAILED, S.TIMEOUT}),
     S.SUCCEEDED: frozenset(),
     S.FAILED: frozenset(),

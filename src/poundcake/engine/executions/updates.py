@@ -25,9 +25,9 @@ from poundcake.exceptions import ValidationError
 
 S = ExecutionStatus
 WORKFLOW_RUNNERS = frozenset({"action-chain", "orquesta"})
-# The runners here that honour a pause. None does yet: the action-chain runner would go on
-# running and then find its execution in ``pausing``, so pausing it is refused.
-PAUSABLE_RUNNERS: frozenset[str] = frozenset()
+# The runners here that honour a pause: the workflow engines conduct ``orquesta`` workflows to
+# ``paused`` once their running tasks finish.
+PAUSABLE_RUNNERS: frozenset[str] = frozenset({"orquesta"})
 UNSET: Any = object()
 FAILED_UPDATE = "Failed updating execution."
 

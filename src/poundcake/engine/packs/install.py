@@ -324,6 +324,7 @@ def install_packs(
             packs=plan.refs,
             types=None,
             system_user=system_user,
+            warnings=plan.warnings,
         )
         _check_registered_from(session, plan)
     logger.info("Installed packs %s into %s", ", ".join(plan.refs), plan.target)

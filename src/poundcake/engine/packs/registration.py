@@ -9,6 +9,7 @@ StackStorm's default, and the caller's transaction is then rolled back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ _REGISTERED_BY = {
 }
 # What else a kind brings along: actions need runners, rules their types, policies theirs.
 _IMPLIED = {"actions": ("runners",), "rules": ("rule_types",), "policies": ("policy_types",)}
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,13 @@ def register_packs(
     packs: list[str] | None,
     types: Iterable[str] | None,
     system_user: str,
+    warnings: list[str] | None = None,
 ) -> dict[str, int]:
-    """Register ``packs`` (every pack on disk when None); return StackStorm's count per kind."""
+    """Register ``packs`` (every pack on disk when None); return StackStorm's count per kind.
+
+    What registered but will fail when it runs (a workflow task naming an action that is not
+    registered) is logged, and added to ``warnings`` when given.
+    """
     plan = plan_registration(types)
     wanted = sorted(set(packs)) if packs else None
     try:
@@ -120,6 +128,10 @@ def register_packs(
         )
     except NotFoundError as error:
         raise ValidationError(str(error)) from None
+    for warning in report.warnings:
+        logger.warning("Registered with a problem: %s", warning)
+    if warnings is not None:
+        warnings.extend(report.warnings)
     failures = _relevant_failures(session, report.failures, wanted)
     if failures:
         raise ValidationError("Failed to register: " + "; ".join(str(f) for f in failures))

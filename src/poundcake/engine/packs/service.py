@@ -48,6 +48,13 @@ from poundcake.engine.runners.registry import RUNNERS_DIR
 from poundcake.engine.runners.service import register_runner_types
 from poundcake.engine.sensors.models import SensorTypeDB
 from poundcake.engine.triggers.service import register_builtin_trigger_types, upsert_trigger_type
+from poundcake.engine.workflows.registration import (
+    ORQUESTA,
+    WorkflowRefusedError,
+    check_workflow,
+    content_warnings,
+    workflow_path,
+)
 from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.ids import new_id
 
@@ -68,11 +75,13 @@ POLICY_TYPES_COUNT = "policy types"
 
 @dataclass
 class RegistrationReport:
-    """What one registration did: counts per kind (in order), the packs seen, what failed."""
+    """What one registration did: counts per kind (in order), the packs seen, what failed, and
+    what registered but will fail when it runs as things stand (warnings)."""
 
     counts: dict[str, int] = field(default_factory=dict)
     packs: list[str] = field(default_factory=list)
     failures: list[MetadataError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -262,10 +271,24 @@ def _runners(run: _Run) -> None:
 
 
 def _actions(run: _Run) -> None:
+    workflows: list[tuple[Path, dict[str, Any]]] = []
+
     def register(pack: PackSpec, path: Path) -> None:
-        register_action(session=run.session, spec=load_action(pack, path))
+        spec = load_action(pack, path)
+        if spec.runner_type == ORQUESTA:
+            if not spec.entry_point:
+                raise MetadataError(path, "entry_point", "an orquesta action names its workflow")
+            try:
+                document = check_workflow(workflow_path(pack.path, spec.entry_point))
+            except WorkflowRefusedError as refused:
+                raise MetadataError(path, "entry_point", str(refused)) from None
+            workflows.append((path, document))
+        register_action(session=run.session, spec=spec)
 
     run.report.add(ContentType.ACTIONS.value, run.each_file(ContentType.ACTIONS, register))
+    for path, document in workflows:
+        for warning in content_warnings(run.session, document):
+            run.report.warnings.append(f"{path}: {warning}")
 
 
 def _rules(run: _Run) -> None:

@@ -63,6 +63,21 @@ class ChildExecutions(Protocol):
     def cancel(self, execution_id: str) -> None: ...
 
 
+class WorkflowHost(Protocol):
+    """How the ``orquesta`` runner starts workflows (the workflow engine implements it)."""
+
+    def start(self, request: RunnerRequest, document: Mapping[str, Any]) -> RunnerOutcome: ...
+
+    def rerun(
+        self,
+        request: RunnerRequest,
+        *,
+        previous_execution_id: str,
+        tasks: list[str],
+        reset: list[str],
+    ) -> RunnerOutcome: ...
+
+
 @dataclass(frozen=True)
 class RunnerServices:
     """What a runner may reach beyond its request; each is optional."""
@@ -70,6 +85,7 @@ class RunnerServices:
     datastore: Datastore | None = None
     children: ChildExecutions | None = None
     config_file: Path | None = None
+    workflows: WorkflowHost | None = None
 
 
 @dataclass(frozen=True)

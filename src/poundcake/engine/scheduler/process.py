@@ -75,6 +75,7 @@ class Scheduler:
                 liveaction_id,
                 item.execution_id if item else "",
                 workflow=bool(item and item.workflow),
+                runner_type=item.runner_type if item else None,
             )
         for liveaction_id in decision.scheduled + decision.canceled + decision.delayed:
             item = items.get(liveaction_id)
@@ -129,7 +130,10 @@ class Scheduler:
             for item in stale:
                 logger.info("Re-sending unclaimed work %s", item.liveaction_id)
                 self.runtime.publisher.work(
-                    item.liveaction_id, item.execution_id, workflow=item.workflow
+                    item.liveaction_id,
+                    item.execution_id,
+                    workflow=item.workflow,
+                    runner_type=item.runner_type,
                 )
 
     def run(self, stop: threading.Event) -> None:

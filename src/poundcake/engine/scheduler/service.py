@@ -113,11 +113,13 @@ def due_for_retry(session: Session, *, lost_after: float, limit: int) -> list[st
 
 @dataclass(frozen=True)
 class WorkItem:
-    """What a work message names: the live action, its execution, whether it is a workflow."""
+    """What a work message names: the live action, its execution, whether it is a workflow,
+    and its runner type (Orquesta workflows go to the workflow engines)."""
 
     liveaction_id: str
     execution_id: str
     workflow: bool
+    runner_type: str | None = None
 
 
 def unclaimed(session: Session, *, older_than: float, limit: int) -> list[WorkItem]:
@@ -125,14 +127,20 @@ def unclaimed(session: Session, *, older_than: float, limit: int) -> list[WorkIt
     cutoff = utcnow() - timedelta(seconds=older_than)
     rows = session.execute(
         sa.select(
-            LiveActionDB.id, ExecutionDB.id.label("execution_id"), LiveActionDB.action_is_workflow
+            LiveActionDB.id,
+            ExecutionDB.id.label("execution_id"),
+            LiveActionDB.action_is_workflow,
+            ExecutionDB.runner_type,
         )
         .join(ExecutionDB, ExecutionDB.liveaction_id == LiveActionDB.id)
         .where(LiveActionDB.status == S.SCHEDULED.value, LiveActionDB.start_timestamp < cutoff)
         .order_by(LiveActionDB.start_timestamp)
         .limit(limit)
     ).all()
-    return [WorkItem(row.id, row.execution_id, bool(row.action_is_workflow)) for row in rows]
+    return [
+        WorkItem(row.id, row.execution_id, bool(row.action_is_workflow), row.runner_type)
+        for row in rows
+    ]
 
 
 def work_items(session: Session, liveaction_ids: list[str]) -> dict[str, WorkItem]:
@@ -140,12 +148,19 @@ def work_items(session: Session, liveaction_ids: list[str]) -> dict[str, WorkIte
     if not liveaction_ids:
         return {}
     rows = session.execute(
-        sa.select(ExecutionDB.liveaction_id, ExecutionDB.id, LiveActionDB.action_is_workflow)
+        sa.select(
+            ExecutionDB.liveaction_id,
+            ExecutionDB.id,
+            LiveActionDB.action_is_workflow,
+            ExecutionDB.runner_type,
+        )
         .join(LiveActionDB, LiveActionDB.id == ExecutionDB.liveaction_id)
         .where(ExecutionDB.liveaction_id.in_(liveaction_ids))
     ).all()
     return {
-        row.liveaction_id: WorkItem(row.liveaction_id, row.id, bool(row.action_is_workflow))
+        row.liveaction_id: WorkItem(
+            row.liveaction_id, row.id, bool(row.action_is_workflow), row.runner_type
+        )
         for row in rows
         if row.liveaction_id
     }

@@ -1,0 +1,1 @@
+"""The ``orquesta`` runner: Orquesta workflows, hosted by ``st2workflowengine``."""
