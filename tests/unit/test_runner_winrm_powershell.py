@@ -157,6 +157,13 @@ def test_options_take_stackstorms_defaults() -> None:
     assert options.endpoint == "https://win1:5986/wsman"
 
 
+def test_the_password_is_not_in_the_options_repr() -> None:
+    options = WinRmOptions.from_request(request(password="Sup3r-secret"))
+    assert "Sup3r-secret" not in repr(options)
+    assert "Sup3r-secret" not in repr(options.connection())
+    assert options.connection().password == "Sup3r-secret"
+
+
 def test_port_5985_always_means_http_and_ipv6_hosts_are_bracketed() -> None:
     assert WinRmOptions.from_request(request(port=5985, scheme="https")).endpoint == (
         "http://win1:5985/wsman"

@@ -10,8 +10,8 @@ the host, or a connection still being made, and the connection refuses new reque
 
 Neither proxies nor CA bundles named in the environment are used: certificates are checked
 against the CA bundle requests ships (Mozilla's), as StackStorm documents. Authentication is
-pywinrm's (basic, NTLM, and
-Kerberos or CredSSP when their extras are installed), message encryption included.
+pywinrm's (basic, NTLM, and Kerberos or CredSSP when their extras are installed), message
+encryption included.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -51,7 +51,7 @@ class ConnectionSettings:
 
     endpoint: str
     username: str
-    password: str
+    password: str = field(repr=False)
     auth_method: str
     verify_ssl_cert: bool
 

@@ -23,7 +23,7 @@ import ipaddress
 import re
 import threading
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from winrm import transport as winrm_transport
@@ -61,6 +61,7 @@ from poundcake.engine.runners.winrm.session import (
     CommandOutcome,
     WinRmRunError,
     WinRmSession,
+    discard_output,
 )
 from poundcake.exceptions import ValidationError
 
@@ -96,7 +97,7 @@ class WinRmOptions:
     scheme: str
     transport: str
     username: str
-    password: str
+    password: str = field(repr=False)
     verify_ssl_cert: bool
     cwd: str | None
     env: dict[str, str]
@@ -278,7 +279,10 @@ class WinRmRunner(Runner):
         made = _helper(session, MAKE_DIRECTORY, "make a temporary directory for the script")
         if made.ending is not Ending.EXITED:
             return made
-        upload = ScriptUpload(script, made.stdout.strip())
+        printed = made.stdout.strip().splitlines()
+        if not printed:
+            raise WinRmRunError("Unable to make a temporary directory for the script: no path")
+        upload = ScriptUpload(script, printed[-1].strip())
         session.on_close(encoded_command(upload.removal()))
         for chunk in upload.chunks():
             sent = _helper(session, chunk, "upload the script")
@@ -290,7 +294,7 @@ class WinRmRunner(Runner):
 
 def _helper(session: WinRmSession, script: str, purpose: str) -> CommandOutcome:
     """Run PowerShell of our own; its output is not the action's. Raise if it fails."""
-    outcome = session.run(encoded_command(script), _discard, powershell=True)
+    outcome = session.run(encoded_command(script), discard_output, powershell=True)
     if outcome.ending is Ending.EXITED and outcome.return_code != 0:
         raise WinRmRunError(
             f"Unable to {purpose} (exit code {outcome.return_code}):\n"
@@ -299,10 +303,6 @@ def _helper(session: WinRmSession, script: str, purpose: str) -> CommandOutcome:
     if outcome.ending is not Ending.EXITED:
         return CommandOutcome(outcome.ending, FAILURE_RETURN_CODE, "", "")
     return outcome
-
-
-def _discard(output_type: str, data: str) -> None:
-    """An output sink for commands whose output is not the action's."""
 
 
 class _CommandLineRunner(WinRmRunner):

@@ -81,11 +81,8 @@ class CommandOutcome:
     stderr: str
 
 
-class _Collector(list[str]):
-    """An output sink that keeps what it gets (for commands whose output is not the action's)."""
-
-    def __call__(self, output_type: str, data: str) -> None:
-        self.append(data)
+def discard_output(output_type: str, data: str) -> None:
+    """An output sink for output that is not the action's."""
 
 
 def clixml_text(stderr: str) -> str:
@@ -168,7 +165,8 @@ class WinRmSession:
         cancel is an outcome, not an error.
         """
         stdout = LineStream("stdout", output)
-        stderr = LineStream("stderr", _Collector() if powershell else output)
+        # PowerShell's error stream is CLIXML until it ends: pass it on as text afterwards.
+        stderr = LineStream("stderr", discard_output if powershell else output)
         try:
             ending, return_code = self._execute(command, stdout, stderr)
         except _PROTOCOL_ERRORS as error:
