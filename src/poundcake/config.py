@@ -190,6 +190,7 @@ class St2Config:
     log_dir: Path
     datastore_key_path: Path
     http_allowed_networks: str
+    winrm_allowed_networks: str
     sections: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
@@ -312,6 +313,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         if keyvalue.encryption_key_path
         else data_dir / "keys" / "datastore.key",
         http_allowed_networks=_section(raw, "http_runner", source).allowed_networks,
+        winrm_allowed_networks=_section(raw, "winrm_runner", source).allowed_networks,
         sections=raw,
     )
 

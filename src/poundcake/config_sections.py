@@ -132,6 +132,12 @@ class HttpRunnerSection(Section):
     allowed_networks: str = ""
 
 
+class WinRmRunnerSection(Section):
+    """``[winrm_runner]``: private networks the WinRM runners may reach (CIDRs)."""
+
+    allowed_networks: str = ""
+
+
 class LogSection(Section):
     """``[log]``: log level."""
 
@@ -186,6 +192,7 @@ SECTIONS: dict[str, type[Section]] = {
     "workflow_engine": WorkflowEngineSection,
     "keyvalue": KeyValueSection,
     "http_runner": HttpRunnerSection,
+    "winrm_runner": WinRmRunnerSection,
     "rulesengine": RulesEngineSection,
     "timersengine": TimersEngineSection,
     "garbagecollector": GarbageCollectorSection,

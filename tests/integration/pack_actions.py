@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,3 +58,25 @@ def failed(st2: St2, ref: str, *parameters: str, secrets: Iterable[str] = ()) ->
     assert execution["status"] == "failed", execution["result"]
     result: dict[str, Any] = execution["result"]
     return result
+
+
+def run_async(st2: St2, *args: str) -> str:
+    """Start an action with ``st2 run ... -a`` and return the execution's id."""
+    result = st2("run", *args, "-a")
+    assert result.returncode == 0, output(result)
+    found = re.search(r"st2 execution get ([0-9a-f]{24})", result.stdout)
+    assert found, result.stdout
+    return found.group(1)
+
+
+def wait_for(
+    api: httpx.Client, execution_id: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    """Poll the API until the execution is in one of ``statuses``; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        document: dict[str, Any] = api.get(f"/executions/{execution_id}").json()
+        if document["status"] in statuses:
+            return document
+        assert time.monotonic() < deadline, f"{execution_id} still {document['status']}"
+        time.sleep(0.2)

@@ -189,7 +189,7 @@ def test_script_arguments_arrive_intact_and_unexecuted(tmp_path: Path, executabl
         "--flag",
         f"--note={HOSTILE}",
         "--items=a b,c",
-        '--data={"k": "v w"}',
+        '--data={"k":"v w"}',
         HOSTILE,
         "7",
         "",

@@ -104,6 +104,25 @@ def test_policy_refuses_garbage() -> None:
         NetworkPolicy.parse("10.0.0.0/8, intranet")
 
 
+def test_a_policy_of_another_runner_names_its_own_setting() -> None:
+    """The WinRM runners' policy: its setting in errors and denials, and no host list hint."""
+    setting = "[winrm_runner] allowed_networks"
+    with pytest.raises(ConfigurationError, match=re.escape(setting)):
+        NetworkPolicy.parse("intranet", setting=setting)
+    guard = DestinationGuard.build(
+        NetworkPolicy.parse("", setting=setting),
+        resolver=fixed("10.1.2.3"),
+        host_list_parameter=None,
+    )
+    with pytest.raises(DestinationDeniedError) as denied:
+        guard.addresses("win-1", 5986)
+    assert str(denied.value).endswith(f"are denied (allow the network with {setting})")
+    allowed = DestinationGuard.build(
+        NetworkPolicy.parse("10.0.0.0/8", setting=setting), resolver=fixed("10.1.2.3")
+    )
+    assert allowed.addresses("win-1", 5986) == [ip("10.1.2.3")]
+
+
 def fixed(*addresses: str) -> Resolver:
     def resolver(host: str, port: int) -> list[IPAddress]:
         return [ip(address) for address in addresses]

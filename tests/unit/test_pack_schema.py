@@ -13,6 +13,7 @@ from poundcake.engine.packs.errors import FieldError
 from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR, content_locations
 from poundcake.engine.packs.schema import (
     apply_defaults,
+    check_parameters,
     check_schema,
     object_schema,
     to_draft4,
@@ -130,20 +131,47 @@ def test_action_may_override_only_some_runner_attributes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("positions", "field"),
-    [([0, 1, 2], None), ([1, 0], None), ([0, 2], "parameters"), ([1], "parameters")],
+    ("positions", "message"),
+    [
+        ([0, 1, 2], None),
+        ([1, 0], None),
+        ([1, 2], None),
+        ([1], None),
+        ([3, 5, 4], None),
+        ([0, 2], "Positions supplied [0, 2] for parameters are not contiguous."),
+        ([1, 3], "Positions supplied [1, 3] for parameters are not contiguous."),
+    ],
 )
-def test_positions_are_contiguous_from_zero(positions: list[int], field: str | None) -> None:
+def test_positions_follow_each_other_from_any_start(
+    positions: list[int], message: str | None
+) -> None:
+    """StackStorm's rule: positions without holes; the first need not be 0."""
     parameters = {f"p{index}": {"position": position} for index, position in enumerate(positions)}
-    if field is None:
+    if message is None:
         check_runner_overrides(parameters, {})
-    else:
-        assert field_of(check_runner_overrides, parameters, {}) == field
+        return
+    with pytest.raises(FieldError) as refused:
+        check_runner_overrides(parameters, {})
+    assert (refused.value.field, refused.value.problem) == ("parameters", message)
 
 
 def test_positions_are_unique() -> None:
     parameters = {"a": {"position": 0}, "b": {"position": 0}}
-    assert field_of(check_runner_overrides, parameters, {}) == "parameters.b.position"
+    with pytest.raises(FieldError) as refused:
+        check_runner_overrides(parameters, {})
+    assert refused.value.field == "parameters.b.position"
+    assert refused.value.problem == (
+        "Parameters b and a have same position 0. Position values have to be unique."
+    )
+
+
+@pytest.mark.parametrize(("position", "accepted"), [(1.0, True), (1.5, False), (-1, False)])
+def test_a_position_is_a_whole_number(position: float, accepted: bool) -> None:
+    parameters = {"count": {"type": "integer", "position": position}}
+    if accepted:
+        check_parameters(parameters, "parameters")
+    else:
+        assert field_of(check_parameters, parameters, "parameters") == ("parameters.count.position")
 
 
 def test_criteria_need_a_known_operator_and_a_pattern() -> None:

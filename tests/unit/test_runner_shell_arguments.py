@@ -30,7 +30,7 @@ from poundcake.engine.runners.shell.runner import script_command, with_sudo
         ("text", "text"),
         (["a", "b", 3], "a,b,3"),
         ([], ""),
-        ({"k": [1, 2]}, '{"k": [1, 2]}'),
+        ({"k": [1, 2], "name": "café"}, '{"k":[1,2],"name":"café"}'),
         ({}, ""),
     ],
 )
@@ -62,7 +62,7 @@ def test_named_arguments_follow_stackstorm_rules_for_booleans_and_empty_values()
         "--on",
         "--count=3",
         "--hosts=a,b",
-        '--data={"x": 1}',
+        '--data={"x":1}',
     ]
 
 

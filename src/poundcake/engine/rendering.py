@@ -146,14 +146,23 @@ def referenced_names(template: str) -> set[str]:
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render every template inside ``value`` (strings, lists and dicts, recursively)."""
+    """Render every template inside ``value`` (strings, lists and dicts, recursively).
+
+    Dict keys are rendered too, always to text, as StackStorm renders a whole object at once.
+    """
     if isinstance(value, str):
         return render_string(value, context)
     if isinstance(value, list):
         return [render_value(item, context) for item in value]
     if isinstance(value, dict):
-        return {key: render_value(item, context) for key, item in value.items()}
+        return {
+            _render_key(key, context): render_value(item, context) for key, item in value.items()
+        }
     return value
+
+
+def _render_key(key: Any, context: Mapping[str, Any]) -> Any:
+    return str(render_string(key, context)) if isinstance(key, str) and is_template(key) else key
 
 
 def render_string(template: str, context: Mapping[str, Any]) -> Any:

@@ -121,7 +121,7 @@ def _templates_in(value: Any) -> list[str]:
     if isinstance(value, list):
         return [t for item in value for t in _templates_in(item)]
     if isinstance(value, dict):
-        return [t for item in value.values() for t in _templates_in(item)]
+        return [t for pair in value.items() for item in pair for t in _templates_in(item)]
     return []
 
 

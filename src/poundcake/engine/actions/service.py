@@ -36,8 +36,9 @@ def check_runner_overrides(
 
     An action may only change ``default``, ``description``, ``enum``, ``immutable`` and
     ``required`` of a runner parameter, may not override a parameter the runner declares
-    immutable, must give an immutable parameter a default, and must number positional
-    parameters 0, 1, 2... without gaps or repeats.
+    immutable, must give an immutable parameter a default, and must give positional parameters
+    distinct positions that follow each other. As in StackStorm, the first position need not be
+    0: positions 1 and 2 are two positional arguments, in that order.
     """
     positions: dict[int, str] = {}
     for name, spec in parameters.items():
@@ -61,13 +62,14 @@ def check_runner_overrides(
             if position in positions:
                 raise FieldError(
                     f"{where}.position",
-                    f'{position} is already the position of "{positions[position]}"',
+                    f"Parameters {name} and {positions[position]} have same position "
+                    f"{position}. Position values have to be unique.",
                 )
             positions[position] = name
-    if positions and sorted(positions) != list(range(len(positions))):
+    ordered = sorted(positions)
+    if ordered and ordered != list(range(ordered[0], ordered[-1] + 1)):
         raise FieldError(
-            "parameters",
-            f"positions must be 0, 1, 2... without gaps; found {sorted(positions)}",
+            "parameters", f"Positions supplied {ordered} for parameters are not contiguous."
         )
 
 

@@ -157,8 +157,9 @@ def _check_parameter_keywords(spec: Mapping[str, Any], where: str) -> None:
             raise FieldError(f"{where}.{flag}", f"must be true or false, not {spec[flag]!r}")
     if "position" in spec:
         position = spec["position"]
-        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-            raise FieldError(f"{where}.position", f"must be an integer >= 0, not {position!r}")
+        whole = isinstance(position, int) or (isinstance(position, float) and position.is_integer())
+        if isinstance(position, bool) or not whole or position < 0:
+            raise FieldError(f"{where}.position", f"must be a whole number >= 0, not {position!r}")
 
 
 def apply_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:

@@ -5,7 +5,8 @@ rebinding get past. Here every host is resolved and every address it resolves to
 loopback, private, link-local (cloud metadata included), unspecified, multicast, reserved and other
 non-global addresses are denied, also when embedded in IPv6 (IPv4-mapped, 6to4, Teredo, NAT64).
 Operators allow intended internal targets engine-wide with :class:`NetworkPolicy`; an action's
-``url_hosts_whitelist`` names exact hosts it may reach whatever they resolve to.
+``url_hosts_whitelist`` names exact hosts it may reach whatever they resolve to. The WinRM runners
+use the same guard with a policy of their own (``[winrm_runner] allowed_networks``).
 """
 
 from __future__ import annotations
@@ -112,9 +113,13 @@ class NetworkPolicy:
     """Networks an operator allows the runner to reach although they are not public."""
 
     allowed_networks: tuple[IPNetwork, ...] = ()
+    setting: str = field(default=ALLOWED_NETWORKS_SETTING, compare=False)
+    """The st2.conf setting that opens networks, named in denials."""
 
     @classmethod
-    def parse(cls, networks: str | Iterable[str]) -> NetworkPolicy:
+    def parse(
+        cls, networks: str | Iterable[str], *, setting: str = ALLOWED_NETWORKS_SETTING
+    ) -> NetworkPolicy:
         """Build a policy from CIDRs (``10.0.0.0/8, ::1/128``); raise ConfigurationError."""
         items = networks.split(",") if isinstance(networks, str) else list(networks)
         parsed = []
@@ -125,9 +130,9 @@ class NetworkPolicy:
                 parsed.append(ipaddress.ip_network(item, strict=False))
             except ValueError:
                 raise ConfigurationError(
-                    ALLOWED_NETWORKS_SETTING, f"{item!r} is not a network (expected a CIDR)"
+                    setting, f"{item!r} is not a network (expected a CIDR)"
                 ) from None
-        return cls(allowed_networks=tuple(parsed))
+        return cls(allowed_networks=tuple(parsed), setting=setting)
 
     def permits(self, address: IPAddress) -> bool:
         """Tell whether ``address`` (or the IPv4 address it embeds) is in an allowed network."""
@@ -160,6 +165,8 @@ class DestinationGuard:
     whitelist: frozenset[str] = frozenset()
     blacklist: frozenset[str] = frozenset()
     resolver: Resolver = resolve
+    host_list_parameter: str | None = "url_hosts_whitelist"
+    """The action parameter that allows a host by name, named in denials (None: there is none)."""
 
     @classmethod
     def build(
@@ -169,6 +176,7 @@ class DestinationGuard:
         whitelist: Iterable[str] = (),
         blacklist: Iterable[str] = (),
         resolver: Resolver = resolve,
+        host_list_parameter: str | None = "url_hosts_whitelist",
     ) -> DestinationGuard:
         """Build a guard with host lists in canonical form."""
         return cls(
@@ -176,6 +184,7 @@ class DestinationGuard:
             whitelist=frozenset(canonical_host(host) for host in whitelist),
             blacklist=frozenset(canonical_host(host) for host in blacklist),
             resolver=resolver,
+            host_list_parameter=host_list_parameter,
         )
 
     def check_url_host(self, host: str) -> None:
@@ -203,7 +212,12 @@ class DestinationGuard:
                 raise DestinationDeniedError(
                     f"Destination {shown}, {article} {reason} address: requests to loopback, "
                     "private, link-local, multicast, unspecified and other non-public addresses "
-                    "are denied (allow the host with url_hosts_whitelist, or the network with "
-                    f"{ALLOWED_NETWORKS_SETTING})"
+                    f"are denied ({self._allow_hint()})"
                 )
         return addresses
+
+    def _allow_hint(self) -> str:
+        network = f"the network with {self.policy.setting}"
+        if self.host_list_parameter is None:
+            return f"allow {network}"
+        return f"allow the host with {self.host_list_parameter}, or {network}"

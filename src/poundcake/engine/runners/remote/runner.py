@@ -51,9 +51,9 @@ from poundcake.engine.runners.shell.arguments import command_line, script_argume
 from poundcake.engine.runners.shell.output import SerializedSink
 from poundcake.engine.runners.shell.process import Ending
 from poundcake.engine.runners.shell.runner import (
-    DEFAULT_TIMEOUT_SECONDS,
     action_variables,
     kwarg_op_parameter,
+    run_timeout,
     script_path,
     string_map,
 )
@@ -88,9 +88,6 @@ class RemoteOptions:
     def from_request(cls, request: RunnerRequest) -> RemoteOptions:
         """Read the options from the request's runner parameters."""
         parameters = request.runner_parameters
-        timeout = request.timeout
-        if timeout is None:
-            timeout = parameters.get("timeout", DEFAULT_TIMEOUT_SECONDS)
         credentials = Credentials(
             username=parameters.get("username") or pwd.getpwuid(os.getuid()).pw_name,
             password=parameters.get("password") or None,
@@ -109,7 +106,7 @@ class RemoteOptions:
             kwarg_op=kwarg_op_parameter(parameters.get("kwarg_op")),
             sudo=bool(parameters.get("sudo", False)),
             sudo_password=parameters.get("sudo_password") or None,
-            timeout=float(timeout) if timeout else None,
+            timeout=run_timeout(request),
         )
 
     @property

@@ -1,16 +1,18 @@
 """Script arguments built from action parameters, the way StackStorm builds them.
 
 Parameters whose schema has a ``position`` become positional arguments, in position order, and
-are always present (a missing value becomes an empty argument, so positions stay stable). Every
+are always present (a missing value becomes an empty argument, so positions stay stable).
+Positions need not start at 0: positions 1 and 2 are the script's ``$1`` and ``$2``. Every
 other action parameter becomes a named argument ``{kwarg_op}{name}={value}``; named arguments come
 first, then the positional ones, as in StackStorm. A named argument whose value is ``None`` or an
 empty string is left out; ``True`` gives the bare flag ``{kwarg_op}{name}`` and ``False`` leaves
 it out.
 
 Values are serialised as StackStorm serialises positional values: booleans as ``1``/``0``,
-lists comma-joined, objects as JSON, ``None`` as an empty string. (StackStorm passes named list
-and object values through ``str()``, which gives Python's repr; we use the same serialisation for
-both kinds instead.)
+lists comma-joined, objects as compact JSON (``{"k":[1,2]}``, non-ASCII kept), ``None`` as an
+empty string. (StackStorm passes named list and object values through ``str()``, which gives
+Python's repr, and turns an integer 0 into an empty positional argument; we use the same
+serialisation for both kinds, and 0 stays ``0``.)
 
 The result is an argv list: local scripts get it as is, with no shell in between; remote scripts
 get it shell-quoted by :func:`command_line`.
@@ -35,7 +37,7 @@ def serialize_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(item) for item in value)
     if isinstance(value, dict):
-        return json.dumps(value) if value else ""
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else ""
     return str(value)
 
 

@@ -37,16 +37,21 @@ def parse_output(text: str) -> Any:
 
 
 def shell_result(
-    return_code: int, stdout: str, stderr: str, *, error: str | None = None
+    return_code: int, stdout: str, stderr: str, *, error: str | None = None, strip: bool = True
 ) -> dict[str, Any]:
-    """Return the result document for one finished (or stopped) command."""
+    """Return the result document for one finished (or stopped) command.
+
+    ``strip=False`` keeps the streams' trailing newlines, as StackStorm's WinRM runners do.
+    """
     succeeded = return_code == 0 and error is None
+    if strip:
+        stdout, stderr = strip_shell_chars(stdout), strip_shell_chars(stderr)
     result: dict[str, Any] = {
         "failed": not succeeded,
         "succeeded": succeeded,
         "return_code": return_code,
-        "stdout": parse_output(strip_shell_chars(stdout)),
-        "stderr": parse_output(strip_shell_chars(stderr)),
+        "stdout": parse_output(stdout),
+        "stderr": parse_output(stderr),
     }
     if error is not None:
         result["error"] = error

@@ -68,18 +68,23 @@ class ShellOptions:
         """Read the options from the request's runner parameters."""
         parameters = request.runner_parameters
         cwd = parameters.get("cwd")
-        timeout = request.timeout
-        if timeout is None:
-            timeout = parameters.get("timeout", DEFAULT_TIMEOUT_SECONDS)
         return cls(
             cwd=Path(cwd) if cwd else None,
             env=string_map(parameters.get("env") or {}),
             kwarg_op=kwarg_op_parameter(parameters.get("kwarg_op")),
             sudo=bool(parameters.get("sudo", False)),
             sudo_password=parameters.get("sudo_password") or None,
-            timeout=float(timeout) if timeout else None,
+            timeout=run_timeout(request),
             debug=bool(parameters.get("debug", False)),
         )
+
+
+def run_timeout(request: RunnerRequest) -> float | None:
+    """Return the seconds the run may take: the request's, else the ``timeout`` parameter's."""
+    timeout = request.timeout
+    if timeout is None:
+        timeout = request.runner_parameters.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+    return float(timeout) if timeout else None
 
 
 def base_environment() -> dict[str, str]:

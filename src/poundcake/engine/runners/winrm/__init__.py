@@ -1,0 +1,1 @@
+"""The WinRM runners: commands and PowerShell on Windows hosts (StackStorm's winrm runners)."""
