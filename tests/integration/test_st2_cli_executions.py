@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.st2cli import USER, CliResult, RunningEngine, St2, running_engine
+from tests.integration.st2cli import (
+    USER,
+    RunningEngine,
+    St2,
+    output,
+    run_async,
+    running_engine,
+    wait_for,
+)
 
 COMPLETED = {"succeeded", "failed", "timeout", "canceled", "abandoned"}
 
@@ -42,36 +49,12 @@ def api(st2: St2, engine: RunningEngine) -> Iterator[httpx.Client]:
         yield client
 
 
-def output(result: CliResult) -> str:
-    return result.stdout + result.stderr
-
-
 def run_json(st2: St2, *args: str) -> dict[str, Any]:
     """``st2 run -j``: the CLI prints a newline after polling, then the JSON document."""
     result = st2("run", "-j", *args)
     assert result.stdout.startswith("\n"), output(result)
     document: dict[str, Any] = json.loads(result.stdout)
     return document
-
-
-def run_async(st2: St2, *args: str) -> str:
-    result = st2("run", *args, "-a")
-    assert result.returncode == 0, output(result)
-    found = re.search(r"st2 execution get ([0-9a-f]{24})", result.stdout)
-    assert found, result.stdout
-    return found.group(1)
-
-
-def wait_for(
-    api: httpx.Client, execution_id: str, statuses: set[str], timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        document: dict[str, Any] = api.get(f"/executions/{execution_id}").json()
-        if document["status"] in statuses:
-            return document
-        assert time.monotonic() < deadline, f"{execution_id} still {document['status']}"
-        time.sleep(0.2)
 
 
 def test_run_shows_the_command_output(st2: St2) -> None:
