@@ -20,12 +20,14 @@ import pytest
 import yaml
 
 from tests.integration.conftest import admin_sql, command_environment, run_command
+from tests.integration.pack_actions import engine_api
 from tests.integration.st2cli import (
     USER,
     CliResult,
     RunningEngine,
     St2,
     listing,
+    logged_in,
     ok,
     output,
     run_async,
@@ -71,15 +73,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
 
 @pytest.fixture
 def st2(engine: RunningEngine, tmp_path: Path) -> St2:
-    client = St2(engine, tmp_path / "home")
-    client.login()
-    return client
+    return logged_in(engine, tmp_path / "home")
 
 
 @pytest.fixture
 def api(st2: St2, engine: RunningEngine) -> Iterator[httpx.Client]:
-    headers = {"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]}
-    with httpx.Client(base_url=engine.api_url, headers=headers, timeout=30) as client:
+    with engine_api(engine, st2) as client:
         yield client
 
 
