@@ -143,15 +143,12 @@ def request_pause(session: Session, execution: ExecutionDB, *, user: str) -> lis
 
 
 def _running_child_workflows(session: Session, execution: ExecutionDB) -> list[ExecutionDB]:
-    children = list(execution.children or [])
-    if not children:
-        return []
     return list(
         session.scalars(
             sa.select(ExecutionDB).where(
-                ExecutionDB.id.in_(children),
-                ExecutionDB.runner_type.in_(sorted(PAUSABLE_RUNNERS)),
+                ExecutionDB.parent == execution.id,
                 ExecutionDB.status == S.RUNNING.value,
+                ExecutionDB.runner_type.in_(sorted(PAUSABLE_RUNNERS)),
             )
         )
     )
