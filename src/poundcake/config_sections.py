@@ -168,6 +168,8 @@ class GarbageCollectorSection(Section):
     action_executions_ttl: float | None = Field(default=None, gt=0)
     action_executions_output_ttl: float | None = Field(default=7.0, gt=0)
     trigger_instances_ttl: float | None = Field(default=None, gt=0)
+    # StackStorm's switch for ending inquiries past their ttl in timeout (off, as there).
+    purge_inquiries: bool = False
 
 
 class ActionSensorSection(Section):

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import socket
 import subprocess
 import time
@@ -129,13 +132,51 @@ class St2:
         )
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
-    def login(self) -> str:
+    def login(self, user: str = USER, password: str = PASSWORD) -> str:
         """Get a token with the CLI and use it for every later call."""
-        result = self("auth", USER, "-p", PASSWORD, "-t")
+        result = self("auth", user, "-p", password, "-t")
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()
         self.env["ST2_AUTH_TOKEN"] = token
         return token
+
+    def on_terminal(self, *args: str, answers: list[str], timeout: float = 60) -> CliResult:
+        """Run the CLI on a pseudo-terminal, typing each answer once the output is quiet (for
+        interactive prompts); stdout and stderr come back together as ``stdout``."""
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(
+            [str(ST2), *args], env=self.env, stdin=follower, stdout=follower, stderr=follower
+        )
+        os.close(follower)
+        output = bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            for answer in [*answers, None]:
+                _read_until_quiet(leader, output, deadline)
+                if answer is not None:
+                    os.write(leader, answer.encode() + b"\r")
+            returncode = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+            _read_until_quiet(leader, output, deadline, quiet=0.2)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            os.close(leader)
+        return CliResult(returncode, output.decode(errors="replace"), "")
+
+
+def _read_until_quiet(leader: int, output: bytearray, deadline: float, quiet: float = 1.0) -> None:
+    """Read from a terminal until it has been silent for ``quiet`` seconds (or it closed)."""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], quiet)
+        if not ready:
+            return
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            return
+        if not data:
+            return
+        output.extend(data)
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
@@ -169,6 +210,33 @@ def api_key_for(engine: RunningEngine) -> str:
     assert created.status_code == 201, created.text
     key: str = created.json()["key"]
     return key
+
+
+def output(result: CliResult) -> str:
+    """What a command printed on both streams."""
+    return result.stdout + result.stderr
+
+
+def run_async(st2: St2, *args: str) -> str:
+    """``st2 run ... -a``: the id of the execution it started."""
+    result = st2("run", *args, "-a")
+    assert result.returncode == 0, output(result)
+    found = re.search(r"st2 execution get ([0-9a-f]{24})", result.stdout)
+    assert found, result.stdout
+    return found.group(1)
+
+
+def wait_for(
+    api: httpx.Client, execution_id: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    """Poll the execution until its status is one of ``statuses``; return its document."""
+    deadline = time.monotonic() + timeout
+    while True:
+        document: dict[str, Any] = api.get(f"/executions/{execution_id}").json()
+        if document["status"] in statuses:
+            return document
+        assert time.monotonic() < deadline, f"{execution_id} still {document['status']}"
+        time.sleep(0.2)
 
 
 def ok(result: CliResult) -> Any:

@@ -15,8 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.pack_actions import run_async, wait_for
-from tests.integration.st2cli import USER, CliResult, RunningEngine, St2, running_engine
+from tests.integration.st2cli import (
+    USER,
+    RunningEngine,
+    St2,
+    output,
+    run_async,
+    running_engine,
+    wait_for,
+)
 
 COMPLETED = {"succeeded", "failed", "timeout", "canceled", "abandoned"}
 
@@ -40,10 +47,6 @@ def api(st2: St2, engine: RunningEngine) -> Iterator[httpx.Client]:
     headers = {"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]}
     with httpx.Client(base_url=engine.api_url, headers=headers, timeout=30) as client:
         yield client
-
-
-def output(result: CliResult) -> str:
-    return result.stdout + result.stderr
 
 
 def run_json(st2: St2, *args: str) -> dict[str, Any]:

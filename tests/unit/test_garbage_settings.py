@@ -25,6 +25,7 @@ def test_defaults_match_stackstorm(tmp_path: Path) -> None:
     assert settings.action_executions_ttl is None
     assert settings.action_executions_output_ttl == 7
     assert settings.trigger_instances_ttl is None
+    assert settings.purge_inquiries is False
     assert [name for name, _, _ in settings.kinds()] == ["execution output"]
 
 
@@ -33,7 +34,7 @@ def test_every_setting_is_read_from_the_section(tmp_path: Path) -> None:
         tmp_path,
         "[garbagecollector]\ncollection_interval = 60\nsleep_delay = 0.5\nbatch_size = 50\n"
         "action_executions_ttl = 30\naction_executions_output_ttl = 2\n"
-        "trigger_instances_ttl = 14\n",
+        "trigger_instances_ttl = 14\npurge_inquiries = true\n",
     )
     assert settings == GarbageCollectorSettings(
         collection_interval=60,
@@ -42,6 +43,7 @@ def test_every_setting_is_read_from_the_section(tmp_path: Path) -> None:
         action_executions_ttl=30,
         action_executions_output_ttl=2,
         trigger_instances_ttl=14,
+        purge_inquiries=True,
     )
     assert settings.kinds() == [
         ("executions", 30, purge_executions),

@@ -54,6 +54,15 @@ class ScriptedChildren:
         _, action_ref, parameters, _ = next(r for r in self.requests if r[0] == execution_id)
         return self.behaviours[action_ref](parameters)
 
+    def wait_settled(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
+        return self.wait(execution_id)
+
+    def workflow_status(self) -> ExecutionStatus:
+        return S.RUNNING
+
+    def resume(self, execution_id: str) -> None:
+        raise AssertionError(f"nothing here is paused, yet {execution_id} was resumed")
+
     def cancel(self, execution_id: str) -> None:
         self.canceled.append(execution_id)
 
@@ -325,7 +334,7 @@ class BlockingChildren(ScriptedChildren):
         self.started = threading.Event()
         self.stopped = threading.Event()
 
-    def wait(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
+    def wait_settled(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
         self.started.set()
         assert self.stopped.wait(10), "the child was never canceled"
         return S.CANCELED, {"message": "Action canceled by user."}

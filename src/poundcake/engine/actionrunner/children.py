@@ -4,11 +4,14 @@
 execution. A child is recorded with ``parent`` set (and appended to the parent's ``children``)
 and a context in StackStorm's shape, ``{"parent": {..., "execution_id", "user"}, "chain": {...},
 "user": ...}``, then announced to the scheduler like any other request. ``wait`` polls the
-database until the child completes; when the parent is being canceled (or has ended) it cancels
-the child and waits a grace period for it to stop. A parent whose runner type cancels gracefully
-(``GRACEFUL_CANCEL_RUNNER_TYPES``, the ``steps`` runner) lets a running child finish while it is
-being canceled; a child that has not started is canceled. ``action`` tells a workflow runner the
-runner type and parameter schema of an action before it requests a child of it.
+database until the child completes (``wait_settled`` also returns when it pauses or waits for a
+response, which pauses an action-chain); when the parent is being canceled (or has ended) it
+cancels the child and waits a grace period for it to stop. ``workflow_status`` tells the
+parent's runner whether a pause was asked for, and ``resume`` resumes a paused child. A parent
+whose runner type cancels gracefully (``GRACEFUL_CANCEL_RUNNER_TYPES``, the ``steps`` runner)
+lets a running child finish while it is being canceled; a child that has not started is
+canceled. ``action`` tells a workflow runner the runner type and parameter schema of an action
+before it requests a child of it.
 
 A workflow's runner thread blocks in ``wait`` while its children run in other runner threads,
 so an action runner process needs a concurrency of at least 2 to run chains (one more per level
@@ -37,6 +40,7 @@ from poundcake.db.session import unit_of_work
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.actions.parameters import merge_schemas
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.pausing import hand_over_resumed, locked_status, request_resume
 from poundcake.engine.executions.service import (
     GRACEFUL_CANCEL_RUNNER_TYPES,
     NOT_STARTED,
@@ -44,7 +48,7 @@ from poundcake.engine.executions.service import (
     cancel_unstarted,
     request_execution,
 )
-from poundcake.engine.executions.states import COMPLETED, ExecutionStatus
+from poundcake.engine.executions.states import COMPLETED, PAUSE_STATES, ExecutionStatus
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import Publisher
 from poundcake.engine.runners.models import RunnerTypeDB
@@ -55,6 +59,12 @@ logger = logging.getLogger(__name__)
 S = ExecutionStatus
 DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_CANCEL_GRACE_SECONDS = 30.0
+# Where a child stops being waited for by ``wait_settled``: it ended, paused, or waits for a
+# response.
+SETTLED: frozenset[ExecutionStatus] = COMPLETED | {S.PAUSED, S.PENDING}
+# A paused action-chain keeps its variables in its context, as StackStorm does; they are not
+# passed on to its children as part of ``context.parent``.
+UNINHERITED_CONTEXT_KEYS = frozenset({"vars"})
 
 
 class WorkflowReleasedError(Exception):
@@ -122,7 +132,12 @@ class ExecutionChildren:
         bad parameters).
         """
         self._check_released()
-        parent = {**self._parent_context, "execution_id": self._parent_id, "user": self._user}
+        inherited = {
+            key: value
+            for key, value in self._parent_context.items()
+            if key not in UNINHERITED_CONTEXT_KEYS
+        }
+        parent = {**inherited, "execution_id": self._parent_id, "user": self._user}
         child_context = {**context, "parent": parent, "user": self._user}
         with unit_of_work(self._sessions) as session:
             if session.scalar(sa.select(ActionDB.id).where(ActionDB.ref == action_ref)) is None:
@@ -156,11 +171,48 @@ class ExecutionChildren:
 
     def wait(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
         """Poll until the child completes; return its status and result."""
+        return self._wait(execution_id, COMPLETED)
+
+    def wait_settled(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
+        """Poll until the child completes, pauses or waits for a response; return its status
+        and result."""
+        return self._wait(execution_id, SETTLED)
+
+    def workflow_status(self) -> ExecutionStatus:
+        """The parent's own status now (a pause or cancel may have been asked for)."""
+        with self._sessions() as session:
+            status = session.scalar(
+                sa.select(ExecutionDB.status).where(ExecutionDB.id == self._parent_id)
+            )
+        if status is None:
+            raise NotFoundError(f"workflow execution {self._parent_id} not found")
+        return S(status)
+
+    def resume(self, execution_id: str) -> None:
+        """Resume a paused child (a sub-workflow) and hand it over once committed; a child
+        that is no longer paused is left as it is."""
+        with unit_of_work(self._sessions) as session:
+            child = session.get(ExecutionDB, execution_id)
+            if child is None:
+                raise NotFoundError(f"child execution {execution_id} not found")
+            if locked_status(session, child) not in PAUSE_STATES:
+                return
+            resumed = request_resume(session, child, user=self._user)
+        if resumed is not None:
+            hand_over_resumed(self._publisher, resumed)
+            self._publisher.event(
+                "st2.execution__update",
+                {"liveaction_id": resumed.liveaction_id, "execution_id": resumed.execution_id},
+            )
+
+    def _wait(
+        self, execution_id: str, until: frozenset[ExecutionStatus]
+    ) -> tuple[ExecutionStatus, Any]:
         stop_by: float | None = None
         while True:
             self._check_released()
             child, parent, graceful = self._statuses(execution_id)
-            if child in COMPLETED:
+            if child in until:
                 return S(child), self._result(execution_id)
             if graceful and parent == S.CANCELING:
                 # The running child of a graceful cancel finishes; one not started never will.

@@ -1,12 +1,16 @@
 """The ``st2actionrunner`` process: run scheduled work, any number of processes side by side.
 
 Work messages name live actions. The consuming thread claims what arrives in one transaction
-(``scheduled -> running`` under this process's lease; a claim that loses the race is a duplicate
-and is dropped), hands each claimed execution to a worker thread that runs it through its
-runner plugin, and records finished outcomes in batches, one commit per batch. Messages are
-acknowledged only after the outcome is committed, so work a dead process had taken is delivered
-again; the lease tells the scheduler's sweep which running executions lost their runner. A
-heartbeat renews the leases and delivers cancel requests to running plugins.
+(``scheduled -> running``, or ``resuming -> running`` for a resumed workflow no runner holds,
+under this process's lease; a claim that loses the race is a duplicate and is dropped), hands
+each claimed execution to a worker thread that runs it through its runner plugin, and records
+outcomes in batches, one commit per batch. Besides final outcomes there are two that leave the
+execution open, both releasing the lease: ``pending`` (an inquiry waits for its response; see
+:mod:`poundcake.engine.inquiries.service`) and ``paused`` (a workflow stopped where it can go on;
+see :mod:`poundcake.engine.executions.pausing`; one resumed meanwhile is handed over again after
+commit). Messages are acknowledged only after the outcome is committed, so work a dead process
+had taken is delivered again; the lease tells the scheduler's sweep which running executions
+lost their runner. A heartbeat renews the leases and delivers cancel requests to running plugins.
 
 On SIGTERM the process stops consuming and lets running work finish for
 ``graceful_shutdown_seconds``. Then a workflow that can resume (``RESUMABLE_RUNNER_TYPES``) is
@@ -27,8 +31,10 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +48,11 @@ from poundcake.db.session import unit_of_work
 from poundcake.engine.actionrunner.children import ExecutionChildren, WorkflowReleasedError
 from poundcake.engine.actionrunner.output import OutputWriter
 from poundcake.engine.actionrunner.request import ClaimedWork, build_request, load_claimed
+from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.pausing import Resumed, hand_over_resumed, record_paused
 from poundcake.engine.executions.service import (
     DEFAULT_MAX_RESULT_BYTES,
+    LEASED,
     WORKFLOW_RUNNER_TYPES,
     claim,
     complete,
@@ -51,6 +60,7 @@ from poundcake.engine.executions.service import (
     transition,
 )
 from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.inquiries.service import announce_waiting, await_response
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.datastore import SessionDatastore
 from poundcake.engine.messaging import RUNNER_QUEUE, WORKFLOW_QUEUE, make_connection
@@ -69,6 +79,8 @@ OUTPUT_FLUSH_INTERVAL = 0.25
 RESUMABLE_RUNNER_TYPES = frozenset({"steps"})
 # How long a released workflow's thread has to stop waiting before it is abandoned instead.
 RELEASE_SECONDS = 5.0
+# What to do once recorded outcomes are committed (announce, hand over a resumed workflow).
+FollowUp = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -188,58 +200,92 @@ class ActionRunner:
                 finished.append(self._finished.get_nowait())
         if not finished:
             return set()
+        follow_ups: list[FollowUp] = []
         try:
-            self._record(finished)
+            follow_ups = self._record(finished)
         except sa.exc.SQLAlchemyError:
             logger.exception(
                 "Storing %d outcomes at once failed; storing them one by one", len(finished)
             )
             for item in finished:
-                self._record_alone(item)
+                follow_ups += self._record_alone(item)
+        for follow_up in follow_ups:
+            follow_up()
         for item in finished:
             self._announce(item.liveaction_id, item.execution_id)
             item.message.ack()
         self._in_flight -= len(finished)
         return {item.liveaction_id for item in finished}
 
-    def _record(self, items: list[Finished]) -> None:
-        def record(session: Session) -> None:
+    def _record(self, items: list[Finished]) -> list[FollowUp]:
+        """Store outcomes in one transaction; return what to do once it is committed."""
+
+        def record(session: Session) -> list[FollowUp]:
+            follow_ups: list[FollowUp] = []
             for item in items:
-                complete(
-                    session,
-                    liveaction_id=item.liveaction_id,
-                    status=item.outcome.status,
-                    result=item.outcome.result,
-                    max_result_bytes=self._result_cap,
-                    workflow=item.workflow,
-                )
+                follow_ups += self._record_one(session, item)
+            return follow_ups
 
-        in_transaction(self.runtime.sessions, record)
+        return in_transaction(self.runtime.sessions, record)
 
-    def _record_alone(self, item: Finished) -> bool:
+    def _record_one(self, session: Session, item: Finished) -> list[FollowUp]:
+        outcome = item.outcome
+        if outcome.status == S.PENDING:
+            waiting = await_response(
+                session,
+                liveaction_id=item.liveaction_id,
+                result=outcome.result,
+                max_result_bytes=self._result_cap,
+            )
+            return [partial(announce_waiting, self.runtime.publisher, waiting)]
+        if outcome.status == S.PAUSED:
+            now = record_paused(
+                session,
+                liveaction_id=item.liveaction_id,
+                result=outcome.result,
+                context=outcome.context,
+                max_result_bytes=self._result_cap,
+            )
+            if now != S.RESUMING:
+                return []
+            runner_type = session.scalar(
+                sa.select(ExecutionDB.runner_type).where(ExecutionDB.id == item.execution_id)
+            )
+            resumed = Resumed(item.execution_id, item.liveaction_id, str(runner_type))
+            return [partial(hand_over_resumed, self.runtime.publisher, resumed)]
+        complete(
+            session,
+            liveaction_id=item.liveaction_id,
+            status=outcome.status,
+            result=outcome.result,
+            max_result_bytes=self._result_cap,
+            workflow=item.workflow,
+            context=outcome.context,
+        )
+        return []
+
+    def _record_alone(self, item: Finished) -> list[FollowUp]:
         """Store one outcome; if the database refuses its result, store the failure instead.
 
-        Returns False when nothing could be stored (the database is unavailable): the outcome
-        is kept and tried again.
+        Returns what to do after commit; nothing when not even the failure could be stored
+        (the database is unavailable).
         """
         try:
-            self._record([item])
-            return True
+            return self._record([item])
         except sa.exc.SQLAlchemyError as error:
             logger.exception("Storing the outcome of live action %s failed", item.liveaction_id)
             cause = getattr(error, "orig", None) or error
             reason = f"the result could not be stored: {type(cause).__name__}: {cause}"
         failed = RunnerOutcome(S.FAILED, {"error": reason})
         try:
-            self._record(
+            return self._record(
                 [Finished(item.liveaction_id, item.execution_id, failed, item.message, False)]
             )
-            return True
         except sa.exc.SQLAlchemyError:
             logger.exception(
                 "The database refused live action %s's outcome; keeping it", item.liveaction_id
             )
-            return False
+            return []
 
     # --- one execution, in a worker thread ----------------------------------------------------
 
@@ -508,7 +554,7 @@ class ActionRunner:
                 session,
                 liveaction_id=liveaction_id,
                 to=S.ABANDONED,
-                allowed_from=(S.RUNNING, S.CANCELING),
+                allowed_from=LEASED,
                 liveaction_values={"result": result, "lease_owner": None, "lease_expires_at": None},
                 execution_values={"result": result},
             )

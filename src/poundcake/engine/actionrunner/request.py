@@ -104,4 +104,5 @@ def build_request(
         user=str(context.get("user", "stanley")),
         context=context,
         timeout=_timeout(runner_parameters),
+        result=execution.result,
     )

@@ -53,6 +53,9 @@ WORKFLOW_RUNNER_TYPES = frozenset({"action-chain", "orquesta", "steps"})
 # finishes and no more start; child workflows are canceled, children not started too.
 GRACEFUL_CANCEL_RUNNER_TYPES = frozenset({"steps", "orquesta"})
 NOT_STARTED: frozenset[ExecutionStatus] = frozenset({S.REQUESTED, S.SCHEDULED, S.DELAYED})
+# Statuses in which a runner may hold the execution under its lease: a pausing workflow
+# finishes its task first, and one resumed before it stopped is still run by that runner.
+LEASED: frozenset[ExecutionStatus] = frozenset({S.RUNNING, S.CANCELING, S.PAUSING, S.RESUMING})
 _TRUNCATION_NOTE = "... [truncated by PoundCake: result larger than the configured limit]"
 
 
@@ -314,23 +317,21 @@ def transition_many(
     allowed_from: Iterable[ExecutionStatus],
     liveaction_values: Mapping[str, Any] | None = None,
     execution_values: Mapping[str, Any] | None = None,
+    unowned: bool = False,
 ) -> list[str]:
     """Move every listed execution that is in ``allowed_from`` to ``to``; return those moved.
 
-    Three statements for the whole batch: lock the rows that may move, update the live
-    actions, update their executions.
+    With ``unowned``, only those no runner holds a lease on. Three statements for the whole
+    batch: lock the rows that may move, update the live actions, update their executions.
     """
     sources = _check(to, allowed_from)
     ids = list(liveaction_ids)
     if not ids:
         return []
-    moved = list(
-        session.scalars(
-            sa.select(LiveActionDB.id)
-            .where(LiveActionDB.id.in_(ids), LiveActionDB.status.in_(sources))
-            .with_for_update()
-        )
-    )
+    conditions = [LiveActionDB.id.in_(ids), LiveActionDB.status.in_(sources)]
+    if unowned:
+        conditions.append(LiveActionDB.lease_owner.is_(None))
+    moved = list(session.scalars(sa.select(LiveActionDB.id).where(*conditions).with_for_update()))
     if not moved:
         return []
     session.execute(
@@ -367,14 +368,16 @@ def delay_execution(session: Session, liveaction_id: str) -> bool:
 def claim(
     session: Session, liveaction_ids: Iterable[str], *, owner: str, lease_seconds: float
 ) -> list[str]:
-    """``scheduled`` -> ``running`` under a lease held by runner ``owner``; return those claimed."""
+    """``scheduled`` (or ``resuming``, a workflow no runner holds) -> ``running`` under a lease
+    held by runner ``owner``; return those claimed."""
     expires = utcnow() + timedelta(seconds=lease_seconds)
     return transition_many(
         session,
         liveaction_ids=liveaction_ids,
         to=S.RUNNING,
-        allowed_from=(S.SCHEDULED,),
+        allowed_from=(S.SCHEDULED, S.RESUMING),
         liveaction_values={"lease_owner": owner, "lease_expires_at": expires},
+        unowned=True,
     )
 
 
@@ -384,7 +387,7 @@ def renew_leases(session: Session, *, owner: str, lease_seconds: float) -> list[
         sa.update(LiveActionDB)
         .where(
             LiveActionDB.lease_owner == owner,
-            LiveActionDB.status.in_([S.RUNNING.value, S.CANCELING.value]),
+            LiveActionDB.status.in_([status.value for status in LEASED]),
         )
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
@@ -427,14 +430,18 @@ def complete(
     result: Any,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     workflow: bool = False,
+    context: Mapping[str, Any] | None = None,
 ) -> bool:
     """A runner finished: record the final status and result and release the lease.
 
     A run that ended because it was canceled keeps the cancel request's result
     (``{"message": "Action canceled by user.", "user": ...}``), as StackStorm does; a workflow
     also keeps what its runner reported (its tasks), with the cancel request's fields added.
+    ``context`` holds keys to set in the execution's context (``None`` removes one).
     """
-    release = {"lease_owner": None, "lease_expires_at": None}
+    release: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    changed = updated_context(session, liveaction_id, context)
+    release.update(changed)
     if status == S.CANCELED and workflow and isinstance(result, dict):
         request = session.scalar(
             sa.select(LiveActionDB.result).where(LiveActionDB.id == liveaction_id)
@@ -445,8 +452,9 @@ def complete(
             session,
             liveaction_id=liveaction_id,
             to=status,
-            allowed_from=(S.RUNNING, S.CANCELING),
+            allowed_from=LEASED,
             liveaction_values=release,
+            execution_values=changed,
         )
     stored, size, truncated = shape_result(result, max_result_bytes)
     # The result is stored once, on the execution: a second copy on the live action would
@@ -455,10 +463,41 @@ def complete(
         session,
         liveaction_id=liveaction_id,
         to=status,
-        allowed_from=(S.RUNNING, S.CANCELING),
+        allowed_from=LEASED,
         liveaction_values=release,
-        execution_values={"result": stored, "result_size": size, "result_truncated": truncated},
+        execution_values={
+            "result": stored,
+            "result_size": size,
+            "result_truncated": truncated,
+            **changed,
+        },
     )
+
+
+def updated_context(
+    session: Session, liveaction_id: str, changes: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``{"context": ...}``: the execution's context with ``changes`` applied (a ``None`` value
+    removes the key), read under its live action's row lock; empty when nothing changes.
+
+    Every writer of a context locks the live action's row first, so nothing is lost between
+    the read and the write (the caller writes it to both rows).
+    """
+    if not changes:
+        return {}
+    session.execute(
+        sa.select(LiveActionDB.id).where(LiveActionDB.id == liveaction_id).with_for_update()
+    )
+    current = session.scalar(
+        sa.select(ExecutionDB.context).where(ExecutionDB.liveaction_id == liveaction_id)
+    )
+    context = dict(current or {})
+    for key, value in changes.items():
+        if value is None:
+            context.pop(key, None)
+        else:
+            context[key] = value
+    return {"context": context}
 
 
 def fail_before_run(session: Session, *, liveaction_id: str, error: str) -> bool:
@@ -492,20 +531,30 @@ def cancel_execution(session: Session, execution_id: str, *, user: str) -> Cance
     """
     execution = get_execution(session, execution_id)
     liveaction_id = execution.liveaction_id or ""
-    locked = session.scalar(
-        sa.select(LiveActionDB.status).where(LiveActionDB.id == liveaction_id).with_for_update()
-    )
-    status = ExecutionStatus(locked or execution.status)
+    locked = session.execute(
+        sa.select(LiveActionDB.status, LiveActionDB.lease_owner)
+        .where(LiveActionDB.id == liveaction_id)
+        .with_for_update()
+    ).one_or_none()
+    status = ExecutionStatus(locked.status if locked else execution.status)
     if status == S.CANCELED:
         return CancelOutcome(execution)
     if status not in CANCELABLE:
         return CancelOutcome(execution, f"Action cannot be canceled. State = {status.value}.")
-    result = {"message": "Action canceled by user.", "user": user}
-    running = status in (S.RUNNING, S.PAUSING, S.PAUSED, S.RESUMING, S.PENDING)
+    result: dict[str, Any] = {"message": "Action canceled by user.", "user": user}
+    # Something must see a canceling execution to end it: a runner (or the workflow engine)
+    # running it. A paused workflow, a pending inquiry or a resumed workflow no runner has
+    # taken yet is canceled at once; a workflow keeps the tasks it recorded.
+    held = status in (S.RUNNING, S.PAUSING) or (
+        status == S.RESUMING and locked is not None and locked.lease_owner is not None
+    )
+    workflow = execution.runner_type in WORKFLOW_RUNNER_TYPES
+    if not held and workflow and isinstance(execution.result, dict):
+        result = {**execution.result, **result}
     moved = transition(
         session,
         liveaction_id=liveaction_id,
-        to=S.CANCELING if running else S.CANCELED,
+        to=S.CANCELING if held else S.CANCELED,
         allowed_from=(status,),
         liveaction_values={"result": result},
         execution_values={"result": result},
@@ -565,7 +614,7 @@ def abandon_expired(
     rows = session.execute(
         sa.select(LiveActionDB.id, LiveActionDB.status, LiveActionDB.lease_owner)
         .where(
-            LiveActionDB.status.in_([S.RUNNING.value, S.CANCELING.value]),
+            LiveActionDB.status.in_([status.value for status in LEASED]),
             LiveActionDB.lease_expires_at < now,
         )
         .limit(limit)

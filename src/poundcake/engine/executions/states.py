@@ -49,6 +49,9 @@ TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
             S.CANCELING,
             S.CANCELED,
             S.PAUSING,
+            # A workflow that stopped at a task waiting for a response (an inquiry).
+            S.PAUSED,
+            # An inquiry waiting for its response.
             S.PENDING,
             # A workflow released by a runner that shut down, for another runner to resume.
             S.SCHEDULED,
@@ -57,22 +60,47 @@ TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
         }
     ),
     S.CANCELING: frozenset({S.CANCELED, S.SUCCEEDED, S.FAILED, S.TIMEOUT, S.ABANDONED}),
-    # Orquesta workflows: a pause can be overtaken by a resume, and a resume can find the
-    # workflow completed or pausing again.
+    # A pausing workflow's running task finishes first; the workflow may end meanwhile, and a
+    # resume asked for before it stopped turns it to resuming. An Orquesta workflow whose pause
+    # is overtaken by a resume goes back to running.
     S.PAUSING: frozenset(
-        {S.PAUSED, S.RUNNING, S.RESUMING, S.CANCELING, S.CANCELED, S.FAILED, S.ABANDONED}
+        {
+            S.PAUSED,
+            S.RUNNING,
+            S.RESUMING,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.TIMEOUT,
+            S.CANCELING,
+            S.CANCELED,
+            S.ABANDONED,
+        }
     ),
+    # An Orquesta workflow paused with nothing left to run completes when resumed.
     S.PAUSED: frozenset({S.RESUMING, S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELING, S.CANCELED}),
     S.RESUMING: frozenset(
-        {S.RUNNING, S.PAUSING, S.PAUSED, S.SUCCEEDED, S.CANCELING, S.CANCELED, S.FAILED}
+        {
+            S.RUNNING,
+            S.PAUSING,
+            S.PAUSED,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.TIMEOUT,
+            S.CANCELING,
+            S.CANCELED,
+            S.ABANDONED,
+        }
     ),
-    S.PENDING: frozenset({S.RUNNING, S.CANCELING, S.CANCELED, S.FAILED, S.TIMEOUT}),
+    # A response succeeds an inquiry; its TTL ends it in timeout.
+    S.PENDING: frozenset({S.SUCCEEDED, S.TIMEOUT, S.RUNNING, S.CANCELING, S.CANCELED, S.FAILED}),
     S.SUCCEEDED: frozenset(),
     S.FAILED: frozenset(),
     S.TIMEOUT: frozenset(),
     S.ABANDONED: frozenset(),
     S.CANCELED: frozenset(),
 }
+# Statuses a pause leaves an execution in; a resume request applies to these.
+PAUSE_STATES: frozenset[ExecutionStatus] = frozenset({S.PAUSING, S.PAUSED})
 
 
 class IllegalTransitionError(ValidationError):

@@ -1,18 +1,27 @@
 """Status changes asked for over the API (``PUT /v1/executions/{id}``), as StackStorm makes them.
 
 ``canceling``/``canceled`` request a cancel; ``pausing``/``paused`` and ``resuming`` are for
-workflow runners that can pause; anything else is a plain status (and result) update through
+workflow runners that can pause (:mod:`poundcake.engine.executions.pausing`, whose
+``PAUSABLE_RUNNERS`` names them); anything else is a plain status (and result) update through
 the transition table, as a workflow engine would send it. A completed execution is left alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
+from poundcake.engine.executions.pausing import (
+    check_pausable,
+    locked_status,
+    request_pause,
+    request_resume,
+)
 from poundcake.engine.executions.service import (
     DEFAULT_MAX_RESULT_BYTES,
     cancel_execution,
@@ -24,10 +33,6 @@ from poundcake.engine.executions.states import COMPLETED, ExecutionStatus
 from poundcake.exceptions import ValidationError
 
 S = ExecutionStatus
-WORKFLOW_RUNNERS = frozenset({"action-chain", "orquesta"})
-# The runners here that honour a pause: the workflow engines conduct ``orquesta`` workflows to
-# ``paused`` once their running tasks finish.
-PAUSABLE_RUNNERS: frozenset[str] = frozenset({"orquesta"})
 UNSET: Any = object()
 FAILED_UPDATE = "Failed updating execution."
 
@@ -39,15 +44,6 @@ def parse_status(value: Any) -> ExecutionStatus:
     except ValueError:
         allowed = ", ".join(repr(status.value) for status in ExecutionStatus)
         raise ValidationError(f"{value!r} is not one of [{allowed}]") from None
-
-
-def _locked_status(session: Session, execution: ExecutionDB) -> ExecutionStatus:
-    status = session.scalar(
-        sa.select(LiveActionDB.status)
-        .where(LiveActionDB.id == (execution.liveaction_id or ""))
-        .with_for_update()
-    )
-    return ExecutionStatus(status or execution.status)
 
 
 def children_active(session: Session, execution: ExecutionDB) -> bool:
@@ -100,37 +96,13 @@ def _move(
         raise ValidationError(f"{FAILED_UPDATE} Its status changed meanwhile; try again.")
 
 
-def _check_pausable(execution: ExecutionDB, verb: str) -> None:
-    runner = execution.runner_type
-    if runner not in WORKFLOW_RUNNERS or runner not in PAUSABLE_RUNNERS:
-        raise ValidationError(
-            f'{FAILED_UPDATE} Unable to {verb} liveaction "{execution.liveaction_id}" because '
-            f'it is not supported by the "{runner}" runner.'
-        )
-
-
-def _pause(session: Session, execution: ExecutionDB, current: ExecutionStatus) -> None:
-    _check_pausable(execution, "pause")
-    if current in (S.PAUSING, S.PAUSED):
-        return
-    if current != S.RUNNING:
-        raise ValidationError(
-            f'{FAILED_UPDATE} Unable to pause liveaction "{execution.liveaction_id}" because '
-            "it is not in a running state."
-        )
-    _move(session, execution, current, S.PAUSING)
-
-
-def _resume(session: Session, execution: ExecutionDB, current: ExecutionStatus) -> None:
-    _check_pausable(execution, "resume")
-    if current in (S.RUNNING, S.RESUMING):
-        return
-    if current != S.PAUSED:
-        raise ValidationError(
-            f'{FAILED_UPDATE} Unable to resume liveaction "{execution.liveaction_id}" because '
-            f'it is in "{current.value}" state and not in "paused" state.'
-        )
-    _move(session, execution, current, S.RESUMING)
+@contextmanager
+def _refused_as_update() -> Iterator[None]:
+    """The pause service's refusals, prefixed as StackStorm's API prefixes them."""
+    try:
+        yield
+    except ValidationError as error:
+        raise ValidationError(f"{FAILED_UPDATE} {error}") from None
 
 
 def update_execution(
@@ -145,7 +117,7 @@ def update_execution(
     """Apply a ``PUT`` of ``{"status": ..., "result": ...}``; return the execution as it is now."""
     execution = get_execution(session, execution_id)
     wanted = parse_status(status)
-    current = _locked_status(session, execution)
+    current = locked_status(session, execution)
     if current in COMPLETED:
         raise ValidationError("Execution is already in completed state.")
     if current == S.CANCELING and wanted == S.CANCELED:
@@ -155,13 +127,16 @@ def update_execution(
         if current != S.CANCELING:
             cancel_execution(session, execution_id, user=user)
     elif current == S.PAUSING and wanted == S.PAUSED:
-        _check_pausable(execution, "pause")
+        with _refused_as_update():
+            check_pausable(execution, "pause")
         if not children_active(session, execution):
             _move(session, execution, current, S.PAUSED, result, max_result_bytes)
     elif wanted in (S.PAUSING, S.PAUSED):
-        _pause(session, execution, current)
+        with _refused_as_update():
+            request_pause(session, execution, user=user)
     elif wanted == S.RESUMING:
-        _resume(session, execution, current)
+        with _refused_as_update():
+            request_resume(session, execution, user=user)
     else:
         _move(session, execution, current, wanted, result, max_result_bytes)
     session.flush()

@@ -4,6 +4,11 @@ Each kind (executions, output, trigger instances) is removed in batches of ``bat
 one short transaction each, with ``sleep_delay`` seconds between batches so intake and runners
 never wait long on the collector's locks. A kind ends when a batch comes back short. A database
 error ends that kind's collection for this interval only; the loop itself never stops on one.
+
+With ``purge_inquiries`` (StackStorm's switch, off by default as there) each collection also
+ends in ``timeout`` the inquiries waiting longer than their ``ttl`` minutes and resumes their
+workflows (:func:`poundcake.engine.inquiries.service.expire_inquiries`), in batches as well;
+an inquiry therefore times out up to ``collection_interval`` seconds after its ttl.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from poundcake.engine.garbage.service import (
     purge_executions,
     purge_trigger_instances,
 )
+from poundcake.engine.inquiries.service import announce_answered, expire_inquiries
 from poundcake.engine.runtime import EngineRuntime
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,7 @@ class GarbageCollectorSettings:
     action_executions_ttl: float | None = None
     action_executions_output_ttl: float | None = 7.0
     trigger_instances_ttl: float | None = None
+    purge_inquiries: bool = False
 
     @classmethod
     def from_section(cls, section: GarbageCollectorSection) -> GarbageCollectorSettings:
@@ -54,6 +61,7 @@ class GarbageCollectorSettings:
             action_executions_ttl=section.action_executions_ttl,
             action_executions_output_ttl=section.action_executions_output_ttl,
             trigger_instances_ttl=section.trigger_instances_ttl,
+            purge_inquiries=section.purge_inquiries,
         )
 
     def kinds(self) -> list[tuple[str, float, Purge]]:
@@ -95,7 +103,31 @@ class GarbageCollector:
             removed["execution_output"],
             removed["trigger_instances"],
         )
+        if self.settings.purge_inquiries and not self._stop.is_set():
+            try:
+                self.time_out_inquiries(now)
+            except sa.exc.SQLAlchemyError:
+                logger.exception("Timing out inquiries failed; it runs again next interval")
         return removed
+
+    def time_out_inquiries(self, now: datetime | None = None) -> int:
+        """End the inquiries past their ttl at ``now`` in timeout; return how many."""
+        now = now or utcnow()
+        limit = self.settings.batch_size
+        user = self.runtime.config.system_user
+        cursor: tuple[datetime, str] | None = None
+        count = 0
+        while True:
+            one_batch = partial(expire_inquiries, now=now, limit=limit, user=user, after=cursor)
+            batch = in_transaction(self.runtime.sessions, one_batch)
+            for answered in batch.expired:
+                announce_answered(self.runtime.publisher, answered)
+            count += len(batch.expired)
+            cursor = batch.cursor
+            if batch.read < limit or self._stop.wait(self.settings.sleep_delay):
+                break
+        logger.info('Marked %d ttl-expired inquiries as "timeout"', count)
+        return count
 
     def _collect(self, name: str, purge: Purge, before: datetime, removed: dict[str, int]) -> None:
         limit = self.settings.batch_size
@@ -114,6 +146,8 @@ class GarbageCollector:
         """Collect every ``collection_interval`` seconds until ``stop`` is set."""
         self._stop = stop
         kinds = [name for name, _, _ in self.settings.kinds()]
+        if self.settings.purge_inquiries:
+            kinds.append("inquiries past their ttl (timed out)")
         logger.info(
             "Garbage collector removing %s every %ss",
             ", ".join(kinds) or "nothing (no TTL is set)",

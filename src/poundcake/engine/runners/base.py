@@ -106,14 +106,23 @@ class RunnerRequest:
     user: str = "stanley"
     context: Mapping[str, Any] = field(default_factory=dict)
     timeout: float | None = None
+    # The result recorded so far: where a resumed workflow continues from.
+    result: Any = None
 
 
 @dataclass(frozen=True)
 class RunnerOutcome:
-    """How a run ended: one of succeeded, failed, timeout or canceled, and the result document."""
+    """How a run ended, and the result document.
+
+    ``status`` is final (succeeded, failed, timeout or canceled), or ``pending`` (an inquiry
+    now waits for its response) or ``paused`` (a workflow stopped; it continues when resumed).
+    ``context`` names keys to set in the execution's context (``None`` removes a key): what a
+    paused workflow needs to continue.
+    """
 
     status: ExecutionStatus
     result: Any
+    context: Mapping[str, Any] | None = None
 
 
 class Runner(ABC):

@@ -3,8 +3,9 @@
 :func:`schedule_batch` decides for a set of live actions in one transaction: a live action whose
 ``delay`` has not passed, or whose action's concurrency policy is full, is ``delayed`` (or
 canceled if the policy says so); the rest are ``scheduled``. :func:`due_for_retry` finds the work
-the sweep must look at again: requested work whose message was lost, delayed work, and scheduled
-work the runners never claimed.
+the sweep must look at again: requested work whose message was lost, and delayed work;
+:func:`unclaimed` finds scheduled work the runners never claimed, and resumed workflows no runner
+took up.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from poundcake.engine.executions.service import (
     utcnow,
 )
 from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.messaging import ORQUESTA_RUNNER_TYPE
 from poundcake.engine.policies.enforcement import admit, concurrency_policies
 
 S = ExecutionStatus
@@ -123,7 +125,8 @@ class WorkItem:
 
 
 def unclaimed(session: Session, *, older_than: float, limit: int) -> list[WorkItem]:
-    """Scheduled work no runner claimed for ``older_than`` seconds."""
+    """Scheduled work no runner claimed for ``older_than`` seconds, and workflows resumed that
+    long ago that no runner took up."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     rows = session.execute(
         sa.select(
@@ -137,10 +140,42 @@ def unclaimed(session: Session, *, older_than: float, limit: int) -> list[WorkIt
         .order_by(LiveActionDB.start_timestamp)
         .limit(limit)
     ).all()
-    return [
+    items = [
         WorkItem(row.id, row.execution_id, bool(row.action_is_workflow), row.runner_type)
         for row in rows
     ]
+    return items + _resumed_unclaimed(session, cutoff, limit)
+
+
+def _resumed_unclaimed(session: Session, cutoff: datetime, limit: int) -> list[WorkItem]:
+    # The resume's time is the last entry of the execution's log (live actions keep no
+    # update time); few executions are resuming at once, so the log is read here. Orquesta
+    # workflows resume in the workflow engines, which find their own.
+    rows = session.execute(
+        sa.select(LiveActionDB.id, ExecutionDB.id.label("execution_id"), ExecutionDB.log)
+        .join(ExecutionDB, ExecutionDB.liveaction_id == LiveActionDB.id)
+        .where(
+            LiveActionDB.status == S.RESUMING.value,
+            LiveActionDB.lease_owner.is_(None),
+            ExecutionDB.runner_type != ORQUESTA_RUNNER_TYPE,
+        )
+        .limit(limit)
+    ).all()
+    found = []
+    for row in rows:
+        changed = _last_change(row.log)
+        if changed is None or changed < cutoff:
+            found.append(WorkItem(row.id, row.execution_id, True))
+    return found
+
+
+def _last_change(log: Any) -> datetime | None:
+    if not isinstance(log, list) or not log or not isinstance(log[-1], dict):
+        return None
+    try:
+        return datetime.fromisoformat(str(log[-1].get("timestamp")))
+    except ValueError:
+        return None
 
 
 def work_items(session: Session, liveaction_ids: list[str]) -> dict[str, WorkItem]:

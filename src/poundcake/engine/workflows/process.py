@@ -29,6 +29,7 @@ from poundcake.db.retry import in_transaction
 from poundcake.engine.actionrunner.request import build_request, load_claimed
 from poundcake.engine.actions.parameters import secret_names
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.pausing import hand_over_resumed
 from poundcake.engine.executions.service import complete, transition_many
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
@@ -214,6 +215,8 @@ class WorkflowEngine:
             publisher.event("st2.execution__create", body)
         for liveaction_id in conducted.updated:
             publisher.event("st2.execution__update", {"liveaction_id": liveaction_id})
+        for resumed in conducted.resumed:
+            hand_over_resumed(publisher, resumed)
 
     def handle_updates(self, liveaction_ids: list[str]) -> None:
         """Conduct every workflow the changed live actions concern."""

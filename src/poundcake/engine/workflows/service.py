@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
+from poundcake.engine.executions.pausing import PAUSABLE_RUNNERS, Resumed, request_resume
 from poundcake.engine.executions.service import (
     cancel_execution,
     get_execution,
@@ -83,16 +84,12 @@ class WorkflowEnvironment:
 
 @dataclass
 class Conducted:
-    """What to announce after commit: executions requested, and executions whose status
-    changed (by liveaction id)."""
+    """What to announce after commit: executions requested, executions whose status changed
+    (by liveaction id), and child workflows resumed."""
 
     requested: list[tuple[str, str]] = field(default_factory=list)
     updated: set[str] = field(default_factory=set)
-
-    def extend(self, other: Conducted) -> None:
-        """Add another unit's announcements."""
-        self.requested.extend(other.requested)
-        self.updated |= other.updated
+    resumed: list[Resumed] = field(default_factory=list)
 
 
 def utcnow() -> datetime:
@@ -280,10 +277,9 @@ def _apply_request(
             _cancel_root(session, execution, conducted)
         elif asked == S.PAUSING and status in m.RUNNING_STATUSES:
             conductor.request_status(m.PAUSED)
-            _cascade(session, execution, S.PAUSING, (S.RUNNING,), conducted)
         elif asked == S.RESUMING and status in m.PAUSE_STATUSES:
             conductor.request_status(m.RESUMING)
-            _cascade(session, execution, S.RESUMING, (S.PAUSED,), conducted)
+            _resume_children(session, execution, conducted)
     except ConductorError as error:
         logger.warning("Workflow %s: %s", row.id, error)
     if asked in (S.CANCELING, S.PAUSING, S.RESUMING):
@@ -329,34 +325,24 @@ def _cancel_root(session: Session, execution: ExecutionDB, conducted: Conducted)
             conducted.updated.add(str(root.liveaction_id))
 
 
-def _cascade(
-    session: Session,
-    execution: ExecutionDB,
-    to: ExecutionStatus,
-    allowed_from: tuple[ExecutionStatus, ...],
-    conducted: Conducted,
-) -> None:
-    """Pass a pause or resume down to child workflows in ``allowed_from``."""
-    from poundcake.engine.executions.service import WORKFLOW_RUNNER_TYPES
-
+def _resume_children(session: Session, execution: ExecutionDB, conducted: Conducted) -> None:
+    """A resumed workflow resumes its paused child workflows (StackStorm's orquesta runner
+    does); each is handed over after commit."""
     children = list(execution.children or [])
     if not children:
         return
-    rows = session.execute(
-        sa.select(ExecutionDB.id, ExecutionDB.liveaction_id, ExecutionDB.status).where(
+    paused = session.scalars(
+        sa.select(ExecutionDB).where(
             ExecutionDB.id.in_(children),
-            ExecutionDB.runner_type.in_(sorted(WORKFLOW_RUNNER_TYPES)),
-            ExecutionDB.status.in_([status.value for status in allowed_from]),
+            ExecutionDB.runner_type.in_(sorted(PAUSABLE_RUNNERS)),
+            ExecutionDB.status == S.PAUSED.value,
         )
-    ).all()
-    for child in rows:
-        if transition(
-            session,
-            liveaction_id=str(child.liveaction_id),
-            to=to,
-            allowed_from=(S(child.status),),
-        ):
-            conducted.updated.add(str(child.liveaction_id))
+    )
+    user = str((execution.context or {}).get("user") or "stanley")
+    for child in paused:
+        resumed = request_resume(session, child, user=user)
+        if resumed is not None:
+            conducted.resumed.append(resumed)
 
 
 def _apply_children(session: Session, row: WorkflowExecutionDB, conductor: Conductor) -> None:

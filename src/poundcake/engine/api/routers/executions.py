@@ -25,6 +25,7 @@ from poundcake.engine.executions.documents import (
     encode_documents,
     execution_document,
 )
+from poundcake.engine.executions.pausing import Resumed, hand_over_resumed
 from poundcake.engine.executions.queries import (
     CountCache,
     ExecutionFilters,
@@ -45,6 +46,7 @@ from poundcake.engine.executions.service import (
     cancel_execution,
     request_execution,
 )
+from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.executions.updates import UNSET, update_execution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import hand_over
@@ -425,6 +427,9 @@ def update(
         max_result_bytes=runtime.config.actionrunner.max_result_bytes,
     )
     session.commit()
+    if execution.status == ExecutionStatus.RESUMING:
+        resumed = Resumed(execution.id, execution.liveaction_id or "", execution.runner_type)
+        hand_over_resumed(runtime.publisher, resumed)
     _announce_update(runtime, execution_id, execution.liveaction_id)
     document = _document(session, execution_id, Projection.everything(), runtime, show_secrets)
     return _json(document)

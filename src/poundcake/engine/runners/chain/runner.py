@@ -8,6 +8,18 @@ missing one ends the chain. The chain ends with the status of the last task it r
 failed or timeout), so a failure handled by an ``on-failure`` path that then succeeds is a
 success. A canceled task, or a cancel of the chain, ends it canceled.
 
+Pause and resume, as StackStorm's chain does them: after each task the runner looks at its own
+status, and a pause asked for meanwhile (``pausing``) stops the chain there, ``paused``. A task
+that waits for a response (``pending``, an inquiry) or that paused (a sub-chain) pauses the chain
+too. The outcome keeps the tasks run so far as the result and the chain's variables in
+``context.vars``; no thread waits. When resumed, a runner runs the chain again: it restores the
+results and variables, looks at the task it stopped on (a paused sub-chain is resumed and waited
+for; an inquiry that was answered, or timed out, is taken as it ended) and goes on from there.
+A resumed task that failed or timed out leads the chain down ``on-failure`` and, as in
+StackStorm, ends the chain ``failed`` if there is none. That task's result is also reachable as
+``<task>.result`` (``{{ task1.result.response.x }}``, as StackStorm's resumed chains read it),
+and its ``publish`` is rendered only when it succeeded (StackStorm renders none there).
+
 A chain that cannot go on (a render error, an action that does not exist, more task runs than
 ``max_task_runs``) fails with ``result.error``. The result is StackStorm's ``{"tasks": [...],
 "published": {...}}``; ``published`` only with ``display_published``. Task and chain ``notify``
@@ -18,12 +30,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from poundcake.engine.documents import isoformat
-from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.executions.states import FAILED, ExecutionStatus
 from poundcake.engine.rendering import RenderError
 from poundcake.engine.runners.base import (
     ChildExecutions,
@@ -42,7 +55,24 @@ logger = logging.getLogger(__name__)
 S = ExecutionStatus
 DEFAULT_MAX_TASK_RUNS = 1000
 PUBLISHED_KEY = "published"
+# Where a paused chain keeps its variables, as StackStorm does.
+VARS_KEY = "vars"
 _CHAIN_STATUS = {S.SUCCEEDED: S.SUCCEEDED, S.TIMEOUT: S.TIMEOUT, S.CANCELED: S.CANCELED}
+# A task in one of these stops the chain, paused, until it is resumed.
+WAITING = frozenset({S.PENDING, S.PAUSED})
+# The chain's own statuses that say a pause was asked for (a resume may already have followed).
+PAUSE_ASKED = frozenset({S.PAUSING, S.RESUMING})
+
+
+@runtime_checkable
+class ChainExecutions(ChildExecutions, Protocol):
+    """Child executions as the chain needs them: settled waits, its own status, resuming."""
+
+    def wait_settled(self, execution_id: str) -> tuple[ExecutionStatus, Any]: ...
+
+    def workflow_status(self) -> ExecutionStatus: ...
+
+    def resume(self, execution_id: str) -> None: ...
 
 
 class ChainError(Exception):
@@ -51,11 +81,21 @@ class ChainError(Exception):
 
 @dataclass(frozen=True)
 class TaskRun:
-    """One finished task: its status, its entry in ``result.tasks``, and whether a child ran."""
+    """One settled task: its status, its entry in ``result.tasks``, and whether a child ran."""
 
     status: ExecutionStatus
     entry: dict[str, Any]
     ran: bool
+
+
+@dataclass(frozen=True)
+class Next:
+    """Where the chain goes after a task: the next task (None: the chain ends), the chain's
+    status so far, and ``stop`` when it stops here (paused or canceled)."""
+
+    task: ChainTask | None
+    status: ExecutionStatus
+    stop: ExecutionStatus | None = None
 
 
 class ActionChainRunner(Runner):
@@ -68,12 +108,14 @@ class ActionChainRunner(Runner):
     ) -> None:
         super().__init__(request, output, services)
         self._chain: ActionChain | None = None
+        self._children: ChainExecutions | None = None
         self._lock = threading.Lock()
         self._canceled = False
         self._current: str | None = None
 
     def pre_run(self) -> None:
-        if self.services.children is None:
+        children = self.services.children
+        if not isinstance(children, ChainExecutions):
             raise ValidationError(
                 "the action-chain runner needs child executions; run it in an action runner"
             )
@@ -83,24 +125,25 @@ class ActionChainRunner(Runner):
                 "action names its chain file in entry_point."
             )
         self._chain = load_chain(self.request.entry_point_path)
+        self._children = children
 
     def run(self) -> RunnerOutcome:
-        chain, children = self._chain, self.services.children
+        chain, children = self._chain, self._children
         assert chain is not None and children is not None, "pre_run() was not called"
         parameters = self.request.runner_parameters
         display_published = bool(parameters.get("display_published", True))
         max_task_runs = int(parameters.get("max_task_runs") or DEFAULT_MAX_TASK_RUNS)
-        result: dict[str, Any] = {"tasks": []}
-        if display_published:
-            result[PUBLISHED_KEY] = {}
+        result = self._result_so_far(display_published)
         context = self._context()
-        status = S.SUCCEEDED
+        step = Next(chain.first(), S.SUCCEEDED)
         try:
             self._start(context, chain)
-            task: ChainTask | None = chain.first()
-            while task is not None:
+            if result["tasks"]:
+                step = self._resume(children, chain, context, result)
+            while step.stop is None and step.task is not None:
+                task = step.task
                 if self._is_canceled():
-                    return RunnerOutcome(S.CANCELED, result)
+                    return self._outcome(S.CANCELED, result)
                 if len(result["tasks"]) >= max_task_runs:
                     raise ChainError(
                         f"The chain ran {max_task_runs} tasks, the most max_task_runs allows; "
@@ -108,20 +151,16 @@ class ActionChainRunner(Runner):
                     )
                 run = self._run_task(children, task, context)
                 result["tasks"].append(run.entry)
-                status = _CHAIN_STATUS.get(run.status, S.FAILED)
-                if status == S.CANCELED:
-                    return RunnerOutcome(S.CANCELED, result)
-                if run.ran:
-                    published = self._publish(context, task)
-                    if display_published:
-                        result[PUBLISHED_KEY].update(published)
-                task = chain.next_task(task, succeeded=status == S.SUCCEEDED)
+                step = self._after(children, chain, task, run, context, result, _CHAIN_STATUS)
         except ChainError as stopped:
             logger.info("Chain %s failed: %s", self.request.execution_id, stopped)
-            return RunnerOutcome(S.FAILED, {**result, "error": str(stopped)})
-        if self._is_canceled():
-            return RunnerOutcome(S.CANCELED, result)
-        return RunnerOutcome(status, result)
+            return self._outcome(S.FAILED, {**result, "error": str(stopped)})
+        if step.stop == S.PAUSED:
+            logger.info("Chain %s paused", self.request.execution_id)
+            return RunnerOutcome(S.PAUSED, result, {VARS_KEY: dict(context.variables)})
+        if step.stop == S.CANCELED or self._is_canceled():
+            return self._outcome(S.CANCELED, result)
+        return self._outcome(step.status, result)
 
     def cancel(self) -> None:
         with self._lock:
@@ -130,10 +169,98 @@ class ActionChainRunner(Runner):
         if current is not None and self.services.children is not None:
             self.services.children.cancel(current)
 
+    def _outcome(self, status: ExecutionStatus, result: dict[str, Any]) -> RunnerOutcome:
+        """A final outcome; a resumed chain's saved variables go from its context."""
+        saved = {VARS_KEY: None} if VARS_KEY in self.request.context else None
+        return RunnerOutcome(status, result, saved)
+
+    # --- after a task ---------------------------------------------------------------------
+
+    def _after(
+        self,
+        children: ChainExecutions,
+        chain: ActionChain,
+        task: ChainTask,
+        run: TaskRun,
+        context: ChainContext,
+        result: dict[str, Any],
+        statuses: Mapping[ExecutionStatus, ExecutionStatus],
+    ) -> Next:
+        """Publish a settled task's variables and pick the next task; stop the chain if the
+        task waits, was canceled, or a pause or cancel of the chain was asked for."""
+        if run.status in WAITING:
+            logger.info(
+                "Chain %s pauses: task %s is %s", self.request.execution_id, task.name, run.status
+            )
+            return Next(task, S.PAUSED, stop=S.PAUSED)
+        status = statuses.get(run.status, S.FAILED)
+        if status == S.CANCELED:
+            return Next(None, S.CANCELED, stop=S.CANCELED)
+        if run.ran:
+            published = self._publish(context, task)
+            if PUBLISHED_KEY in result:
+                result[PUBLISHED_KEY].update(published)
+        following = chain.next_task(task, succeeded=status == S.SUCCEEDED)
+        if self._is_canceled():
+            return Next(None, S.CANCELED, stop=S.CANCELED)
+        own = children.workflow_status()
+        if own == S.CANCELING:
+            return Next(None, S.CANCELED, stop=S.CANCELED)
+        if own in PAUSE_ASKED:
+            return Next(following, status, stop=S.PAUSED)
+        return Next(following, status)
+
+    # --- resuming -------------------------------------------------------------------------
+
+    def _result_so_far(self, display_published: bool) -> dict[str, Any]:
+        recorded = self.request.result
+        if isinstance(recorded, dict) and isinstance(recorded.get("tasks"), list):
+            result: dict[str, Any] = {"tasks": list(recorded["tasks"])}
+            if display_published:
+                result[PUBLISHED_KEY] = dict(recorded.get(PUBLISHED_KEY) or {})
+            return result
+        return {"tasks": [], PUBLISHED_KEY: {}} if display_published else {"tasks": []}
+
+    def _resume(
+        self,
+        children: ChainExecutions,
+        chain: ActionChain,
+        context: ChainContext,
+        result: dict[str, Any],
+    ) -> Next:
+        """Restore a paused chain and settle the task it stopped on; return where it goes."""
+        for entry in result["tasks"]:
+            context.results[str(entry.get("name"))] = entry.get("result")
+        saved = self.request.context.get(VARS_KEY)
+        if isinstance(saved, Mapping):
+            context.variables.update(saved)
+        last = result["tasks"][-1]
+        try:
+            task = chain.task(str(last.get("name")))
+        except ValidationError as error:
+            raise ChainError(f"Failed to resume the chain. {error}") from None
+        execution_id = last.get("execution_id")
+        state = S(last.get("state", S.FAILED.value))
+        logger.info("Chain %s resumes after task %s", self.request.execution_id, task.name)
+        if state not in WAITING or not execution_id:
+            run = TaskRun(state, last, ran=False)
+            return self._after(children, chain, task, run, context, result, _RESUMED_STATUS)
+        if state == S.PAUSED:
+            children.resume(execution_id)
+        status, child_result = self._wait(children, execution_id)
+        created = _parse_time(last.get("created_at"))
+        entry = _entry(task, execution_id, status, child_result, created)
+        result["tasks"][-1] = entry
+        context.record(task, _with_result_alias(child_result))
+        # Its ``publish`` is rendered only if it succeeded: StackStorm renders none for a task
+        # settled on resume, and a timed-out inquiry has no response to publish.
+        run = TaskRun(status, entry, ran=status == S.SUCCEEDED)
+        return self._after(children, chain, task, run, context, result, _RESUMED_STATUS)
+
     # --- one task -------------------------------------------------------------------------
 
     def _run_task(
-        self, children: ChildExecutions, task: ChainTask, context: ChainContext
+        self, children: ChainExecutions, task: ChainTask, context: ChainContext
     ) -> TaskRun:
         created = datetime.now(UTC)
         try:
@@ -157,28 +284,30 @@ class ActionChainRunner(Runner):
         logger.info(
             "Chain %s runs task %s as %s", self.request.execution_id, task.name, execution_id
         )
-        self._follow(children, execution_id)
-        try:
-            status, child_result = children.wait(execution_id)
-        finally:
-            with self._lock:
-                self._current = None
+        status, child_result = self._wait(children, execution_id)
         context.record(task, child_result)
-        return TaskRun(status, _entry(task, execution_id, status, child_result, created), ran=True)
+        entry = _entry(task, execution_id, status, child_result, created)
+        return TaskRun(status, entry, ran=status not in WAITING)
 
-    def _follow(self, children: ChildExecutions, execution_id: str) -> None:
-        """Make ``execution_id`` the child a cancel stops, and stop it if the cancel came first."""
+    def _wait(self, children: ChainExecutions, execution_id: str) -> tuple[ExecutionStatus, Any]:
+        """Wait until the child settles; a cancel of the chain meanwhile stops it."""
         with self._lock:
             self._current = execution_id
             canceled = self._canceled
         if canceled:
             children.cancel(execution_id)
+        try:
+            return children.wait_settled(execution_id)
+        finally:
+            with self._lock:
+                self._current = None
 
     # --- rendering ------------------------------------------------------------------------
 
     def _context(self) -> ChainContext:
         request = self.request
-        parent = {**request.context, "execution_id": request.execution_id}
+        inherited = {key: value for key, value in request.context.items() if key != VARS_KEY}
+        parent = {**inherited, "execution_id": request.execution_id}
         return ChainContext(
             parameters=dict(request.action_parameters),
             action_context={"parent": parent},
@@ -205,6 +334,28 @@ class ActionChainRunner(Runner):
     def _is_canceled(self) -> bool:
         with self._lock:
             return self._canceled
+
+
+# On resume a task that failed, timed out or was abandoned fails the chain (StackStorm's rule).
+_RESUMED_STATUS = {S.SUCCEEDED: S.SUCCEEDED, S.CANCELED: S.CANCELED} | dict.fromkeys(
+    FAILED, S.FAILED
+)
+
+
+def _with_result_alias(result: Any) -> Any:
+    """A resumed task's result, also under ``result`` as StackStorm's resumed chains see it."""
+    if isinstance(result, dict) and "result" not in result:
+        return {**result, "result": result}
+    return result
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.now(UTC)
 
 
 def _entry(

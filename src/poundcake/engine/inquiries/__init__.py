@@ -1,0 +1,1 @@
+"""Inquiries: executions of the ``inquirer`` runner waiting for a response (``core.ask``)."""

@@ -1,0 +1,1 @@
+"""The ``inquirer`` runner: ask for a response and wait for it (``core.ask``)."""
