@@ -183,6 +183,7 @@ def test_old_finished_executions_go_with_their_live_actions_and_output(
         "liveactions": 6,
         "execution_output": 11,
         "trigger_instances": 0,
+        "workflow_executions": 0,
     }
     assert ids(runtime, ExecutionDB.id) == kept
     assert ids(runtime, LiveActionDB.id) == kept_liveactions
@@ -240,6 +241,7 @@ def test_output_ttl_removes_only_old_output_of_finished_executions(
         "liveactions": 0,
         "execution_output": 2,
         "trigger_instances": 0,
+        "workflow_executions": 0,
     }
     assert ids(runtime, ExecutionDB.id) == {done, running}
     with runtime.sessions() as session:

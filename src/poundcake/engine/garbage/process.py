@@ -36,7 +36,13 @@ from poundcake.engine.runtime import EngineRuntime
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("executions", "liveactions", "execution_output", "trigger_instances")
+TABLES = (
+    "executions",
+    "liveactions",
+    "execution_output",
+    "trigger_instances",
+    "workflow_executions",
+)
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,13 @@ class GarbageCollector:
             except sa.exc.SQLAlchemyError:
                 logger.exception("Collecting %s failed; it runs again next interval", name)
         logger.info(
-            "Garbage collection removed %d executions, %d live actions, %d output chunks "
-            "and %d trigger instances",
+            "Garbage collection removed %d executions, %d live actions, %d output chunks, "
+            "%d trigger instances and %d workflow executions",
             removed["executions"],
             removed["liveactions"],
             removed["execution_output"],
             removed["trigger_instances"],
+            removed["workflow_executions"],
         )
         if self.settings.purge_inquiries and not self._stop.is_set():
             try:

@@ -26,6 +26,12 @@ from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, L
 from poundcake.engine.executions.states import COMPLETED
 from poundcake.engine.triggers.instances import TriggerInstanceStatus
 from poundcake.engine.triggers.models import TriggerInstanceDB
+from poundcake.engine.workflows.models import (
+    TaskExecutionDB,
+    WorkflowActionDB,
+    WorkflowContextDB,
+    WorkflowExecutionDB,
+)
 
 FINISHED = sorted(status.value for status in COMPLETED)
 DONE_INSTANCES = sorted(
@@ -163,6 +169,7 @@ def purge_executions(
     executions = set().union(*(tree.executions for tree in trees))
     liveactions = set().union(*(tree.liveactions for tree in trees))
     removed = {
+        "workflow_executions": _purge_workflows(session, executions),
         "execution_output": _delete(
             session, ExecutionOutputDB, ExecutionOutputDB.execution_id, executions
         ),
@@ -172,6 +179,33 @@ def purge_executions(
         ),
     }
     return Batch(len(roots), removed, _last(roots))
+
+
+def _purge_workflows(session: Session, executions: set[str]) -> int:
+    """Orquesta workflow records of executions about to go: their task executions, context
+    entries and actions, then the workflow executions."""
+    if not executions:
+        return 0
+    workflows = set(
+        session.scalars(
+            sa.select(WorkflowExecutionDB.id).where(
+                WorkflowExecutionDB.action_execution.in_(sorted(executions))
+            )
+        )
+    )
+    if not workflows:
+        return 0
+    for table, column in (
+        (WorkflowActionDB, WorkflowActionDB.workflow_execution),
+        (WorkflowContextDB, WorkflowContextDB.workflow_execution),
+        (TaskExecutionDB, TaskExecutionDB.workflow_execution),
+    ):
+        session.execute(
+            sa.delete(table)
+            .where(column.in_(sorted(workflows)))
+            .execution_options(synchronize_session=False)
+        )
+    return _delete(session, WorkflowExecutionDB, WorkflowExecutionDB.id, workflows)
 
 
 def purge_execution_output(

@@ -25,175 +25,42 @@ the number of items.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from poundcake.engine.workflows import machines as m
 from poundcake.engine.workflows.definition import ENGINE_COMMANDS, WorkflowDefinition
+from poundcake.engine.workflows.events import (
+    ENGINE_EVENTS,
+    RETRY_EVENT,
+    ActionEvent,
+    CommandEvent,
+    ConductorError,
+    TaskRequest,
+    WorkflowRuntime,
+)
 from poundcake.engine.workflows.expressions import (
     NO_ITEM,
     CurrentTask,
     ExpressionError,
-    KeyValueReader,
     Scope,
     evaluate,
 )
 from poundcake.engine.workflows.graph import Edge, WorkflowGraph
+from poundcake.engine.workflows.rendering import mark_running, ready_tasks
+from poundcake.engine.workflows.rerun import rerun
+from poundcake.engine.workflows.state import (
+    WorkflowState,
+    count_statuses,
+    entry_key,
+    items_active,
+    merge,
+    move_item,
+)
 
 SATISFIED = "satisfied"
 IN_PROGRESS = "in_progress"
 NOT_SATISFIED = "not_satisfied"
-
-
-class ConductorError(Exception):
-    """A request the workflow cannot take in its state; the message says why."""
-
-
-class WorkflowRuntime(Protocol):
-    """What the conductor needs from the world around it (the service implements it)."""
-
-    datastore: KeyValueReader | None
-
-    def context(self, index: int) -> Mapping[str, Any]:
-        """A context entry."""
-
-    def add_context(self, values: Mapping[str, Any]) -> int:
-        """Keep a new context entry; return its index."""
-
-    def task_record(self, task_id: str, route: int) -> Mapping[str, Any] | None:
-        """StackStorm's ``task()`` document of the newest execution of a task, or None."""
-
-    def item_specs(self, task_id: str, route: int, item_ids: Sequence[int]) -> list[ActionSpec]:
-        """Rendered actions of a with-items task's items, by id, as :class:`TaskRequest.items`
-        gave them when the task started."""
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """One action to request: the item it is for (with items), the action ref and its input."""
-
-    item_id: int | None
-    action: str | None
-    input: Any
-
-
-@dataclass
-class TaskRequest:
-    """A task to run now: its actions (for a with-items task, the items to start now), its
-    delay in seconds, and, the first time a with-items task is asked for, all its items."""
-
-    task_id: str
-    route: int
-    actions: list[ActionSpec]
-    contexts: list[int]
-    delay: int | None = None
-    items_count: int | None = None
-    concurrency: int | None = None
-    items: list[ActionSpec] | None = None
-
-    @property
-    def itemized(self) -> bool:
-        """Whether the task runs its action once per item."""
-        return self.items_count is not None
-
-
-@dataclass(frozen=True)
-class CommandEvent:
-    """An engine command run as a task (``continue``, ``fail``, ``noop``) or a retry."""
-
-    name: str
-    status: str
-    item_id: None = None
-    result: None = None
-
-
-ENGINE_EVENTS = {
-    "continue": CommandEvent("task_continue_requested", m.SUCCEEDED),
-    "fail": CommandEvent("task_fail_requested", m.FAILED),
-    "noop": CommandEvent("task_noop_requested", m.SUCCEEDED),
-}
-RETRY_EVENT = CommandEvent("task_retry_requested", m.RETRYING)
-
-
-@dataclass(frozen=True)
-class ActionEvent:
-    """An action execution of a task changed status (``item_id`` for a with-items item).
-    ``accumulated`` returns every item's result in item order; it is asked for only when a
-    with-items task completes."""
-
-    status: str
-    result: Any = None
-    item_id: int | None = None
-    previous: str | None = None
-    accumulated: Callable[[], list[Any]] | None = None
-
-
-@dataclass
-class WorkflowState:
-    """The persistent state of one workflow (see the module docstring)."""
-
-    status: str = m.UNSET
-    routes: list[list[str]] = field(default_factory=list)
-    staged: list[dict[str, Any]] = field(default_factory=list)
-    sequence: list[dict[str, Any]] = field(default_factory=list)
-    tasks: dict[str, int] = field(default_factory=dict)
-    reruns: list[list[int]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    output: dict[str, Any] | None = None
-
-    def to_document(self) -> dict[str, Any]:
-        """The state as JSON-able data (errors and output are stored apart)."""
-        document: dict[str, Any] = {
-            "status": self.status,
-            "routes": self.routes,
-            "staged": self.staged,
-            "sequence": self.sequence,
-            "tasks": self.tasks,
-        }
-        if self.reruns:
-            document["reruns"] = self.reruns
-        return copy.deepcopy(document)
-
-    @classmethod
-    def from_document(
-        cls,
-        document: Mapping[str, Any],
-        *,
-        errors: list[dict[str, Any]] | None = None,
-        output: dict[str, Any] | None = None,
-    ) -> WorkflowState:
-        """A state from :meth:`to_document`'s data."""
-        data = copy.deepcopy(dict(document))
-        return cls(
-            status=data.get("status", m.UNSET),
-            routes=data.get("routes", []),
-            staged=data.get("staged", []),
-            sequence=data.get("sequence", []),
-            tasks=data.get("tasks", {}),
-            reruns=data.get("reruns", []),
-            errors=copy.deepcopy(errors or []),
-            output=copy.deepcopy(output),
-        )
-
-
-def entry_key(task_id: str, route: int) -> str:
-    """Orquesta's key of a task occurrence on a route: ``<task>__r<route>``."""
-    return f"{task_id}__r{route}"
-
-
-def merge(left: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, Any]:
-    """``right`` over ``left``; mappings on both sides are merged key by key. Neither side is
-    changed."""
-    merged = dict(left)
-    for key, value in right.items():
-        current = merged.get(key)
-        if isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = merge(current, value)
-        else:
-            merged[key] = value
-    return merged
 
 
 class Conductor:
@@ -222,12 +89,12 @@ class Conductor:
         for name, default, _ in self.definition.input:
             value = inputs.get(name, default)
             try:
-                rolling[name] = evaluate(value, self._scope(rolling))
+                rolling[name] = evaluate(value, self.scope(rolling))
             except ExpressionError as error:
                 errors.append(error)
         for name, value in self.definition.vars:
             try:
-                rolling[name] = evaluate(value, self._scope(rolling))
+                rolling[name] = evaluate(value, self.scope(rolling))
             except ExpressionError as error:
                 errors.append(error)
         if errors:
@@ -238,7 +105,7 @@ class Conductor:
         self.runtime.add_context(rolling)
         self.state.routes.append([])
         for name in self.graph.roots:
-            self._stage(name, 0, contexts=[0], ready=True)
+            self.stage(name, 0, contexts=[0], ready=True)
 
     # --- logging -----------------------------------------------------------------------------
 
@@ -286,13 +153,13 @@ class Conductor:
         """Whether a task is requested, running, pausing or canceling."""
         return self._has_status(m.ACTIVE)
 
-    def _ready_staged(self) -> list[dict[str, Any]]:
+    def ready_staged(self) -> list[dict[str, Any]]:
         return [s for s in self.state.staged if s["ready"] and not s.get("completed")]
 
     @property
     def has_staged_tasks(self) -> bool:
         """Whether a task is ready to run."""
-        return bool(self._ready_staged())
+        return bool(self.ready_staged())
 
     def staged(self, task_id: str, route: int) -> dict[str, Any] | None:
         """The staged entry of a task on a route."""
@@ -301,7 +168,7 @@ class Conductor:
                 return staged
         return None
 
-    def _stage(
+    def stage(
         self,
         task_id: str,
         route: int,
@@ -325,7 +192,7 @@ class Conductor:
 
     def _unstage(self, task_id: str, route: int) -> None:
         staged = self.staged(task_id, route)
-        if staged is not None and not _items_active(staged):
+        if staged is not None and not items_active(staged):
             self.state.staged.remove(staged)
 
     # --- contexts ----------------------------------------------------------------------------
@@ -341,7 +208,7 @@ class Conductor:
             self._merged[key] = merged
         return merged
 
-    def _scope(
+    def scope(
         self,
         variables: Mapping[str, Any],
         task: CurrentTask | None = None,
@@ -438,8 +305,8 @@ class Conductor:
         staged = self.staged(entry["id"], entry["route"])
         if status in m.PAUSE_STATUSES | m.CANCEL_STATUSES and staged and "items" in staged:
             counts = staged["items"]["statuses"]
-            event += "_task_active" if _count(counts, m.ACTIVE) else "_task_dormant"
-            incomplete = _count(counts, set(counts) - m.COMPLETED)
+            event += "_task_active" if count_statuses(counts, m.ACTIVE) else "_task_dormant"
+            incomplete = count_statuses(counts, set(counts) - m.COMPLETED)
             event += "_items_incomplete" if incomplete else "_items_completed"
         entry["status"] = m.next_task_status(entry.get("status", m.UNSET), event)
 
@@ -447,120 +314,12 @@ class Conductor:
 
     def next_tasks(self) -> list[TaskRequest]:
         """The staged tasks ready to run, rendered; a rendering error fails the workflow."""
-        staged = self._ready_staged()
-        remediation = []
-        if self.state.status == m.FAILED:
-            remediation = [s for s in staged if s.get("run_on_fail")]
-        if self.state.status not in m.RUNNING_STATUSES and not remediation:
-            return []
-        requests = []
-        failed = False
-        for entry in remediation or staged:
-            try:
-                request = self._render_task(entry)
-            except (ExpressionError, TypeError, ValueError) as error:
-                failed = True
-                self.log_error(error, task_id=entry["id"], route=entry["route"])
-                continue
-            if request.actions or request.items_count == 0:
-                requests.append(request)
-        if failed:
-            self.request_status(m.FAILED)
-            return []
-        return sorted(requests, key=lambda r: (r.task_id, r.route))
-
-    def _render_task(self, staged: dict[str, Any]) -> TaskRequest:
-        task_id, route = staged["id"], staged["route"]
-        task = self.definition.task(task_id)
-        variables = self.context(staged["ctxs"]["in"])
-        scope = self._scope(variables, CurrentTask(task_id, route))
-        request = TaskRequest(task_id, route, [], list(staged["ctxs"]["in"]))
-        if task.items is None:
-            request.actions = [
-                ActionSpec(None, evaluate(task.action, scope), evaluate(task.input or {}, scope))
-            ]
-        else:
-            self._render_items(staged, scope, request)
-        if task.delay:
-            delay = evaluate(task.delay, scope) if isinstance(task.delay, str) else task.delay
-            if not isinstance(delay, int) or isinstance(delay, bool):
-                raise TypeError("The value of task delay is not type of integer.")
-            request.delay = delay
-        if "retry" in staged:
-            request.delay = staged["retry"].get("delay") or 0
-        return request
-
-    def _render_items(self, staged: dict[str, Any], scope: Scope, request: TaskRequest) -> None:
-        task = self.definition.task(request.task_id)
-        assert task.items is not None
-        items = staged.get("items")
-        if not items:
-            rendered = self._render_all_items(task.items.expression, task.items.keys, scope, task)
-            items = {
-                "count": len(rendered),
-                "next": 0,
-                "redo": [],
-                "statuses": {m.UNSET: len(rendered)} if rendered else {},
-            }
-            concurrency = task.items.concurrency
-            items["concurrency"] = evaluate(concurrency, scope) if concurrency is not None else None
-            staged["items"] = items
-            request.items = rendered
-        request.items_count = items["count"]
-        request.concurrency = items["concurrency"]
-        window = self._item_window(items)
-        if not window:
-            return
-        if request.items is not None:
-            request.actions = [request.items[item_id] for item_id in window]
-        else:
-            request.actions = self.runtime.item_specs(request.task_id, request.route, window)
-
-    @staticmethod
-    def _item_window(items: dict[str, Any]) -> list[int]:
-        """The items to start now: not yet run, in item order, up to the concurrency."""
-        count = int(items["count"])
-        waiting = sorted(items["redo"]) + list(range(int(items["next"]), count))
-        concurrency = items.get("concurrency")
-        if concurrency is None:
-            return waiting
-        limit = max(int(concurrency), 1) - _count(items["statuses"], m.ACTIVE)
-        return waiting[: max(limit, 0)]
-
-    def _render_all_items(
-        self, expression: str, keys: tuple[str, ...] | None, scope: Scope, task: Any
-    ) -> list[ActionSpec]:
-        values = evaluate(expression, scope)
-        if not isinstance(values, list):
-            raise TypeError(f'The value of "{expression}" is not type of list.')
-        rendered = []
-        for item_id, value in enumerate(values):
-            item = value
-            if keys and isinstance(value, (list, tuple)):
-                item = dict(zip(keys, list(value), strict=False))
-            elif keys and len(keys) == 1:
-                item = {keys[0]: value}
-            item_scope = self._scope(scope.variables, scope.current_task, item)
-            rendered.append(
-                ActionSpec(
-                    item_id,
-                    evaluate(task.action, item_scope),
-                    evaluate(task.input or {}, item_scope),
-                )
-            )
-        return rendered
+        return ready_tasks(self)
 
     def mark_running(self, request: TaskRequest) -> None:
         """Record that a task's actions are being requested (Orquesta marks them running
         before they are)."""
-        if request.itemized and request.items_count == 0:
-            self.update_task(request.task_id, request.route, ActionEvent(m.RUNNING))
-        for action in request.actions:
-            self.update_task(
-                request.task_id,
-                request.route,
-                ActionEvent(m.RUNNING, item_id=action.item_id, previous=m.UNSET),
-            )
+        mark_running(self, request)
 
     # --- task events -------------------------------------------------------------------------
 
@@ -577,16 +336,16 @@ class Conductor:
             raise ConductorError(f'Task "{task_id}" is not staged or has not started yet.')
         if entry is None or task_id in ENGINE_COMMANDS:
             assert staged is not None
-            entry = self._add_entry(task_id, staged["route"], staged["ctxs"]["in"], staged["prev"])
+            entry = self.add_entry(task_id, staged["route"], staged["ctxs"]["in"], staged["prev"])
         if entry.get("status") in m.COMPLETED and event.status in m.STARTING and staged:
-            entry = self._add_entry(task_id, staged["route"], staged["ctxs"]["in"], staged["prev"])
+            entry = self.add_entry(task_id, staged["route"], staged["ctxs"]["in"], staged["prev"])
         index = self.state.tasks[entry_key(task_id, route)]
         if event.status and staged is not None and "items" not in staged:
             self._unstage(task_id, route)
         itemized = staged is not None and "items" in staged
         if isinstance(event, ActionEvent) and event.item_id is not None and itemized:
             assert staged is not None
-            _move_item(staged["items"], event)
+            move_item(staged["items"], event.item_id, event.previous, event.status)
         if event.status == m.FAILED:
             self.log_error(
                 "",
@@ -600,7 +359,7 @@ class Conductor:
         if new == m.RETRYING:
             entry["retry"]["tally"] += 1
             self._unstage(task_id, route)
-            self._stage(
+            self.stage(
                 task_id,
                 route,
                 contexts=entry["ctxs"]["in"],
@@ -617,7 +376,7 @@ class Conductor:
                 if still is not None:
                     still["completed"] = True
             current = self.context(entry["ctxs"]["in"])
-            scope = self._scope(current, CurrentTask(task_id, entry["route"], result))
+            scope = self.scope(current, CurrentTask(task_id, entry["route"], result))
             if self.state.status in m.ACTIVE and self._should_retry(entry, scope):
                 return self.update_task(task_id, route, RETRY_EVENT)
             if new != old:
@@ -639,15 +398,15 @@ class Conductor:
             return name
         others = dict(staged["items"]["statuses"])
         others[event.status] = others.get(event.status, 0) - 1
-        active = _count(others, m.ACTIVE)
+        active = count_statuses(others, m.ACTIVE)
         name += "_task_active" if active else "_task_dormant"
-        if not active and _count(others, {m.PENDING, m.PAUSED}):
+        if not active and count_statuses(others, {m.PENDING, m.PAUSED}):
             return name + "_items_paused"
         if not active and others.get(m.CANCELED, 0) > 0:
             return name + "_items_canceled"
-        if not active and _count(others, m.ABENDED):
+        if not active and count_statuses(others, m.ABENDED):
             return name + "_items_failed"
-        incomplete = _count(others, set(others) - m.COMPLETED)
+        incomplete = count_statuses(others, set(others) - m.COMPLETED)
         return name + ("_items_incomplete" if incomplete else "_items_completed")
 
     def _task_result(self, task_id: str, event: ActionEvent | CommandEvent) -> Any:
@@ -659,7 +418,7 @@ class Conductor:
             return event.accumulated() or []
         return event.result or []
 
-    def _add_entry(
+    def add_entry(
         self, task_id: str, route: int, contexts: list[int], prev: dict[str, int]
     ) -> dict[str, Any]:
         if not self.graph.has_task(task_id):
@@ -683,7 +442,7 @@ class Conductor:
     ) -> dict[str, Any]:
         evaluated = dict(retry)
         evaluated["tally"] = 0
-        scope = self._scope(self.context(contexts))
+        scope = self.scope(self.context(contexts))
         for key in ("delay", "count"):
             if isinstance(evaluated.get(key), str):
                 value = evaluate(evaluated[key], scope)
@@ -757,7 +516,7 @@ class Conductor:
             for name, expression in transition.publish:
                 try:
                     value = evaluate(
-                        expression, self._scope(rolling, scope.current_task, scope.current_item)
+                        expression, self.scope(rolling, scope.current_task, scope.current_item)
                     )
                 except ExpressionError as error:
                     errors.append(error)
@@ -780,7 +539,7 @@ class Conductor:
             staged.pop("items", None)
             staged.pop("completed", None)
         else:
-            staged = self._stage(
+            staged = self.stage(
                 edge.target,
                 target_route,
                 contexts=outgoing,
@@ -904,7 +663,7 @@ class Conductor:
         errors = []
         for name, expression in self.definition.output:
             try:
-                value = evaluate(expression, self._scope(rolling))
+                value = evaluate(expression, self.scope(rolling))
             except ExpressionError as error:
                 errors.append(error)
                 continue
@@ -925,130 +684,6 @@ class Conductor:
         tasks: Sequence[tuple[str, int, bool]] = (),
         failed_items: Callable[[str, int], list[int]] | None = None,
     ) -> None:
-        """Re-run a completed workflow from the given (task, route, reset items) occurrences,
-        or from its failed terminal tasks when none are given; ``failed_items`` names the
-        failed items of a with-items task, which run again."""
-        if self.state.status not in m.COMPLETED:
-            raise ConductorError("Unable to rerun workflow because it is not in a completed state.")
-        requested = {entry_key(task, route): (task, route, reset) for task, route, reset in tasks}
-        unknown = [
-            f"{task}|{route}"
-            for key, (task, route, _) in requested.items()
-            if key not in self.state.tasks
-        ]
-        if unknown:
-            raise ConductorError(
-                "Unable to rerun task|route(s) because it doesn't exist or isn't rerunnable: "
-                + ", ".join(unknown)
-            )
-        if requested:
-            chosen = self._collapse(requested)
-            candidates = [
-                (self.state.tasks[key], self.state.sequence[self.state.tasks[key]])
-                for key in requested
-                if key in chosen
-            ]
-        else:
-            candidates = [
-                (index, entry)
-                for index, entry in enumerate(self.state.sequence)
-                if entry.get("term") and entry.get("status") in m.ABENDED
-            ]
-        self.state.reruns.append([index for index, _ in candidates])
-        for _, entry in sorted(candidates, key=lambda pair: (pair[1]["id"], pair[1]["route"])):
-            found = requested.get(entry_key(entry["id"], entry["route"]))
-            self._rerun_task(entry, bool(found and found[2]), failed_items)
-        for entry in self.state.sequence:
-            if entry.get("term") and any(entry.get("next", {}).values()):
-                entry.pop("term", None)
-        self.state.output = None
-        self.state.status = m.RESUMING
-
-    def _collapse(self, requested: Mapping[str, tuple[str, int, bool]]) -> set[str]:
-        """Leave out a requested task whose run follows from every other request's."""
-        following = {
-            key: {index for index, _ in self._followers(task, route)}
-            for key, (task, route, _) in requested.items()
-        }
-        if len(requested) == 1:
-            return set(following)
-        return {
-            key
-            for key, indexes in following.items()
-            if any(indexes - other for other in following.values())
-        }
-
-    def _followers(self, task_id: str, route: int) -> list[tuple[int, dict[str, Any]]]:
-        """The occurrence of a task and the occurrences its transitions led to directly."""
-        start = self.state.tasks[entry_key(task_id, route)]
-        found = [(start, self.state.sequence[start])]
-        for index, entry in enumerate(self.state.sequence):
-            for back in entry["prev"].values():
-                previous = self.state.sequence[back]
-                if previous["id"] == task_id and previous["route"] == route:
-                    found.append((index, entry))
-        return found
-
-    def _rerun_task(
-        self,
-        entry: dict[str, Any],
-        reset_items: bool,
-        failed_items: Callable[[str, int], list[int]] | None,
-    ) -> None:
-        task_id, route = entry["id"], entry["route"]
-        contexts, prev = list(entry["ctxs"]["in"]), dict(entry["prev"])
-        entry.pop("term", None)
-        staged = self.staged(task_id, route)
-        if staged is not None:
-            staged.pop("completed", None)
-        self.state.errors[:] = [e for e in self.state.errors if e.get("task_id") != task_id]
-        items = staged.get("items") if staged is not None else None
-        if self.definition.task(task_id).items is not None and items:
-            if reset_items:
-                again = [i for i in range(int(items["next"])) if i not in items["redo"]]
-            else:
-                again = [i for i in (failed_items(task_id, route) if failed_items else [])]
-            items["redo"] = sorted(set(items["redo"]) | set(again))
-            _items_to_run_again(items, reset_items)
-        else:
-            self._add_entry(task_id, route, contexts, prev)
-            self._stage(task_id, route, contexts=contexts, prev=prev)
-        for _, later in self._followers(task_id, route):
-            later.pop("term", None)
-
-
-def _count(counts: Mapping[str, int], statuses: set[str] | frozenset[str]) -> int:
-    return sum(n for status, n in counts.items() if status in statuses)
-
-
-def _items_active(staged: Mapping[str, Any]) -> bool:
-    items = staged.get("items")
-    return isinstance(items, Mapping) and _count(items["statuses"], m.ACTIVE) > 0
-
-
-def _move_item(items: dict[str, Any], event: ActionEvent) -> None:
-    """Count an item's new status (and, for an item starting, take it off the waiting list)."""
-    item_id = event.item_id
-    assert item_id is not None
-    previous = event.previous or m.UNSET
-    counts = items["statuses"]
-    if previous == m.UNSET:
-        if item_id in items["redo"]:
-            items["redo"].remove(item_id)
-        elif item_id >= items["next"]:
-            items["next"] = item_id + 1
-    counts[previous] = counts.get(previous, 0) - 1
-    if counts[previous] <= 0:
-        counts.pop(previous)
-    counts[event.status] = counts.get(event.status, 0) + 1
-
-
-def _items_to_run_again(items: dict[str, Any], everything: bool) -> None:
-    """Count the items set to run again as not run: every item, or the failed ones."""
-    counts = items["statuses"]
-    again = sum(n for status, n in counts.items() if everything or status in m.ABENDED)
-    for status in list(counts):
-        if everything or status in m.ABENDED:
-            counts.pop(status)
-    if again:
-        counts[m.UNSET] = again
+        """Re-run the completed workflow from named task occurrences
+        (:mod:`poundcake.engine.workflows.rerun`)."""
+        rerun(self, tasks, failed_items)

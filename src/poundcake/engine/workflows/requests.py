@@ -24,7 +24,8 @@ from poundcake.engine.executions.service import request_execution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.workflows import machines as m
-from poundcake.engine.workflows.conductor import ActionEvent, ActionSpec, Conductor, TaskRequest
+from poundcake.engine.workflows.conductor import Conductor
+from poundcake.engine.workflows.events import ActionEvent, ActionSpec, TaskRequest
 from poundcake.engine.workflows.models import TaskExecutionDB, WorkflowActionDB, WorkflowExecutionDB
 from poundcake.engine.workflows.store import WorkflowStore
 from poundcake.exceptions import NotFoundError, ValidationError

@@ -35,13 +35,9 @@ from poundcake.engine.executions.states import COMPLETED as EXECUTION_COMPLETED
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.workflows import machines as m
-from poundcake.engine.workflows.conductor import (
-    ActionEvent,
-    Conductor,
-    ConductorError,
-    WorkflowState,
-)
+from poundcake.engine.workflows.conductor import Conductor
 from poundcake.engine.workflows.definition import DefinitionError, read_document
+from poundcake.engine.workflows.events import ActionEvent, ConductorError
 from poundcake.engine.workflows.expressions import ExpressionError, KeyValueReader
 from poundcake.engine.workflows.inspection import inspect_document
 from poundcake.engine.workflows.models import (
@@ -50,6 +46,7 @@ from poundcake.engine.workflows.models import (
     WorkflowExecutionDB,
 )
 from poundcake.engine.workflows.requests import TaskRequester, action_parameter_schema
+from poundcake.engine.workflows.state import WorkflowState
 from poundcake.engine.workflows.store import WorkflowCaches, WorkflowStore
 from poundcake.exceptions import PoundCakeError, ValidationError
 from poundcake.ids import new_id

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
-from poundcake.engine.workflows.conductor import ActionSpec
 from poundcake.engine.workflows.definition import WorkflowDefinition, build_definition
+from poundcake.engine.workflows.events import ActionSpec
 from poundcake.engine.workflows.expressions import KeyValueReader
 from poundcake.engine.workflows.graph import WorkflowGraph
 from poundcake.engine.workflows.models import (
