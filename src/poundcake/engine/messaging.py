@@ -73,6 +73,9 @@ RULES_ENGINE_QUEUE = Queue(
 
 ORQUESTA_RUNNER_TYPE = "orquesta"
 
+# Queues that events ring (the rules engine's and the workflow engines').
+DOORBELLS = (RULES_ENGINE_QUEUE, WORKFLOW_UPDATES_QUEUE)
+
 _RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 
 
@@ -132,6 +135,9 @@ class Publisher:
     def __init__(self, url: str) -> None:
         self._work = _Channel(url, confirm=True)
         self._events = _Channel(url, confirm=False)
+        # A local transport (the embedded default) routes by bindings each process knows of:
+        # its publishers declare the doorbell queues their events ring, so they are delivered.
+        self._local = not url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
     def _publish(
         self, body: Mapping[str, Any], *, exchange: Exchange, routing_key: str, declare: list[Any]
@@ -171,7 +177,10 @@ class Publisher:
 
     def event(self, name: str, body: Mapping[str, Any]) -> None:
         """Announce an event such as ``st2.execution__update`` (routing key = the name)."""
-        self._publish(body, exchange=EVENT_EXCHANGE, routing_key=name, declare=[EVENT_EXCHANGE])
+        declare: list[Any] = [EVENT_EXCHANGE]
+        if self._local:
+            declare += [queue for queue in DOORBELLS if queue.routing_key == name]
+        self._publish(body, exchange=EVENT_EXCHANGE, routing_key=name, declare=declare)
 
     def close(self) -> None:
         """Release the connections."""
