@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
+from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.pausing import PAUSABLE_RUNNERS, Resumed, request_resume
 from poundcake.engine.executions.service import (
     cancel_execution,
@@ -650,33 +650,9 @@ def _failed_items(session: Session, store: WorkflowStore, task_id: str, route: i
 # --- finding work -----------------------------------------------------------------------------
 
 
-def workflows_of(session: Session, liveaction_ids: Sequence[str]) -> set[str]:
-    """The workflow executions concerned by changes of these live actions: the workflows they
-    are tasks of, and the workflows they are the executions of."""
-    ids = sorted(set(liveaction_ids))
-    if not ids:
-        return set()
-    found = set(
-        session.scalars(
-            sa.select(LiveActionDB.workflow_execution).where(
-                LiveActionDB.id.in_(ids), LiveActionDB.workflow_execution.is_not(None)
-            )
-        )
-    )
-    found |= set(
-        session.scalars(
-            sa.select(WorkflowExecutionDB.id)
-            .join(ExecutionDB, ExecutionDB.id == WorkflowExecutionDB.action_execution)
-            .where(ExecutionDB.liveaction_id.in_(ids))
-        )
-    )
-    return {str(workflow) for workflow in found if workflow}
-
-
-def workflows_needing_attention(session: Session, *, limit: int) -> list[str]:
-    """Workflows with an action whose execution changed unseen, or whose execution was asked
-    to pause, resume or cancel and the workflow has not taken it yet (lost announcements)."""
-    changed = (
+def _changed_actions() -> sa.Select[Any]:
+    """Workflows with an action whose execution changed in a way the conductor has not taken."""
+    return (
         sa.select(WorkflowActionDB.workflow_execution)
         .join(ExecutionDB, ExecutionDB.id == WorkflowActionDB.action_execution)
         .where(
@@ -684,26 +660,45 @@ def workflows_needing_attention(session: Session, *, limit: int) -> list[str]:
             ExecutionDB.status.in_(_SEEN),
             ExecutionDB.status != WorkflowActionDB.status,
         )
-        .limit(limit)
     )
-    asked = (
+
+
+def _untaken_requests() -> sa.Select[Any]:
+    """Workflows asked to pause, resume or cancel (by their execution) and not there yet, and
+    workflows started or re-run whose first tasks were not requested."""
+    return (
         sa.select(WorkflowExecutionDB.id)
         .join(ExecutionDB, ExecutionDB.id == WorkflowExecutionDB.action_execution)
         .where(
             WorkflowExecutionDB.status.notin_(sorted(m.COMPLETED)),
-            ExecutionDB.status.in_([S.PAUSING.value, S.RESUMING.value, S.CANCELING.value]),
-            ExecutionDB.status != WorkflowExecutionDB.status,
+            sa.or_(
+                sa.and_(
+                    ExecutionDB.status.in_([S.PAUSING.value, S.RESUMING.value, S.CANCELING.value]),
+                    ExecutionDB.status != WorkflowExecutionDB.status,
+                ),
+                WorkflowExecutionDB.status.in_([m.REQUESTED, m.RESUMING]),
+            ),
         )
-        .limit(limit)
     )
-    requested = (
-        sa.select(WorkflowExecutionDB.id)
-        .where(WorkflowExecutionDB.status.in_([m.REQUESTED, m.RESUMING]))
-        .limit(limit)
-    )
+
+
+def workflows_of(session: Session, liveaction_ids: Sequence[str]) -> set[str]:
+    """The workflows that changes of these live actions give something to do: a task's
+    execution the conductor has not seen in its new status, or a request on the workflow's own
+    execution. Changes it does not act on (requested, scheduled, running) wake nothing."""
+    ids = sorted(set(liveaction_ids))
+    if not ids:
+        return set()
+    found = set(session.scalars(_changed_actions().where(ExecutionDB.liveaction_id.in_(ids))))
+    found |= set(session.scalars(_untaken_requests().where(ExecutionDB.liveaction_id.in_(ids))))
+    return {str(workflow) for workflow in found if workflow}
+
+
+def workflows_needing_attention(session: Session, *, limit: int) -> list[str]:
+    """Workflows with changes no announcement brought (lost messages, a dead engine)."""
     found: list[str] = []
-    for statement in (changed, asked, requested):
-        for workflow_id in session.scalars(statement):
+    for statement in (_changed_actions(), _untaken_requests()):
+        for workflow_id in session.scalars(statement.limit(limit)):
             if workflow_id not in found:
                 found.append(str(workflow_id))
     return found[:limit]
