@@ -80,7 +80,10 @@ def pack_config(session: Session, pack: str) -> dict[str, Any]:
     return dict(values or {})
 
 
-def load_action(session: Session, action_ref: str) -> tuple[ActionDB, RunnerTypeDB, dict[str, Any]]:
+LoadedAction = tuple[ActionDB, RunnerTypeDB, dict[str, Any]]
+
+
+def load_action(session: Session, action_ref: str) -> LoadedAction:
     """Return an enabled action, its runner type and its pack's config, in one query, or raise
     StackStorm's 400 messages."""
     row = session.execute(
@@ -129,6 +132,8 @@ def request_execution(
     extra: Mapping[str, Any] | None = None,
     cipher: DatastoreCipher | None = None,
     rendered: bool = False,
+    loaded: LoadedAction | None = None,
+    liveaction_values: Mapping[str, Any] | None = None,
 ) -> RequestedExecution:
     """Validate and record a new execution in ``requested``.
 
@@ -138,10 +143,13 @@ def request_execution(
     secret ones sealed with ``cipher`` (:mod:`poundcake.engine.executions.sealed`; required when
     there are any).
     ``rendered`` says the caller rendered them already (a rule, from its trigger's payload):
-    they are then taken as text, never rendered a second time.
+    they are then taken as text, never rendered a second time. ``loaded`` is what
+    :func:`load_action` returned for this action in this session (a caller requesting many
+    executions of one action loads it once); ``liveaction_values`` sets more of the live
+    action's columns (a workflow task's ``workflow_execution`` and ``task_execution``).
     """
     parameters = dict(parameters or {})
-    action, runner, config = load_action(session, action_ref)
+    action, runner, config = loaded or load_action(session, action_ref)
     schema = merge_schemas(runner.runner_parameters or {}, action.parameters or {})
     check_live_parameters(schema, parameters)
     execution_context = {**(context or {}), "user": user, "pack": action.pack}
@@ -174,6 +182,7 @@ def request_execution(
             runner_info={},
             notify=action.notify or {},
             delay=delay,
+            **(liveaction_values or {}),
         )
     )
     session.execute(
@@ -221,10 +230,21 @@ def request_execution(
 
 
 def _add_child(session: Session, parent_id: str, child_id: str) -> None:
-    parent = session.get(ExecutionDB, parent_id, with_for_update=True)
-    if parent is None:
+    """Append to the parent's ``children`` in the database, without reading the list: a
+    workflow with thousands of items must not rewrite a growing list from Python each time."""
+    column = ExecutionDB.children
+    if session.get_bind().dialect.name == "sqlite":
+        appended = sa.func.json_insert(sa.func.coalesce(column, "[]"), "$[#]", child_id)
+    else:
+        appended = sa.func.JSON_ARRAY_APPEND(sa.func.coalesce(column, "[]"), "$", child_id)
+    updated = session.execute(
+        sa.update(ExecutionDB)
+        .where(ExecutionDB.id == parent_id)
+        .values(children=appended)
+        .execution_options(synchronize_session=False)
+    )
+    if not updated.rowcount:  # type: ignore[attr-defined]
         raise NotFoundError(f"parent execution {parent_id} not found")
-    parent.children = [*(parent.children or []), child_id]
 
 
 def get_execution(session: Session, execution_id: str) -> ExecutionDB:

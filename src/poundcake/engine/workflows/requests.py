@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.actions.parameters import merge_schemas
-from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
-from poundcake.engine.executions.service import request_execution
+from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.service import LoadedAction, load_action, request_execution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.workflows import machines as m
@@ -81,6 +81,7 @@ class TaskRequester:
         self.execution = execution
         self.cipher = cipher
         self.requested: list[tuple[str, str]] = []
+        self._actions: dict[str, LoadedAction] = {}
         st2 = (row.context or {}).get("st2") or {}
         self.user = str(st2.get("user") or "stanley")
         self.parent: dict[str, Any] = {
@@ -187,6 +188,9 @@ class TaskRequester:
             )
         task.status = m.RUNNING
         self.session.flush()
+        loaded = self._actions.get(action.action)
+        if loaded is None:
+            loaded = self._actions[action.action] = load_action(self.session, action.action)
         requested = request_execution(
             self.session,
             action_ref=action.action,
@@ -196,11 +200,8 @@ class TaskRequester:
             delay=action_delay(request, action.item_id),
             parent=self.execution.id,
             cipher=self.cipher,
-        )
-        self.session.execute(
-            sa.update(LiveActionDB)
-            .where(LiveActionDB.id == requested.liveaction_id)
-            .values(workflow_execution=self.row.id, task_execution=task.id)
+            loaded=loaded,
+            liveaction_values={"workflow_execution": self.row.id, "task_execution": task.id},
         )
         self._link(task, action, requested.execution_id)
         self.requested.append((requested.liveaction_id, requested.execution_id))

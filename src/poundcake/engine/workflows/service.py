@@ -62,7 +62,8 @@ _MIRRORED = frozenset(
 # row keeps the status the conductor last took, ``running`` from the moment it is requested.
 _CHILD_EVENTS = frozenset({*m.COMPLETED, m.PAUSED, m.PENDING})
 _SEEN = sorted(_CHILD_EVENTS | {m.RUNNING})
-_DONE = sorted(m.COMPLETED | {m.UNSET})
+# The statuses an action's row has while its execution may still change.
+_OPEN = sorted({m.RUNNING, m.PAUSED, m.PENDING})
 
 
 class ExecutionChangedError(PoundCakeError):
@@ -349,7 +350,7 @@ def _apply_children(session: Session, row: WorkflowExecutionDB, conductor: Condu
         .join(ExecutionDB, ExecutionDB.id == WorkflowActionDB.action_execution)
         .where(
             WorkflowActionDB.workflow_execution == row.id,
-            WorkflowActionDB.status.notin_(_DONE),
+            WorkflowActionDB.status.in_(_OPEN),
             ExecutionDB.status.in_(_SEEN),
             ExecutionDB.status != WorkflowActionDB.status,
         )
@@ -380,9 +381,13 @@ def _child_changed(
     status: str,
 ) -> None:
     task = _task_of(session, action)
-    result = session.scalar(
-        sa.select(ExecutionDB.result).where(ExecutionDB.id == action.action_execution)
-    )
+    result = None
+    if not task.itemized or status in m.ABENDED:
+        # An item's result is read with the others when its task completes; a failed one is
+        # also kept in the workflow's errors.
+        result = session.scalar(
+            sa.select(ExecutionDB.result).where(ExecutionDB.id == action.action_execution)
+        )
     if task.status == m.PAUSED:
         task.status = m.RUNNING
     if not task.itemized:
@@ -406,8 +411,9 @@ def _child_changed(
         conductor.log_error(error, task_id=task.task_id, route=task.task_route)
         conductor.request_status(m.FAILED)
         return
-    if task.itemized:
-        _close_itemized(session, task)
+    entry = conductor.entry(task.task_id, task.task_route)
+    if task.itemized and entry is not None and entry.get("status") in m.COMPLETED:
+        _close_itemized(session, task, str(entry["status"]))
 
 
 def _child_resumed(
@@ -439,17 +445,11 @@ def _item_results(session: Session, task: TaskExecutionDB) -> list[dict[str, Any
     ]
 
 
-def _close_itemized(session: Session, task: TaskExecutionDB) -> None:
-    """A with-items task execution completes once all its items have (StackStorm's rule)."""
-    statuses = list(
-        session.scalars(
-            sa.select(WorkflowActionDB.status).where(WorkflowActionDB.task_execution == task.id)
-        )
-    )
-    if statuses and all(status in m.COMPLETED for status in statuses):
-        task.status = m.SUCCEEDED if all(s == m.SUCCEEDED for s in statuses) else m.FAILED
-        task.result = {"items": _item_results(session, task)}
-        task.end_timestamp = utcnow()
+def _close_itemized(session: Session, task: TaskExecutionDB, status: str) -> None:
+    """A with-items task execution ends with its task, with every item's status and result."""
+    task.status = status
+    task.result = {"items": _item_results(session, task)}
+    task.end_timestamp = utcnow()
 
 
 def _run_next(
@@ -656,7 +656,7 @@ def _changed_actions() -> sa.Select[Any]:
         sa.select(WorkflowActionDB.workflow_execution)
         .join(ExecutionDB, ExecutionDB.id == WorkflowActionDB.action_execution)
         .where(
-            WorkflowActionDB.status.notin_(_DONE),
+            WorkflowActionDB.status.in_(_OPEN),
             ExecutionDB.status.in_(_SEEN),
             ExecutionDB.status != WorkflowActionDB.status,
         )
