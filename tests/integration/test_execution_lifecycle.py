@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from poundcake.db.session import unit_of_work
+from poundcake.engine.actionrunner.request import build_request, load_claimed
 from poundcake.engine.executions.service import cancel_execution
+from poundcake.engine.packs.models import ConfigSchemaDB
 from poundcake.exceptions import ValidationError
+from poundcake.ids import new_id
 from tests import factories
 from tests.integration.engine_stack import EngineStack, engine_stack
 
@@ -89,6 +92,25 @@ def test_unknown_and_disabled_actions_are_refused(stack: EngineStack) -> None:
     disabled = 'Unable to execute. Action "tests.off" is disabled.'
     with pytest.raises(ValidationError, match=re.escape(disabled)):
         stack.request("tests.off")
+
+
+def test_config_context_has_the_schema_defaults_without_a_config_file(
+    stack: EngineStack,
+) -> None:
+    # StackStorm's fixtures.render_config_context defaults a parameter to
+    # {{ config_context.config_item_one }}, which only the pack's config schema defines.
+    with unit_of_work(stack.runtime.sessions) as session:
+        schema = {"config_item_one": {"type": "string", "default": "Testing"}}
+        session.add(ConfigSchemaDB(id=new_id(), pack="tests", attributes=schema))
+        parameters = {
+            "value1": {"type": "string", "default": "{{ config_context.config_item_one }}"}
+        }
+        factories.action(session, "tests.configured", "noop", parameters)
+    requested = stack.request("tests.configured")
+    with unit_of_work(stack.runtime.sessions) as session:
+        work = load_claimed(session, [requested.liveaction_id])[requested.liveaction_id]
+        assert work.config == {"config_item_one": "Testing"}
+        assert build_request(session, work).action_parameters == {"value1": "Testing"}
 
 
 def test_cancel_before_scheduling_cancels_at_once(stack: EngineStack) -> None:

@@ -122,6 +122,41 @@ def test_success_returns_result_and_output(tmp_path: Path) -> None:
     assert any(kind == "stderr" and "region is eu" in data for kind, data in sink.lines)
 
 
+def test_run_gets_every_declared_parameter_unset_ones_as_none(tmp_path: Path) -> None:
+    # StackStorm's examples.python-mock-core-remote declares run(self, cmd, hosts, hosts_dict)
+    # with all three optional; orquesta-test-field-escaping gives it only hosts_dict.
+    path = write_action(
+        tmp_path,
+        "mock_remote",
+        """
+        from st2common.runners.base_action import Action
+
+        class MockRemote(Action):
+            def run(self, cmd, hosts, hosts_dict):
+                return {"cmd": cmd, "hosts": hosts, "hosts_dict": hosts_dict}
+        """,
+    )
+    schema = {
+        "cmd": {"type": "string"},
+        "hosts": {"type": "string"},
+        "hosts_dict": {"type": "object"},
+        "timeout": runner_types()["python-script"].runner_parameters["timeout"],
+    }
+    request = make_request(
+        path,
+        parameter_schema=schema,
+        runner_parameters={"timeout": 600},
+        action_parameters={"hosts_dict": {"host.domain.tld": "up"}},
+    )
+    outcome = run(PythonRunner(request, Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {
+        "cmd": None,
+        "hosts": None,
+        "hosts_dict": {"host.domain.tld": "up"},
+    }
+
+
 def test_config_defaults_to_an_empty_dict(tmp_path: Path) -> None:
     path = write_action(
         tmp_path,

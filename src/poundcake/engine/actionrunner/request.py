@@ -20,7 +20,8 @@ from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.sealed import open_parameters
 from poundcake.engine.executions.service import render_context
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
-from poundcake.engine.packs.models import ConfigDB, PackDB
+from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
+from poundcake.engine.packs.schema import config_with_defaults
 from poundcake.engine.runners.base import RunnerRequest
 from poundcake.exceptions import ValidationError
 
@@ -40,19 +41,23 @@ class ClaimedWork:
 
 
 def load_claimed(session: Session, liveaction_ids: list[str]) -> dict[str, ClaimedWork]:
-    """Load claimed executions with their pack's path and config, in one query."""
+    """Load claimed executions with their pack's path and config (with its schema's
+    defaults), in one query."""
     if not liveaction_ids:
         return {}
     rows = session.execute(
-        sa.select(ExecutionDB, PackDB.path, ConfigDB.values)
+        sa.select(ExecutionDB, PackDB.path, ConfigDB.values, ConfigSchemaDB.attributes)
         .outerjoin(ActionDB, ActionDB.ref == ExecutionDB.action)
         .outerjoin(PackDB, PackDB.ref == ActionDB.pack)
         .outerjoin(ConfigDB, ConfigDB.pack == ActionDB.pack)
+        .outerjoin(ConfigSchemaDB, ConfigSchemaDB.pack == ActionDB.pack)
         .where(ExecutionDB.liveaction_id.in_(liveaction_ids))
     ).all()
     return {
-        str(execution.liveaction_id): ClaimedWork(execution, path, dict(values or {}))
-        for execution, path, values in rows
+        str(execution.liveaction_id): ClaimedWork(
+            execution, path, config_with_defaults(values, attributes)
+        )
+        for execution, path, values, attributes in rows
     }
 
 

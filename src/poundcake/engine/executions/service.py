@@ -38,7 +38,8 @@ from poundcake.engine.executions.states import (
 )
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.lookup import datastore_context
-from poundcake.engine.packs.models import ConfigDB
+from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB
+from poundcake.engine.packs.schema import config_with_defaults
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
 from poundcake.ids import new_id
@@ -75,33 +76,38 @@ class RequestedExecution:
 
 
 def pack_config(session: Session, pack: str) -> dict[str, Any]:
-    """Return a pack's configuration values (empty when it has none)."""
+    """Return a pack's configuration values with its schema's defaults (empty when it has
+    neither)."""
     values = session.scalar(sa.select(ConfigDB.values).where(ConfigDB.pack == pack))
-    return dict(values or {})
+    attributes = session.scalar(
+        sa.select(ConfigSchemaDB.attributes).where(ConfigSchemaDB.pack == pack)
+    )
+    return config_with_defaults(values, attributes)
 
 
 LoadedAction = tuple[ActionDB, RunnerTypeDB, dict[str, Any]]
 
 
 def load_action(session: Session, action_ref: str) -> LoadedAction:
-    """Return an enabled action, its runner type and its pack's config, in one query, or raise
-    StackStorm's 400 messages."""
+    """Return an enabled action, its runner type and its pack's config (with its schema's
+    defaults), in one query, or raise StackStorm's 400 messages."""
     row = session.execute(
-        sa.select(ActionDB, RunnerTypeDB, ConfigDB.values)
+        sa.select(ActionDB, RunnerTypeDB, ConfigDB.values, ConfigSchemaDB.attributes)
         .outerjoin(RunnerTypeDB, RunnerTypeDB.name == ActionDB.runner_type)
         .outerjoin(ConfigDB, ConfigDB.pack == ActionDB.pack)
+        .outerjoin(ConfigSchemaDB, ConfigSchemaDB.pack == ActionDB.pack)
         .where(ActionDB.ref == action_ref)
     ).one_or_none()
     if row is None:
         raise ValidationError(f'Action "{action_ref}" cannot be found.')
-    action, runner, config = row
+    action, runner, values, attributes = row
     if not action.enabled:
         raise ValidationError(f'Unable to execute. Action "{action_ref}" is disabled.')
     if runner is None:
         raise ValidationError(f'Runner type "{action.runner_type}" is not registered.')
     if not runner.enabled:
         raise ValidationError(f'Runner type "{runner.name}" is disabled.')
-    return action, runner, dict(config or {})
+    return action, runner, config_with_defaults(values, attributes)
 
 
 def render_context(

@@ -184,6 +184,16 @@ def apply_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
     return instance
 
 
+def config_with_defaults(
+    values: Mapping[str, Any] | None, attributes: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A pack's config as actions see it: the stored values, with the schema's defaults for
+    what they leave out (all of them for a pack without a config file, as in StackStorm)."""
+    if attributes is None:
+        return dict(values or {})
+    return dict(apply_defaults(dict(values or {}), object_schema(attributes)))
+
+
 def _has_nested_defaults(schema: Mapping[str, Any]) -> bool:
     items = schema.get("items")
     return isinstance(schema.get("properties"), Mapping) or (

@@ -41,6 +41,7 @@ from poundcake.engine.messaging import (
 )
 from poundcake.engine.runners.base import RunnerOutcome, RunnerRequest, RunnerServices
 from poundcake.engine.runners.orquesta.runner import OrquestaRunner
+from poundcake.engine.runners.registry import runner_types
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.workflows.service import (
     Conducted,
@@ -90,11 +91,17 @@ class _Host:
 
     def start(self, request: RunnerRequest, document: Mapping[str, Any]) -> RunnerOutcome:
         secrets = bool(secret_names(request.parameter_schema))
+        # StackStorm gives the workflow every parameter the action declares, None where unset:
+        # such a parameter overrides the default the workflow's input gives it.
+        runner_parameters = runner_types()[OrquestaRunner.runner_type].runner_parameters
+        declared = dict.fromkeys(
+            name for name in request.parameter_schema if name not in runner_parameters
+        )
         self.conducted = start_workflow(
             self.session,
             execution=self.execution,
             document=document,
-            parameters=dict(request.action_parameters),
+            parameters={**declared, **request.action_parameters},
             secrets=secrets,
             env=self.env,
         )

@@ -27,6 +27,7 @@ from poundcake.engine.runners.base import (
     RunnerServices,
 )
 from poundcake.engine.runners.python.process import StreamedProcess
+from poundcake.engine.runners.registry import runner_types
 from poundcake.exceptions import ValidationError
 
 WRAPPER_MODULE = "poundcake.engine.runners.python.wrapper"
@@ -116,6 +117,15 @@ class PythonRunner(Runner):
         )
         return env
 
+    def _action_parameters(self) -> dict[str, Any]:
+        """Every parameter the action declares, ``None`` where it has no value: StackStorm calls
+        ``run()`` with all of them, so optional parameters may be plain positional arguments."""
+        runner_parameters = runner_types()[self.runner_type].runner_parameters
+        declared = dict.fromkeys(
+            name for name in self.request.parameter_schema if name not in runner_parameters
+        )
+        return {**declared, **self.request.action_parameters}
+
     def _payload(self) -> bytes:
         request = self.request
         document = {
@@ -124,7 +134,7 @@ class PythonRunner(Runner):
             "action_ref": request.action_ref,
             "user": request.user,
             "execution_id": request.execution_id,
-            "parameters": dict(request.action_parameters),
+            "parameters": self._action_parameters(),
             "config": dict(request.pack_config),
             "log_level": self._log_level(),
         }
