@@ -57,6 +57,26 @@ export function replace(node, ...children) {
   return append(node, children);
 }
 
+/**
+ * ``replace`` for parts of a page drawn again while someone may be using them (live updates):
+ * a focused link keeps the focus (found again by its href), and so does a focused button (by its
+ * text; when it is now disabled, the first enabled button takes the focus).
+ */
+export function redraw(node, ...children) {
+  const focused = node.contains(document.activeElement) ? document.activeElement : null;
+  const href = focused?.getAttribute("href");
+  const label = focused?.tagName === "BUTTON" ? focused.textContent : null;
+  replace(node, ...children);
+  if (href) {
+    [...node.querySelectorAll("a")].find((link) => link.getAttribute("href") === href)?.focus();
+  } else if (label) {
+    const buttons = [...node.querySelectorAll("button")];
+    const same = buttons.find((button) => button.textContent === label && !button.disabled);
+    (same || buttons.find((button) => !button.disabled))?.focus();
+  }
+  return node;
+}
+
 /** A link to a client-side route; each path part is URI-encoded. */
 export function routeLink(parts, text, attributes) {
   const href = "#/" + parts.map((part) => encodeURIComponent(String(part))).join("/");
@@ -89,6 +109,8 @@ const STATUS_KIND = {
   abandoned: "bad",
   canceled: "warn",
   canceling: "warn",
+  pausing: "warn",
+  paused: "warn",
   disabled: "warn",
   "not applied": "warn",
   firing: "bad",
@@ -97,6 +119,7 @@ const STATUS_KIND = {
   scheduled: "busy",
   requested: "busy",
   pending: "busy",
+  resuming: "busy",
   delayed: "busy",
 };
 

@@ -1,5 +1,5 @@
 // #/executions (filters like ``st2 execution list``, pagination) and #/executions/<id> (details,
-// live output, re-run and cancel).
+// live output and task tree, re-run, cancel, pause and resume).
 
 import { api } from "./api.js";
 import {
@@ -11,11 +11,13 @@ import {
   formatTime,
   h,
   jsonBlock,
+  redraw,
   replace,
   routeLink,
   select,
   table,
 } from "./dom.js";
+import { taskTree, treeExecutionIds } from "./view_tasks.js";
 
 const STATUSES = [
   "",
@@ -30,7 +32,9 @@ const STATUSES = [
   "canceling",
   "canceled",
   "pending",
+  "pausing",
   "paused",
+  "resuming",
 ];
 const CANCELABLE = new Set([
   "requested",
@@ -42,6 +46,7 @@ const CANCELABLE = new Set([
   "resuming",
   "pending",
 ]);
+const PAUSED = new Set(["pausing", "paused"]);
 const FINISHED = new Set(["succeeded", "failed", "timeout", "abandoned", "canceled"]);
 const TEXT_FILTERS = [
   ["action", "Action", "e.g. core.local"],
@@ -49,6 +54,7 @@ const TEXT_FILTERS = [
   ["trigger_instance", "Trigger instance", null],
   ["rule", "Rule", "e.g. poundcake_cabs.disk_full"],
   ["parent", "Parent execution", null],
+  ["task_execution", "Workflow task execution", null],
 ];
 const PAGE_SIZES = ["25", "50", "100"];
 
@@ -190,14 +196,35 @@ function outputText(items) {
   return (items || []).map((item) => String(item.data ?? "")).join("");
 }
 
-function summary(execution, context, reload) {
-  const message = h("div", { class: "form-message", "aria-live": "polite" });
-  const rerun = h("button", { type: "button" }, "Re-run");
-  const cancel = h(
+/** A button that POSTs ``verb`` for the execution and reports the new status in ``message``. */
+function statusButton(execution, { label, verb, enabled, danger }, message, reload) {
+  const button = h(
     "button",
-    { type: "button", class: "danger", disabled: !CANCELABLE.has(execution.status) },
-    "Cancel",
+    { type: "button", class: danger ? "danger" : "secondary", disabled: !enabled },
+    label,
   );
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const answer = await api(
+        `/ui/api/executions/${encodeURIComponent(execution.id)}/${verb}`,
+        { method: "POST", body: {} },
+      );
+      replace(
+        message,
+        h("p", { class: "notice", role: "status" }, `Execution is now ${answer.status}.`),
+      );
+      reload();
+    } catch (error) {
+      if (error.status !== 401) replace(message, errorBox(`${label} failed: ${error.message}`));
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+function summary(execution, context, message, reload) {
+  const rerun = h("button", { type: "button" }, "Re-run");
   rerun.addEventListener("click", async () => {
     rerun.disabled = true;
     try {
@@ -211,26 +238,34 @@ function summary(execution, context, reload) {
       rerun.disabled = false;
     }
   });
-  cancel.addEventListener("click", async () => {
-    cancel.disabled = true;
-    try {
-      const answer = await api(`/ui/api/executions/${encodeURIComponent(execution.id)}/cancel`, {
-        method: "POST",
-        body: {},
-      });
-      replace(
-        message,
-        h("p", { class: "notice", role: "status" }, `Execution is now ${answer.status}.`),
-      );
-      reload();
-    } catch (error) {
-      if (error.status !== 401) replace(message, errorBox(`Cancel failed: ${error.message}`));
-      cancel.disabled = false;
-    }
-  });
+  const status = execution.status;
+  const buttons = [
+    rerun,
+    execution.pausable
+      ? statusButton(
+          execution,
+          { label: "Pause", verb: "pause", enabled: status === "running" },
+          message,
+          reload,
+        )
+      : null,
+    execution.pausable
+      ? statusButton(
+          execution,
+          { label: "Resume", verb: "resume", enabled: PAUSED.has(status) },
+          message,
+          reload,
+        )
+      : null,
+    statusButton(
+      execution,
+      { label: "Cancel", verb: "cancel", enabled: CANCELABLE.has(status), danger: true },
+      message,
+      reload,
+    ),
+  ];
   return [
-    h("div", { class: "toolbar" }, rerun, cancel),
-    message,
+    buttons,
     facts([
       ["Status", badge(execution.status)],
       ["Action", execution.action],
@@ -257,8 +292,20 @@ function summary(execution, context, reload) {
   ];
 }
 
+function card(id, title, body) {
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": id },
+    h("h2", { id }, title),
+    body,
+  );
+}
+
 export async function renderDetail(root, context) {
   const [executionId] = context.params;
+  const toolbar = h("div", { class: "toolbar" });
+  // Outside the toolbar: a re-render after a pause or cancel keeps its message.
+  const message = h("div", { class: "form-message", "aria-live": "polite" });
   const head = h("div");
   const parameters = h("div");
   const output = h("pre", {
@@ -268,44 +315,52 @@ export async function renderDetail(root, context) {
     "aria-live": "off",
   });
   const result = h("div");
-  const children = h("div");
+  const tasks = h("div");
+  const tasksTitle = h("span", null, "Tasks");
+  const tasksCard = card("x-tasks", tasksTitle, tasks);
+  tasksCard.hidden = true;
   replace(
     root,
     h("p", { class: "breadcrumb" }, h("a", { href: "#/executions" }, "← All executions")),
     h("h1", null, "Execution ", h("code", null, executionId)),
+    toolbar,
+    message,
     head,
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-output" },
-      h("h2", { id: "x-output" }, "Output"),
-      output,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-result" },
-      h("h2", { id: "x-result" }, "Result"),
-      result,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-parameters" },
-      h("h2", { id: "x-parameters" }, "Parameters"),
-      parameters,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-children" },
-      h("h2", { id: "x-children" }, "Child executions"),
-      children,
-    ),
+    tasksCard,
+    card("x-output", "Output", output),
+    card("x-result", "Result", result),
+    card("x-parameters", "Parameters", parameters),
   );
   let childIds = new Set();
+  let treeIds = new Set();
   let status = null;
+  let hasTasks = false;
+  let shownTree = null;
+  let treeRequests = 0;
   const loadOutput = async () => {
     const data = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/output`);
     if (context.alive())
       output.textContent =
         outputText(data.items) || (FINISHED.has(status) ? "(no output)" : "(no output yet)");
+  };
+  const loadTasks = async () => {
+    tasksCard.hidden = !hasTasks;
+    if (!hasTasks) return;
+    const request = ++treeRequests;
+    try {
+      const tree = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/tasks`);
+      const text = JSON.stringify(tree);
+      // An older answer that arrives late, or one that changes nothing, is not drawn.
+      if (!context.alive() || request !== treeRequests || text === shownTree) return;
+      shownTree = text;
+      treeIds = treeExecutionIds(tree);
+      redraw(tasks, taskTree(tree));
+    } catch (error) {
+      if (context.alive() && request === treeRequests && error.status !== 401) {
+        shownTree = null;
+        replace(tasks, errorBox(error.message));
+      }
+    }
   };
   const load = async () => {
     try {
@@ -314,7 +369,11 @@ export async function renderDetail(root, context) {
       status = execution.status;
       root.dataset.status = status;
       childIds = new Set(execution.children || []);
-      replace(head, summary(execution, context, reload));
+      hasTasks = execution.workflow || childIds.size > 0;
+      tasksTitle.textContent = execution.workflow ? "Tasks" : "Child executions";
+      const [buttons, details] = summary(execution, context, message, reload);
+      redraw(toolbar, buttons);
+      replace(head, details);
       replace(
         result,
         jsonBlock(execution.result, "Result"),
@@ -328,24 +387,23 @@ export async function renderDetail(root, context) {
           : null,
       );
       replace(parameters, jsonBlock(execution.parameters, "Parameters"));
-      replace(
-        children,
-        childIds.size
-          ? h(
-              "ul",
-              null,
-              [...childIds].map((id) => h("li", null, routeLink(["executions", id], id))),
-            )
-          : h("p", { class: "empty" }, "None."),
-      );
-      await loadOutput();
+      await Promise.all([loadOutput(), loadTasks()]);
     } catch (error) {
       if (context.alive() && error.status !== 401) replace(head, errorBox(error.message));
     }
   };
   const reload = context.debounced(load, 300);
+  const reloadTasks = context.debounced(loadTasks, 300);
   context.live((type, data) => {
-    if (type === "reconnected" || data.id === executionId || childIds.has(data.id)) reload();
+    if (type === "reconnected" || data.id === executionId || childIds.has(data.id)) {
+      reload();
+    } else if (
+      hasTasks &&
+      (data.parent === executionId || treeIds.has(data.id) || treeIds.has(data.parent))
+    ) {
+      // A task of a sub-workflow, or a new task: only the tree changes.
+      reloadTasks();
+    }
   });
   // Output has no event of its own: while the execution runs, its output is fetched every 2 s.
   const poll = window.setInterval(() => {
