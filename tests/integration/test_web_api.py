@@ -438,11 +438,10 @@ def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def test_a_workflow_task_tree_pauses_and_resumes(
     operator: Browser, product: Product, tmp_path: Path
 ) -> None:
-    gate = tmp_path / "gate"
+    gate, last_gate = tmp_path / "gate", tmp_path / "last-gate"
     names = ["ann", "bob", "cy", "dee", "eve"]
-    workflow = run_workflow(
-        product, "uitree.tree", {"gate": str(gate), "names": names, "token": SECRET_PASSWORD}
-    )
+    parameters = {"gate": str(gate), "last_gate": str(last_gate), "names": names}
+    workflow = run_workflow(product, "uitree.tree", {**parameters, "token": SECRET_PASSWORD})
     tasks_path = f"/ui/api/executions/{workflow}/tasks"
 
     def holding() -> dict[str, Any] | None:
@@ -473,6 +472,7 @@ def test_a_workflow_task_tree_pauses_and_resumes(
     assert paused.json() == {"id": workflow, "status": "pausing"}
     # A running task finishes; nothing after it starts while the workflow is paused.
     gate.touch()
+    last_gate.touch()
     eventually(lambda: engine_status(product, workflow) == "paused", "the workflow paused")
     tree = operator.get(tasks_path)
     assert [(node["name"], node["status"]) for node in tree["tasks"]] == [
@@ -495,9 +495,10 @@ def test_a_workflow_task_tree_pauses_and_resumes(
         ("task", "hold", None, [], 0),
         ("items", "fan", None, fan_items, 3),
         ("task", "nested", None, [("task", "inside", None, [], 0)], 0),
+        ("task", "last", None, [], 0),
     ]
-    assert tree["shown"] == 6 and tree["truncated"] is False and tree["items"] == 2
-    fan, nested = tree["tasks"][2:]
+    assert tree["shown"] == 7 and tree["truncated"] is False and tree["items"] == 2
+    fan, nested = tree["tasks"][2:4]
     assert fan["status"] == "succeeded" and fan["id"] is None and fan["action"] == "core.echo"
     assert nested["runner"] == "orquesta" and nested["action"] == "uitree.inner"
     nodes = list(walk(tree["tasks"]))
@@ -507,7 +508,7 @@ def test_a_workflow_task_tree_pauses_and_resumes(
 
     everything = operator.get(tasks_path)
     assert [item["item_id"] for item in everything["tasks"][2]["tasks"]] == [0, 1, 2, 3, 4]
-    assert everything["tasks"][2]["more"] == 0 and everything["shown"] == 9
+    assert everything["tasks"][2]["more"] == 0 and everything["shown"] == 10
     # The "more" link: the executions list narrowed to that task's items.
     listed = operator.get(
         "/ui/api/executions",

@@ -214,9 +214,11 @@ function statusButton(execution, { label, verb, enabled, danger }, message, relo
         message,
         h("p", { class: "notice", role: "status" }, `Execution is now ${answer.status}.`),
       );
+      message.dataset.status = answer.status;
       reload();
     } catch (error) {
       if (error.status !== 401) replace(message, errorBox(`${label} failed: ${error.message}`));
+      delete message.dataset.status;
       button.disabled = false;
     }
   });
@@ -368,6 +370,11 @@ export async function renderDetail(root, context) {
       if (!context.alive()) return;
       status = execution.status;
       root.dataset.status = status;
+      if (message.dataset.status && message.dataset.status !== status) {
+        // "Execution is now pausing." is stale once it has paused: the summary says so.
+        delete message.dataset.status;
+        replace(message);
+      }
       childIds = new Set(execution.children || []);
       hasTasks = execution.workflow || childIds.size > 0;
       tasksTitle.textContent = execution.workflow ? "Tasks" : "Child executions";
