@@ -151,21 +151,7 @@ def count(product: Product, table: str) -> int:
 
 
 def run_action(product: Product, parameters: dict[str, Any]) -> str:
-    response = product.engine_api(
-        "POST", "/executions", json={"action": "core.local", "parameters": parameters}
-    )
-    assert response.status_code == 201, response.text
-    execution_id: str = response.json()["id"]
-    return execution_id
-
-
-def run_workflow(product: Product, action: str, parameters: dict[str, Any]) -> str:
-    response = product.engine_api(
-        "POST", "/executions", json={"action": action, "parameters": parameters}
-    )
-    assert response.status_code == 201, response.text
-    execution_id: str = response.json()["id"]
-    return execution_id
+    return product.start_execution("core.local", parameters)
 
 
 def engine_status(product: Product, execution_id: str) -> str:
@@ -441,7 +427,7 @@ def test_a_workflow_task_tree_pauses_and_resumes(
     gate, last_gate = tmp_path / "gate", tmp_path / "last-gate"
     names = ["ann", "bob", "cy", "dee", "eve"]
     parameters = {"gate": str(gate), "last_gate": str(last_gate), "names": names}
-    workflow = run_workflow(product, "uitree.tree", {**parameters, "token": SECRET_PASSWORD})
+    workflow = product.start_execution("uitree.tree", {**parameters, "token": SECRET_PASSWORD})
     tasks_path = f"/ui/api/executions/{workflow}/tasks"
 
     def holding() -> dict[str, Any] | None:
@@ -530,7 +516,7 @@ def test_a_workflow_task_tree_pauses_and_resumes(
 
 
 def test_chain_and_cab_task_trees(operator: Browser, product: Product) -> None:
-    chain = run_workflow(product, "uitree.chain", {})
+    chain = product.start_execution("uitree.chain", {})
     eventually(lambda: engine_status(product, chain) == "succeeded", "the chain", 90)
     tree = operator.get(f"/ui/api/executions/{chain}/tasks")
     assert tree["runner"] == "action-chain"

@@ -58,21 +58,15 @@ export function replace(node, ...children) {
 }
 
 /**
- * ``replace`` for parts of a page drawn again while someone may be using them (live updates):
- * a focused link keeps the focus (found again by its href), and so does a focused button (by its
- * text; when it is now disabled, the first enabled button takes the focus).
+ * ``replace`` for a part of a page drawn again while someone may be using it (live updates): a
+ * focused link keeps the focus (found again by its href).
  */
 export function redraw(node, ...children) {
   const focused = node.contains(document.activeElement) ? document.activeElement : null;
   const href = focused?.getAttribute("href");
-  const label = focused?.tagName === "BUTTON" ? focused.textContent : null;
   replace(node, ...children);
   if (href) {
     [...node.querySelectorAll("a")].find((link) => link.getAttribute("href") === href)?.focus();
-  } else if (label) {
-    const buttons = [...node.querySelectorAll("button")];
-    const same = buttons.find((button) => button.textContent === label && !button.disabled);
-    (same || buttons.find((button) => !button.disabled))?.focus();
   }
   return node;
 }

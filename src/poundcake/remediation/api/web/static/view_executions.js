@@ -196,41 +196,51 @@ function outputText(items) {
   return (items || []).map((item) => String(item.data ?? "")).join("");
 }
 
-/** A button that POSTs ``verb`` for the execution and reports the new status in ``message``. */
-function statusButton(execution, { label, verb, enabled, danger }, message, reload) {
-  const button = h(
-    "button",
-    { type: "button", class: danger ? "danger" : "secondary", disabled: !enabled },
-    label,
+/** "Execution is now <status>." in ``message``, focused so that the focus is not lost while
+ * the button that asked is disabled; it follows the status from then on. */
+function announceStatus(message, status) {
+  const notice = h(
+    "p",
+    { class: "notice", role: "status", tabindex: "-1" },
+    `Execution is now ${status}.`,
   );
+  replace(message, notice);
+  message.dataset.status = status;
+  return notice;
+}
+
+/** A button that POSTs ``verb`` for the execution and reports the new status in ``message``. */
+function statusButton(executionId, { label, verb, danger }, message, reload) {
+  const button = h("button", { type: "button", class: danger ? "danger" : "secondary" }, label);
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
-      const answer = await api(
-        `/ui/api/executions/${encodeURIComponent(execution.id)}/${verb}`,
-        { method: "POST", body: {} },
-      );
-      replace(
-        message,
-        h("p", { class: "notice", role: "status" }, `Execution is now ${answer.status}.`),
-      );
-      message.dataset.status = answer.status;
+      const answer = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/${verb}`, {
+        method: "POST",
+        body: {},
+      });
+      announceStatus(message, answer.status).focus();
       reload();
     } catch (error) {
       if (error.status !== 401) replace(message, errorBox(`${label} failed: ${error.message}`));
       delete message.dataset.status;
       button.disabled = false;
+      button.focus();
     }
   });
   return button;
 }
 
-function summary(execution, context, message, reload) {
+/**
+ * Re-run, pause, resume and cancel, made once for the view: ``update(execution)`` enables what
+ * the execution's status allows (pause and resume are shown for workflows that can pause).
+ */
+function toolbar(executionId, context, message, reload) {
   const rerun = h("button", { type: "button" }, "Re-run");
   rerun.addEventListener("click", async () => {
     rerun.disabled = true;
     try {
-      const created = await api(`/ui/api/executions/${encodeURIComponent(execution.id)}/rerun`, {
+      const created = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/rerun`, {
         method: "POST",
         body: {},
       });
@@ -240,58 +250,46 @@ function summary(execution, context, message, reload) {
       rerun.disabled = false;
     }
   });
-  const status = execution.status;
-  const buttons = [
-    rerun,
-    execution.pausable
-      ? statusButton(
-          execution,
-          { label: "Pause", verb: "pause", enabled: status === "running" },
-          message,
-          reload,
-        )
-      : null,
-    execution.pausable
-      ? statusButton(
-          execution,
-          { label: "Resume", verb: "resume", enabled: PAUSED.has(status) },
-          message,
-          reload,
-        )
-      : null,
-    statusButton(
-      execution,
-      { label: "Cancel", verb: "cancel", enabled: CANCELABLE.has(status), danger: true },
-      message,
-      reload,
-    ),
-  ];
-  return [
-    buttons,
-    facts([
-      ["Status", badge(execution.status)],
-      ["Action", execution.action],
-      ["Runner", execution.runner?.name ?? execution.runner_type ?? execution.runner],
-      ["Started", formatTime(execution.start_timestamp)],
-      ["Ended", formatTime(execution.end_timestamp)],
-      [
-        "Request",
-        execution.request_id
-          ? routeLink(["requests", execution.request_id], execution.request_id)
-          : null,
-      ],
-      [
-        "Alert",
-        execution.alert_id ? routeLink(["alerts", execution.alert_id], execution.alert_id) : null,
-      ],
-      [
-        "Parent",
-        parentOf(execution)
-          ? routeLink(["executions", parentOf(execution)], parentOf(execution))
-          : null,
-      ],
-    ]),
-  ];
+  const button = (options) => statusButton(executionId, options, message, reload);
+  const pause = button({ label: "Pause", verb: "pause" });
+  const resume = button({ label: "Resume", verb: "resume" });
+  const cancel = button({ label: "Cancel", verb: "cancel", danger: true });
+  const node = h("div", { class: "toolbar", hidden: true }, rerun, pause, resume, cancel);
+  const update = (execution) => {
+    const status = execution.status;
+    node.hidden = false;
+    pause.hidden = resume.hidden = !execution.pausable;
+    pause.disabled = status !== "running";
+    resume.disabled = !PAUSED.has(status);
+    cancel.disabled = !CANCELABLE.has(status);
+  };
+  return { node, update };
+}
+
+function summary(execution) {
+  return facts([
+    ["Status", badge(execution.status)],
+    ["Action", execution.action],
+    ["Runner", execution.runner?.name ?? execution.runner_type ?? execution.runner],
+    ["Started", formatTime(execution.start_timestamp)],
+    ["Ended", formatTime(execution.end_timestamp)],
+    [
+      "Request",
+      execution.request_id
+        ? routeLink(["requests", execution.request_id], execution.request_id)
+        : null,
+    ],
+    [
+      "Alert",
+      execution.alert_id ? routeLink(["alerts", execution.alert_id], execution.alert_id) : null,
+    ],
+    [
+      "Parent",
+      parentOf(execution)
+        ? routeLink(["executions", parentOf(execution)], parentOf(execution))
+        : null,
+    ],
+  ]);
 }
 
 function card(id, title, body) {
@@ -305,9 +303,9 @@ function card(id, title, body) {
 
 export async function renderDetail(root, context) {
   const [executionId] = context.params;
-  const toolbar = h("div", { class: "toolbar" });
-  // Outside the toolbar: a re-render after a pause or cancel keeps its message.
   const message = h("div", { class: "form-message", "aria-live": "polite" });
+  const reload = context.debounced(() => load(), 300);
+  const actions = toolbar(executionId, context, message, reload);
   const head = h("div");
   const parameters = h("div");
   const output = h("pre", {
@@ -325,7 +323,7 @@ export async function renderDetail(root, context) {
     root,
     h("p", { class: "breadcrumb" }, h("a", { href: "#/executions" }, "← All executions")),
     h("h1", null, "Execution ", h("code", null, executionId)),
-    toolbar,
+    actions.node,
     message,
     head,
     tasksCard,
@@ -371,16 +369,15 @@ export async function renderDetail(root, context) {
       status = execution.status;
       root.dataset.status = status;
       if (message.dataset.status && message.dataset.status !== status) {
-        // "Execution is now pausing." is stale once it has paused: the summary says so.
-        delete message.dataset.status;
-        replace(message);
+        const focused = message.contains(document.activeElement);
+        const notice = announceStatus(message, status);
+        if (focused) notice.focus();
       }
       childIds = new Set(execution.children || []);
       hasTasks = execution.workflow || childIds.size > 0;
       tasksTitle.textContent = execution.workflow ? "Tasks" : "Child executions";
-      const [buttons, details] = summary(execution, context, message, reload);
-      redraw(toolbar, buttons);
-      replace(head, details);
+      actions.update(execution);
+      replace(head, summary(execution));
       replace(
         result,
         jsonBlock(execution.result, "Result"),
@@ -399,7 +396,6 @@ export async function renderDetail(root, context) {
       if (context.alive() && error.status !== 401) replace(head, errorBox(error.message));
     }
   };
-  const reload = context.debounced(load, 300);
   const reloadTasks = context.debounced(loadTasks, 300);
   context.live((type, data) => {
     if (type === "reconnected" || data.id === executionId || childIds.has(data.id)) {
