@@ -87,10 +87,22 @@ def _name(context: Any) -> tuple[str | None, int | None]:
 def _level(session: Session, parents: Sequence[str], items: int, limit: int) -> list[sa.Row[Any]]:
     """The children of ``parents``, at most ``items`` per with-items task, by parent and start."""
     # A with-items task's items share one partition (its task execution); any other child is
-    # alone in its own.
+    # alone in its own. Only narrow columns are ranked: contexts are read for the rows kept.
     group = sa.case((T.itemized.is_(True), T.id), else_=E.id)
     window: dict[str, Any] = {"partition_by": (E.parent, group)}
     ranked = (
+        sa.select(
+            E.id,
+            sa.func.row_number().over(order_by=(E.start_timestamp, E.id), **window).label("rank"),
+            sa.func.count().over(**window).label("group_size"),
+        )
+        .select_from(E)
+        .outerjoin(LiveActionDB, LiveActionDB.id == E.liveaction_id)
+        .outerjoin(T, T.id == LiveActionDB.task_execution)
+        .where(E.parent.in_(parents))
+        .subquery()
+    )
+    query = (
         sa.select(
             E.id,
             E.parent,
@@ -106,19 +118,14 @@ def _level(session: Session, parents: Sequence[str], items: int, limit: int) -> 
             T.status.label("task_status"),
             T.start_timestamp.label("task_start"),
             T.end_timestamp.label("task_end"),
-            sa.func.row_number().over(order_by=(E.start_timestamp, E.id), **window).label("rank"),
-            sa.func.count().over(**window).label("group_size"),
+            ranked.c.group_size,
         )
-        .select_from(E)
+        .select_from(ranked)
+        .join(E, E.id == ranked.c.id)
         .outerjoin(LiveActionDB, LiveActionDB.id == E.liveaction_id)
         .outerjoin(T, T.id == LiveActionDB.task_execution)
-        .where(E.parent.in_(parents))
-        .subquery()
-    )
-    query = (
-        sa.select(ranked)
         .where(ranked.c.rank <= items)
-        .order_by(ranked.c.parent, ranked.c.start_timestamp, ranked.c.id)
+        .order_by(E.parent, E.start_timestamp, E.id)
         .limit(limit)
     )
     return list(session.execute(query))

@@ -396,15 +396,19 @@ export async function renderDetail(root, context) {
       if (context.alive() && error.status !== 401) replace(head, errorBox(error.message));
     }
   };
-  const reloadTasks = context.debounced(loadTasks, 300);
+  // A workflow's tasks may change many times a second: the tree is drawn at most once a second.
+  const reloadTasks = context.throttled(loadTasks, 1000);
   context.live((type, data) => {
-    if (type === "reconnected" || data.id === executionId || childIds.has(data.id)) {
+    if (type === "reconnected" || data.id === executionId) {
       reload();
     } else if (
       hasTasks &&
-      (data.parent === executionId || treeIds.has(data.id) || treeIds.has(data.parent))
+      (childIds.has(data.id) ||
+        data.parent === executionId ||
+        treeIds.has(data.id) ||
+        treeIds.has(data.parent))
     ) {
-      // A task of a sub-workflow, or a new task: only the tree changes.
+      // A task, a new task or a sub-workflow's task: only the tree changes.
       reloadTasks();
     }
   });
