@@ -23,7 +23,7 @@ from poundcake.engine.executions.queries import ExecutionFilters, filter_conditi
 from poundcake.engine.executions.service import WORKFLOW_RUNNER_TYPES
 from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
 from poundcake.remediation.cabs.engine import CabEngineClient
-from poundcake.remediation.engine_client import EngineError
+from poundcake.remediation.engine_client import EngineError, path_segment
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ class UiEngineClient(CabEngineClient):
 
     def rerun(self, execution_id: str) -> dict[str, Any]:
         """Run an execution's action again with the same parameters; the new execution."""
-        path = f"/executions/{quote(execution_id, safe='')}/re_run"
+        path = f"/executions/{path_segment(execution_id)}/re_run"
         document: dict[str, Any] = self._json(self._request("POST", path, body={}))
         return document
 
     def change_status(self, execution_id: str, status: str) -> dict[str, Any]:
         """Ask for a new status (``pausing``, ``resuming``); the execution as it is now."""
-        path = f"/executions/{quote(execution_id, safe='')}"
+        path = f"/executions/{path_segment(execution_id)}"
         document: dict[str, Any] = self._json(self._request("PUT", path, body={"status": status}))
         return document
 
