@@ -1,18 +1,20 @@
 """The whole product as real processes, for end-to-end tests and ``bench/alert_to_action.py``.
 
 One MariaDB database holds the engine's and PoundCake's tables. The engine runs as st2api,
-st2auth, st2stream, st2scheduler, st2actionrunner and st2rulesengine; PoundCake as poundcake-api,
-poundcake-worker and poundcake-beat on Redis; a real Alertmanager routes alerts to
-poundcake-api with a bearer token. CAB files are applied with ``poundcake cabs apply``.
+st2auth, st2stream, st2scheduler, st2actionrunner, st2rulesengine and st2workflowengine (Orquesta
+workflows); PoundCake as poundcake-api, poundcake-worker and poundcake-beat on Redis; a real
+Alertmanager routes alerts to poundcake-api with a bearer token. CAB files are applied with
+``poundcake cabs apply``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +42,7 @@ from tests.integration.st2cli import (
     wait_for_port,
 )
 
-ENGINE_SERVICES = (*SERVICES, "st2rulesengine", "st2stream")
+ENGINE_SERVICES = (*SERVICES, "st2rulesengine", "st2stream", "st2workflowengine")
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 TOKEN = "e2e-alertmanager-bearer-9c4f1a7d"
 
@@ -130,6 +132,15 @@ class Product:
             method, self.engine.api_url + path, headers=headers, timeout=30, **kwargs
         )
 
+    def start_execution(self, action: str, parameters: dict[str, Any]) -> str:
+        """Run ``action`` through the engine's API; the new execution's id."""
+        response = self.engine_api(
+            "POST", "/executions", json={"action": action, "parameters": parameters}
+        )
+        assert response.status_code == 201, response.text
+        execution_id: str = response.json()["id"]
+        return execution_id
+
     def alerts(self, name: str) -> list[dict[str, Any]]:
         response = self.api("GET", "/api/v1/alerts", params={"name": name, "limit": 50})
         assert response.status_code == 200, response.text
@@ -193,6 +204,7 @@ def running_product(
     redis: str | None = None,
     database_users: Callable[[Path, str], tuple[Path, str]] | None = None,
     key_in_file: bool = False,
+    packs: Sequence[Path] = (),
 ) -> Iterator[Product]:
     """Start everything, apply ``cabs`` (name -> CAB document), yield, stop everything.
 
@@ -203,6 +215,8 @@ def running_product(
     can run as least-privilege users. With ``key_in_file`` PoundCake reads its engine API key
     from the default key file (``<data_dir>/secrets/st2-api-key``) instead of ``ST2_API_KEY``,
     and its processes' pid files are written where ``poundcake reload`` looks for them.
+    ``packs`` are pack directories copied into the engine's packs path before it registers
+    its content.
     """
     database = f"pctest_e2e_{uuid.uuid4().hex[:10]}"
     create_fixture_database(database)
@@ -213,11 +227,13 @@ def running_product(
         config, poundcake_url[0] = database_users(admin_config, database)
         return config
 
-    packs = directory / "packs"
-    packs.mkdir(parents=True, exist_ok=True)
+    packs_dir = directory / "packs"
+    packs_dir.mkdir(parents=True, exist_ok=True)
+    for pack in packs:
+        shutil.copytree(pack, packs_dir / pack.name)
     (directory / "engine").mkdir(exist_ok=True)
     extra = (
-        f"[content]\npacks_base_paths = {packs}\n\n[rulesengine]\npoll_interval = 0.3\n\n"
+        f"[content]\npacks_base_paths = {packs_dir}\n\n[rulesengine]\npoll_interval = 0.3\n\n"
         "[garbagecollector]\naction_executions_output_ttl = 7\n"
     )
     try:
@@ -249,7 +265,7 @@ def running_product(
                 REDIS_URL=broker,
                 POUNDCAKE_WEBHOOK_TOKENS=TOKEN,
                 POUNDCAKE_CABS_DIR=str(cabs_dir),
-                POUNDCAKE_CABS_PACK_DIR=str(packs / "poundcake_cabs"),
+                POUNDCAKE_CABS_PACK_DIR=str(packs_dir / "poundcake_cabs"),
                 POUNDCAKE_PORT=str(api_port),
                 POUNDCAKE_RELAY_AFTER_SECONDS="2",
                 POUNDCAKE_WORKER_CONCURRENCY="4",

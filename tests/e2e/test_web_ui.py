@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests import alertmanager
 from tests.e2e.stack import Product, eventually, running_product
@@ -24,6 +25,8 @@ from tests.e2e.web_browser import (
     log_in_and_wait,
 )
 from tests.integration.conftest import admin_sql
+
+UITREE = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "uitree"
 
 CABS: dict[str, dict[str, Any]] = {
     "ui_disk": {
@@ -51,7 +54,7 @@ CABS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="module")
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    with running_product(tmp_path_factory.mktemp("web-ui"), CABS) as running:
+    with running_product(tmp_path_factory.mktemp("web-ui"), CABS, packs=[UITREE]) as running:
         create_login(running)
         yield running
 
@@ -75,6 +78,20 @@ def page(browser: Browser, served: Served, product: Product) -> Iterator[Page]:
     with browser_page(browser, served) as (_context, opened):
         yield opened
         assert product.api_key not in opened.content()
+
+
+def status_of(product: Product, execution_id: str) -> str:
+    status: str = product.engine_api("GET", f"/executions/{execution_id}").json()["status"]
+    return status
+
+
+def tree_parameters(tmp_path: Path, *, opened: bool) -> dict[str, Any]:
+    """uitree.tree's parameters; ``opened``: both gates exist, nothing waits."""
+    gate, last_gate = tmp_path / "gate", tmp_path / "last-gate"
+    if opened:
+        gate.touch()
+        last_gate.touch()
+    return {"gate": str(gate), "last_gate": str(last_gate), "names": ["a", "b", "c"]}
 
 
 def match_payload(instance: str) -> dict[str, Any]:
@@ -161,17 +178,8 @@ def test_an_alert_appears_and_its_trail_completes_without_a_reload(
 
 
 def test_the_executions_list_filters_and_reruns(page: Page, product: Product) -> None:
-    started = product.engine_api(
-        "POST", "/executions", json={"action": "core.echo", "parameters": {"message": "from e2e"}}
-    )
-    assert started.status_code == 201, started.text
-    execution_id = started.json()["id"]
-    eventually(
-        lambda: (
-            product.engine_api("GET", f"/executions/{execution_id}").json()["status"] == "succeeded"
-        ),
-        "the echo execution",
-    )
+    execution_id = product.start_execution("core.echo", {"message": "from e2e"})
+    eventually(lambda: status_of(product, execution_id) == "succeeded", "the echo execution")
     log_in_and_wait(page, product)
     page.goto(f"{product.api_url}/#/executions")
     page.get_by_label("Action").fill("core.echo")
@@ -196,11 +204,7 @@ def test_the_executions_list_filters_and_reruns(page: Page, product: Product) ->
 
 
 def test_a_running_execution_is_canceled_from_its_page(page: Page, product: Product) -> None:
-    started = product.engine_api(
-        "POST", "/executions", json={"action": "core.local", "parameters": {"cmd": "sleep 60"}}
-    )
-    assert started.status_code == 201, started.text
-    execution_id = started.json()["id"]
+    execution_id = product.start_execution("core.local", {"cmd": "sleep 60"})
     log_in_and_wait(page, product)
     page.goto(f"{product.api_url}/#/executions/{execution_id}")
     view = page.locator(".view")
@@ -209,7 +213,97 @@ def test_a_running_execution_is_canceled_from_its_page(page: Page, product: Prod
     # The page follows the execution's events to its end.
     expect(view).to_have_attribute("data-status", "canceled", timeout=SLOW_MS)
     expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
-    assert product.engine_api("GET", f"/executions/{execution_id}").json()["status"] == "canceled"
+    assert status_of(product, execution_id) == "canceled"
+
+
+def test_a_workflow_shows_its_tasks_live_and_pauses_and_resumes_from_its_page(
+    page: Page, product: Product, tmp_path: Path
+) -> None:
+    gate, last_gate = tmp_path / "gate", tmp_path / "last-gate"
+    log_in_and_wait(page, product)
+    workflow = product.start_execution("uitree.tree", tree_parameters(tmp_path, opened=False))
+    page.goto(f"{product.api_url}/#/executions/{workflow}")
+    page.evaluate("window.__notReloaded = 'still here'")
+    view = page.locator(".view")
+    tree = page.get_by_role("list", name="Task tree")
+    expect(page.get_by_role("heading", level=2, name="Tasks")).to_be_visible()
+
+    def task(name: str) -> Locator:
+        link = page.get_by_role("link", name=name, exact=True)
+        return page.locator(".task-row").filter(has=link).locator(".badge")
+
+    # The workflow waits in "hold" until the gate file exists.
+    expect(task("hold")).to_have_text("running", timeout=SLOW_MS)
+    expect(task("greet")).to_have_text("succeeded")
+    expect(view).to_have_attribute("data-status", "running")
+
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("status").filter(has_text="Execution is now pausing.")).to_be_visible()
+    expect(view).to_have_attribute("data-status", "pausing", timeout=SLOW_MS)
+    gate.touch()
+    # The running task ends, then the workflow pauses: both arrive as events.
+    expect(task("hold")).to_have_text("succeeded", timeout=SLOW_MS)
+    expect(view).to_have_attribute("data-status", "paused", timeout=SLOW_MS)
+    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    expect(tree.get_by_role("link", name="fan item 0")).to_have_count(0)
+
+    page.get_by_role("button", name="Resume").click()
+    # While the workflow itself stays "running", its new tasks (items, a sub-workflow's task)
+    # appear and change from their own events.
+    items = page.get_by_role("list", name="Items of fan")
+    expect(items.get_by_role("link")).to_have_count(3, timeout=SLOW_MS)
+    for index in range(3):
+        expect(task(f"fan item {index}")).to_have_text("succeeded", timeout=SLOW_MS)
+    nested = page.get_by_role("list", name="Tasks of nested")
+    expect(nested.get_by_role("link", name="inside", exact=True)).to_be_visible(timeout=SLOW_MS)
+    expect(task("inside")).to_have_text("succeeded", timeout=SLOW_MS)
+    expect(task("last")).to_have_text("running", timeout=SLOW_MS)
+    expect(view).to_have_attribute("data-status", "running")
+    expect(page.get_by_role("button", name="Resume")).to_be_disabled()
+
+    last_gate.touch()
+    expect(view).to_have_attribute("data-status", "succeeded", timeout=SLOW_MS)
+    expect(tree.locator(".badge")).to_have_text(["succeeded"] * 9)
+    assert page.evaluate("window.__notReloaded") == "still here"
+
+    # A task's link, followed with the keyboard, opens that task's own execution view.
+    greet = tree.get_by_role("link", name="greet", exact=True)
+    greet_id = str(greet.get_attribute("href")).rsplit("/", 1)[-1]
+    greet.focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(f"#/executions/{greet_id}$"))
+    expect(page.get_by_role("heading", level=1, name=f"Execution {greet_id}")).to_be_visible()
+    expect(page.get_by_label("Execution output")).to_contain_text("hello from the tree")
+    expect(page.get_by_role("link", name=workflow)).to_be_visible()
+    # A task that is no workflow cannot pause: no pause or resume buttons.
+    expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+    expect(page.get_by_role("button", name="Pause")).to_have_count(0)
+    expect(page.get_by_role("button", name="Resume")).to_have_count(0)
+
+
+def test_a_with_items_task_shows_its_first_items_and_links_to_the_rest(
+    page: Page, product: Product, tmp_path: Path
+) -> None:
+    workflow = product.start_execution("uitree.tree", tree_parameters(tmp_path, opened=True))
+    eventually(lambda: status_of(product, workflow) == "succeeded", "the workflow", timeout=120)
+    # The view asks for 20 items per with-items task; here the server is asked for 2 instead.
+    page.route(
+        "**/ui/api/executions/*/tasks",
+        lambda route: route.continue_(url=f"{route.request.url}?items=2"),
+    )
+    log_in_and_wait(page, product)
+    page.goto(f"{product.api_url}/#/executions/{workflow}")
+    items = page.get_by_role("list", name="Items of fan")
+    expect(items.get_by_role("link")).to_have_count(2, timeout=SLOW_MS)
+    expect(page.get_by_text("fan · with items (3)")).to_be_visible()
+    expect(page.locator(".task-more")).to_contain_text("1 more item")
+
+    page.get_by_role("link", name="all items of fan").click()
+    expect(page.get_by_role("heading", level=1, name="Executions")).to_be_visible()
+    expect(page.get_by_label("Parent execution")).to_have_value(workflow)
+    expect(page.get_by_label("Workflow task execution")).not_to_have_value("")
+    rows = page.get_by_role("row").filter(has_text="core.echo")
+    expect(rows).to_have_count(3)
 
 
 def test_the_cab_match_test_shows_rendered_parameters_and_rules_toggle(

@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,11 +44,12 @@ CABS: dict[str, dict[str, Any]] = {
     },
 }
 SECRET_PASSWORD = "sudo-Secret-7f3a91"
+UITREE = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "uitree"
 
 
 @pytest.fixture(scope="module")
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    with running_product(tmp_path_factory.mktemp("web-api"), CABS) as running:
+    with running_product(tmp_path_factory.mktemp("web-api"), CABS, packs=[UITREE]) as running:
         yield running
 
 
@@ -149,12 +151,7 @@ def count(product: Product, table: str) -> int:
 
 
 def run_action(product: Product, parameters: dict[str, Any]) -> str:
-    response = product.engine_api(
-        "POST", "/executions", json={"action": "core.local", "parameters": parameters}
-    )
-    assert response.status_code == 201, response.text
-    execution_id: str = response.json()["id"]
-    return execution_id
+    return product.start_execution("core.local", parameters)
 
 
 def engine_status(product: Product, execution_id: str) -> str:
@@ -407,6 +404,152 @@ def test_rerun_and_cancel(operator: Browser, product: Product) -> None:
     assert finished.status_code == 409 and finished.json()["detail"]
 
 
+# --- task trees -------------------------------------------------------------------------------
+
+
+def shape(nodes: list[dict[str, Any]]) -> list[Any]:
+    """A tree's names, kinds and nesting, for comparing with what the workflow ran."""
+    return [
+        (node["kind"], node["name"], node["item_id"], shape(node["tasks"]), node["more"])
+        for node in nodes
+    ]
+
+
+def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for node in nodes:
+        yield node
+        yield from walk(node["tasks"])
+
+
+def test_a_workflow_task_tree_pauses_and_resumes(
+    operator: Browser, product: Product, tmp_path: Path
+) -> None:
+    gate, last_gate = tmp_path / "gate", tmp_path / "last-gate"
+    names = ["ann", "bob", "cy", "dee", "eve"]
+    parameters = {"gate": str(gate), "last_gate": str(last_gate), "names": names}
+    workflow = product.start_execution("uitree.tree", {**parameters, "token": SECRET_PASSWORD})
+    tasks_path = f"/ui/api/executions/{workflow}/tasks"
+
+    def holding() -> dict[str, Any] | None:
+        tree: dict[str, Any] = operator.get(tasks_path)
+        statuses = [(node["name"], node["status"]) for node in tree["tasks"]]
+        return tree if statuses == [("greet", "succeeded"), ("hold", "running")] else None
+
+    tree = eventually(holding, "greet done and hold running", timeout=90)
+    assert tree["id"] == workflow and tree["runner"] == "orquesta" and tree["workflow"] is True
+    greet, hold = tree["tasks"]
+    assert greet["action"] == "core.echo" and hold["action"] == "core.local"
+    assert greet["end_timestamp"] and hold["end_timestamp"] is None
+    assert greet["start_timestamp"] <= hold["start_timestamp"]
+    assert hold["task_execution_id"] and hold["kind"] == "task" and hold["item_id"] is None
+    detail = operator.get(f"/ui/api/executions/{workflow}")
+    assert detail["workflow"] is True and detail["pausable"] is True
+    assert detail["parameters"]["token"] == "********"
+    refused = operator.request("POST", f"/ui/api/executions/{hold['id']}/pause")
+    assert refused.status_code == 409
+    assert "local-shell-cmd" in refused.json()["detail"]
+
+    no_token = operator.request(
+        "POST", f"/ui/api/executions/{workflow}/pause", headers={"X-CSRF-Token": "wrong"}
+    )
+    assert no_token.status_code == 403
+    paused = operator.request("POST", f"/ui/api/executions/{workflow}/pause")
+    assert paused.status_code == 200, paused.text
+    assert paused.json() == {"id": workflow, "status": "pausing"}
+    # A running task finishes; nothing after it starts while the workflow is paused.
+    gate.touch()
+    last_gate.touch()
+    eventually(lambda: engine_status(product, workflow) == "paused", "the workflow paused")
+    tree = operator.get(tasks_path)
+    assert [(node["name"], node["status"]) for node in tree["tasks"]] == [
+        ("greet", "succeeded"),
+        ("hold", "succeeded"),
+    ]
+    assert tree["status"] == "paused"
+
+    resumed = operator.request("POST", f"/ui/api/executions/{workflow}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] in ("resuming", "running")
+    eventually(lambda: engine_status(product, workflow) == "succeeded", "the workflow", 120)
+    not_paused = operator.request("POST", f"/ui/api/executions/{workflow}/resume")
+    assert not_paused.status_code == 409 and not_paused.json()["detail"]
+
+    tree = operator.get(tasks_path, params={"items": 2})
+    fan_items = [("task", "fan", i, [], 0) for i in (0, 1)]
+    assert shape(tree["tasks"]) == [
+        ("task", "greet", None, [], 0),
+        ("task", "hold", None, [], 0),
+        ("items", "fan", None, fan_items, 3),
+        ("task", "nested", None, [("task", "inside", None, [], 0)], 0),
+        ("task", "last", None, [], 0),
+    ]
+    assert tree["shown"] == 7 and tree["truncated"] is False and tree["items"] == 2
+    fan, nested = tree["tasks"][2:4]
+    assert fan["status"] == "succeeded" and fan["id"] is None and fan["action"] == "core.echo"
+    assert nested["runner"] == "orquesta" and nested["action"] == "uitree.inner"
+    nodes = list(walk(tree["tasks"]))
+    starts = [node["start_timestamp"] for node in nodes if node["kind"] == "task"]
+    assert starts == sorted(starts)
+    assert all(node["status"] == "succeeded" for node in nodes)
+
+    everything = operator.get(tasks_path)
+    assert [item["item_id"] for item in everything["tasks"][2]["tasks"]] == [0, 1, 2, 3, 4]
+    assert everything["tasks"][2]["more"] == 0 and everything["shown"] == 10
+    # The "more" link: the executions list narrowed to that task's items.
+    listed = operator.get(
+        "/ui/api/executions",
+        params={"parent": workflow, "task_execution": fan["task_execution_id"]},
+    )
+    assert listed["total"] == 5
+    assert {item["id"] for item in listed["items"]} == {
+        item["id"] for item in everything["tasks"][2]["tasks"]
+    }
+    for item in everything["tasks"][2]["tasks"]:
+        child = operator.get(f"/ui/api/executions/{item['id']}")
+        assert child["context"]["orquesta"]["item_id"] == item["item_id"]
+
+    for bad in ("0", "201", "many"):
+        response = operator.request("GET", tasks_path, params={"items": bad})
+        assert response.status_code == 400 and "items" in response.json()["detail"]
+    missing = operator.request("GET", "/ui/api/executions/000000000000000000000000/tasks")
+    assert missing.status_code == 404 and missing.json()["detail"]
+
+
+def test_chain_and_cab_task_trees(operator: Browser, product: Product) -> None:
+    chain = product.start_execution("uitree.chain", {})
+    eventually(lambda: engine_status(product, chain) == "succeeded", "the chain", 90)
+    tree = operator.get(f"/ui/api/executions/{chain}/tasks")
+    assert tree["runner"] == "action-chain"
+    assert shape(tree["tasks"]) == [
+        ("task", "first", None, [], 0),
+        ("task", "second", None, [("task", "inside", None, [], 0)], 0),
+    ]
+    detail = operator.get(f"/ui/api/executions/{chain}")
+    assert detail["workflow"] is True and detail["pausable"] is True
+
+    fingerprint = uuid.uuid4().hex[:16]
+    deliver(product, payload("UiApiDiskFull", {"instance": "tree-1"}, fingerprint=fingerprint))
+
+    def remediated() -> dict[str, Any] | None:
+        items = operator.get("/ui/api/alerts", params={"name": "UiApiDiskFull"})["items"]
+        found = [a for a in items if a["fingerprint"] == fingerprint and a["state"] == "remediated"]
+        return found[0] if found else None
+
+    alert = eventually(remediated, "the CAB's run", timeout=120)
+    steps = operator.get(f"/ui/api/executions/{alert['workflow_execution_id']}/tasks")
+    assert steps["runner"] == "steps"
+    assert [(n["name"], n["action"], n["status"]) for n in steps["tasks"]] == [
+        ("clean", "core.local", "succeeded"),
+        ("report", "core.echo", "succeeded"),
+    ]
+    detail = operator.get(f"/ui/api/executions/{alert['workflow_execution_id']}")
+    assert detail["workflow"] is True and detail["pausable"] is False
+
+    single = run_action(product, {"cmd": "echo alone"})
+    leaf = operator.get(f"/ui/api/executions/{single}/tasks")
+    assert leaf["workflow"] is False and leaf["tasks"] == [] and leaf["shown"] == 0
+
+
 # --- actions, rules, CABs ---------------------------------------------------------------------
 
 
@@ -541,7 +684,8 @@ def test_the_event_stream_relays_executions(operator: Browser, product: Product)
     assert opened.wait(30)
     execution_id, found = _run_while_streaming(product, events)
     assert found[0]["action"] == "core.local"
-    assert set(found[0]) == {"id", "action", "status", "request_id", "alert_id"}
+    assert set(found[0]) == {"id", "action", "status", "parent", "request_id", "alert_id"}
+    assert found[0]["parent"] is None
     eventually(
         lambda: any(d["status"] == "succeeded" for n, d in events if d.get("id") == execution_id),
         "the succeeded event",

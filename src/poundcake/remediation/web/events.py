@@ -55,6 +55,7 @@ def execution_event(document: Any) -> dict[str, Any] | None:
         "id": document["id"],
         "action": action.get("ref") if isinstance(action, dict) else action,
         "status": document.get("status"),
+        "parent": document.get("parent") if isinstance(document.get("parent"), str) else None,
         "request_id": context.get("request_id") or parent_context.get("request_id"),
         "alert_id": context.get("alert_id") or parent_context.get("alert_id"),
     }

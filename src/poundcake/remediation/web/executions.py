@@ -1,8 +1,9 @@
-"""Executions for the UI: ``st2 execution list``'s filters, detail, output, re-run, cancel.
+"""Executions for the UI: ``st2 execution list``'s filters, detail, output, re-run, cancel,
+pause and resume.
 
 Lists and output are read from the engine's tables with the engine's own filters; one execution,
-re-runs and cancels go through the engine's API with PoundCake's key (server side), so secret
-parameters are masked exactly as the engine's API masks them.
+re-runs, cancels, pauses and resumes go through the engine's API with PoundCake's key (server
+side), so secret parameters are masked exactly as the engine's API masks them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.documents import isoformat
-from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB
+from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
+from poundcake.engine.executions.pausing import PAUSABLE_RUNNERS
 from poundcake.engine.executions.queries import ExecutionFilters, filter_conditions, parse_timestamp
+from poundcake.engine.executions.service import WORKFLOW_RUNNER_TYPES
 from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
 from poundcake.remediation.cabs.engine import CabEngineClient
+from poundcake.remediation.engine_client import EngineError, path_segment
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +33,18 @@ MAX_OUTPUT_CHUNKS = 5000
 
 
 class UiEngineClient(CabEngineClient):
-    """The engine's API as the UI's writes use it: re-run, cancel, rule changes."""
+    """The engine's API as the UI's writes use it: re-run, cancel, pause, resume, rule changes."""
 
     def rerun(self, execution_id: str) -> dict[str, Any]:
         """Run an execution's action again with the same parameters; the new execution."""
-        path = f"/executions/{quote(execution_id, safe='')}/re_run"
+        path = f"/executions/{path_segment(execution_id)}/re_run"
         document: dict[str, Any] = self._json(self._request("POST", path, body={}))
+        return document
+
+    def change_status(self, execution_id: str, status: str) -> dict[str, Any]:
+        """Ask for a new status (``pausing``, ``resuming``); the execution as it is now."""
+        path = f"/executions/{path_segment(execution_id)}"
+        document: dict[str, Any] = self._json(self._request("PUT", path, body={"status": status}))
         return document
 
     def put_rule(self, ref: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +66,7 @@ class ExecutionQuery:
     rule: str | None = None
     timestamp_gt: str | None = None
     timestamp_lt: str | None = None
+    task_execution: str | None = None
     limit: int = 50
     offset: int = 0
 
@@ -87,13 +98,26 @@ def _links(context: Any) -> tuple[str | None, str | None]:
     )
 
 
+def _conditions(query: ExecutionQuery) -> list[sa.ColumnElement[bool]]:
+    conditions = list(filter_conditions(query.filters()))
+    if query.task_execution:
+        # The actions an Orquesta task ran (a with-items task's items).
+        conditions.append(
+            sa.exists().where(
+                LiveActionDB.id == E.liveaction_id,
+                LiveActionDB.task_execution == query.task_execution,
+            )
+        )
+    return conditions
+
+
 def list_executions(session: Session, query: ExecutionQuery) -> dict[str, Any]:
     """One page of executions, newest first, and how many match."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
     if query.offset < 0:
         raise ValidationError("offset must not be negative")
-    conditions = filter_conditions(query.filters())
+    conditions = _conditions(query)
     total = session.scalar(sa.select(sa.func.count()).select_from(E).where(*conditions))
     rows = session.execute(
         sa.select(
@@ -143,10 +167,13 @@ def execution_detail(engine: UiEngineClient, execution_id: str) -> dict[str, Any
     runner = document.get("runner") or {}
     context = document.get("context") or {}
     request_id, alert_id = _links(context)
+    runner_name = runner.get("name") if isinstance(runner, dict) else runner
     return {
         "id": document.get("id"),
         "action": action.get("ref") if isinstance(action, dict) else action,
-        "runner": runner.get("name") if isinstance(runner, dict) else runner,
+        "runner": runner_name,
+        "workflow": runner_name in WORKFLOW_RUNNER_TYPES,
+        "pausable": runner_name in PAUSABLE_RUNNERS,
         "status": document.get("status"),
         "parameters": document.get("parameters") or {},
         "result": document.get("result"),
@@ -195,4 +222,19 @@ def cancel_execution(engine: UiEngineClient, execution_id: str, *, user: str) ->
     if "faultstring" in document and "status" not in document:
         raise ConflictError(str(document["faultstring"]))
     logger.info("UI user %s canceled execution %s", user, execution_id)
+    return {"id": document.get("id", execution_id), "status": document.get("status")}
+
+
+def change_pause(
+    engine: UiEngineClient, execution_id: str, *, pause: bool, user: str
+) -> dict[str, Any]:
+    """Pause (``pausing``) or resume (``resuming``) a workflow; ConflictError when the engine
+    refuses (its runner cannot pause, or the execution is not running, or not paused)."""
+    try:
+        document = engine.change_status(execution_id, "pausing" if pause else "resuming")
+    except EngineError as error:
+        if error.status_code == 400:
+            raise ConflictError(error.faultstring or str(error)) from None
+        raise
+    logger.info("UI user %s %s execution %s", user, "paused" if pause else "resumed", execution_id)
     return {"id": document.get("id", execution_id), "status": document.get("status")}

@@ -20,7 +20,7 @@ from poundcake.remediation.api.routers.ui_support import Engine, UiLogin, UiRout
 from poundcake.remediation.api.routers.webhook import read_body
 from poundcake.remediation.cabs.service import cabs_directory, load_cabs
 from poundcake.remediation.tracking.trail import request_trail
-from poundcake.remediation.web import catalog, dashboard, executions, match
+from poundcake.remediation.web import catalog, dashboard, executions, match, task_tree
 
 PREFIX = "/ui/api"
 
@@ -79,10 +79,11 @@ def list_executions(
     rule: Text = None,
     timestamp_gt: Text = None,
     timestamp_lt: Text = None,
+    task_execution: Text = None,
     limit: Annotated[int, Query()] = 50,
     offset: Annotated[int, Query()] = 0,
 ) -> Response:
-    """Executions with ``st2 execution list``'s filters, newest first."""
+    """Executions with ``st2 execution list``'s filters (and an Orquesta task's), newest first."""
     query = executions.ExecutionQuery(
         action=action,
         status=status,
@@ -92,6 +93,7 @@ def list_executions(
         rule=rule,
         timestamp_gt=timestamp_gt,
         timestamp_lt=timestamp_lt,
+        task_execution=task_execution,
         limit=limit,
         offset=offset,
     )
@@ -102,6 +104,17 @@ def list_executions(
 def get_execution(execution_id: str, _login: UiLogin, engine: Engine) -> Response:
     """One execution: parameters (secrets masked), result, context, children, log."""
     return _ok(executions.execution_detail(engine, execution_id))
+
+
+@router.get("/executions/{execution_id}/tasks")
+def get_tasks(
+    execution_id: str,
+    _login: UiLogin,
+    session: Db,
+    items: Annotated[int, Query()] = task_tree.DEFAULT_ITEMS,
+) -> Response:
+    """A workflow's task tree: sub-workflows nested, with-items tasks' items grouped."""
+    return _ok(dict(task_tree.task_tree(session, execution_id, items=items)))
 
 
 @router.get("/executions/{execution_id}/output")
@@ -120,6 +133,18 @@ def rerun(execution_id: str, login: UiWriter, engine: Engine) -> Response:
 def cancel(execution_id: str, login: UiWriter, engine: Engine) -> Response:
     """Cancel a running execution (409 when it has finished)."""
     return _ok(executions.cancel_execution(engine, execution_id, user=login.username))
+
+
+@router.post("/executions/{execution_id}/pause")
+def pause(execution_id: str, login: UiWriter, engine: Engine) -> Response:
+    """Pause a running workflow (409 when the engine refuses)."""
+    return _ok(executions.change_pause(engine, execution_id, pause=True, user=login.username))
+
+
+@router.post("/executions/{execution_id}/resume")
+def resume(execution_id: str, login: UiWriter, engine: Engine) -> Response:
+    """Resume a paused workflow (409 when the engine refuses)."""
+    return _ok(executions.change_pause(engine, execution_id, pause=False, user=login.username))
 
 
 @router.get("/packs")

@@ -227,6 +227,22 @@ function context(view, match, query) {
         timer = window.setTimeout(() => view.current && fn(), wait);
       };
     },
+    /**
+     * A function that runs ``fn`` ``wait`` ms after its first call, once for all the calls
+     * meanwhile, and so at most once per ``wait`` however steady the events (a large workflow's
+     * tasks), where a debounced one would wait for them to stop.
+     */
+    throttled: (fn, wait = 1000) => {
+      let timer = null;
+      view.cleanups.push(() => window.clearTimeout(timer));
+      return () => {
+        if (timer !== null) return;
+        timer = window.setTimeout(() => {
+          timer = null;
+          if (view.current) fn();
+        }, wait);
+      };
+    },
   };
 }
 

@@ -57,6 +57,20 @@ export function replace(node, ...children) {
   return append(node, children);
 }
 
+/**
+ * ``replace`` for a part of a page drawn again while someone may be using it (live updates): a
+ * focused link keeps the focus (found again by its href).
+ */
+export function redraw(node, ...children) {
+  const focused = node.contains(document.activeElement) ? document.activeElement : null;
+  const href = focused?.getAttribute("href");
+  replace(node, ...children);
+  if (href) {
+    [...node.querySelectorAll("a")].find((link) => link.getAttribute("href") === href)?.focus();
+  }
+  return node;
+}
+
 /** A link to a client-side route; each path part is URI-encoded. */
 export function routeLink(parts, text, attributes) {
   const href = "#/" + parts.map((part) => encodeURIComponent(String(part))).join("/");
@@ -89,6 +103,8 @@ const STATUS_KIND = {
   abandoned: "bad",
   canceled: "warn",
   canceling: "warn",
+  pausing: "warn",
+  paused: "warn",
   disabled: "warn",
   "not applied": "warn",
   firing: "bad",
@@ -97,6 +113,7 @@ const STATUS_KIND = {
   scheduled: "busy",
   requested: "busy",
   pending: "busy",
+  resuming: "busy",
   delayed: "busy",
 };
 

@@ -1,5 +1,5 @@
 // #/executions (filters like ``st2 execution list``, pagination) and #/executions/<id> (details,
-// live output, re-run and cancel).
+// live output and task tree, re-run, cancel, pause and resume).
 
 import { api } from "./api.js";
 import {
@@ -11,11 +11,13 @@ import {
   formatTime,
   h,
   jsonBlock,
+  redraw,
   replace,
   routeLink,
   select,
   table,
 } from "./dom.js";
+import { taskTree, treeExecutionIds } from "./view_tasks.js";
 
 const STATUSES = [
   "",
@@ -30,7 +32,9 @@ const STATUSES = [
   "canceling",
   "canceled",
   "pending",
+  "pausing",
   "paused",
+  "resuming",
 ];
 const CANCELABLE = new Set([
   "requested",
@@ -42,6 +46,7 @@ const CANCELABLE = new Set([
   "resuming",
   "pending",
 ]);
+const PAUSED = new Set(["pausing", "paused"]);
 const FINISHED = new Set(["succeeded", "failed", "timeout", "abandoned", "canceled"]);
 const TEXT_FILTERS = [
   ["action", "Action", "e.g. core.local"],
@@ -49,6 +54,7 @@ const TEXT_FILTERS = [
   ["trigger_instance", "Trigger instance", null],
   ["rule", "Rule", "e.g. poundcake_cabs.disk_full"],
   ["parent", "Parent execution", null],
+  ["task_execution", "Workflow task execution", null],
 ];
 const PAGE_SIZES = ["25", "50", "100"];
 
@@ -190,18 +196,51 @@ function outputText(items) {
   return (items || []).map((item) => String(item.data ?? "")).join("");
 }
 
-function summary(execution, context, reload) {
-  const message = h("div", { class: "form-message", "aria-live": "polite" });
-  const rerun = h("button", { type: "button" }, "Re-run");
-  const cancel = h(
-    "button",
-    { type: "button", class: "danger", disabled: !CANCELABLE.has(execution.status) },
-    "Cancel",
+/** "Execution is now <status>." in ``message``, focused so that the focus is not lost while
+ * the button that asked is disabled; it follows the status from then on. */
+function announceStatus(message, status) {
+  const notice = h(
+    "p",
+    { class: "notice", role: "status", tabindex: "-1" },
+    `Execution is now ${status}.`,
   );
+  replace(message, notice);
+  message.dataset.status = status;
+  return notice;
+}
+
+/** A button that POSTs ``verb`` for the execution and reports the new status in ``message``. */
+function statusButton(executionId, { label, verb, danger }, message, reload) {
+  const button = h("button", { type: "button", class: danger ? "danger" : "secondary" }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const answer = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/${verb}`, {
+        method: "POST",
+        body: {},
+      });
+      announceStatus(message, answer.status).focus();
+      reload();
+    } catch (error) {
+      if (error.status !== 401) replace(message, errorBox(`${label} failed: ${error.message}`));
+      delete message.dataset.status;
+      button.disabled = false;
+      button.focus();
+    }
+  });
+  return button;
+}
+
+/**
+ * Re-run, pause, resume and cancel, made once for the view: ``update(execution)`` enables what
+ * the execution's status allows (pause and resume are shown for workflows that can pause).
+ */
+function toolbar(executionId, context, message, reload) {
+  const rerun = h("button", { type: "button" }, "Re-run");
   rerun.addEventListener("click", async () => {
     rerun.disabled = true;
     try {
-      const created = await api(`/ui/api/executions/${encodeURIComponent(execution.id)}/rerun`, {
+      const created = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/rerun`, {
         method: "POST",
         body: {},
       });
@@ -211,54 +250,62 @@ function summary(execution, context, reload) {
       rerun.disabled = false;
     }
   });
-  cancel.addEventListener("click", async () => {
-    cancel.disabled = true;
-    try {
-      const answer = await api(`/ui/api/executions/${encodeURIComponent(execution.id)}/cancel`, {
-        method: "POST",
-        body: {},
-      });
-      replace(
-        message,
-        h("p", { class: "notice", role: "status" }, `Execution is now ${answer.status}.`),
-      );
-      reload();
-    } catch (error) {
-      if (error.status !== 401) replace(message, errorBox(`Cancel failed: ${error.message}`));
-      cancel.disabled = false;
-    }
-  });
-  return [
-    h("div", { class: "toolbar" }, rerun, cancel),
-    message,
-    facts([
-      ["Status", badge(execution.status)],
-      ["Action", execution.action],
-      ["Runner", execution.runner?.name ?? execution.runner_type ?? execution.runner],
-      ["Started", formatTime(execution.start_timestamp)],
-      ["Ended", formatTime(execution.end_timestamp)],
-      [
-        "Request",
-        execution.request_id
-          ? routeLink(["requests", execution.request_id], execution.request_id)
-          : null,
-      ],
-      [
-        "Alert",
-        execution.alert_id ? routeLink(["alerts", execution.alert_id], execution.alert_id) : null,
-      ],
-      [
-        "Parent",
-        parentOf(execution)
-          ? routeLink(["executions", parentOf(execution)], parentOf(execution))
-          : null,
-      ],
-    ]),
-  ];
+  const button = (options) => statusButton(executionId, options, message, reload);
+  const pause = button({ label: "Pause", verb: "pause" });
+  const resume = button({ label: "Resume", verb: "resume" });
+  const cancel = button({ label: "Cancel", verb: "cancel", danger: true });
+  const node = h("div", { class: "toolbar", hidden: true }, rerun, pause, resume, cancel);
+  const update = (execution) => {
+    const status = execution.status;
+    node.hidden = false;
+    pause.hidden = resume.hidden = !execution.pausable;
+    pause.disabled = status !== "running";
+    resume.disabled = !PAUSED.has(status);
+    cancel.disabled = !CANCELABLE.has(status);
+  };
+  return { node, update };
+}
+
+function summary(execution) {
+  return facts([
+    ["Status", badge(execution.status)],
+    ["Action", execution.action],
+    ["Runner", execution.runner?.name ?? execution.runner_type ?? execution.runner],
+    ["Started", formatTime(execution.start_timestamp)],
+    ["Ended", formatTime(execution.end_timestamp)],
+    [
+      "Request",
+      execution.request_id
+        ? routeLink(["requests", execution.request_id], execution.request_id)
+        : null,
+    ],
+    [
+      "Alert",
+      execution.alert_id ? routeLink(["alerts", execution.alert_id], execution.alert_id) : null,
+    ],
+    [
+      "Parent",
+      parentOf(execution)
+        ? routeLink(["executions", parentOf(execution)], parentOf(execution))
+        : null,
+    ],
+  ]);
+}
+
+function card(id, title, body) {
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": id },
+    h("h2", { id }, title),
+    body,
+  );
 }
 
 export async function renderDetail(root, context) {
   const [executionId] = context.params;
+  const message = h("div", { class: "form-message", "aria-live": "polite" });
+  const reload = context.debounced(() => load(), 300);
+  const actions = toolbar(executionId, context, message, reload);
   const head = h("div");
   const parameters = h("div");
   const output = h("pre", {
@@ -268,44 +315,52 @@ export async function renderDetail(root, context) {
     "aria-live": "off",
   });
   const result = h("div");
-  const children = h("div");
+  const tasks = h("div");
+  const tasksTitle = h("span", null, "Tasks");
+  const tasksCard = card("x-tasks", tasksTitle, tasks);
+  tasksCard.hidden = true;
   replace(
     root,
     h("p", { class: "breadcrumb" }, h("a", { href: "#/executions" }, "← All executions")),
     h("h1", null, "Execution ", h("code", null, executionId)),
+    actions.node,
+    message,
     head,
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-output" },
-      h("h2", { id: "x-output" }, "Output"),
-      output,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-result" },
-      h("h2", { id: "x-result" }, "Result"),
-      result,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-parameters" },
-      h("h2", { id: "x-parameters" }, "Parameters"),
-      parameters,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "x-children" },
-      h("h2", { id: "x-children" }, "Child executions"),
-      children,
-    ),
+    tasksCard,
+    card("x-output", "Output", output),
+    card("x-result", "Result", result),
+    card("x-parameters", "Parameters", parameters),
   );
   let childIds = new Set();
+  let treeIds = new Set();
   let status = null;
+  let hasTasks = false;
+  let shownTree = null;
+  let treeRequests = 0;
   const loadOutput = async () => {
     const data = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/output`);
     if (context.alive())
       output.textContent =
         outputText(data.items) || (FINISHED.has(status) ? "(no output)" : "(no output yet)");
+  };
+  const loadTasks = async () => {
+    tasksCard.hidden = !hasTasks;
+    if (!hasTasks) return;
+    const request = ++treeRequests;
+    try {
+      const tree = await api(`/ui/api/executions/${encodeURIComponent(executionId)}/tasks`);
+      const text = JSON.stringify(tree);
+      // An older answer that arrives late, or one that changes nothing, is not drawn.
+      if (!context.alive() || request !== treeRequests || text === shownTree) return;
+      shownTree = text;
+      treeIds = treeExecutionIds(tree);
+      redraw(tasks, taskTree(tree));
+    } catch (error) {
+      if (context.alive() && request === treeRequests && error.status !== 401) {
+        shownTree = null;
+        replace(tasks, errorBox(error.message));
+      }
+    }
   };
   const load = async () => {
     try {
@@ -313,8 +368,16 @@ export async function renderDetail(root, context) {
       if (!context.alive()) return;
       status = execution.status;
       root.dataset.status = status;
+      if (message.dataset.status && message.dataset.status !== status) {
+        const focused = message.contains(document.activeElement);
+        const notice = announceStatus(message, status);
+        if (focused) notice.focus();
+      }
       childIds = new Set(execution.children || []);
-      replace(head, summary(execution, context, reload));
+      hasTasks = execution.workflow || childIds.size > 0;
+      tasksTitle.textContent = execution.workflow ? "Tasks" : "Child executions";
+      actions.update(execution);
+      replace(head, summary(execution));
       replace(
         result,
         jsonBlock(execution.result, "Result"),
@@ -328,24 +391,26 @@ export async function renderDetail(root, context) {
           : null,
       );
       replace(parameters, jsonBlock(execution.parameters, "Parameters"));
-      replace(
-        children,
-        childIds.size
-          ? h(
-              "ul",
-              null,
-              [...childIds].map((id) => h("li", null, routeLink(["executions", id], id))),
-            )
-          : h("p", { class: "empty" }, "None."),
-      );
-      await loadOutput();
+      await Promise.all([loadOutput(), loadTasks()]);
     } catch (error) {
       if (context.alive() && error.status !== 401) replace(head, errorBox(error.message));
     }
   };
-  const reload = context.debounced(load, 300);
+  // A workflow's tasks may change many times a second: the tree is drawn at most once a second.
+  const reloadTasks = context.throttled(loadTasks, 1000);
   context.live((type, data) => {
-    if (type === "reconnected" || data.id === executionId || childIds.has(data.id)) reload();
+    if (type === "reconnected" || data.id === executionId) {
+      reload();
+    } else if (
+      hasTasks &&
+      (childIds.has(data.id) ||
+        data.parent === executionId ||
+        treeIds.has(data.id) ||
+        treeIds.has(data.parent))
+    ) {
+      // A task, a new task or a sub-workflow's task: only the tree changes.
+      reloadTasks();
+    }
   });
   // Output has no event of its own: while the execution runs, its output is fetched every 2 s.
   const poll = window.setInterval(() => {
