@@ -24,8 +24,10 @@ import pytest
 from tests.integration.pack_actions import engine_api
 from tests.integration.st2cli import (
     WORKFLOW_SERVICES,
+    CliResult,
     RunningEngine,
     St2,
+    eventually,
     logged_in,
     output,
     run_async,
@@ -120,15 +122,20 @@ def rows(*entries: tuple[str, str, str] | tuple[int, str, str, str]) -> list[Tas
     return found
 
 
-def execution_tree(st2: St2, execution_id: str) -> tuple[dict[str, Any], list[TaskRow]]:
-    """``st2 execution get <id> -j``: the execution and the task tree it prints after it."""
-    result = st2("execution", "get", execution_id, "-j")
+def printed_tree(result: CliResult) -> tuple[dict[str, Any], list[TaskRow]]:
+    """What a successful ``-j`` command on a workflow printed: the execution, then the task
+    tree (absent when the workflow has no tasks yet)."""
     assert result.returncode == 0, output(result)
     text = result.stdout.lstrip()
     document, end = json.JSONDecoder().raw_decode(text)
     rest = text[end:].strip()
     children = json.loads(rest) if rest else []
     return document, [TaskRow.parse(child) for child in children]
+
+
+def execution_tree(st2: St2, execution_id: str) -> tuple[dict[str, Any], list[TaskRow]]:
+    """``st2 execution get <id> -j``: the execution and the task tree it prints after it."""
+    return printed_tree(st2("execution", "get", execution_id, "-j"))
 
 
 def start(st2: St2, ref: str, *parameters: str) -> str:
@@ -181,3 +188,18 @@ def logged_at(document: dict[str, Any], status: str) -> datetime:
 def statuses(document: dict[str, Any]) -> list[str]:
     """The statuses in the execution's log, in order."""
     return [entry["status"] for entry in document["log"]]
+
+
+def wait_for_task(
+    api: httpx.Client, execution_id: str, task: str, status: str, timeout: float = 60
+) -> dict[str, Any]:
+    """The newest execution of a workflow's task, once it has ``status``."""
+
+    def found() -> dict[str, Any] | None:
+        executions = of_task(children(api, execution_id), task)
+        if executions and executions[-1]["status"] == status:
+            return executions[-1]
+        return None
+
+    document: dict[str, Any] = eventually(found, f"task {task} {status}", timeout=timeout)
+    return document
