@@ -152,10 +152,10 @@ def finish(
 
 
 def run_workflow(
-    st2: St2, api: httpx.Client, ref: str, *parameters: str, timeout: float = 60
+    st2: St2, api: httpx.Client, name: str, *parameters: str, pack: str = PACK
 ) -> tuple[dict[str, Any], list[TaskRow]]:
-    """Start a workflow of the test pack (``ref`` without the pack) and wait for its end."""
-    return finish(st2, api, start(st2, f"{PACK}.{ref}", *parameters), timeout=timeout)
+    """Start a workflow of the test pack (or ``pack``) by name and wait for its end."""
+    return finish(st2, api, start(st2, f"{pack}.{name}", *parameters))
 
 
 def children(api: httpx.Client, execution_id: str) -> list[dict[str, Any]]:
