@@ -24,7 +24,7 @@ from tests.integration.orquesta_cli import (
     statuses,
     wait_for_task,
 )
-from tests.integration.st2cli import St2, listing, ok, output, wait_for
+from tests.integration.st2cli import St2, eventually, listing, ok, output, wait_for
 
 engine, cli = module_fixtures("orquesta-control")
 
@@ -243,6 +243,13 @@ def test_a_question_pauses_the_workflow_until_answered(cli: tuple[St2, httpx.Cli
     assert asked["id"] not in pending_inquiries(st2)
 
 
+def paused_again(api: httpx.Client, execution_id: str) -> bool:
+    """Whether the workflow is paused after having been resumed."""
+    document = api.get(f"/executions/{execution_id}").json()
+    log = statuses(document)
+    return document["status"] == "paused" and "resuming" in log[log.index("paused") :]
+
+
 def test_parallel_questions_each_need_an_answer(cli: tuple[St2, httpx.Client]) -> None:
     st2, api = cli
     execution_id = start(st2, f"{PACK}.ask_parallel")
@@ -253,8 +260,8 @@ def test_parallel_questions_each_need_an_answer(cli: tuple[St2, httpx.Client]) -
     assert (pending[ops["id"]], pending[dev["id"]]) == ("ops", "dev")
 
     assert st2("inquiry", "respond", ops["id"], "-r", '{"ok": true}').returncode == 0
-    wait_for_task(api, execution_id, "ask_ops", "succeeded")
-    # One answer is not enough: the workflow waits (paused) for the other.
+    # The answer resumes the workflow, which pauses again: the other question still waits.
+    eventually(lambda: paused_again(api, execution_id), "the workflow paused again")
     document, tree = execution_tree(st2, execution_id)
     assert document["status"] == "paused"
     assert sorted((row.task, row.status) for row in tree) == [

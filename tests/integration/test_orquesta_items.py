@@ -65,6 +65,9 @@ def test_with_items_over_a_list_and_a_zip_with_concurrency(
     assert [d["parameters"] for d in pairs] == [
         {"message": message} for message in ("alpha:22", "beta:80", "gamma:443", "delta:None")
     ]
+    # A concurrency of one: each pair is requested once the one before it ended.
+    for earlier, later in pairwise(pairs):
+        assert moment(later["start_timestamp"]) >= moment(earlier["end_timestamp"])
 
 
 def test_an_empty_list_of_items_succeeds_at_once(cli: tuple[St2, httpx.Client]) -> None:
