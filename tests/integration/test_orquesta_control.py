@@ -9,15 +9,18 @@ pause their workflow until ``st2 inquiry respond`` answers them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
 
 from tests.integration.orquesta_cli import (
     PACK,
+    children,
     execution_tree,
     finish,
     module_fixtures,
+    of_task,
     printed_tree,
     rows,
     start,
@@ -202,6 +205,66 @@ def test_canceling_a_task_cancels_its_workflow(
     assert document["status"] == "canceled"
     assert tree == rows(("waiting", "core.local", "canceled"))
     assert document["result"] == {"output": {"ran": None}}
+
+
+def items_waiting(tmp_path: Path, count: int) -> tuple[list[Path], str]:
+    """``count`` files for wait_items, and its tempfiles parameter."""
+    paths = [tmp_path / f"item{index}" for index in range(count)]
+    for path in paths:
+        path.write_text("wait")
+    return paths, "tempfiles=" + json.dumps([str(path) for path in paths])
+
+
+def item_statuses(api: httpx.Client, execution_id: str) -> list[tuple[int, str]]:
+    return sorted(
+        (d["context"]["orquesta"]["item_id"], d["status"])
+        for d in of_task(children(api, execution_id), "each")
+    )
+
+
+def test_with_items_pause_lets_running_items_end_and_resume_starts_the_rest(
+    cli: tuple[St2, httpx.Client], tmp_path: Path
+) -> None:
+    st2, api = cli
+    paths, tempfiles = items_waiting(tmp_path, 4)
+    execution_id = start(st2, f"{PACK}.wait_items", tempfiles)
+    eventually(lambda: len(item_statuses(api, execution_id)) == 2, "two items running")
+
+    printed_tree(st2("execution", "pause", execution_id, "-j"))
+    wait_for(api, execution_id, {"pausing"})
+    for path in paths[:2]:
+        path.unlink()
+    wait_for(api, execution_id, {"paused"})
+    # The running items ended; the others were not started.
+    assert item_statuses(api, execution_id) == [(0, "succeeded"), (1, "succeeded")]
+
+    assert st2("execution", "resume", execution_id).returncode == 0
+    eventually(lambda: len(item_statuses(api, execution_id)) == 4, "the other items running")
+    for path in paths[2:]:
+        path.unlink()
+    document, tree = finish(st2, api, execution_id)
+    assert document["status"] == "succeeded"
+    assert document["result"] == {"output": {"waited": ["item0", "item1", "item2", "item3"]}}
+    assert tree == rows(*[("each", "core.local", "succeeded")] * 4)
+
+
+def test_with_items_cancel_lets_running_items_end_and_starts_no_more(
+    cli: tuple[St2, httpx.Client], tmp_path: Path
+) -> None:
+    st2, api = cli
+    paths, tempfiles = items_waiting(tmp_path, 4)
+    execution_id = start(st2, f"{PACK}.wait_items", tempfiles)
+    eventually(lambda: len(item_statuses(api, execution_id)) == 2, "two items running")
+
+    assert st2("execution", "cancel", execution_id).returncode == 0
+    wait_for(api, execution_id, {"canceling"})
+    for path in paths:
+        path.unlink()
+    document, tree = finish(st2, api, execution_id)
+    assert document["status"] == "canceled"
+    assert document["result"] == {"output": {"waited": []}}
+    assert tree == rows(*[("each", "core.local", "succeeded")] * 2)
+    assert item_statuses(api, execution_id) == [(0, "succeeded"), (1, "succeeded")]
 
 
 # --- inquiries ----------------------------------------------------------------------------------
