@@ -1,7 +1,8 @@
 """The engine as a user runs it, for tests that drive the official ``st2`` CLI.
 
 :func:`running_engine` starts real ``st2api``, ``st2auth``, ``st2scheduler`` and
-``st2actionrunner`` processes (and ``st2stream`` when asked: :data:`STREAM_SERVICES`) on free
+``st2actionrunner`` processes (and ``st2stream`` or ``st2workflowengine`` when asked:
+:data:`STREAM_SERVICES`, :data:`WORKFLOW_SERVICES`) on free
 loopback ports against a fresh MariaDB database and a RabbitMQ vhost of their own, after
 ``st2-setup-db``, ``st2ctl reload --register-all`` and ``st2-setup-auth``. :class:`St2` runs
 the CLI from ``.venv-st2`` (st2client 3.9.0, installed by ``scripts/install-test-tools.sh``) with
@@ -41,6 +42,7 @@ ST2 = REPOSITORY / ".venv-st2" / "bin" / "st2"
 USER, PASSWORD = "st2admin", "Ch@ngeMe-42"
 SERVICES = ("st2api", "st2auth", "st2scheduler", "st2actionrunner")
 STREAM_SERVICES = (*SERVICES, "st2stream")
+WORKFLOW_SERVICES = (*SERVICES, "st2workflowengine")
 
 
 def service_command(service: str) -> list[str]:
