@@ -92,6 +92,14 @@ REFUSED_PROBLEMS = {
             "Parse error: unexpected end of statement",
         ),
     ],
+    "lonely_join": [
+        (
+            "tasks.report.join",
+            "semantic",
+            None,
+            'The join task "report" has no inbound task: no transition leads to it.',
+        )
+    ],
     "misplaced_join": [("tasks.merge", "semantic", None, UNREACHABLE_JOIN)],
     "unknown_next": [
         ("tasks.check.next[1].do", "semantic", None, 'The task "alarm" is not defined.')
@@ -124,8 +132,8 @@ def test_reload_refuses_each_bad_workflow_by_file_task_and_problem(
     for name, problems in REFUSED_PROBLEMS.items():
         action_file = REFUSED / "actions" / f"{name}.yaml"
         expected = (
-            f"Failed to register: {action_file}: entry_point: {name}.yaml fails inspection: "
-            + "; ".join(described(*problem) for problem in problems)
+            f"Failed to register: {action_file}: entry_point: {WORKFLOWS / name}.yaml "
+            "fails inspection: " + "; ".join(described(*problem) for problem in problems)
         )
         assert expected in lines, printed
     assert f"error: {len(REFUSED_PROBLEMS)} failure(s) while registering content" in lines
@@ -175,6 +183,7 @@ def test_workflow_inspect_reports_the_same_problems(cli: tuple[St2, httpx.Client
         "tasks.probe.input": f"{TASK_PATH}.properties.input",
         "tasks.probe.next[0].when": f"{TASK_PATH}.properties.next.items.properties.when",
         "tasks.merge": TASK_PATH,
+        "tasks.report.join": f"{TASK_PATH}.properties.join",
         "tasks.check.next[1].do": f"{TASK_PATH}.properties.next.items.properties.do",
         "tasks.ping": TASK_PATH,
         "tasks.pong": TASK_PATH,

@@ -3,16 +3,13 @@ StackStorm's content check), with its spec and schema path, in StackStorm's orde
 
 The definitions are ours; every expected list was checked against orquesta 1.6's
 ``WorkflowSpec.inspect`` flattened as StackStorm's ``format_inspection_result`` does (and the
-whole set of StackStorm's example workflows inspects the same here as there). Where this
-engine still differs from Orquesta the test says so and is marked ``xfail(strict=True)``.
+whole set of StackStorm's example workflows inspects the same here as there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-import pytest
 
 from poundcake.engine.workflows.definition import load_definition
 from poundcake.engine.workflows.inspection import (
@@ -114,11 +111,6 @@ def test_syntax_problems_against_orquestas_schema() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Orquesta unescapes schema messages (bytes(message).decode('unicode_escape')); "
-    "inspect_syntax keeps the repr's doubled backslashes",
-)
 def test_syntax_messages_are_unescaped_as_orquesta_does() -> None:
     problems = inspect_text("tasks:\n  t:\n    action: core.noop\n    with:\n      items: hosts\n")
     pattern = (
@@ -390,11 +382,6 @@ def test_a_private_variable_is_named_as_such() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Orquesta also reports an unassigned private variable as referenced before "
-    "assignment (two independent checks); inspection reports only the first",
-)
 def test_an_unassigned_private_variable_is_also_unassigned() -> None:
     text = "{{ ctx('__secret') }}"
     problems = inspect_text(
@@ -447,11 +434,6 @@ def test_a_join_sees_only_what_arrived_before_orquesta_walked_it() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Orquesta's rolling context holds only what the tasks (and engine commands) it walks "
-    "start with; _ContextInspection.tasks adds every transition's publishes to it",
-)
 def test_publishes_after_a_join_was_walked_are_unknown_to_the_output() -> None:
     problems = inspect_text(JOIN_OF_UNEVEN_BRANCHES)
     assert [p for p in problems if p["spec_path"] == "output[0]"] == [
@@ -589,3 +571,36 @@ def test_describe_names_the_place_then_the_problem() -> None:
         'output[0]: context error (<% ctx(x) %>): Variable "x" is referenced before assignment.'
     )
     assert describe(syntax("broken", None, None)) == "(the whole definition): syntax error: broken"
+
+
+def test_joins_that_can_never_join_are_refused() -> None:
+    # Ours, as the unreachable tasks are: Orquesta runs the first join as a start task and
+    # never runs the second.
+    problems = inspect_text(
+        """
+        tasks:
+          begin:
+            action: core.noop
+            next: [{do: [left, right]}]
+          left:
+            action: core.noop
+            next: [{do: three}]
+          right:
+            action: core.noop
+            next: [{do: three}]
+          three:
+            join: 3
+          lonely:
+            join: all
+        """
+    )
+    assert [(p["message"], p["spec_path"]) for p in problems] == [
+        (
+            'The join task "lonely" has no inbound task: no transition leads to it.',
+            "tasks.lonely.join",
+        ),
+        (
+            'The join task "three" waits for 3 inbound tasks but only 2 lead to it (left, right).',
+            "tasks.three.join",
+        ),
+    ]

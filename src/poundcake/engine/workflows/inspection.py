@@ -5,7 +5,8 @@ Four checks come from Orquesta and find definitions that can never run as writte
 * ``syntax``: the document against Orquesta's schema (Draft 4);
 * ``semantic``: reserved task names, no task to start with, transitions to tasks that do not
   exist, join tasks Orquesta cannot place, with-items tasks without an action, and (ours) tasks
-  no start task leads to;
+  no start task leads to and join tasks fewer tasks lead to than they wait for (none, or
+  fewer than their count);
 * ``expression``: YAQL and Jinja that do not parse;
 * ``context``: variables referenced before anything assigns them.
 
@@ -190,7 +191,8 @@ def inspect_syntax(document: Mapping[str, Any]) -> list[Problem]:
     return [
         _problem(
             "syntax",
-            error.message,
+            # Orquesta unescapes the validator's message (its reprs double backslashes).
+            error.message.encode("utf-8").decode("unicode_escape"),
             _path(error.absolute_path) or None,
             _path(error.absolute_schema_path) or None,
         )
@@ -345,6 +347,30 @@ def _actionless_items(definition: WorkflowDefinition) -> list[Problem]:
     ]
 
 
+def _unfed_joins(definition: WorkflowDefinition) -> list[Problem]:
+    """(Ours) join tasks no task leads to, or that wait for more tasks than lead to them: the
+    first would run as a start task with nothing to join, the second would never run."""
+    problems = []
+    for name, task in definition.tasks.items():
+        valid = task.join == "all" or (isinstance(task.join, int) and task.join > 0)
+        if not valid:  # a syntax problem already
+            continue
+        inbound = {source for source, _ in inbound_references(definition, name)}
+        if not inbound:
+            message = f'The join task "{name}" has no inbound task: no transition leads to it.'
+        elif isinstance(task.join, int) and task.join > len(inbound):
+            message = (
+                f'The join task "{name}" waits for {task.join} inbound tasks but only '
+                f"{len(inbound)} lead to it ({', '.join(sorted(inbound))})."
+            )
+        else:
+            continue
+        problems.append(
+            _problem("semantic", message, f"tasks.{name}.join", f"{TASK_PATH}.properties.join")
+        )
+    return problems
+
+
 def inspect_semantics(definition: WorkflowDefinition) -> list[Problem]:
     """Task names, start tasks, transitions, joins and with-items tasks."""
     return [
@@ -352,6 +378,7 @@ def inspect_semantics(definition: WorkflowDefinition) -> list[Problem]:
         *_no_start(definition),
         *_undefined_targets(definition),
         *_unplaceable_joins(definition),
+        *_unfed_joins(definition),
         *_actionless_items(definition),
         *_unreachable(definition),
     ]
@@ -434,15 +461,15 @@ class _ContextInspection:
 
     def _check(self, value: Any, spec_path: str, schema_path: str, assigned: set[str]) -> None:
         for language, statement, name in extract_variables(value):
-            message = None
+            messages = []
             if name.startswith("__"):
-                message = (
+                messages.append(
                     f'Variable "{name}" that is prefixed with double underscores is considered '
                     "a private variable and cannot be referenced."
                 )
-            elif name not in assigned:
-                message = f'Variable "{name}" is referenced before assignment.'
-            if message:
+            if name not in assigned:
+                messages.append(f'Variable "{name}" is referenced before assignment.')
+            for message in messages:
                 problem = {
                     "type": "context",
                     "language": language,
@@ -508,7 +535,6 @@ class _ContextInspection:
             self.rolling |= assigned
             for transition in self.definition.task(name).transitions:
                 branch = self.transition_assigned(name, transition.index, assigned)
-                self.rolling |= branch
                 for target in transition.do:
                     if target in traversed or not self.definition.has_task(target):
                         continue

@@ -39,11 +39,11 @@ def check_workflow(path: Path) -> dict[str, Any]:
     try:
         document = read_document(path.read_text(encoding="utf-8"))
     except (OSError, DefinitionError) as error:
-        raise WorkflowRefusedError(f"{path.name}: {error}") from None
+        raise WorkflowRefusedError(f"{path}: {error}") from None
     problems = inspect_document(document)
     if problems:
         lines = "; ".join(describe(problem) for problem in problems)
-        raise WorkflowRefusedError(f"{path.name} fails inspection: {lines}")
+        raise WorkflowRefusedError(f"{path} fails inspection: {lines}")
     return document
 
 
