@@ -310,8 +310,8 @@ def test_batches_are_small_separate_transactions(
     assert len(commits) >= 9
     summary = [record for record in caplog.records if record.levelno == logging.INFO]
     assert summary and summary[-1].getMessage() == (
-        "Garbage collection removed 10 executions, 10 live actions, 0 output chunks "
-        "and 10 trigger instances"
+        "Garbage collection removed 10 executions, 10 live actions, 0 output chunks, "
+        "10 trigger instances and 0 workflow executions"
     )
 
 
