@@ -44,6 +44,7 @@ SERVICES = (
     "st2actionrunner",
     "st2rulesengine",
     "st2garbagecollector",
+    "st2workflowengine",
 )
 OTHER_USER, OTHER_PASSWORD = "operator2", "An0ther-Passw0rd"
 COMPLETED = {"succeeded", "failed", "timeout", "canceled", "abandoned"}
@@ -336,6 +337,7 @@ def test_inquiries_past_their_ttl_time_out_and_fail_their_chain(
     inquiry_id = run_async(st2, "core.ask", "ttl=1")
     never = run_async(st2, "core.ask", "ttl=0")
     chain_id = run_async(st2, "chains.ask_then_echo", "ttl=1")
+    workflow_id = run_async(st2, "chains.orquesta_ask_expires", "ttl=1")
     paused = wait_for(api, chain_id, {"paused"})
     asked = task(paused, "task1")["execution_id"]
     document = wait_for(api, inquiry_id, COMPLETED, timeout=120)
@@ -352,6 +354,16 @@ def test_inquiries_past_their_ttl_time_out_and_fail_their_chain(
     assert api.get(f"/executions/{asked}").json()["status"] == "timeout"
     assert [entry["name"] for entry in done["result"]["tasks"]] == ["task1"]
     assert task(done, "task1")["state"] == "timeout"
+    # Under Orquesta the timeout is the task's failure, which its transitions can handle.
+    handled = wait_for(api, workflow_id, COMPLETED, timeout=60)
+    assert handled["status"] == "succeeded", handled["result"]
+    assert handled["result"]["output"] == {"outcome": "failed"}
+    asked_by_workflow = [
+        child
+        for child in api.get("/executions", params={"parent": workflow_id}).json()
+        if child["action"]["ref"] == "core.ask"
+    ]
+    assert [child["status"] for child in asked_by_workflow] == ["timeout"]
 
 
 # --- action-chain pause and resume ------------------------------------------------------------
