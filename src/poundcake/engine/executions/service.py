@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 
 from poundcake.engine.actions.models import ActionDB
@@ -221,10 +222,24 @@ def request_execution(
 
 
 def _add_child(session: Session, parent_id: str, child_id: str) -> None:
-    parent = session.get(ExecutionDB, parent_id, with_for_update=True)
-    if parent is None:
+    """Append to the parent's ``children`` in one statement: the parent's row is never read
+    (a workflow's carries its whole input), nor its growing list written back whole."""
+    column = ExecutionDB.children
+    if session.get_bind().dialect.name == "sqlite":
+        appended = sa.func.json_insert(sa.func.coalesce(column, "[]"), "$[#]", child_id)
+    else:
+        appended = sa.func.JSON_ARRAY_APPEND(sa.func.coalesce(column, "[]"), "$", child_id)
+    updated = session.execute(
+        sa.update(ExecutionDB)
+        .where(ExecutionDB.id == parent_id)
+        .values(children=appended)
+        .execution_options(synchronize_session=False)
+    )
+    if not updated.rowcount:  # type: ignore[attr-defined]
         raise NotFoundError(f"parent execution {parent_id} not found")
-    parent.children = [*(parent.children or []), child_id]
+    loaded = session.identity_map.get(identity_key(ExecutionDB, parent_id))
+    if loaded is not None:
+        session.expire(loaded, ["children"])
 
 
 def get_execution(session: Session, execution_id: str) -> ExecutionDB:
