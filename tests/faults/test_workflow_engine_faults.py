@@ -37,7 +37,13 @@ from tests.integration.conftest import (
     create_fixture_database,
     drop_fixture_database,
 )
-from tests.integration.st2cli import RunningEngine, api_key_for, eventually, running_engine
+from tests.integration.st2cli import (
+    RunningEngine,
+    api_key_for,
+    child_executions,
+    eventually,
+    running_engine,
+)
 from tests.integration.workflow_pack import write_workflow_pack
 
 PACK = "faults_orquesta"
@@ -152,17 +158,7 @@ class Workflows:
         return found
 
     def children(self, execution_id: str) -> list[dict[str, Any]]:
-        response = self.api.get(
-            "/executions",
-            params={
-                "parent": execution_id,
-                "limit": "-1",
-                "include_attributes": "id,status,context,result",
-            },
-        )
-        assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()
-        return found
+        return child_executions(self.api, execution_id, "id,status,context,result")
 
     def ended(self, execution_id: str, timeout: float = WORKFLOW_WITHIN) -> dict[str, Any]:
         """The execution's document once it has ended."""
@@ -291,9 +287,11 @@ def test_workflow_engines_killed_mid_with_items_lose_and_repeat_nothing(
         eventually(partial(runs_at_least, lines, wanted), f"{wanted} items to run", WORKFLOW_WITHIN)
         victim = ENGINES[kill % len(ENGINES)]
         deadline = time.monotonic() + CATCH_CONDUCTING_WITHIN
-        while not workflows.in_transaction(victim) and time.monotonic() < deadline:
+        caught = workflows.in_transaction(victim)
+        while not caught and time.monotonic() < deadline:
             time.sleep(0.01)
-        mid_conduct += workflows.in_transaction(victim)
+            caught = workflows.in_transaction(victim)
+        mid_conduct += caught
         workflows.kill(victim)
         assert workflows.execution(workflow_id)["status"] == "running"
         workflows.start(victim)
