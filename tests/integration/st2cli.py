@@ -241,6 +241,24 @@ def wait_for(
         time.sleep(0.2)
 
 
+def child_executions(api: httpx.Client, execution_id: str, attributes: str) -> list[dict[str, Any]]:
+    """Every child execution of an execution (``GET /v1/executions?parent=``), oldest first, with
+    the given attributes."""
+    response = api.get(
+        "/executions",
+        params={
+            "parent": execution_id,
+            "limit": "-1",
+            "sort_asc": "true",
+            "include_attributes": attributes,
+        },
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text[:500]
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
 def ok(result: CliResult) -> Any:
     """The JSON a successful command printed; fails the test with its output otherwise."""
     assert result.returncode == 0, result.stdout + result.stderr

@@ -32,7 +32,7 @@ from poundcake.engine.executions.service import claim, request_execution, schedu
 from poundcake.engine.executions.states import IllegalTransitionError
 from poundcake.engine.executions.updates import update_execution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
-from poundcake.exceptions import ConfigurationError, ValidationError
+from poundcake.exceptions import ConfigurationError, NotFoundError, ValidationError
 from poundcake.ids import new_id
 from tests import factories
 from tests.integration.datastore_helpers import engine_config
@@ -177,6 +177,23 @@ def test_descendants_are_depth_first(sessions: sessionmaker[Session]) -> None:
         first,
         second,
     ]
+
+
+def test_children_reach_a_parent_already_loaded(sessions: sessionmaker[Session]) -> None:
+    """A child is appended to its parent's list in the database; a parent this unit of work
+    already holds (as a workflow engine does) reads the list again."""
+    with unit_of_work(sessions) as session:
+        root = request(session)
+        loaded = session.get(ExecutionDB, root)
+        assert loaded is not None and loaded.children == []
+        first = request(session, parent=root)
+        second = request(session, parent=root)
+        assert loaded.children == [first, second]
+    with sessions() as session:
+        stored = session.get(ExecutionDB, root)
+        assert stored is not None and stored.children == [first, second]
+    with pytest.raises(NotFoundError, match="parent execution"), unit_of_work(sessions) as session:
+        request(session, parent=new_id())
 
 
 def test_output_in_arrival_order_by_stream(sessions: sessionmaker[Session]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 
 from poundcake.engine.actions.models import ActionDB
@@ -251,6 +252,9 @@ def _add_child(session: Session, parent_id: str, child_id: str) -> None:
     )
     if not updated.rowcount:  # type: ignore[attr-defined]
         raise NotFoundError(f"parent execution {parent_id} not found")
+    loaded = session.identity_map.get(identity_key(ExecutionDB, parent_id))
+    if loaded is not None:
+        session.expire(loaded, ["children"])
 
 
 def get_execution(session: Session, execution_id: str) -> ExecutionDB:
