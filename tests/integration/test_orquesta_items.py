@@ -7,12 +7,14 @@ claims (concurrency, delays) are read from the executions' logs, never from the 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 
 import httpx
 
+from tests.integration.conftest import admin_sql
 from tests.integration.orquesta_cli import (
     PACK,
     children,
@@ -26,7 +28,7 @@ from tests.integration.orquesta_cli import (
     start,
     statuses,
 )
-from tests.integration.st2cli import St2, output
+from tests.integration.st2cli import RunningEngine, St2, output
 
 engine, cli = module_fixtures("orquesta-items")
 
@@ -76,6 +78,36 @@ def test_an_empty_list_of_items_succeeds_at_once(cli: tuple[St2, httpx.Client]) 
     assert document["status"] == "succeeded"
     assert document["result"] == {"output": {"hosts_seen": [], "pairs": []}}
     assert tree == []
+
+
+def test_failed_items_end_their_task_executions(
+    engine: RunningEngine, cli: tuple[St2, httpx.Client]
+) -> None:
+    st2, api = cli
+    found = re.search(r"^db_name = (\S+)$", engine.config_path.read_text(), re.MULTILINE)
+    assert found
+
+    def task_executions(execution_id: str) -> list[tuple[object, ...]]:
+        return admin_sql(
+            "SELECT t.status, t.end_timestamp IS NOT NULL FROM task_execution_db t "
+            "JOIN workflow_execution_db w ON w.id = t.workflow_execution "
+            f"WHERE w.action_execution = '{execution_id}' ORDER BY t.start_timestamp, t.id",
+            database=found.group(1),
+        )
+
+    # At a concurrency of one the first item fails and the others never start ...
+    stopped, tree = run_workflow(st2, api, "items_fail", "codes=[1,0,0]")
+    assert stopped["status"] == "failed"
+    assert tree == rows(("each", "core.local", "failed"))
+    # ... and a retry runs every item again in a new task execution.
+    retried, tree = run_workflow(
+        st2, api, "items_fail", "codes=[0,1]", "concurrency=2", "retries=1"
+    )
+    assert retried["status"] == "failed"
+    assert sorted(row.status for row in tree) == ["failed", "failed", "succeeded", "succeeded"]
+    # Every task execution ends, even with items that never started or a retry after it.
+    assert task_executions(stopped["id"]) == [("failed", 1)]
+    assert task_executions(retried["id"]) == [("failed", 1), ("failed", 1)]
 
 
 def test_retries_until_success_and_until_the_count_is_spent(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, load_only
 
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.pausing import PAUSABLE_RUNNERS, Resumed, request_resume
@@ -64,6 +64,15 @@ _CHILD_EVENTS = frozenset({*m.COMPLETED, m.PAUSED, m.PENDING})
 _SEEN = sorted(_CHILD_EVENTS | {m.RUNNING})
 # The statuses an action's row has while its execution may still change.
 _OPEN = sorted({m.RUNNING, m.PAUSED, m.PENDING})
+# What conducting reads of a workflow's own execution: never its parameters (the whole input,
+# twice with the live action's copy), which a transition does not need.
+_CONDUCTED_COLUMNS = (
+    ExecutionDB.id,
+    ExecutionDB.liveaction_id,
+    ExecutionDB.status,
+    ExecutionDB.context,
+    ExecutionDB.children,
+)
 
 
 class ExecutionChangedError(PoundCakeError):
@@ -227,7 +236,11 @@ def lock_workflow(
 ) -> WorkflowExecutionDB | None:
     """The workflow execution row, locked for this unit of work (None when another unit holds
     it and ``skip_locked``, or when it does not exist)."""
-    statement = sa.select(WorkflowExecutionDB).where(WorkflowExecutionDB.id == workflow_id)
+    statement = (
+        sa.select(WorkflowExecutionDB)
+        .options(defer(WorkflowExecutionDB.input))
+        .where(WorkflowExecutionDB.id == workflow_id)
+    )
     if session.get_bind().dialect.name != "sqlite":
         statement = statement.with_for_update(skip_locked=skip_locked)
     return session.scalars(statement).first()
@@ -247,7 +260,9 @@ def conduct(
     row = lock_workflow(session, workflow_id, skip_locked=skip_locked)
     if row is None:
         return Conducted()
-    execution = session.get(ExecutionDB, row.action_execution)
+    execution = session.get(
+        ExecutionDB, row.action_execution, options=[load_only(*_CONDUCTED_COLUMNS)]
+    )
     if execution is None:
         return Conducted()
     conductor, store = _load(session, row, env)
@@ -356,19 +371,26 @@ def _apply_children(session: Session, row: WorkflowExecutionDB, conductor: Condu
         )
         .order_by(ExecutionDB.end_timestamp, WorkflowActionDB.id)
     ).all()
+    tasks: dict[str, TaskExecutionDB] = {}
     for action, status, _ in changed:
         previous = action.status
         action.status = status
+        task = _task_of(session, action, tasks)
         if status in _CHILD_EVENTS:
-            _child_changed(session, row, conductor, action, previous, status)
+            _child_changed(session, row, conductor, action, task, previous, status)
         elif previous in (m.PAUSED, m.PENDING):
-            _child_resumed(session, conductor, action, previous)
+            _child_resumed(conductor, action, task, previous)
 
 
-def _task_of(session: Session, action: WorkflowActionDB) -> TaskExecutionDB:
-    task = session.get(TaskExecutionDB, action.task_execution)
+def _task_of(
+    session: Session, action: WorkflowActionDB, tasks: dict[str, TaskExecutionDB]
+) -> TaskExecutionDB:
+    """The task execution of an action, read once per unit of work (the session holds unchanged
+    rows only weakly, so asking it again would read the row again)."""
+    task = tasks.get(action.task_execution) or session.get(TaskExecutionDB, action.task_execution)
     if task is None:
         raise ValidationError(f"task execution {action.task_execution} is missing")
+    tasks[action.task_execution] = task
     return task
 
 
@@ -377,10 +399,10 @@ def _child_changed(
     row: WorkflowExecutionDB,
     conductor: Conductor,
     action: WorkflowActionDB,
+    task: TaskExecutionDB,
     previous: str,
     status: str,
 ) -> None:
-    task = _task_of(session, action)
     result = None
     if not task.itemized or status in m.ABENDED:
         # An item's result is read with the others when its task completes; a failed one is
@@ -412,14 +434,13 @@ def _child_changed(
         conductor.request_status(m.FAILED)
         return
     entry = conductor.entry(task.task_id, task.task_route)
-    if task.itemized and entry is not None and entry.get("status") in m.COMPLETED:
-        _close_itemized(session, task, str(entry["status"]))
+    if task.itemized and entry is not None:
+        _close_itemized(session, task, str(entry.get("status")))
 
 
 def _child_resumed(
-    session: Session, conductor: Conductor, action: WorkflowActionDB, previous: str
+    conductor: Conductor, action: WorkflowActionDB, task: TaskExecutionDB, previous: str
 ) -> None:
-    task = _task_of(session, action)
     task.status = m.RUNNING
     try:
         conductor.request_status(m.RUNNING)
@@ -446,9 +467,18 @@ def _item_results(session: Session, task: TaskExecutionDB) -> list[dict[str, Any
 
 
 def _close_itemized(session: Session, task: TaskExecutionDB, status: str) -> None:
-    """A with-items task execution ends with its task, with every item's status and result."""
+    """A with-items task execution ends with its conductor task (every item completed, or one
+    failed and none still runs: items never started stay unrun), or when a retry runs the task
+    again in a new task execution; it keeps every item's status and result. The conductor's
+    counts decide, so an item's event costs the same whatever the number of items."""
+    if status not in m.COMPLETED and status != m.RETRYING:
+        return
+    items = _item_results(session, task)
+    if status == m.RETRYING:
+        succeeded = all(item["status"] == m.SUCCEEDED for item in items)
+        status = m.SUCCEEDED if succeeded else m.FAILED
     task.status = status
-    task.result = {"items": _item_results(session, task)}
+    task.result = {"items": items}
     task.end_timestamp = utcnow()
 
 
