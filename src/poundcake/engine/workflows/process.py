@@ -43,6 +43,7 @@ from poundcake.engine.runners.base import RunnerOutcome, RunnerRequest, RunnerSe
 from poundcake.engine.runners.orquesta.runner import OrquestaRunner
 from poundcake.engine.runners.registry import runner_types
 from poundcake.engine.runtime import EngineRuntime
+from poundcake.engine.workflows.discovery import workflows_needing_attention, workflows_of
 from poundcake.engine.workflows.service import (
     Conducted,
     ExecutionChangedError,
@@ -51,8 +52,6 @@ from poundcake.engine.workflows.service import (
     fail_workflow,
     rerun_workflow,
     start_workflow,
-    workflows_needing_attention,
-    workflows_of,
 )
 from poundcake.engine.workflows.store import WorkflowCaches
 from poundcake.exceptions import PoundCakeError

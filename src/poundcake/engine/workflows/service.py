@@ -35,20 +35,20 @@ from poundcake.engine.executions.states import COMPLETED as EXECUTION_COMPLETED
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.workflows import machines as m
+from poundcake.engine.workflows.children import apply_children
 from poundcake.engine.workflows.conductor import Conductor
 from poundcake.engine.workflows.definition import DefinitionError, read_document
-from poundcake.engine.workflows.events import ActionEvent, ConductorError
+from poundcake.engine.workflows.events import ConductorError
 from poundcake.engine.workflows.expressions import ExpressionError, KeyValueReader
 from poundcake.engine.workflows.inspection import inspect_document
 from poundcake.engine.workflows.models import (
-    TaskExecutionDB,
     WorkflowActionDB,
     WorkflowExecutionDB,
 )
 from poundcake.engine.workflows.requests import TaskRequester, action_parameter_schema
 from poundcake.engine.workflows.state import WorkflowState
 from poundcake.engine.workflows.store import WorkflowCaches, WorkflowStore
-from poundcake.exceptions import PoundCakeError, ValidationError
+from poundcake.exceptions import PoundCakeError
 from poundcake.ids import new_id
 
 logger = logging.getLogger(__name__)
@@ -58,12 +58,6 @@ S = ExecutionStatus
 _MIRRORED = frozenset(
     {m.RUNNING, m.PAUSING, m.PAUSED, m.CANCELING, m.CANCELED, m.SUCCEEDED, m.FAILED}
 )
-# Child statuses the conductor acts on; ``running`` after one of them is a resume. An action's
-# row keeps the status the conductor last took, ``running`` from the moment it is requested.
-_CHILD_EVENTS = frozenset({*m.COMPLETED, m.PAUSED, m.PENDING})
-_SEEN = sorted(_CHILD_EVENTS | {m.RUNNING})
-# The statuses an action's row has while its execution may still change.
-_OPEN = sorted({m.RUNNING, m.PAUSED, m.PENDING})
 # What conducting reads of a workflow's own execution: never its parameters (the whole input,
 # twice with the live action's copy), which a transition does not need.
 _CONDUCTED_COLUMNS = (
@@ -268,7 +262,7 @@ def conduct(
     conductor, store = _load(session, row, env)
     conducted = Conducted()
     _apply_request(session, row, conductor, execution, conducted)
-    _apply_children(session, row, conductor)
+    apply_children(session, row, conductor)
     _run_next(session, row, conductor, store, execution, env, conducted)
     _finish(session, row, conductor, execution, conducted)
     return conducted
@@ -356,130 +350,6 @@ def _resume_children(session: Session, execution: ExecutionDB, conducted: Conduc
         resumed = request_resume(session, child, user=user)
         if resumed is not None:
             conducted.resumed.append(resumed)
-
-
-def _apply_children(session: Session, row: WorkflowExecutionDB, conductor: Conductor) -> None:
-    """Give the conductor what happened to the workflow's actions since it last looked."""
-    changed = session.execute(
-        sa.select(WorkflowActionDB, ExecutionDB.status, ExecutionDB.end_timestamp)
-        .join(ExecutionDB, ExecutionDB.id == WorkflowActionDB.action_execution)
-        .where(
-            WorkflowActionDB.workflow_execution == row.id,
-            WorkflowActionDB.status.in_(_OPEN),
-            ExecutionDB.status.in_(_SEEN),
-            ExecutionDB.status != WorkflowActionDB.status,
-        )
-        .order_by(ExecutionDB.end_timestamp, WorkflowActionDB.id)
-    ).all()
-    tasks: dict[str, TaskExecutionDB] = {}
-    for action, status, _ in changed:
-        previous = action.status
-        action.status = status
-        task = _task_of(session, action, tasks)
-        if status in _CHILD_EVENTS:
-            _child_changed(session, row, conductor, action, task, previous, status)
-        elif previous in (m.PAUSED, m.PENDING):
-            _child_resumed(conductor, action, task, previous)
-
-
-def _task_of(
-    session: Session, action: WorkflowActionDB, tasks: dict[str, TaskExecutionDB]
-) -> TaskExecutionDB:
-    """The task execution of an action, read once per unit of work (the session holds unchanged
-    rows only weakly, so asking it again would read the row again)."""
-    task = tasks.get(action.task_execution) or session.get(TaskExecutionDB, action.task_execution)
-    if task is None:
-        raise ValidationError(f"task execution {action.task_execution} is missing")
-    tasks[action.task_execution] = task
-    return task
-
-
-def _child_changed(
-    session: Session,
-    row: WorkflowExecutionDB,
-    conductor: Conductor,
-    action: WorkflowActionDB,
-    task: TaskExecutionDB,
-    previous: str,
-    status: str,
-) -> None:
-    result = None
-    if not task.itemized or status in m.ABENDED:
-        # An item's result is read with the others when its task completes; a failed one is
-        # also kept in the workflow's errors.
-        result = session.scalar(
-            sa.select(ExecutionDB.result).where(ExecutionDB.id == action.action_execution)
-        )
-    if task.status == m.PAUSED:
-        task.status = m.RUNNING
-    if not task.itemized:
-        task.status = status
-        task.result = result if result else task.result
-        if status in m.COMPLETED:
-            task.end_timestamp = utcnow()
-        event = ActionEvent(status, result=result)
-    else:
-        event = ActionEvent(
-            status,
-            result=result,
-            item_id=action.item_id,
-            previous=previous,
-            accumulated=lambda: [item["result"] for item in _item_results(session, task)],
-        )
-    try:
-        conductor.update_task(task.task_id, task.task_route, event)
-    except ConductorError as error:
-        logger.warning("Workflow %s, task %s: %s", row.id, task.task_id, error)
-        conductor.log_error(error, task_id=task.task_id, route=task.task_route)
-        conductor.request_status(m.FAILED)
-        return
-    entry = conductor.entry(task.task_id, task.task_route)
-    if task.itemized and entry is not None:
-        _close_itemized(session, task, str(entry.get("status")))
-
-
-def _child_resumed(
-    conductor: Conductor, action: WorkflowActionDB, task: TaskExecutionDB, previous: str
-) -> None:
-    task.status = m.RUNNING
-    try:
-        conductor.request_status(m.RUNNING)
-    except ConductorError:
-        logger.debug("Workflow already running while task %s resumes", task.task_id)
-    conductor.update_task(
-        task.task_id,
-        task.task_route,
-        ActionEvent(m.RUNNING, item_id=action.item_id, previous=previous),
-    )
-
-
-def _item_results(session: Session, task: TaskExecutionDB) -> list[dict[str, Any]]:
-    rows = session.execute(
-        sa.select(WorkflowActionDB.item_id, WorkflowActionDB.status, ExecutionDB.result)
-        .outerjoin(ExecutionDB, ExecutionDB.id == WorkflowActionDB.action_execution)
-        .where(WorkflowActionDB.task_execution == task.id)
-        .order_by(WorkflowActionDB.item_id)
-    ).all()
-    return [
-        {"status": status if status != m.UNSET else None, "result": result}
-        for _, status, result in rows
-    ]
-
-
-def _close_itemized(session: Session, task: TaskExecutionDB, status: str) -> None:
-    """A with-items task execution ends with its conductor task (every item completed, or one
-    failed and none still runs: items never started stay unrun), or when a retry runs the task
-    again in a new task execution; it keeps every item's status and result. The conductor's
-    counts decide, so an item's event costs the same whatever the number of items."""
-    if status not in m.COMPLETED and status != m.RETRYING:
-        return
-    items = _item_results(session, task)
-    if status == m.RETRYING:
-        succeeded = all(item["status"] == m.SUCCEEDED for item in items)
-        status = m.SUCCEEDED if succeeded else m.FAILED
-    task.status = status
-    task.result = {"items": items}
-    task.end_timestamp = utcnow()
 
 
 def _run_next(
@@ -675,60 +545,3 @@ def _failed_items(session: Session, store: WorkflowStore, task_id: str, route: i
         )
         if item_id is not None
     ]
-
-
-# --- finding work -----------------------------------------------------------------------------
-
-
-def _changed_actions() -> sa.Select[Any]:
-    """Workflows with an action whose execution changed in a way the conductor has not taken."""
-    return (
-        sa.select(WorkflowActionDB.workflow_execution)
-        .join(ExecutionDB, ExecutionDB.id == WorkflowActionDB.action_execution)
-        .where(
-            WorkflowActionDB.status.in_(_OPEN),
-            ExecutionDB.status.in_(_SEEN),
-            ExecutionDB.status != WorkflowActionDB.status,
-        )
-    )
-
-
-def _untaken_requests() -> sa.Select[Any]:
-    """Workflows asked to pause, resume or cancel (by their execution) and not there yet, and
-    workflows started or re-run whose first tasks were not requested."""
-    return (
-        sa.select(WorkflowExecutionDB.id)
-        .join(ExecutionDB, ExecutionDB.id == WorkflowExecutionDB.action_execution)
-        .where(
-            WorkflowExecutionDB.status.notin_(sorted(m.COMPLETED)),
-            sa.or_(
-                sa.and_(
-                    ExecutionDB.status.in_([S.PAUSING.value, S.RESUMING.value, S.CANCELING.value]),
-                    ExecutionDB.status != WorkflowExecutionDB.status,
-                ),
-                WorkflowExecutionDB.status.in_([m.REQUESTED, m.RESUMING]),
-            ),
-        )
-    )
-
-
-def workflows_of(session: Session, liveaction_ids: Sequence[str]) -> set[str]:
-    """The workflows that changes of these live actions give something to do: a task's
-    execution the conductor has not seen in its new status, or a request on the workflow's own
-    execution. Changes it does not act on (requested, scheduled, running) wake nothing."""
-    ids = sorted(set(liveaction_ids))
-    if not ids:
-        return set()
-    found = set(session.scalars(_changed_actions().where(ExecutionDB.liveaction_id.in_(ids))))
-    found |= set(session.scalars(_untaken_requests().where(ExecutionDB.liveaction_id.in_(ids))))
-    return {str(workflow) for workflow in found if workflow}
-
-
-def workflows_needing_attention(session: Session, *, limit: int) -> list[str]:
-    """Workflows with changes no announcement brought (lost messages, a dead engine)."""
-    found: list[str] = []
-    for statement in (_changed_actions(), _untaken_requests()):
-        for workflow_id in session.scalars(statement.limit(limit)):
-            if workflow_id not in found:
-                found.append(str(workflow_id))
-    return found[:limit]
