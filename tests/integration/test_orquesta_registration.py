@@ -4,7 +4,7 @@ problem, and registers the rest; a task naming an action nobody registered is on
 and running that workflow fails with StackStorm's content error. ``st2 workflow inspect --file``
 reports the same problems.
 
-The refused definitions are the ``orquesta_refused`` pack (``tests/fixtures/packs/broken``),
+The refused definitions are the ``orquesta_refused`` pack (``tests/fixtures/packs/refused``),
 added to a running engine's pack path by the test.
 """
 
@@ -26,7 +26,7 @@ from tests.integration.orquesta_cli import (
 )
 from tests.integration.st2cli import RunningEngine, St2, output
 
-REFUSED = PACKS / "broken" / "orquesta_refused"
+REFUSED = PACKS / "refused" / "orquesta_refused"
 WORKFLOWS = REFUSED / "actions" / "workflows"
 TASK_PATH = r"properties.tasks.patternProperties.^\w+$"
 
