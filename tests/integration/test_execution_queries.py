@@ -28,7 +28,12 @@ from poundcake.engine.executions.queries import (
 )
 from poundcake.engine.executions.rerun import rerun_execution
 from poundcake.engine.executions.sealed import open_parameters
-from poundcake.engine.executions.service import claim, request_execution, schedule
+from poundcake.engine.executions.service import (
+    add_children,
+    claim,
+    request_execution,
+    schedule,
+)
 from poundcake.engine.executions.states import IllegalTransitionError
 from poundcake.engine.executions.updates import update_execution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
@@ -194,6 +199,19 @@ def test_children_reach_a_parent_already_loaded(sessions: sessionmaker[Session])
         assert stored is not None and stored.children == [first, second]
     with pytest.raises(NotFoundError, match="parent execution"), unit_of_work(sessions) as session:
         request(session, parent=new_id())
+
+
+def test_children_appended_together_keep_their_order(sessions: sessionmaker[Session]) -> None:
+    """A workflow engine appends a unit of work's children in one statement per 60."""
+    ids = [new_id() for _ in range(450)]
+    with unit_of_work(sessions) as session:
+        root = request(session)
+        add_children(session, root, ids[:1])
+        add_children(session, root, ids[1:])
+        add_children(session, root, [])
+    with sessions() as session:
+        stored = session.get(ExecutionDB, root)
+        assert stored is not None and stored.children == ids
 
 
 def test_output_in_arrival_order_by_stream(sessions: sessionmaker[Session]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,6 +127,10 @@ def render_context(
     }
 
 
+# SQLite takes at most 127 arguments to a function (json_insert: two per child).
+_CHILDREN_PER_APPEND = 60
+
+
 def request_execution(
     session: Session,
     *,
@@ -141,6 +145,7 @@ def request_execution(
     rendered: bool = False,
     loaded: LoadedAction | None = None,
     liveaction_values: Mapping[str, Any] | None = None,
+    add_to_parent: bool = True,
 ) -> RequestedExecution:
     """Validate and record a new execution in ``requested``.
 
@@ -154,6 +159,8 @@ def request_execution(
     :func:`load_action` returned for this action in this session (a caller requesting many
     executions of one action loads it once); ``liveaction_values`` sets more of the live
     action's columns (a workflow task's ``workflow_execution`` and ``task_execution``).
+    ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
+    (:func:`add_children`, once for all the children it requests in its unit of work).
     """
     parameters = dict(parameters or {})
     action, runner, config = loaded or load_action(session, action_ref)
@@ -231,27 +238,33 @@ def request_execution(
             else None,
         )
     )
-    if parent:
-        _add_child(session, parent, execution_id)
+    if parent and add_to_parent:
+        add_children(session, parent, [execution_id])
     return RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED)
 
 
-def _add_child(session: Session, parent_id: str, child_id: str) -> None:
-    """Append to the parent's ``children`` in the database, without reading the list: a
-    workflow with thousands of items must not rewrite a growing list from Python each time."""
-    column = ExecutionDB.children
-    if session.get_bind().dialect.name == "sqlite":
-        appended = sa.func.json_insert(sa.func.coalesce(column, "[]"), "$[#]", child_id)
-    else:
-        appended = sa.func.JSON_ARRAY_APPEND(sa.func.coalesce(column, "[]"), "$", child_id)
-    updated = session.execute(
-        sa.update(ExecutionDB)
-        .where(ExecutionDB.id == parent_id)
-        .values(children=appended)
-        .execution_options(synchronize_session=False)
-    )
-    if not updated.rowcount:  # type: ignore[attr-defined]
-        raise NotFoundError(f"parent execution {parent_id} not found")
+def add_children(session: Session, parent_id: str, child_ids: Sequence[str]) -> None:
+    """Append to the parent's ``children`` in the database, in one statement per 60 children,
+    without reading the list. The database rewrites the whole list on each append, so
+    a workflow with thousands of items appends each unit of work's children together."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    for start in range(0, len(child_ids), _CHILDREN_PER_APPEND):
+        chunk = child_ids[start : start + _CHILDREN_PER_APPEND]
+        pairs = [part for child_id in chunk for part in ("$[#]" if sqlite else "$", child_id)]
+        column = sa.func.coalesce(ExecutionDB.children, "[]")
+        appended = (
+            sa.func.json_insert(column, *pairs)
+            if sqlite
+            else (sa.func.JSON_ARRAY_APPEND(column, *pairs))
+        )
+        updated = session.execute(
+            sa.update(ExecutionDB)
+            .where(ExecutionDB.id == parent_id)
+            .values(children=appended)
+            .execution_options(synchronize_session=False)
+        )
+        if not updated.rowcount:  # type: ignore[attr-defined]
+            raise NotFoundError(f"parent execution {parent_id} not found")
     loaded = session.identity_map.get(identity_key(ExecutionDB, parent_id))
     if loaded is not None:
         session.expire(loaded, ["children"])

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.actions.parameters import merge_schemas
 from poundcake.engine.executions.models import ExecutionDB
-from poundcake.engine.executions.service import LoadedAction, load_action, request_execution
+from poundcake.engine.executions.service import (
+    LoadedAction,
+    add_children,
+    load_action,
+    request_execution,
+)
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.workflows import machines as m
@@ -81,6 +86,7 @@ class TaskRequester:
         self.execution = execution
         self.cipher = cipher
         self.requested: list[tuple[str, str]] = []
+        self._children: list[str] = []
         self._actions: dict[str, LoadedAction] = {}
         st2 = (row.context or {}).get("st2") or {}
         self.user = str(st2.get("user") or "stanley")
@@ -92,6 +98,12 @@ class TaskRequester:
         for key in ("api_user", "source_channel"):
             if st2.get(key):
                 self.parent[key] = st2[key]
+
+    def record_children(self) -> None:
+        """Append the executions requested so far to the workflow's ``children``, together."""
+        if self._children:
+            add_children(self.session, self.execution.id, self._children)
+            self._children = []
 
     def request(self, request: TaskRequest) -> None:
         """Run one task the conductor asked for."""
@@ -202,7 +214,9 @@ class TaskRequester:
             cipher=self.cipher,
             loaded=loaded,
             liveaction_values={"workflow_execution": self.row.id, "task_execution": task.id},
+            add_to_parent=False,
         )
+        self._children.append(requested.execution_id)
         self._link(task, action, requested.execution_id)
         self.requested.append((requested.liveaction_id, requested.execution_id))
 

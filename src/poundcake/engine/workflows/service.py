@@ -365,6 +365,13 @@ def _run_next(
     if conductor.state.status in (m.REQUESTED, m.SCHEDULED):
         conductor.request_status(m.RUNNING)
     requester = TaskRequester(session, row, conductor, store, execution, env.cipher)
+    _request_ready(conductor, requester, conducted)
+    requester.record_children()
+
+
+def _request_ready(conductor: Conductor, requester: TaskRequester, conducted: Conducted) -> None:
+    """Request the tasks that become ready, round after round; one that cannot be requested
+    fails the workflow."""
     while True:
         try:
             requests = conductor.next_tasks()

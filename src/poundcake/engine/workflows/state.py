@@ -123,9 +123,11 @@ def items_to_run_again(items: dict[str, Any], everything: bool) -> None:
 def item_window(items: Mapping[str, Any]) -> list[int]:
     """The items to start now: not yet run, in item order, up to the concurrency."""
     count = int(items["count"])
-    waiting = sorted(items["redo"]) + list(range(int(items["next"]), count))
+    first = int(items["next"])
+    redo = sorted(items["redo"])
     concurrency = items.get("concurrency")
     if concurrency is None:
-        return waiting
-    limit = max(int(concurrency), 1) - count_statuses(items["statuses"], m.ACTIVE)
-    return waiting[: max(limit, 0)]
+        return redo + list(range(first, count))
+    limit = max(max(int(concurrency), 1) - count_statuses(items["statuses"], m.ACTIVE), 0)
+    again = redo[:limit]
+    return again + list(range(first, min(count, first + limit - len(again))))
