@@ -54,7 +54,7 @@ BENCHMARKS = (
         ("--rate", "10", "--seconds", "5"),
     ),
     Benchmark("results_8mb.py", (), ("--executions", "1", "--requests", "5")),
-    Benchmark("orquesta.py", ("--runs", "3"), ("--sizes", "50", "500", "--runs", "1")),
+    Benchmark("orquesta.py", ("--large", "--runs", "3"), ("--sizes", "50", "500", "--runs", "1")),
 )
 
 
