@@ -76,16 +76,6 @@ class RequestedExecution:
     status: ExecutionStatus
 
 
-def pack_config(session: Session, pack: str) -> dict[str, Any]:
-    """Return a pack's configuration values with its schema's defaults (empty when it has
-    neither)."""
-    values = session.scalar(sa.select(ConfigDB.values).where(ConfigDB.pack == pack))
-    attributes = session.scalar(
-        sa.select(ConfigSchemaDB.attributes).where(ConfigSchemaDB.pack == pack)
-    )
-    return config_with_defaults(values, attributes)
-
-
 LoadedAction = tuple[ActionDB, RunnerTypeDB, dict[str, Any]]
 
 
