@@ -118,6 +118,9 @@ class WorkflowEngineSection(Section):
     workers: int = Field(default=1, ge=1, le=64)
     batch_size: int = Field(default=200, ge=1, le=5000)
     sweep_interval: float = Field(default=2.0, gt=0)
+    # False registers a workflow that fails Orquesta's inspection, with a warning, and fails
+    # each run of it, as StackStorm does; True (the default) refuses it at registration.
+    refuse_at_registration: bool = True
 
 
 class KeyValueSection(Section):

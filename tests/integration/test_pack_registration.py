@@ -97,13 +97,18 @@ def database_section(backend: str, tmp_path: Path, request: pytest.FixtureReques
 
 @contextmanager
 def make_target(
-    tmp_path: Path, request: pytest.FixtureRequest, backend: str, *pack_paths: Path
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    backend: str,
+    *pack_paths: Path,
+    extra_conf: str = "",
 ) -> Iterator[Target]:
     conf_file = tmp_path / "st2.conf"
     conf_file.write_text(
         database_section(backend, tmp_path, request)
         + f"[content]\npacks_base_paths = {':'.join(str(path) for path in pack_paths)}\n"
         + f"[system]\nbase_path = {FIXTURES}\n"
+        + extra_conf
     )
     config = load_st2_config(conf_file)
     setup_engine_schema(config)
@@ -411,6 +416,37 @@ def webhook_triggers(target: Target) -> dict[str, int]:
     with target.session() as session:
         found = session.scalars(sa.select(TriggerDB).filter_by(type="core.st2.webhook"))
         return {trigger.parameters["url"]: trigger.ref_count for trigger in found}
+
+
+@pytest.mark.parametrize("refuse", [True, False])
+def test_workflows_failing_inspection_are_refused_unless_configured_otherwise(
+    tmp_path: Path, request: pytest.FixtureRequest, refuse: bool
+) -> None:
+    extra = "" if refuse else "[workflow_engine]\nrefuse_at_registration = False\n"
+    pack = FIXTURES / "refused" / "orquesta_refused"
+    failing = ("bad_expressions", "lonely_join", "misplaced_join", "unknown_next", "unreachable")
+    with make_target(tmp_path, request, "sqlite", pack.parent, extra_conf=extra) as target:
+        report = target.register(only_packs=["orquesta_refused"])
+        with target.session() as session:
+            refs = set(
+                session.scalars(sa.select(ActionDB.ref).where(ActionDB.pack == "orquesta_refused"))
+            )
+    expected = {f"orquesta_refused.{name}" for name in ("fine", "missing_action")}
+    problems = {str(failure.path): str(failure) for failure in report.failures}
+    warned = [w for w in report.warnings if "fails inspection" in w]
+    if refuse:
+        assert refs == expected
+        assert set(problems) == {str(pack / "actions" / f"{name}.yaml") for name in failing}
+        assert not warned
+    else:
+        # As StackStorm: registered, each run fails with the inspection's errors.
+        assert refs == expected | {f"orquesta_refused.{name}" for name in failing}
+        assert problems == {}
+        assert sorted(w.split(": entry_point: ")[0] for w in warned) == sorted(
+            str(pack / "actions" / f"{name}.yaml") for name in failing
+        )
+    lonely = "lonely_join.yaml fails inspection: tasks.report.join: semantic error: "
+    assert any(lonely in text for text in [*problems.values(), *warned])
 
 
 def test_broken_files_are_reported_and_the_rest_registers(sqlite_target: Target) -> None:

@@ -25,6 +25,9 @@ class ContentLocations:
     system_packs_path: Path
     packs_base_paths: tuple[Path, ...]
     configs_dir: Path
+    # Whether an orquesta action whose workflow fails inspection is refused (else registered
+    # with a warning): ``[workflow_engine] refuse_at_registration``.
+    refuse_failing_workflows: bool = True
 
     @property
     def search_paths(self) -> tuple[Path, ...]:
@@ -53,4 +56,5 @@ def content_locations(config: St2Config) -> ContentLocations:
         configs_dir=(
             Path(base_path).expanduser() / "configs" if base_path else config.data_dir / "configs"
         ),
+        refuse_failing_workflows=config.workflow_engine.refuse_at_registration,
     )

@@ -281,7 +281,11 @@ def _actions(run: _Run) -> None:
             try:
                 document = check_workflow(workflow_path(pack.path, spec.entry_point))
             except WorkflowRefusedError as refused:
-                raise MetadataError(path, "entry_point", str(refused)) from None
+                if run.locations.refuse_failing_workflows or refused.document is None:
+                    raise MetadataError(path, "entry_point", str(refused)) from None
+                run.report.warnings.append(f"{path}: entry_point: {refused}")
+                register_action(session=run.session, spec=spec)
+                return
             workflows.append((path, document))
         register_action(session=run.session, spec=spec)
 

@@ -24,7 +24,12 @@ ORQUESTA = "orquesta"
 
 
 class WorkflowRefusedError(ValidationError):
-    """A workflow definition that fails inspection; the message lists every problem."""
+    """A workflow definition that fails inspection; the message lists every problem.
+    ``document`` is the parsed definition when there is one (its file exists and is YAML)."""
+
+    def __init__(self, message: str, document: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.document = document
 
 
 def workflow_path(pack_path: Path, entry_point: str) -> Path:
@@ -43,7 +48,7 @@ def check_workflow(path: Path) -> dict[str, Any]:
     problems = inspect_document(document)
     if problems:
         lines = "; ".join(describe(problem) for problem in problems)
-        raise WorkflowRefusedError(f"{path} fails inspection: {lines}")
+        raise WorkflowRefusedError(f"{path} fails inspection: {lines}", document)
     return document
 
 
