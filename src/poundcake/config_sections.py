@@ -101,6 +101,9 @@ class ActionRunnerSection(Section):
     lease_seconds: float = Field(default=30.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
     max_result_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
+    # Where each pack's virtualenv lives (``<virtualenvs_path>/<pack>``); default
+    # ``<data_dir>/virtualenvs`` (StackStorm: ``/opt/stackstorm/virtualenvs``).
+    virtualenvs_path: str = ""
 
 
 class SchedulerSection(Section):
