@@ -64,6 +64,7 @@ from poundcake.engine.inquiries.service import announce_waiting, await_response
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.datastore import SessionDatastore
 from poundcake.engine.messaging import RUNNER_QUEUE, WORKFLOW_QUEUE, make_connection
+from poundcake.engine.packs.virtualenvs import virtualenvs_dir
 from poundcake.engine.runners.base import Runner, RunnerOutcome, RunnerRequest, RunnerServices
 from poundcake.engine.runners.registry import runner_class
 from poundcake.engine.runtime import EngineRuntime
@@ -371,7 +372,12 @@ class ActionRunner:
             cipher=self._cipher,
             released=released,
         )
-        return RunnerServices(datastore=datastore, children=children, config_file=self._config_file)
+        return RunnerServices(
+            datastore=datastore,
+            children=children,
+            config_file=self._config_file,
+            virtualenvs=virtualenvs_dir(self.runtime.config),
+        )
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:
         self.runtime.publisher.event(

@@ -1,17 +1,54 @@
-"""Where each pack's Python virtualenv lives and which interpreter runs the pack's code.
+"""Each pack's Python virtualenv: where it lives, how it is built, and what pack code runs with.
 
 A pack's virtualenv is ``<virtualenvs_path>/<pack>`` (``[actionrunner] virtualenvs_path``,
 default ``<data_dir>/virtualenvs``), as StackStorm keeps them in ``/opt/stackstorm/virtualenvs``.
-Python actions and sensors of a pack run with its virtualenv's interpreter; a pack without one
-runs with the engine's own interpreter.
+It is made with the engine's interpreter (``python -m venv``) and gets StackStorm's base
+requirement and the pack's ``requirements.txt`` from PyPI through pip, which reads the machine's
+pip configuration. Python actions and sensors of a pack run with its virtualenv's interpreter
+(:func:`pack_python_environment`); a pack without one, and the system packs, run with the
+engine's own.
+
+A virtualenv being built carries a marker file until pip has finished, so one left half-made
+(its setup killed) never looks ready: running the pack's code then fails and names the fix. A
+setup that fails puts the previous virtualenv back, or leaves none.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
 import sys
+import sysconfig
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import poundcake
 from poundcake.config import St2Config
+from poundcake.engine.packs.loader import MANIFEST_FILE, PACK_REF, SYSTEM_PACK_REFS
+from poundcake.engine.runners.python.compat import COMPAT_DIR
+from poundcake.exceptions import PoundCakeError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+REQUIREMENTS_FILE = "requirements.txt"
+# What StackStorm installs into every pack's virtualenv (st2common.constants.pack).
+BASE_PACK_REQUIREMENTS = ("six>=1.9.0,<2.0",)
+# Present while a virtualenv is being built or updated; its presence means "not ready".
+INCOMPLETE_MARKER = ".poundcake-setup-incomplete"
+# Previous virtualenvs wait here while a setup runs, hidden from pack names (refs have no dot).
+REPLACED_DIRECTORY = ".replaced"
+# The tail of pip's output an error carries.
+PIP_ERROR_LINES = 40
+
+
+class VirtualenvError(PoundCakeError):
+    """A pack's virtualenv cannot be built, or is unusable as it stands."""
 
 
 def virtualenvs_dir(config: St2Config) -> Path:
@@ -25,7 +62,258 @@ def virtualenv_path(config: St2Config, pack: str) -> Path:
     return virtualenvs_dir(config) / pack
 
 
+def _setup_command(pack: str) -> str:
+    return f'"st2 run packs.setup_virtualenv packs={pack}"'
+
+
+def ready_virtualenv(virtualenvs: Path, pack: str) -> Path | None:
+    """Return ``pack``'s virtualenv if it has a finished one; None if it has none (or is a
+    system pack, whose code always runs with the engine's interpreter).
+
+    Raises :class:`VirtualenvError` for a virtualenv whose setup did not finish.
+    """
+    if pack in SYSTEM_PACK_REFS:
+        return None
+    path = virtualenvs / pack
+    if not path.is_dir():
+        return None
+    if (path / INCOMPLETE_MARKER).exists():
+        raise VirtualenvError(
+            f'The virtualenv of pack "{pack}" at {path} is incomplete: its setup did not finish. '
+            f"Set it up again with {_setup_command(pack)}."
+        )
+    if not (path / "bin" / "python").is_file():
+        raise VirtualenvError(
+            f'The virtualenv of pack "{pack}" at {path} has no bin/python. Set it up again with '
+            f"{_setup_command(pack)}."
+        )
+    return path
+
+
 def pack_python(config: St2Config, pack: str) -> Path:
     """Return the interpreter that runs ``pack``'s Python code: its virtualenv's, else ours."""
-    candidate = virtualenv_path(config, pack) / "bin" / "python"
-    return candidate if candidate.is_file() else Path(sys.executable)
+    virtualenv = ready_virtualenv(virtualenvs_dir(config), pack)
+    return virtualenv / "bin" / "python" if virtualenv is not None else Path(sys.executable)
+
+
+def site_packages(virtualenv: Path) -> Path:
+    """Return a virtualenv's ``lib/python3.X/site-packages``."""
+    found = sorted((virtualenv / "lib").glob("python3*/site-packages"))
+    if not found:
+        raise VirtualenvError(f"The virtualenv at {virtualenv} has no lib/python3*/site-packages.")
+    return found[0]
+
+
+def engine_python_path() -> list[Path]:
+    """Return the engine's own import path, without the standard library (the child's
+    interpreter has its own) and with the directory ``poundcake`` is imported from."""
+    standard = {
+        Path(location).resolve()
+        for key in ("stdlib", "platstdlib")
+        if (location := sysconfig.get_paths().get(key))
+    }
+    paths: list[Path] = []
+    for entry in [*sys.path, str(Path(poundcake.__file__).resolve().parents[1])]:
+        if not entry or entry.endswith(".zip") or "lib-dynload" in entry:
+            continue
+        path = Path(entry).resolve()
+        if path not in standard and path not in paths:
+            paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class PackPythonEnvironment:
+    """The interpreter, import path and ``PATH`` a pack's Python code runs with."""
+
+    python: Path
+    python_path: tuple[Path, ...]
+    virtualenv: Path | None
+
+    @property
+    def pythonpath(self) -> str:
+        """Return ``python_path`` as a ``PYTHONPATH`` value."""
+        return os.pathsep.join(str(path) for path in self.python_path)
+
+    def path_variable(self, inherited: str) -> str:
+        """Return ``PATH`` with the virtualenv's ``bin`` first, as StackStorm sets it."""
+        if self.virtualenv is None:
+            return inherited
+        entries = [str(self.virtualenv / "bin"), *(part for part in inherited.split(":") if part)]
+        return os.pathsep.join(entries)
+
+
+def pack_python_environment(
+    virtualenvs: Path | None, pack: str, *, library_directory: Path | None = None
+) -> PackPythonEnvironment:
+    """Return the interpreter, import path and ``PATH`` ``pack``'s Python code runs with.
+
+    ``virtualenvs`` is :func:`virtualenvs_dir` (None: no pack has one); ``library_directory`` is
+    the pack's shared code (``actions/lib`` for actions), if any. The interpreter is the pack's
+    virtualenv's, else the engine's. The import path is, in StackStorm's order: the
+    compatibility modules (``st2common``, ...), the virtualenv's site-packages (so the pack's own
+    versions of a library win), the library directory, then the engine's own path, for the
+    wrapper that loads the pack's code. The wrapper appends the directory of the module it loads
+    to ``sys.path`` itself, as StackStorm's loader does: on ``PYTHONPATH`` an action named
+    ``json.py`` would hide the standard library's ``json``.
+
+    Raises :class:`VirtualenvError` if the pack's virtualenv is incomplete.
+    """
+    virtualenv = ready_virtualenv(virtualenvs, pack) if virtualenvs is not None else None
+    paths = [COMPAT_DIR]
+    if virtualenv is not None:
+        paths.append(site_packages(virtualenv))
+    if library_directory is not None and library_directory.is_dir():
+        paths.append(library_directory)
+    paths.extend(path for path in engine_python_path() if path not in paths)
+    python = virtualenv / "bin" / "python" if virtualenv is not None else Path(sys.executable)
+    return PackPythonEnvironment(python, tuple(paths), virtualenv)
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VirtualenvRequest:
+    """One pack whose virtualenv to set up, and how."""
+
+    pack: str
+    pack_path: Path
+    # Keep an existing virtualenv and only install or upgrade its requirements.
+    update: bool = False
+    # Use the pip bundled with Python; False upgrades pip and setuptools from PyPI first.
+    no_download: bool = True
+
+
+def check_virtualenv_request(request: VirtualenvRequest) -> None:
+    """Refuse a pack that cannot have a virtualenv."""
+    if not PACK_REF.match(request.pack):
+        raise ValidationError(f'Invalid pack name "{request.pack}".')
+    if request.pack in SYSTEM_PACK_REFS:
+        raise ValidationError(
+            f'Pack "{request.pack}" is a system pack: its Python code runs with the engine\'s '
+            "interpreter and has no virtualenv."
+        )
+    if not (request.pack_path / MANIFEST_FILE).is_file():
+        raise ValidationError(
+            f'Pack "{request.pack}" is not installed: {request.pack_path} has no {MANIFEST_FILE}.'
+        )
+
+
+def _pip_environment(environment: Mapping[str, str] | None) -> dict[str, str]:
+    # As StackStorm does: the caller's environment without PYTHONPATH, which would mix the
+    # engine's libraries into what pip sees as installed.
+    env = dict(os.environ if environment is None else environment)
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def _run(command: Sequence[str], *, env: Mapping[str, str], what: str) -> None:
+    logger.info("Running %s", " ".join(command))
+    completed = subprocess.run(  # noqa: S603 - argv built here, no shell
+        list(command), env=dict(env), capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        lines = (completed.stderr.strip() or completed.stdout.strip()).splitlines()
+        tail = "\n".join(lines[-PIP_ERROR_LINES:])
+        raise VirtualenvError(f"{what} failed (exit code {completed.returncode}):\n{tail}")
+
+
+def _requirements(request: VirtualenvRequest) -> list[str]:
+    arguments = list(BASE_PACK_REQUIREMENTS)
+    requirements = request.pack_path / REQUIREMENTS_FILE
+    if requirements.is_file():
+        arguments += ["-r", str(requirements)]
+    return arguments
+
+
+def _build(request: VirtualenvRequest, path: Path, env: Mapping[str, str], *, create: bool) -> None:
+    """Create (or reuse) the virtualenv at ``path`` and install the pack's requirements."""
+    path.mkdir(parents=True, exist_ok=True)
+    marker = path / INCOMPLETE_MARKER
+    marker.write_text("The setup of this virtualenv has not finished.\n")
+    if create:
+        command = [sys.executable, "-m", "venv"]
+        if not request.no_download:
+            command.append("--upgrade-deps")
+        _run([*command, str(path)], env=env, what=f'Creating the virtualenv of "{request.pack}"')
+    pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    _run(
+        [*pip, "-U", *_requirements(request)],
+        env=env,
+        what=f'Installing the requirements of pack "{request.pack}" '
+        f"({request.pack_path / REQUIREMENTS_FILE}) with pip",
+    )
+    marker.unlink()
+
+
+@dataclass
+class _Replaced:
+    path: Path
+    previous: Path | None
+
+
+def _set_aside(request: VirtualenvRequest, path: Path, work: Path) -> tuple[_Replaced, bool]:
+    """Keep the current virtualenv (moved, or copied for an update) to put back on failure;
+    return it and whether a new virtualenv must be created."""
+    if not path.exists():
+        return _Replaced(path, None), True
+    work.mkdir(parents=True, exist_ok=True)
+    previous = work / request.pack
+    updatable = request.update and not (path / INCOMPLETE_MARKER).exists()
+    if updatable:
+        shutil.copytree(path, previous, symlinks=True)
+    else:
+        path.rename(previous)
+    return _Replaced(path, previous), not updatable
+
+
+def _restore(replaced: Sequence[_Replaced]) -> None:
+    for item in reversed(replaced):
+        shutil.rmtree(item.path, ignore_errors=True)
+        if item.previous is not None:
+            item.previous.rename(item.path)
+
+
+@contextmanager
+def virtualenvs_set_up(
+    virtualenvs: Path,
+    requests: Sequence[VirtualenvRequest],
+    *,
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[list[Path]]:
+    """Set up each pack's virtualenv; yield their paths. If a setup or the block raises, every
+    virtualenv is put back as it was.
+
+    ``environment`` is what pip runs with (default: this process's, without ``PYTHONPATH``).
+    """
+    for request in requests:
+        check_virtualenv_request(request)
+    env = _pip_environment(environment)
+    work = virtualenvs / REPLACED_DIRECTORY / uuid.uuid4().hex
+    replaced: list[_Replaced] = []
+    try:
+        for request in requests:
+            path = virtualenvs / request.pack
+            item, create = _set_aside(request, path, work)
+            replaced.append(item)
+            _build(request, path, env, create=create)
+            logger.info('Set up the virtualenv of pack "%s" in %s', request.pack, path)
+        yield [virtualenvs / request.pack for request in requests]
+    except BaseException:
+        _restore(replaced)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            work.parent.rmdir()
+
+
+def remove_virtualenv(virtualenvs: Path, pack: str) -> bool:
+    """Delete ``pack``'s virtualenv; return False if it had none."""
+    path = virtualenvs / pack
+    if not PACK_REF.match(pack) or not path.is_dir():
+        return False
+    shutil.rmtree(path)
+    return True

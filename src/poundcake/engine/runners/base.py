@@ -86,6 +86,9 @@ class RunnerServices:
     children: ChildExecutions | None = None
     config_file: Path | None = None
     workflows: WorkflowHost | None = None
+    # Where the packs' virtualenvs are (``[actionrunner] virtualenvs_path``); None: every pack's
+    # Python code runs with the engine's interpreter.
+    virtualenvs: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The ``python-script`` runner.
 
-The action runs in a child of the engine's own interpreter (``python -m
-poundcake.engine.runners.python.wrapper``) in a new process group. The request (entry point,
-parameters, pack config) goes to the child on one pipe and the return value of ``run()`` comes
-back on another, so whatever the action prints stays in its stdout. The child finds the engine's
-database through ``ST2_CONFIG_PATH`` (from :attr:`RunnerServices.config_file`).
+The action runs in a child process (``python -m poundcake.engine.runners.python.wrapper``) in a new
+process group, with its pack's virtualenv's interpreter and import path
+(:func:`~poundcake.engine.packs.virtualenvs.pack_python_environment`), else the engine's. The
+request (entry point, parameters, pack config) goes to the child on one pipe and the return value of
+``run()`` comes back on another, so whatever the action prints stays in its stdout. The child finds
+the engine's database through ``ST2_CONFIG_PATH`` (from :attr:`RunnerServices.config_file`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-import poundcake
 from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.packs.virtualenvs import PackPythonEnvironment, pack_python_environment
 from poundcake.engine.runners.base import (
     OutputSink,
     Runner,
@@ -27,11 +26,11 @@ from poundcake.engine.runners.base import (
     RunnerServices,
 )
 from poundcake.engine.runners.python.process import StreamedProcess
+from poundcake.engine.runners.python.wrapper import INVALID_STATUS_EXIT_CODE
 from poundcake.engine.runners.registry import runner_types
 from poundcake.exceptions import ValidationError
 
 WRAPPER_MODULE = "poundcake.engine.runners.python.wrapper"
-COMPAT_DIR = Path(__file__).parent / "compat"
 DEFAULT_TIMEOUT = 600
 DEFAULT_LOG_LEVEL = "DEBUG"
 KILLED_EXIT_CODE = -9
@@ -48,7 +47,15 @@ INHERITED_VARIABLES = (
     "ST2_CONFIG_PATH",
     "POUNDCAKE_DATA_DIR",
     "POUNDCAKE_MYSQL_SOCKET",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
 )
+# pip's own settings (``PIP_INDEX_URL``, ...) reach actions that run pip (packs.setup_virtualenv).
+INHERITED_PREFIXES = ("PIP_",)
 
 
 def _seconds(value: float) -> str:
@@ -67,6 +74,7 @@ class PythonRunner(Runner):
         self._lock = threading.Lock()
         self._process: StreamedProcess | None = None
         self._canceled = False
+        self._python: PackPythonEnvironment | None = None
 
     @property
     def timeout(self) -> float:
@@ -87,29 +95,30 @@ class PythonRunner(Runner):
         env = self.request.runner_parameters.get("env")
         if env is not None and not isinstance(env, dict):
             raise ValidationError("env must be an object of variable names to values.")
+        library = self.request.pack_path / "actions" / "lib" if self.request.pack_path else None
+        self._python = pack_python_environment(
+            self.services.virtualenvs, self.request.pack, library_directory=library
+        )
 
     def _log_level(self) -> str:
         if self.request.runner_parameters.get("debug"):
             return "DEBUG"
         return str(self.request.runner_parameters.get("log_level") or DEFAULT_LOG_LEVEL)
 
-    def _python_path(self) -> str:
-        paths = [str(COMPAT_DIR)]
-        if self.request.pack_path is not None:
-            library = self.request.pack_path / "actions" / "lib"
-            if library.is_dir():
-                paths.append(str(library))
-        paths.append(str(Path(poundcake.__file__).resolve().parents[1]))
-        return os.pathsep.join(paths)
-
-    def _environment(self) -> dict[str, str]:
-        env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    def _environment(self, python: PackPythonEnvironment) -> dict[str, str]:
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)
+        }
+        if "PATH" in env:
+            env["PATH"] = python.path_variable(env["PATH"])
         for name, value in (self.request.runner_parameters.get("env") or {}).items():
             env[str(name)] = str(value)
         if self.services.config_file is not None:
             env["ST2_CONFIG_PATH"] = str(self.services.config_file)
         env.update(
-            PYTHONPATH=self._python_path(),
+            PYTHONPATH=python.pythonpath,
             PYTHONUNBUFFERED="1",
             PYTHONIOENCODING="utf-8",
             ST2_ACTION_PACK_NAME=self.request.pack,
@@ -144,8 +153,9 @@ class PythonRunner(Runner):
         timeout = self.timeout
         input_read, input_write = os.pipe()
         result_read, result_write = os.pipe()
+        assert self._python is not None, "pre_run() finds the interpreter"
         argv = [
-            sys.executable,
+            str(self._python.python),
             "-P",  # the action's directory must not shadow modules the wrapper imports
             "-m",
             WRAPPER_MODULE,
@@ -157,7 +167,7 @@ class PythonRunner(Runner):
         assert self.request.entry_point_path is not None
         process = StreamedProcess(
             argv,
-            env=self._environment(),
+            env=self._environment(self._python),
             output=self.output,
             cwd=self.request.entry_point_path.parent,
             pass_fds=(input_read, result_write),
@@ -209,6 +219,10 @@ class PythonRunner(Runner):
         except ValueError:
             document = {}
         result = document.get("result") if isinstance(document, dict) else None
+        if exit_code == INVALID_STATUS_EXIT_CODE:
+            return self._outcome(
+                ExecutionStatus.FAILED, result, stdout, stderr, exit_code, stderr.strip()
+            )
         status = ExecutionStatus.SUCCEEDED
         if exit_code != 0 or (isinstance(document, dict) and document.get("status") is False):
             status = ExecutionStatus.FAILED

@@ -23,13 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from poundcake.config import load_st2_config
-from poundcake.db.engine import make_st2_engine
-from poundcake.db.session import make_session_factory
-from poundcake.engine.keyvalue.crypto import key_path_from_config
-from poundcake.engine.keyvalue.datastore import SessionDatastore
+from poundcake.engine.runners.python.action_service import ActionService, DatastoreService
 from poundcake.exceptions import ValidationError
 
 ACTION_BASE_MODULE = "st2common.runners.base_action"
@@ -37,72 +31,18 @@ ACTION_LOGGER = "actions.python"
 LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s [-] %(message)s"
 # StackStorm's AUDIT level sits above CRITICAL.
 LOG_LEVELS = {"AUDIT": logging.CRITICAL + 10}
+# StackStorm's exit code for a status that is neither True nor False (and its message).
+INVALID_STATUS_EXIT_CODE = 220
+INVALID_STATUS_MESSAGE = (
+    "Status returned from the action run() method must either be True or False, got: {status}\n"
+    "If this is an existing action which returns a tuple with two items, it needs to be updated "
+    "to either:\n\n1. Return a list instead of a tuple\n2. Return a tuple where a first items is "
+    "a status flag - (True, ('item1', 'item2'))\n"
+)
 
 
-class ActionService:
-    """``self.action_service``: datastore access namespaced to the action's pack and class."""
-
-    def __init__(self, *, user: str, local_prefix: str) -> None:
-        self._user = user
-        self._local_prefix = local_prefix
-        self._engine: Engine | None = None
-        self._datastore: SessionDatastore | None = None
-
-    def _store(self) -> SessionDatastore:
-        # Connect on first use: an action that never touches the datastore needs no database.
-        if self._datastore is None:
-            config = load_st2_config()
-            self._engine = make_st2_engine(config, pool_size=1)
-            self._datastore = SessionDatastore(
-                make_session_factory(self._engine),
-                key_path=key_path_from_config(config),
-                user=self._user,
-                local_prefix=self._local_prefix,
-            )
-        return self._datastore
-
-    def get_value(
-        self, name: str, local: bool = True, scope: str = "system", decrypt: bool = False
-    ) -> str | None:
-        """Return a datastore value, or None when it does not exist."""
-        return self._store().get_value(name, local=local, scope=scope, decrypt=decrypt)
-
-    def set_value(
-        self,
-        name: str,
-        value: str,
-        ttl: int | None = None,
-        local: bool = True,
-        scope: str = "system",
-        encrypt: bool = False,
-    ) -> bool:
-        """Create or replace a datastore value."""
-        return self._store().set_value(
-            name, value, ttl=ttl, local=local, scope=scope, encrypt=encrypt
-        )
-
-    def delete_value(self, name: str, local: bool = True, scope: str = "system") -> bool:
-        """Delete a datastore value; False when it did not exist."""
-        return self._store().delete_value(name, local=local, scope=scope)
-
-    def list_values(
-        self,
-        local: bool = True,
-        prefix: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        scope: str = "system",
-        decrypt: bool = False,
-    ) -> list[dict[str, Any]]:
-        """List datastore values as KeyValuePair documents."""
-        return self._store().list_values(
-            local=local, prefix=prefix, scope=scope, decrypt=decrypt, limit=limit, offset=offset
-        )
-
-    def close(self) -> None:
-        """Release the database connection, if one was opened."""
-        if self._engine is not None:
-            self._engine.dispose()
+class InvalidStatusError(Exception):
+    """``run()`` returned a pair whose first item is not a boolean (nor None)."""
 
 
 def _import_module(path: Path) -> ModuleType:
@@ -120,9 +60,10 @@ def _import_module(path: Path) -> ModuleType:
 def load_action_class(path: Path) -> type[Any]:
     """Import ``path`` and return the one concrete Action subclass defined in it."""
     base: type[Any] = importlib.import_module(ACTION_BASE_MODULE).Action
+    # Appended, as StackStorm's loader does: the pack's modules never hide installed ones.
     directory = str(path.parent)
     if directory not in sys.path:
-        sys.path.insert(0, directory)
+        sys.path.append(directory)
     module = _import_module(path)
     candidates = [
         value
@@ -161,10 +102,22 @@ def _configure_logging(level_name: str) -> None:
 
 
 def _split_status(output: Any) -> tuple[bool | None, Any]:
-    """``run()`` may return ``(succeeded, result)``; otherwise the status is unknown (None)."""
-    if isinstance(output, tuple) and len(output) == 2:
-        return bool(output[0]), output[1]
-    return None, output
+    """``run()`` may return ``(succeeded, result)``; otherwise the status is unknown (None).
+
+    As in StackStorm, the first item of a pair must be True, False or None.
+    """
+    if not (isinstance(output, tuple) and len(output) == 2):
+        return None, output
+    status, result = output
+    if status is not None and not isinstance(status, bool):
+        raise InvalidStatusError(INVALID_STATUS_MESSAGE.format(status=status))
+    if status is not None:
+        # StackStorm keeps a result it cannot serialize as its text.
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError):
+            result = str(result)
+    return status, result
 
 
 def _encode(document: dict[str, Any]) -> str:
@@ -177,16 +130,30 @@ def _encode(document: dict[str, Any]) -> str:
 def run_action(request: dict[str, Any]) -> dict[str, Any]:
     """Load and run the action described by ``request``; return the result document."""
     action_class = load_action_class(Path(request["entry_point"]))
-    service = ActionService(
-        user=str(request.get("user") or "stanley"),
-        local_prefix=f"{request.get('pack', '')}.{action_class.__name__}",
+    pack = str(request.get("pack") or "")
+    datastore = DatastoreService(
+        pack=pack, class_name=action_class.__name__, user=str(request.get("user") or "stanley")
     )
+    service = ActionService(datastore, pack=pack, log_level=str(request.get("log_level") or ""))
     try:
-        action = action_class(config=request.get("config") or {}, action_service=service)
+        action = _instantiate(action_class, request.get("config") or {}, service)
         status, result = _split_status(action.run(**(request.get("parameters") or {})))
     finally:
-        service.close()
+        datastore.close()
     return {"result": result, "status": status}
+
+
+def _instantiate(action_class: type[Any], config: dict[str, Any], service: ActionService) -> Any:
+    """Create the action; an old-style constructor without ``action_service`` gets it set
+    afterwards, as StackStorm does."""
+    try:
+        return action_class(config=config, action_service=service)
+    except TypeError as error:
+        if "unexpected keyword argument 'action_service'" not in str(error):
+            raise
+    action = action_class(config=config)
+    action.action_service = service
+    return action
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -206,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(str(request.get("log_level") or "DEBUG"))
     try:
         document = run_action(request)
+    except InvalidStatusError as error:
+        sys.stderr.write(str(error))
+        sys.stderr.flush()
+        return INVALID_STATUS_EXIT_CODE
     except Exception:  # noqa: BLE001 - process boundary: the traceback is the action's error report
         sys.stderr.write(traceback.format_exc())
         sys.stderr.flush()

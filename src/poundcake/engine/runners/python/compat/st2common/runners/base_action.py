@@ -11,16 +11,25 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
-LOGGER_PREFIX = "actions.python"
+from .utils import PackConfigDict, get_logger_for_python_runner_action
+
+__all__ = ["Action"]
 
 
 class Action(ABC):
     """Base class of Python actions."""
 
+    description: str | None = None
+
     def __init__(self, config: dict[str, Any] | None = None, action_service: Any = None) -> None:
-        self.config: dict[str, Any] = config if config is not None else {}
         self.action_service = action_service
-        self.logger = logging.getLogger(f"{LOGGER_PREFIX}.{type(self).__name__}")
+        wrapper = getattr(action_service, "_action_wrapper", None)
+        log_level = getattr(wrapper, "_log_level", None) or "debug"
+        pack = getattr(wrapper, "_pack", None) or "unknown"
+        self.config: dict[str, Any] = PackConfigDict(pack, config or {})
+        self.logger: logging.Logger = get_logger_for_python_runner_action(
+            action_name=type(self).__name__, log_level=log_level
+        )
 
     @abstractmethod
     def run(self, **kwargs: Any) -> Any:

@@ -1,0 +1,178 @@
+"""``self.action_service`` of a Python action, as StackStorm 3.9's python runner gives it.
+
+The datastore methods behave as StackStorm's ``ActionDatastoreService`` does (names local to
+``<pack>.<ActionClass>:`` unless ``local=False``, values stored as text, a ``ttl`` of 0 meaning
+none, ``list_values`` items with attribute access), and also accept ``scope="user"``, which
+StackStorm's action service refuses. The database is reached directly (StackStorm goes through its
+API with a temporary token) and only on first use, so an action that never touches the datastore
+needs no database and imports none of the engine's database libraries, whose versions a pack's
+virtualenv may pin differently.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from poundcake.engine.keyvalue.datastore import SessionDatastore
+
+SYSTEM_SCOPE = "system"
+
+
+class KeyValuePair(dict[str, Any]):
+    """A datastore item as ``list_values`` returns it: read ``item.name`` or ``item["name"]``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"<KeyValuePair name={self.get('name')},value={self.get('value')}>"
+
+
+class DatastoreService:
+    """Datastore access for one pack's class (action or sensor), acting for ``user``."""
+
+    def __init__(self, *, pack: str, class_name: str, user: str) -> None:
+        self._pack = pack
+        self._class_name = class_name
+        self._user = user
+        self._engine: Engine | None = None
+        self._datastore: SessionDatastore | None = None
+
+    def _store(self) -> SessionDatastore:
+        if self._datastore is None:
+            from poundcake.config import load_st2_config
+            from poundcake.db.engine import make_st2_engine
+            from poundcake.db.session import make_session_factory
+            from poundcake.engine.keyvalue.crypto import key_path_from_config
+            from poundcake.engine.keyvalue.datastore import SessionDatastore
+
+            config = load_st2_config()
+            self._engine = make_st2_engine(config, pool_size=1)
+            self._datastore = SessionDatastore(
+                make_session_factory(self._engine),
+                key_path=key_path_from_config(config),
+                user=self._user,
+                local_prefix=f"{self._pack}.{self._class_name}",
+            )
+        return self._datastore
+
+    def get_user_info(self) -> dict[str, Any]:
+        """Return who the datastore calls act for: the user who ran the execution."""
+        return {
+            "username": self._user,
+            "authentication": {"method": "action execution", "location": "environment"},
+            "rbac": {"enabled": False, "roles": [], "is_admin": True},
+        }
+
+    def list_values(
+        self,
+        local: bool = True,
+        prefix: str | None = None,
+        limit: int | None = None,
+        offset: int | None = 0,
+        scope: str = SYSTEM_SCOPE,
+        decrypt: bool = False,
+    ) -> list[KeyValuePair]:
+        """List the items whose names start with ``prefix`` (within the local namespace)."""
+        documents = self._store().list_values(
+            local=local,
+            prefix=prefix,
+            limit=limit,
+            offset=offset or 0,
+            scope=scope,
+            decrypt=decrypt,
+        )
+        return [KeyValuePair(document) for document in documents]
+
+    def get_value(
+        self, name: str, local: bool = True, scope: str = SYSTEM_SCOPE, decrypt: bool = False
+    ) -> str | None:
+        """Return an item's value, or None when there is none."""
+        return self._store().get_value(name, local=local, scope=scope, decrypt=decrypt)
+
+    def set_value(
+        self,
+        name: str,
+        value: Any,
+        ttl: int | None = None,
+        local: bool = True,
+        scope: str = SYSTEM_SCOPE,
+        encrypt: bool = False,
+    ) -> bool:
+        """Store ``str(value)``; ``encrypt`` makes it a secret, ``ttl`` (seconds) expires it."""
+        return self._store().set_value(
+            name, str(value), ttl=ttl or None, local=local, scope=scope, encrypt=encrypt
+        )
+
+    def delete_value(self, name: str, local: bool = True, scope: str = SYSTEM_SCOPE) -> bool:
+        """Delete an item; False when there was none."""
+        return self._store().delete_value(name, local=local, scope=scope)
+
+    def close(self) -> None:
+        """Release the database connection, if one was opened."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class ActionService:
+    """What ``self.action_service`` offers: the datastore methods and ``get_user_info``."""
+
+    def __init__(self, datastore: DatastoreService, *, pack: str, log_level: str) -> None:
+        self._datastore_service = datastore
+        # Read by StackStorm's Action base class through ``_action_wrapper``.
+        self._pack = pack
+        self._log_level = log_level
+        self._action_wrapper = self
+
+    @property
+    def datastore_service(self) -> DatastoreService:
+        """The datastore service itself, as StackStorm exposes it."""
+        return self._datastore_service
+
+    def get_user_info(self) -> dict[str, Any]:
+        """Return who the datastore calls act for."""
+        return self._datastore_service.get_user_info()
+
+    def list_values(
+        self,
+        local: bool = True,
+        prefix: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        scope: str = SYSTEM_SCOPE,
+        decrypt: bool = False,
+    ) -> list[KeyValuePair]:
+        """List datastore items (see :meth:`DatastoreService.list_values`)."""
+        return self._datastore_service.list_values(
+            local=local, prefix=prefix, limit=limit, offset=offset, scope=scope, decrypt=decrypt
+        )
+
+    def get_value(
+        self, name: str, local: bool = True, scope: str = SYSTEM_SCOPE, decrypt: bool = False
+    ) -> str | None:
+        """Return a datastore value, or None when it does not exist."""
+        return self._datastore_service.get_value(name, local=local, scope=scope, decrypt=decrypt)
+
+    def set_value(
+        self,
+        name: str,
+        value: Any,
+        ttl: int | None = None,
+        local: bool = True,
+        scope: str = SYSTEM_SCOPE,
+        encrypt: bool = False,
+    ) -> bool:
+        """Create or replace a datastore value."""
+        return self._datastore_service.set_value(
+            name, value, ttl=ttl, local=local, scope=scope, encrypt=encrypt
+        )
+
+    def delete_value(self, name: str, local: bool = True, scope: str = SYSTEM_SCOPE) -> bool:
+        """Delete a datastore value; False when it did not exist."""
+        return self._datastore_service.delete_value(name, local=local, scope=scope)
