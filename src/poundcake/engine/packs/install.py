@@ -33,6 +33,7 @@ from poundcake.engine.packs.loader import MANIFEST_FILE, SYSTEM_PACK_REFS, PackS
 from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR, ContentLocations
 from poundcake.engine.packs.models import PackDB
 from poundcake.engine.packs.registration import register_packs
+from poundcake.engine.packs.virtualenvs import installed_virtualenvs
 from poundcake.exceptions import ValidationError
 
 logger = logging.getLogger(__name__)
@@ -308,8 +309,10 @@ def install_packs(
     force: bool = False,
     skip_dependencies: bool = False,
     system_user: str = "stanley",
+    virtualenvs: Path | None = None,
 ) -> PackOperationReport:
-    """Check local packs (see :func:`plan_install`), copy them into place and register them."""
+    """Check local packs (see :func:`plan_install`), copy them into place, set up their
+    virtualenvs in ``virtualenvs`` (if given) and register them."""
     plan = plan_install(
         session=session,
         locations=locations,
@@ -317,7 +320,8 @@ def install_packs(
         force=force,
         skip_dependencies=skip_dependencies,
     )
-    with _placed(plan.candidates, plan.target):
+    placed = {each.spec.ref: each.destination(plan.target) for each in plan.candidates}
+    with _placed(plan.candidates, plan.target), installed_virtualenvs(virtualenvs, placed):
         register_packs(
             session=session,
             locations=locations,

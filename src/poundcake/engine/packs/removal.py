@@ -23,6 +23,7 @@ from poundcake.engine.packs.install import PACKS_SETTING, PackOperationReport
 from poundcake.engine.packs.loader import MANIFEST_FILE, SYSTEM_PACK_REFS, load_pack
 from poundcake.engine.packs.locations import ContentLocations
 from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
+from poundcake.engine.packs.virtualenvs import remove_virtualenv
 from poundcake.engine.policies.models import PolicyDB
 from poundcake.engine.rules.models import RuleDB
 from poundcake.engine.sensors.models import SensorTypeDB
@@ -94,9 +95,14 @@ def check_uninstall(packs: Sequence[str]) -> None:
 
 
 def uninstall_packs(
-    *, session: Session, locations: ContentLocations, packs: Sequence[str]
+    *,
+    session: Session,
+    locations: ContentLocations,
+    packs: Sequence[str],
+    virtualenvs: Path | None = None,
 ) -> PackOperationReport:
-    """Unregister ``packs`` and delete their directories."""
+    """Unregister ``packs`` and delete their directories (and their virtualenvs in
+    ``virtualenvs``, if given, as StackStorm does)."""
     check_uninstall(packs)
     report = PackOperationReport()
     for pack in dict.fromkeys(packs):
@@ -110,6 +116,8 @@ def uninstall_packs(
         unregister_pack(session=session, pack=pack)
         if directory is not None:
             shutil.rmtree(directory)
+        if virtualenvs is not None:
+            remove_virtualenv(virtualenvs, pack)
         report.packs_list.append(pack)
         logger.info("Removed pack %s", pack)
     return report

@@ -310,6 +310,17 @@ def virtualenvs_set_up(
             work.parent.rmdir()
 
 
+def installed_virtualenvs(
+    virtualenvs: Path | None, packs: Mapping[str, Path]
+) -> contextlib.AbstractContextManager[object]:
+    """Set up the virtualenv of each pack just put in place (ref to directory), as StackStorm's
+    install does, for the block that registers them; nothing when ``virtualenvs`` is None."""
+    if virtualenvs is None:
+        return contextlib.nullcontext()
+    requests = [VirtualenvRequest(pack, path) for pack, path in packs.items()]
+    return virtualenvs_set_up(virtualenvs, requests)
+
+
 def remove_virtualenv(virtualenvs: Path, pack: str) -> bool:
     """Delete ``pack``'s virtualenv; return False if it had none."""
     path = virtualenvs / pack

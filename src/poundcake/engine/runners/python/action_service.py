@@ -120,59 +120,17 @@ class DatastoreService:
             self._engine.dispose()
 
 
-class ActionService:
-    """What ``self.action_service`` offers: the datastore methods and ``get_user_info``."""
+class ActionService(DatastoreService):
+    """What ``self.action_service`` offers: the datastore methods, ``get_user_info`` and
+    ``datastore_service``."""
 
-    def __init__(self, datastore: DatastoreService, *, pack: str, log_level: str) -> None:
-        self._datastore_service = datastore
+    def __init__(self, *, pack: str, class_name: str, user: str, log_level: str) -> None:
+        super().__init__(pack=pack, class_name=class_name, user=user)
         # Read by StackStorm's Action base class through ``_action_wrapper``.
-        self._pack = pack
         self._log_level = log_level
         self._action_wrapper = self
 
     @property
     def datastore_service(self) -> DatastoreService:
         """The datastore service itself, as StackStorm exposes it."""
-        return self._datastore_service
-
-    def get_user_info(self) -> dict[str, Any]:
-        """Return who the datastore calls act for."""
-        return self._datastore_service.get_user_info()
-
-    def list_values(
-        self,
-        local: bool = True,
-        prefix: str | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        scope: str = SYSTEM_SCOPE,
-        decrypt: bool = False,
-    ) -> list[KeyValuePair]:
-        """List datastore items (see :meth:`DatastoreService.list_values`)."""
-        return self._datastore_service.list_values(
-            local=local, prefix=prefix, limit=limit, offset=offset, scope=scope, decrypt=decrypt
-        )
-
-    def get_value(
-        self, name: str, local: bool = True, scope: str = SYSTEM_SCOPE, decrypt: bool = False
-    ) -> str | None:
-        """Return a datastore value, or None when it does not exist."""
-        return self._datastore_service.get_value(name, local=local, scope=scope, decrypt=decrypt)
-
-    def set_value(
-        self,
-        name: str,
-        value: Any,
-        ttl: int | None = None,
-        local: bool = True,
-        scope: str = SYSTEM_SCOPE,
-        encrypt: bool = False,
-    ) -> bool:
-        """Create or replace a datastore value."""
-        return self._datastore_service.set_value(
-            name, value, ttl=ttl, local=local, scope=scope, encrypt=encrypt
-        )
-
-    def delete_value(self, name: str, local: bool = True, scope: str = SYSTEM_SCOPE) -> bool:
-        """Delete a datastore value; False when it did not exist."""
-        return self._datastore_service.delete_value(name, local=local, scope=scope)
+        return self

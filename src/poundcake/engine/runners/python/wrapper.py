@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from poundcake.engine.runners.python.action_service import ActionService, DatastoreService
+from poundcake.engine.runners.python.action_service import ActionService
 from poundcake.exceptions import ValidationError
 
 ACTION_BASE_MODULE = "st2common.runners.base_action"
@@ -130,16 +130,17 @@ def _encode(document: dict[str, Any]) -> str:
 def run_action(request: dict[str, Any]) -> dict[str, Any]:
     """Load and run the action described by ``request``; return the result document."""
     action_class = load_action_class(Path(request["entry_point"]))
-    pack = str(request.get("pack") or "")
-    datastore = DatastoreService(
-        pack=pack, class_name=action_class.__name__, user=str(request.get("user") or "stanley")
+    service = ActionService(
+        pack=str(request.get("pack") or ""),
+        class_name=action_class.__name__,
+        user=str(request.get("user") or "stanley"),
+        log_level=str(request.get("log_level") or ""),
     )
-    service = ActionService(datastore, pack=pack, log_level=str(request.get("log_level") or ""))
     try:
         action = _instantiate(action_class, request.get("config") or {}, service)
         status, result = _split_status(action.run(**(request.get("parameters") or {})))
     finally:
-        datastore.close()
+        service.close()
     return {"result": result, "status": status}
 
 
