@@ -112,6 +112,24 @@ def test_update_keeps_the_virtualenv_and_refuses_unknown_values(
     )
     assert update["status"] == "succeeded", update["result"]
     assert keep.exists(), "update=true keeps the virtualenv"
+    # The env parameter reaches pip (here a constraints file that does not exist); the failed
+    # update puts the virtualenv back as it was.
+    offline = ran(
+        st2(
+            "run",
+            "packs.setup_virtualenv",
+            "packs=venv_tests",
+            "update=true",
+            'env={"PIP_CONSTRAINT": "/nonexistent/constraints.txt"}',
+            "-j",
+            timeout=300,
+        )
+    )
+    assert offline["status"] == "failed"
+    assert "/nonexistent/constraints.txt" in offline["result"]["stderr"]
+    assert keep.exists() and not (path / MARKER).exists()
+    still = ran(st2("run", "venv_tests.dependencies", "-j"))
+    assert still["status"] == "succeeded", still["result"]
     python2 = ran(st2("run", "packs.setup_virtualenv", "packs=venv_tests", "python3=false", "-j"))
     assert python2["status"] == "failed"
     assert "python3=false asks for a Python 2 virtualenv" in python2["result"]["stderr"]
