@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -19,6 +21,7 @@ from poundcake.db.session import make_session_factory, unit_of_work
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.keyvalue import service
 from poundcake.engine.keyvalue.models import KeyValuePairDB
+from poundcake.engine.packs.virtualenvs import INCOMPLETE_MARKER, VirtualenvError
 from poundcake.engine.runners.base import RunnerOutcome, RunnerRequest, RunnerServices
 from poundcake.engine.runners.python.runner import PythonRunner
 from poundcake.engine.runners.registry import runner_class, runner_types
@@ -546,3 +549,147 @@ def test_action_files_do_not_shadow_the_wrappers_modules(tmp_path: Path) -> None
     outcome = run(PythonRunner(make_request(path), Recorder()))
     assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
     assert outcome.result["result"] == {"module": "_pack_action_json"}
+
+
+def make_virtualenv(root: Path, pack: str) -> Path:
+    """A real virtualenv of our interpreter (without pip, so no download), as setup makes it."""
+    path = root / pack
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return path
+
+
+def test_the_action_runs_in_its_packs_virtualenv_whose_libraries_win(tmp_path: Path) -> None:
+    virtualenvs = tmp_path / "virtualenvs"
+    venv = make_virtualenv(virtualenvs, "examples")
+    [site_packages] = (venv / "lib").glob("python3*/site-packages")
+    # The engine has its own xmltodict; the pack's copy must win.
+    (site_packages / "xmltodict.py").write_text("__version__ = 'the pack pinned this'\n")
+    path = write_action(
+        tmp_path,
+        "where",
+        """
+        import os
+        import sys
+
+        import xmltodict
+        from st2common.runners.base_action import Action
+
+        class Where(Action):
+            def run(self):
+                return {
+                    "prefix": sys.prefix,
+                    "xmltodict": xmltodict.__version__,
+                    "path": os.environ["PATH"].split(":")[0],
+                }
+        """,
+    )
+    services = RunnerServices(virtualenvs=virtualenvs)
+    outcome = run(PythonRunner(make_request(path), Recorder(), services))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {
+        "prefix": str(venv),
+        "xmltodict": "the pack pinned this",
+        "path": str(venv / "bin"),
+    }
+
+
+def test_an_incomplete_virtualenv_fails_the_action_and_names_the_fix(tmp_path: Path) -> None:
+    virtualenvs = tmp_path / "virtualenvs"
+    venv = make_virtualenv(virtualenvs, "examples")
+    (venv / INCOMPLETE_MARKER).write_text("")
+    path = write_action(
+        tmp_path,
+        "never_runs",
+        """
+        from st2common.runners.base_action import Action
+
+        class NeverRuns(Action):
+            def run(self):
+                return "ran"
+        """,
+    )
+    runner = PythonRunner(make_request(path), Recorder(), RunnerServices(virtualenvs=virtualenvs))
+    with pytest.raises(VirtualenvError, match=r"packs\.setup_virtualenv packs=examples"):
+        runner.pre_run()
+
+
+def test_a_status_that_is_not_a_boolean_fails_as_in_stackstorm(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "bad_status",
+        """
+        from st2common.runners.base_action import Action
+
+        class BadStatus(Action):
+            def run(self):
+                return ("yes", {"kept": 1})
+        """,
+    )
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is ExecutionStatus.FAILED
+    assert outcome.result["exit_code"] == 220
+    assert outcome.result["error"].startswith(
+        "Status returned from the action run() method must either be True or False, got: yes"
+    )
+
+
+def test_stackstorm_action_conventions(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "conventions",
+        """
+        from st2common.runners.base_action import Action
+
+        class Conventions(Action):
+            description = "old style"
+
+            def __init__(self, config):
+                super().__init__(config)
+
+            def run(self):
+                try:
+                    self.config["absent"]
+                except ValueError as error:
+                    missing = str(error).splitlines()[0]
+                return (None, {
+                    "missing": missing,
+                    "service": type(self.action_service).__name__,
+                    "user": self.action_service.get_user_info()["username"],
+                    "logger": self.logger.name,
+                    "unserializable": None,
+                })
+        """,
+    )
+    request = make_request(path, user="alice")
+    outcome = run(PythonRunner(request, Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {
+        # A constructor without action_service gets it only afterwards: StackStorm then names
+        # the pack "unknown" too.
+        "missing": 'Config for pack "unknown" is missing key "absent".',
+        "service": "ActionService",
+        "user": "alice",
+        "logger": "actions.python.Conventions",
+        "unserializable": None,
+    }
+
+
+def test_an_unserializable_result_with_a_status_becomes_text(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "opaque",
+        """
+        from st2common.runners.base_action import Action
+
+        class Opaque:
+            def __str__(self):
+                return "an opaque object"
+
+        class ReturnsObject(Action):
+            def run(self):
+                return (True, Opaque())
+        """,
+    )
+    outcome = run(PythonRunner(make_request(path), Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == "an opaque object"
