@@ -98,6 +98,11 @@ class TaskRequester:
         for key in ("api_user", "source_channel"):
             if st2.get(key):
                 self.parent[key] = st2[key]
+        # The workflow's notify goes to the tasks its ``notify`` runner parameter names.
+        self._notify = dict((execution.liveaction or {}).get("notify") or {})
+        self._notify_tasks = {
+            str(task) for task in (execution.parameters or {}).get("notify") or []
+        }
 
     def record_children(self) -> None:
         """Append the executions requested so far to the workflow's ``children``, together."""
@@ -215,6 +220,8 @@ class TaskRequester:
             loaded=loaded,
             liveaction_values={"workflow_execution": self.row.id, "task_execution": task.id},
             add_to_parent=False,
+            notify=self._notify,
+            skip_notify=task.task_name not in self._notify_tasks,
         )
         self._children.append(requested.execution_id)
         self._link(task, action, requested.execution_id)
