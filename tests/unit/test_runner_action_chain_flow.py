@@ -38,9 +38,14 @@ class ScriptedChildren:
         self.behaviours = behaviours
         self.requests: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         self.canceled: list[str] = []
+        self.notify: dict[str, tuple[Mapping[str, Any] | None, bool]] = {}
 
     def request(
-        self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
+        self,
+        action_ref: str,
+        parameters: Mapping[str, Any],
+        context: Mapping[str, Any],
+        **notify: Any,
     ) -> str:
         if action_ref == "tests.refused":
             raise ValidationError("'cmd' is a required property")
@@ -48,6 +53,10 @@ class ScriptedChildren:
             raise NotFoundError(f'Action "{action_ref}" cannot be found.')
         execution_id = f"child-{len(self.requests) + 1}"
         self.requests.append((execution_id, action_ref, dict(parameters), dict(context)))
+        self.notify[context["chain"]["name"]] = (
+            notify.get("notify"),
+            notify.get("skip_notify", False),
+        )
         return execution_id
 
     def wait(self, execution_id: str) -> tuple[ExecutionStatus, Any]:
@@ -97,6 +106,7 @@ def run_chain(
     parameters: dict[str, Any] | None = None,
     runner_parameters: dict[str, Any] | None = None,
     datastore: Any = None,
+    notify: dict[str, Any] | None = None,
 ) -> RunnerOutcome:
     path = tmp_path / "chain.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -112,6 +122,7 @@ def run_chain(
         pack_config={"region": "eu"},
         user="tester",
         context={"user": "tester", "pack": "tests"},
+        notify=notify or {},
     )
     runner = ActionChainRunner(
         request, lambda kind, data: None, RunnerServices(children=children, datastore=datastore)
@@ -398,3 +409,29 @@ def test_a_canceled_task_ends_the_chain_canceled_without_publishing(tmp_path: Pa
     assert [task["state"] for task in outcome.result["tasks"]] == ["canceled"]
     assert outcome.result["published"] == {}
     assert len(children.requests) == 1
+
+
+def test_tasks_carry_their_notify_or_the_chains_unless_skipped(tmp_path: Path) -> None:
+    own = {"on-complete": {"routes": ["task"]}}
+    chain_notify = {"on-failure": {"routes": ["chain"]}}
+    document = {
+        "chain": [
+            {"name": "a", "ref": "tests.echo", "notify": own, "on-success": "b"},
+            {"name": "b", "ref": "tests.echo", "on-success": "c"},
+            {"name": "c", "ref": "tests.echo", "notify": own},
+        ]
+    }
+    children = ScriptedChildren({"tests.echo": echo})
+    outcome = run_chain(
+        tmp_path,
+        document,
+        children,
+        runner_parameters={"skip_notify": ["c"]},
+        notify=chain_notify,
+    )
+    assert outcome.status == S.SUCCEEDED
+    assert children.notify == {
+        "a": (own, False),
+        "b": (chain_notify, False),
+        "c": (None, True),
+    }

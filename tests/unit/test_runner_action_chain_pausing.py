@@ -46,7 +46,11 @@ class Children:
         self.pause_after: str | None = None
 
     def request(
-        self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
+        self,
+        action_ref: str,
+        parameters: Mapping[str, Any],
+        context: Mapping[str, Any],
+        **notify: Any,
     ) -> str:
         execution_id = f"child-{len(self.requests) + 1}"
         self.requests.append((execution_id, action_ref, dict(parameters)))
@@ -204,7 +208,9 @@ def test_a_paused_sub_chain_is_resumed_with_its_parent(tmp_path: Path) -> None:
     children = Children()
     children.statuses["child-1"] = (S.PAUSED, {"tasks": []})
 
-    def paused_sub(action_ref: str, parameters: Mapping[str, Any], context: Any) -> str:
+    def paused_sub(
+        action_ref: str, parameters: Mapping[str, Any], context: Any, **_notify: Any
+    ) -> str:
         children.requests.append(("child-1", action_ref, dict(parameters)))
         return "child-1"
 

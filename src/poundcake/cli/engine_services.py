@@ -1,6 +1,6 @@
 """Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``,
-``st2workflowengine``, ``st2rulesengine``, ``st2timersengine``, ``st2garbagecollector``,
-``st2api``, ``st2auth`` and ``st2stream``."""
+``st2workflowengine``, ``st2rulesengine``, ``st2notifier``, ``st2timersengine``,
+``st2garbagecollector``, ``st2api``, ``st2auth`` and ``st2stream``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from poundcake.config import St2Config, load_st2_config
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
 from poundcake.engine.api.app import Listener, create_app
 from poundcake.engine.garbage.process import GarbageCollector, GarbageCollectorSettings
+from poundcake.engine.notifier.process import Notifier
 from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
@@ -115,6 +116,13 @@ def _rulesengine(config_file: ConfigFile = None) -> None:
     config, runtime = _runtime(config_file, pool_size=4)
     settings = RulesEngineSettings.from_section(config.rulesengine)
     serve("st2rulesengine", config, RulesEngine(runtime, settings), runtime)
+
+
+@handles_errors
+def _notifier(config_file: ConfigFile = None) -> None:
+    """Post notify triggers of finished executions and apply their retry policies."""
+    config, runtime = _runtime(config_file, pool_size=2)
+    serve("st2notifier", config, Notifier(runtime), runtime)
 
 
 @handles_errors
@@ -223,3 +231,8 @@ def garbagecollector_main() -> None:
 def timersengine_main() -> None:
     """Entry point of ``st2timersengine``."""
     _app(_timersengine)()
+
+
+def notifier_main() -> None:
+    """Entry point of ``st2notifier``."""
+    _app(_notifier)()

@@ -38,6 +38,7 @@ def engine_services(config: St2Config) -> list[ServiceSpec]:
         ServiceSpec("st2scheduler"),
         ServiceSpec("st2workflowengine", instances=config.workflow_engine.workers),
         ServiceSpec("st2rulesengine"),
+        ServiceSpec("st2notifier"),
         *([ServiceSpec("st2timersengine")] if config.timersengine.enable else []),
         ServiceSpec("st2garbagecollector"),
         ServiceSpec("st2actionrunner", instances=config.actionrunner.workers),

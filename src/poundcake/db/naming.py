@@ -14,6 +14,7 @@ ENGINE_TABLE_NAMES: tuple[str, ...] = (
     "execution_output_db",
     "key_value_pair_db",
     "liveaction_db",
+    "notifier_pending_db",
     "pack_db",
     "policy_db",
     "policy_type_db",

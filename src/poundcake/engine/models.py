@@ -6,6 +6,7 @@ from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.auth.models import ApiKeyDB, TokenDB, UserDB
 from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
 from poundcake.engine.keyvalue.models import KeyValuePairDB
+from poundcake.engine.notifier.models import NotifierPendingDB
 from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
 from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
@@ -30,6 +31,7 @@ __all__ = [
     "ExecutionOutputDB",
     "KeyValuePairDB",
     "LiveActionDB",
+    "NotifierPendingDB",
     "PackDB",
     "PolicyDB",
     "PolicyTypeDB",

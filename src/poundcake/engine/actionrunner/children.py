@@ -123,6 +123,8 @@ class ExecutionChildren:
         context: Mapping[str, Any],
         *,
         rendered: bool = False,
+        notify: Mapping[str, Any] | None = None,
+        skip_notify: bool = False,
     ) -> str:
         """Record a child in ``requested`` and announce it; return its execution id.
 
@@ -151,6 +153,8 @@ class ExecutionChildren:
                 parent=self._parent_id,
                 cipher=self._cipher,
                 rendered=rendered,
+                notify=notify,
+                skip_notify=skip_notify,
             )
         self._publisher.requested(requested.liveaction_id, requested.execution_id)
         return requested.execution_id

@@ -110,4 +110,5 @@ def build_request(
         context=context,
         timeout=_timeout(runner_parameters),
         result=execution.result,
+        notify=dict((execution.liveaction or {}).get("notify") or {}),
     )

@@ -1,4 +1,8 @@
-"""Completion triggers: every finished execution stores a ``core.st2.generic.actiontrigger``.
+"""What the transaction that ends an execution also writes.
+
+Every finished execution stores a ``core.st2.generic.actiontrigger``, and one with ``notify``
+settings or a post-run policy is marked for ``st2notifier``
+(:mod:`poundcake.engine.notifier.pending`).
 
 The instance is written in the transaction that ends the execution, so a rule on it can never
 miss a result (nothing is lost between the runner and the rules engine). The rules engine picks
@@ -22,6 +26,7 @@ from poundcake.db.types import utcnow
 from poundcake.engine.actions.parameters import mask_secrets, merge_schemas
 from poundcake.engine.documents import isoformat
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.notifier.pending import mark_pending
 from poundcake.engine.triggers.instances import TriggerInstanceStatus
 from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.ids import new_id
@@ -57,6 +62,13 @@ def action_trigger_payload(execution: Any) -> dict[str, Any]:
         "parameters": mask_secrets(execution.parameters or {}, schema),
         "result": _result(execution.result),
     }
+
+
+def finish_executions(session: Session, liveaction_ids: Iterable[str]) -> None:
+    """Write what finishing these (just finished) live actions calls for."""
+    ids = list(liveaction_ids)
+    emit_action_triggers(session, ids)
+    mark_pending(session, ids)
 
 
 def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int:

@@ -28,7 +28,7 @@ from poundcake.engine.actions.parameters import (
     secret_names,
 )
 from poundcake.engine.documents import action_document, isoformat, runner_document
-from poundcake.engine.executions.completion import emit_action_triggers
+from poundcake.engine.executions.completion import finish_executions
 from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
 from poundcake.engine.executions.sealed import seal_parameters
 from poundcake.engine.executions.states import (
@@ -39,6 +39,7 @@ from poundcake.engine.executions.states import (
 )
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.lookup import datastore_context
+from poundcake.engine.notifier.settings import execution_notify
 from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB
 from poundcake.engine.packs.schema import config_with_defaults
 from poundcake.engine.runners.models import RunnerTypeDB
@@ -136,6 +137,8 @@ def request_execution(
     loaded: LoadedAction | None = None,
     liveaction_values: Mapping[str, Any] | None = None,
     add_to_parent: bool = True,
+    notify: Mapping[str, Any] | None = None,
+    skip_notify: bool = False,
 ) -> RequestedExecution:
     """Validate and record a new execution in ``requested``.
 
@@ -151,6 +154,9 @@ def request_execution(
     action's columns (a workflow task's ``workflow_execution`` and ``task_execution``).
     ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
     (:func:`add_children`, once for all the children it requests in its unit of work).
+    ``notify`` is what the request asks to be notified of (the API's ``notify``, a workflow
+    task's); the action's own ``notify`` wins when it has any, as in StackStorm, and
+    ``skip_notify`` (a workflow task left out of notifications) sends none.
     """
     parameters = dict(parameters or {})
     action, runner, config = loaded or load_action(session, action_ref)
@@ -172,6 +178,7 @@ def request_execution(
     extra = dict(extra or {})
     trigger_instance = extra.get("trigger_instance")
     rule = extra.get("rule")
+    notify_settings = execution_notify(action.notify, notify, skip=skip_notify)
     # Core inserts: the hot path of every request skips the ORM unit of work.
     session.execute(
         sa.insert(LiveActionDB).values(
@@ -184,7 +191,7 @@ def request_execution(
             context=execution_context,
             callback={},
             runner_info={},
-            notify=action.notify or {},
+            notify=notify_settings,
             delay=delay,
             **(liveaction_values or {}),
         )
@@ -204,7 +211,7 @@ def request_execution(
                 "callback": {},
                 "action_is_workflow": runner.name in WORKFLOW_RUNNER_TYPES,
                 "runner_info": {},
-                "notify": action.notify or {},
+                "notify": notify_settings,
             },
             status=S.REQUESTED.value,
             start_timestamp=now,
@@ -328,7 +335,7 @@ def transition(
         if not moved.rowcount:  # type: ignore[attr-defined]
             return False
         if to in COMPLETED:
-            emit_action_triggers(session, [liveaction_id])
+            finish_executions(session, [liveaction_id])
         return True
     return bool(
         transition_many(
@@ -380,7 +387,7 @@ def transition_many(
         .execution_options(synchronize_session=False)
     )
     if to in COMPLETED:
-        emit_action_triggers(session, moved)
+        finish_executions(session, moved)
     return moved
 
 

@@ -193,14 +193,15 @@ def load_action(pack: PackSpec, path: Path) -> ActionSpec:
             parameters=check_parameters(fields.document.get("parameters")),
             output_schema=output_schema,
             tags=fields.mapping_list("tags"),
-            notify=_notify(fields.nested("notify")),
+            notify=check_notify(fields.nested("notify")),
             metadata_file=pack.relative(path),
         )
     except FieldError as error:
         raise MetadataError.from_field_error(path, error) from None
 
 
-def _notify(fields: Fields) -> dict[str, Any]:
+def check_notify(fields: Fields) -> dict[str, Any]:
+    """Check ``notify`` settings (StackStorm's schema) and return them."""
     fields.only(NOTIFY_EVENTS)
     for event in fields.document:
         settings = fields.nested(event)

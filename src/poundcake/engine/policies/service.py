@@ -1,7 +1,9 @@
 """Policy types and policies in the database.
 
-The engine enforces two policy types, ``action.concurrency`` and ``action.retry``; a policy's
-parameters are checked against its type's schema and stored with the type's defaults filled in.
+The engine enforces StackStorm's three policy types, ``action.concurrency`` and
+``action.concurrency.attr`` (in the scheduler) and ``action.retry`` (in the notifier); a
+policy's parameters are checked against its type's schema and stored with the type's defaults
+filled in.
 """
 
 from __future__ import annotations
@@ -37,31 +39,64 @@ class PolicyTypeSpec:
         return f"{self.resource_type}.{self.name}"
 
 
+_THRESHOLD = {"description": "Concurrency threshold.", "type": "integer", "required": True}
+_CONCURRENCY_ACTION = {
+    "description": "Which action to perform on the execution once the concurrency threshold "
+    "has been reached.",
+    "type": "string",
+    "enum": ["delay", "cancel"],
+    "default": "delay",
+}
+
+# StackStorm's policy types (st2common/policies/meta/*.yaml), with their parameter schemas.
 POLICY_TYPES: tuple[PolicyTypeSpec, ...] = (
     PolicyTypeSpec(
         resource_type="action",
         name="concurrency",
-        description="Let at most <threshold> executions of the action run at once; "
-        "the others wait (delay) or are canceled.",
+        description="Limits the concurrent executions for the action.",
+        parameters={"threshold": _THRESHOLD, "action": _CONCURRENCY_ACTION},
+    ),
+    PolicyTypeSpec(
+        resource_type="action",
+        name="concurrency.attr",
+        description="Limits the concurrent executions for the action by attribute(s).",
         parameters={
-            "threshold": {"type": "integer", "required": True},
-            "action": {"type": "string", "enum": ["delay", "cancel"], "default": "delay"},
+            "threshold": _THRESHOLD,
+            "action": _CONCURRENCY_ACTION,
+            "attributes": {
+                "description": "List of attributes by which to limit the concurrency.",
+                "type": "array",
+                "uniqueItems": True,
+                "items": {"type": "string", "minLength": 1},
+            },
         },
     ),
     PolicyTypeSpec(
         resource_type="action",
         name="retry",
-        description="Run the action again when it fails or times out.",
+        description="Retry (re-run) failed or timed out action.",
         parameters={
-            "retry_on": {"type": "string", "enum": ["failure", "timeout"], "required": True},
+            "retry_on": {
+                "type": "string",
+                "description": "Condition to retry on.",
+                "required": True,
+                "enum": ["failure", "timeout"],
+            },
             "max_retry_count": {
                 "type": "integer",
+                "description": "Maximum number of times to retry before giving up.",
+                "required": True,
                 "minimum": 1,
                 "maximum": 5,
                 "default": 2,
-                "required": True,
             },
-            "delay": {"type": "number", "minimum": 0, "maximum": 120},
+            "delay": {
+                "type": "number",
+                "description": "Number of seconds to wait before retrying the execution.",
+                "required": False,
+                "minimum": 0,
+                "maximum": 120,
+            },
         },
     ),
 )

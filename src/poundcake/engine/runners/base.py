@@ -55,7 +55,13 @@ class ChildExecutions(Protocol):
     """How workflow runners (action-chain) start child executions and wait for them."""
 
     def request(
-        self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
+        self,
+        action_ref: str,
+        parameters: Mapping[str, Any],
+        context: Mapping[str, Any],
+        *,
+        notify: Mapping[str, Any] | None = None,
+        skip_notify: bool = False,
     ) -> str: ...
 
     def wait(self, execution_id: str) -> tuple[ExecutionStatus, Any]: ...
@@ -111,6 +117,8 @@ class RunnerRequest:
     timeout: float | None = None
     # The result recorded so far: where a resumed workflow continues from.
     result: Any = None
+    # The execution's notify settings (a workflow passes them on to its tasks).
+    notify: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from poundcake.engine.executions.service import (
 )
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.messaging import ORQUESTA_RUNNER_TYPE
-from poundcake.engine.policies.enforcement import admit, concurrency_policies
+from poundcake.engine.policies.enforcement import ConcurrencyPolicy, admit, concurrency_policies
 
 S = ExecutionStatus
 
@@ -77,28 +77,51 @@ def schedule_batch(session: Session, liveaction_ids: list[str]) -> BatchDecision
     for row in rows:
         if row.id in free:
             continue
-        policy = policies.get(row.action)
-        held = _delay_pending(row, now) or (policy is not None and not admit(session, policy))
-        if not held:
+        if _delay_pending(row, now):
+            if row.status == S.REQUESTED.value and delay_execution(session, row.id):
+                decision.delayed.append(row.id)
+            continue
+        refused_by = _refusing_policy(session, row, policies.get(row.action) or [])
+        if refused_by is None:
             if schedule(session, row.id):
                 decision.scheduled.append(row.id)
-        elif policy is not None and policy.action == "cancel" and not _delay_pending(row, now):
-            result = {
-                "message": f"Canceled by policy: {policy.action_ref} is at its concurrency limit."
-            }
-            if transition(
-                session,
-                liveaction_id=row.id,
-                to=S.CANCELED,
-                allowed_from=(S(row.status),),
-                liveaction_values={"result": result},
-                execution_values={"result": result},
-            ):
+        elif refused_by.action == "cancel":
+            if _cancel(session, row, refused_by):
                 decision.canceled.append(row.id)
         elif row.status == S.REQUESTED.value and delay_execution(session, row.id):
             decision.delayed.append(row.id)
     session.flush()
     return decision
+
+
+def _refusing_policy(
+    session: Session, row: Any, policies: list[ConcurrencyPolicy]
+) -> ConcurrencyPolicy | None:
+    """The first of the action's concurrency policies that holds this execution back."""
+    parameters = None
+    for policy in policies:
+        if policy.attributes is not None and parameters is None:
+            parameters = session.scalar(
+                sa.select(LiveActionDB.parameters).where(LiveActionDB.id == row.id)
+            )
+        if not admit(session, policy, parameters):
+            return policy
+    return None
+
+
+def _cancel(session: Session, row: Any, policy: ConcurrencyPolicy) -> bool:
+    result = {
+        "message": f"Canceled by policy {policy.policy_ref}: {policy.action_ref} is at its "
+        "concurrency limit."
+    }
+    return transition(
+        session,
+        liveaction_id=row.id,
+        to=S.CANCELED,
+        allowed_from=(S(row.status),),
+        liveaction_values={"result": result},
+        execution_values={"result": result},
+    )
 
 
 def due_for_retry(session: Session, *, lost_after: float, limit: int) -> list[str]:

@@ -42,6 +42,8 @@ class WorkflowExecutionDB(Base):
     sealed: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     start_timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
     end_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # StackStorm's notify instruction: {"config": the workflow's notify, "tasks": [names]}.
+    notify: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), nullable=True)
 
 
 class TaskExecutionDB(Base):

@@ -44,6 +44,7 @@ from poundcake.engine.runners.orquesta.runner import OrquestaRunner
 from poundcake.engine.runners.registry import runner_types
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.workflows.discovery import workflows_needing_attention, workflows_of
+from poundcake.engine.workflows.requests import workflow_notify
 from poundcake.engine.workflows.service import (
     Conducted,
     ExecutionChangedError,
@@ -103,6 +104,7 @@ class _Host:
             parameters={**declared, **request.action_parameters},
             secrets=secrets,
             env=self.env,
+            notify=workflow_notify(request.notify, request.runner_parameters.get("notify") or []),
         )
         return RunnerOutcome(S.RUNNING, None)
 

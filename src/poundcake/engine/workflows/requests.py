@@ -10,7 +10,7 @@ so later items cost one row read each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +67,14 @@ def action_delay(request: TaskRequest, item_id: int | None) -> int | None:
     return delay * MILLISECONDS
 
 
+def workflow_notify(config: Mapping[str, Any], tasks: Sequence[Any]) -> dict[str, Any] | None:
+    """StackStorm's notify instruction of a workflow execution: its own notify settings and the
+    tasks (the ``notify`` runner parameter) whose actions carry them."""
+    if not config or not tasks:
+        return None
+    return {"config": dict(config), "tasks": [str(task) for task in tasks]}
+
+
 class TaskRequester:
     """Requests the actions of tasks for one workflow in one unit of work."""
 
@@ -98,6 +106,10 @@ class TaskRequester:
         for key in ("api_user", "source_channel"):
             if st2.get(key):
                 self.parent[key] = st2[key]
+        # The workflow's notify goes to the tasks its ``notify`` runner parameter names.
+        instruction = row.notify or {}
+        self._notify = dict(instruction.get("config") or {})
+        self._notify_tasks = {str(task) for task in instruction.get("tasks") or []}
 
     def record_children(self) -> None:
         """Append the executions requested so far to the workflow's ``children``, together."""
@@ -215,6 +227,8 @@ class TaskRequester:
             loaded=loaded,
             liveaction_values={"workflow_execution": self.row.id, "task_execution": task.id},
             add_to_parent=False,
+            notify=self._notify,
+            skip_notify=task.task_name not in self._notify_tasks,
         )
         self._children.append(requested.execution_id)
         self._link(task, action, requested.execution_id)

@@ -147,9 +147,11 @@ def start_workflow(
     parameters: Mapping[str, Any],
     secrets: bool,
     env: WorkflowEnvironment,
+    notify: dict[str, Any] | None = None,
 ) -> Conducted:
     """Create the workflow execution of a running ``orquesta`` execution and request its first
-    tasks; a definition that fails inspection, or input that cannot be rendered, fails it."""
+    tasks; a definition that fails inspection, or input that cannot be rendered, fails it.
+    ``notify`` is the notify instruction for its tasks (:func:`workflow_notify`)."""
     workflow_id = new_id()
     context = runtime_context(execution, workflow_id=workflow_id, api_url=env.api_url)
     problems = inspect_document(
@@ -171,6 +173,7 @@ def start_workflow(
         errors=[],
         sealed=secrets,
         start_timestamp=utcnow(),
+        notify=notify,
     )
     session.add(row)
     session.flush()

@@ -50,6 +50,8 @@ from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.executions.updates import UNSET, update_execution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import hand_over
+from poundcake.engine.packs.fields import Fields
+from poundcake.engine.packs.resources import check_notify
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.exceptions import NotFoundError, ValidationError
 
@@ -322,7 +324,7 @@ def create(
     body: JsonBody = None,
     show_secrets: OptionalText = None,
 ) -> Response:
-    """Run an action: ``{"action", "parameters", "user", "delay", "context"}``."""
+    """Run an action: ``{"action", "parameters", "user", "delay", "context", "notify"}``."""
     body = body or {}
     action = body.get("action")
     if not isinstance(action, str) or not action:
@@ -336,6 +338,7 @@ def create(
         context=context,
         delay=_delay(body),
         cipher=_cipher(runtime),
+        notify=check_notify(Fields(_object(body, "notify"), "notify")),
     )
     return _created(session, runtime, requested, show_secrets)
 

@@ -22,8 +22,11 @@ and its ``publish`` is rendered only when it succeeded (StackStorm renders none 
 
 A chain that cannot go on (a render error, an action that does not exist, more task runs than
 ``max_task_runs``) fails with ``result.error``. The result is StackStorm's ``{"tasks": [...],
-"published": {...}}``; ``published`` only with ``display_published``. Task and chain ``notify``
-and ``skip_notify`` are accepted but no notifications are sent for tasks.
+"published": {...}}``; ``published`` only with ``display_published``.
+
+Notifications, as StackStorm's chain sends them: a task's execution carries the task's
+``notify``, or else the chain's own, unless the task is listed in the ``skip_notify`` runner
+parameter; an action with ``notify`` of its own keeps it. ``st2notifier`` posts them.
 """
 
 from __future__ import annotations
@@ -270,7 +273,9 @@ class ActionChainRunner(Runner):
                 f'Failed to run task "{task.name}". Parameter rendering failed. {error}'
             ) from None
         try:
-            execution_id = children.request(task.ref, parameters, {"chain": task.context()})
+            execution_id = children.request(
+                task.ref, parameters, {"chain": task.context()}, **self._task_notify(task)
+            )
         except NotFoundError as error:
             raise ChainError(
                 f'Failed to run task "{task.name}". Action with reference "{task.ref}" '
@@ -288,6 +293,13 @@ class ActionChainRunner(Runner):
         context.record(task, child_result)
         entry = _entry(task, execution_id, status, child_result, created)
         return TaskRun(status, entry, ran=status not in WAITING)
+
+    def _task_notify(self, task: ChainTask) -> dict[str, Any]:
+        """The notify keywords of a task's child request."""
+        skipped = self.request.runner_parameters.get("skip_notify") or []
+        if task.name in skipped:
+            return {"skip_notify": True}
+        return {"notify": task.notify or self.request.notify}
 
     def _wait(self, children: ChainExecutions, execution_id: str) -> tuple[ExecutionStatus, Any]:
         """Wait until the child settles; a cancel of the chain meanwhile stops it."""

@@ -7,6 +7,10 @@ executions to ``st2workflowengine``, which hosts this runner and gives it a
 workflow definition from the action's entry point; ``run`` starts the workflow, or re-runs an
 earlier one from named tasks (``st2 execution re-run --tasks``), and returns ``running`` while
 the workflow goes on, or ``failed`` with StackStorm's ``{"errors": [...], "output": None}``.
+
+The ``notify`` runner parameter lists the tasks whose action executions carry the workflow's own
+``notify`` settings (:class:`~poundcake.engine.workflows.requests.TaskRequester` passes them on);
+a task it names that the workflow does not have fails the workflow, as in StackStorm.
 """
 
 from __future__ import annotations
@@ -31,12 +35,6 @@ class OrquestaRunner(Runner):
                 "the orquesta runner runs in st2workflowengine; this execution reached a "
                 "process that cannot conduct workflows"
             )
-        notify = self.request.runner_parameters.get("notify") or []
-        if notify:
-            raise ValidationError(
-                "runner parameter notify: task notifications are not sent by this engine "
-                f"yet; remove notify ({', '.join(map(str, notify))}) from the execution"
-            )
         path = self.request.entry_point_path
         if path is None:
             raise ValidationError(
@@ -49,7 +47,9 @@ class OrquestaRunner(Runner):
         except DefinitionError as error:
             self._problem = str(error)
         else:
-            self._problem = ""
+            self._problem = _unknown_notify_tasks(
+                self.request.runner_parameters.get("notify") or [], self._document
+            )
 
     def run(self) -> RunnerOutcome:
         host = self.services.workflows
@@ -66,3 +66,16 @@ class OrquestaRunner(Runner):
                 reset=[str(task) for task in rerun.get("reset") or []],
             )
         return host.start(self.request, self._document)
+
+
+def _unknown_notify_tasks(notify: list[Any], document: dict[str, Any]) -> str:
+    """StackStorm's message for tasks in ``notify`` the workflow does not have, else ""."""
+    tasks = document.get("tasks")
+    known = set(tasks) if isinstance(tasks, dict) else set()
+    unknown = sorted({str(task) for task in notify} - known)
+    if not unknown:
+        return ""
+    return (
+        "The following tasks in the notify parameter do not exist in the workflow definition: "
+        f"{', '.join(unknown)}."
+    )

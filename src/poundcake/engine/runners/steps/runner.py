@@ -87,6 +87,8 @@ class StepExecutions(ChildExecutions, Protocol):
         context: Mapping[str, Any],
         *,
         rendered: bool = False,
+        notify: Mapping[str, Any] | None = None,
+        skip_notify: bool = False,
     ) -> str: ...
 
     def action(self, action_ref: str) -> tuple[str, dict[str, Any]]: ...

@@ -1,0 +1,75 @@
+"""The ``st2notifier`` process: post notify triggers and apply post-run policies.
+
+Each round processes batches of finished executions marked for it (see
+:mod:`poundcake.engine.notifier.service`) until none are left, then waits ``poll_interval``.
+After each committed batch it announces the new trigger instances to the rules engine and hands
+the retries to the scheduler; a broker outage only delays them (the rules engine and the
+scheduler also poll the database). Several notifiers may run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from poundcake.db.retry import in_transaction
+from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.messaging import hand_over
+from poundcake.engine.notifier.service import NotifierOutcome, process_batch
+from poundcake.engine.runtime import EngineRuntime
+from poundcake.engine.triggers.instances import announce_trigger_instances
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    """Tuning of the notifier loop."""
+
+    batch_size: int = 100
+    poll_interval: float = 0.5
+
+
+class Notifier:
+    """One notifier process."""
+
+    def __init__(self, runtime: EngineRuntime, settings: NotifierSettings | None = None) -> None:
+        self.runtime = runtime
+        self.settings = settings or NotifierSettings()
+        self.cipher = DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
+
+    def process_pending(self) -> int:
+        """Process marked executions until none are left; return how many."""
+        total = 0
+        while True:
+            outcome: NotifierOutcome = in_transaction(
+                self.runtime.sessions,
+                lambda session: process_batch(
+                    session, limit=self.settings.batch_size, cipher=self.cipher
+                ),
+            )
+            announce_trigger_instances(self.runtime.publisher, outcome.instances)
+            for requested in outcome.requested:
+                hand_over(self.runtime.publisher, requested.liveaction_id, requested.execution_id)
+            total += outcome.processed
+            if outcome.processed:
+                logger.info(
+                    "Processed %d finished executions: %d notify triggers, %d retries",
+                    outcome.processed,
+                    len(outcome.instances),
+                    len(outcome.requested),
+                )
+            if outcome.processed < self.settings.batch_size:
+                return total
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set."""
+        logger.info("Notifier polling every %ss", self.settings.poll_interval)
+        while not stop.is_set():
+            try:
+                self.process_pending()
+            except Exception:
+                logger.exception("A notifier round failed; the next one tries again")
+            stop.wait(self.settings.poll_interval)
+        logger.info("Notifier stopped")
