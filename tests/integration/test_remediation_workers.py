@@ -44,7 +44,7 @@ from poundcake.remediation.alerts.lifecycle import (
     RESOLVED_WHILE_REMEDIATING,
 )
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
-from poundcake.remediation.engine_client import (
+from poundcake.remediation.engine_api import (
     EngineClient,
     EngineNotFoundError,
     EngineUnavailableError,

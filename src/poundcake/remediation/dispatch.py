@@ -39,10 +39,9 @@ from poundcake.remediation.alerts.lifecycle import (
     transition,
 )
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
-from poundcake.remediation.engine_client import LOOKUP_SLACK, EngineError, isoformat
+from poundcake.remediation.alerts.trigger import FIRING, RESOLVED, Delivery, alert_payload
+from poundcake.remediation.engine_api import LOOKUP_SLACK, EngineError
 
-FIRING = "firing"
-RESOLVED = "resolved"
 # The outcome of the delivery that owns its episode's dispatch, until the dispatch is recorded.
 DISPATCHING = "dispatching"
 # How long a worker may hold a delivery; longer than the engine calls of one delivery can take.
@@ -67,31 +66,11 @@ class DeliveryPlan:
         return self.dispatch_key is not None
 
 
-def alert_payload(alert: Alert, delivery: AlertDelivery, dispatch_key: str) -> dict[str, Any]:
+def _payload(alert: Alert, delivery: AlertDelivery, dispatch_key: str) -> dict[str, Any]:
     """The ``poundcake.alert`` payload for an episode, as delivered by ``delivery``."""
-    context = {
-        "request_id": delivery.request_id,
-        "alert_id": alert.id,
-        "dispatch_key": dispatch_key,
-    }
-    payload: dict[str, Any] = {
-        "request_id": delivery.request_id,
-        "alert_id": alert.id,
-        "fingerprint": alert.fingerprint,
-        "status": alert.status,
-        "alertname": alert.alert_name,
-        "severity": alert.severity,
-        "labels": dict(alert.labels or {}),
-        "annotations": dict(alert.annotations or {}),
-        "starts_at": isoformat(alert.starts_at),
-        "ends_at": isoformat(alert.ends_at) if alert.ends_at else None,
-        "generator_url": alert.generator_url,
-        "receiver": delivery.receiver,
-        "group_key": delivery.group_key,
-        "__context": context,
-    }
-    # The trigger type's schema wants strings: absent values are left out, not sent as null.
-    return {name: value for name, value in payload.items() if value is not None}
+    by = Delivery(delivery.request_id, alert.id, delivery.receiver, delivery.group_key)
+    context = {"request_id": by.request_id, "alert_id": alert.id, "dispatch_key": dispatch_key}
+    return alert_payload(alert, by, context=context)
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -223,7 +202,7 @@ def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
         return DeliveryPlan(
             request_id=delivery.request_id,
             dispatch_key=key,
-            payload=alert_payload(alert, delivery, key),
+            payload=_payload(alert, delivery, key),
             may_post=True,
         )
     if delivery.outcome != DISPATCHING:
@@ -232,7 +211,7 @@ def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
     return DeliveryPlan(
         request_id=delivery.request_id,
         dispatch_key=alert.dispatch_key,
-        payload=alert_payload(alert, delivery, alert.dispatch_key),
+        payload=_payload(alert, delivery, alert.dispatch_key),
         lookup_since=delivery.received_at - LOOKUP_SLACK,
         may_post=open_episode,
     )

@@ -1,24 +1,22 @@
 """poundcake-api's application: routers, request ids and API call records, errors, ``/health``.
 
 ``create_app(config)`` builds everything from the configuration; tests and benchmarks pass their
-own session factory and task queue. Every module of :mod:`poundcake.remediation.api.routers`
-with a ``router`` is included under its ``PREFIX`` (default ``/api/v1``). Errors are JSON
-``{"request_id", "error"}``; a database that cannot be reached is a 503 with ``Retry-After`` (a
-status Alertmanager retries), never a 2xx or 4xx.
+own session factory and task queue. :data:`ROUTERS` lists every router with its prefix. Errors
+are JSON ``{"request_id", "error"}``; a database that cannot be reached is a 503 with
+``Retry-After`` (a status Alertmanager retries), never a 2xx or 4xx.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import pkgutil
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from types import ModuleType
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +29,12 @@ from poundcake.db.session import make_session_factory
 from poundcake.exceptions import (
     PoundCakeError,
 )
-from poundcake.ops import health as health_checks
-from poundcake.ops.metrics import (
+from poundcake.probes import health as health_checks
+from poundcake.remediation.api.auth import TokenChecker, webhook_tokens
+from poundcake.remediation.api.background import DeliveryHandoff, Enqueue
+from poundcake.remediation.api.calls import ApiCallRecorder, RequestContextMiddleware
+from poundcake.remediation.api.dependencies import ApiState, get_api, get_request_id
+from poundcake.remediation.api.metrics import (
     CONTENT_TYPE,
     METRICS_PATH,
     DatabaseCollector,
@@ -40,17 +42,17 @@ from poundcake.ops.metrics import (
     IntakeTimer,
     exposition,
 )
-from poundcake.remediation.api import routers
-from poundcake.remediation.api.auth import TokenChecker, webhook_tokens
-from poundcake.remediation.api.background import DeliveryHandoff, Enqueue
-from poundcake.remediation.api.calls import ApiCallRecorder, RequestContextMiddleware
-from poundcake.remediation.api.dependencies import ApiState, get_api, get_request_id
 from poundcake.remediation.api.responses import error_response, json_response
-from poundcake.remediation.api.routers.webhook import WEBHOOK_PATHS
+from poundcake.remediation.api.routers import alerts, cabs, requests, webhook
+from poundcake.remediation.intake.service import WEBHOOK_PATHS
+from poundcake.remediation.ui.routes import data as ui_data
+from poundcake.remediation.ui.routes import events as ui_events
+from poundcake.remediation.ui.routes import session as ui_session
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/api/v1"
+UI_API_PREFIX = "/ui/api"
 HEALTH_PATH = "/health"
 ENQUEUE_MODULE = "poundcake.remediation.tasks.enqueue"
 TASKS_MODULE = "poundcake.remediation.tasks.app"
@@ -63,6 +65,27 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     sa.exc.InterfaceError,
     sa.exc.TimeoutError,
     sa.exc.DisconnectionError,
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A router of poundcake-api, its prefix, and the paths whose routes record their own API
+    call (in the intake transaction) instead of the middleware."""
+
+    router: APIRouter
+    prefix: str = DEFAULT_PREFIX
+    self_recorded: tuple[str, ...] = ()
+
+
+ROUTERS: tuple[Mount, ...] = (
+    Mount(alerts.router),
+    Mount(cabs.router),
+    Mount(requests.router),
+    Mount(webhook.router, prefix="", self_recorded=WEBHOOK_PATHS),
+    Mount(ui_session.router, prefix=""),
+    Mount(ui_data.router, prefix=UI_API_PREFIX),
+    Mount(ui_events.router, prefix=UI_API_PREFIX),
 )
 
 
@@ -110,9 +133,9 @@ def create_app(
     app.state.poundcake = state
     install_error_handlers(app)
     self_recorded: set[str] = set()
-    for prefix, module in discover_routers():
-        app.include_router(module.router, prefix=prefix)
-        self_recorded.update(prefix + path for path in getattr(module, "SELF_RECORDED_PATHS", ()))
+    for mount in ROUTERS:
+        app.include_router(mount.router, prefix=mount.prefix)
+        self_recorded.update(mount.prefix + path for path in mount.self_recorded)
     app.add_api_route(HEALTH_PATH, health, methods=["GET"], include_in_schema=False)
     add_operations_routes(app, config, sessions)
     app.add_middleware(
@@ -168,17 +191,6 @@ def celery_broker(config: PoundCakeConfig) -> tuple[str | None, str]:
     url: str = module.broker_url(config.settings)
     queue: str = module.QUEUE
     return url, queue
-
-
-def discover_routers() -> list[tuple[str, ModuleType]]:
-    """Every module in :mod:`poundcake.remediation.api.routers` that has a ``router``, with its
-    ``PREFIX`` (default ``/api/v1``)."""
-    found = []
-    for info in sorted(pkgutil.iter_modules(routers.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{routers.__name__}.{info.name}")
-        if hasattr(module, "router"):
-            found.append((getattr(module, "PREFIX", DEFAULT_PREFIX), module))
-    return found
 
 
 def default_enqueue(config: PoundCakeConfig) -> tuple[Enqueue, Callable[[], None]]:

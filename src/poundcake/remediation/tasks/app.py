@@ -33,7 +33,7 @@ from poundcake.config import PoundCakeConfig, Settings
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.exceptions import DatabaseUnavailableError
-from poundcake.remediation.engine_client import EngineApi, EngineClient, EngineUnavailableError
+from poundcake.remediation.engine_api import EngineApi, EngineClient, EngineUnavailableError
 from poundcake.remediation.tasks.broker import TRANSPORT as REDIS_TRANSPORT
 
 QUEUE = "poundcake"

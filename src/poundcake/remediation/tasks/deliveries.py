@@ -34,7 +34,7 @@ from poundcake.remediation.dispatch import (
     record_refusal,
     release_delivery,
 )
-from poundcake.remediation.engine_client import EngineError, EngineUnavailableError
+from poundcake.remediation.engine_api import EngineError, EngineUnavailableError
 from poundcake.remediation.tasks.app import (
     PROCESS_DELIVERIES,
     TRANSIENT_ERRORS,

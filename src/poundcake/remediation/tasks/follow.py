@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery
 
 from poundcake.exceptions import PoundCakeError
-from poundcake.remediation.engine_client import EngineUnavailableError
+from poundcake.remediation.engine_api import EngineUnavailableError
 from poundcake.remediation.tasks.app import FOLLOW_ALERT, FOLLOW_REMEDIATIONS, WorkerResources
 from poundcake.remediation.tracking.service import (
     follow_alert,

@@ -29,7 +29,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
-from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.public import (
+    CANCELABLE_STATUSES,
+    COMPLETED_STATUSES,
+    FAILED_STATUSES,
+    ExecutionDB,
+)
 from poundcake.ids import new_id
 from poundcake.logging import request_id_var
 from poundcake.remediation.alerts.lifecycle import (
@@ -40,9 +45,7 @@ from poundcake.remediation.alerts.lifecycle import (
     transition,
 )
 from poundcake.remediation.alerts.models import Alert
-from poundcake.remediation.engine_client import (
-    CANCELABLE_STATUSES,
-    COMPLETED_STATUSES,
+from poundcake.remediation.engine_api import (
     EVALUATED_INSTANCE_STATUSES,
     EngineApi,
     EngineError,
@@ -56,7 +59,6 @@ logger = logging.getLogger(__name__)
 CAB_PACK = "poundcake_cabs"
 FOLLOW_BATCH = 200
 SUCCEEDED = "succeeded"
-FAILED_STATUSES = frozenset({"failed", "timeout", "abandoned"})
 NOT_STARTED = frozenset({"requested", "scheduled", "delayed"})
 
 Kind = Literal["unmatched", "failed", "tracked"]
