@@ -109,6 +109,19 @@ def dispatch_key_of(instance: Mapping[str, Any]) -> str | None:
     return key if isinstance(key, str) else None
 
 
+def cancel_workflow(engine_api: EngineApi, execution_id: str) -> None:
+    """Ask the engine to cancel a workflow; a failure is left to the next pass."""
+    try:
+        answer = engine_api.cancel_execution(execution_id)
+    except EngineError as error:
+        logger.warning("Could not cancel workflow execution %s: %s", execution_id, error)
+        return
+    if answer.get("faultstring"):
+        logger.info("Workflow execution %s: %s", execution_id, answer["faultstring"])
+    else:
+        logger.info("Canceled workflow execution %s: its alert resolved", execution_id)
+
+
 def _faultstring(response: httpx.Response) -> str:
     try:
         body = response.json()

@@ -8,9 +8,8 @@ are JSON ``{"request_id", "error"}``; a database that cannot be reached is a 503
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +44,8 @@ from poundcake.remediation.api.metrics import (
 from poundcake.remediation.api.responses import error_response, json_response
 from poundcake.remediation.api.routers import alerts, cabs, requests, webhook
 from poundcake.remediation.intake.service import WEBHOOK_PATHS
+from poundcake.remediation.tasks.app import QUEUE, broker_url
+from poundcake.remediation.tasks.enqueue import close_enqueue, configure_enqueue, enqueue_deliveries
 from poundcake.remediation.ui.routes import data as ui_data
 from poundcake.remediation.ui.routes import events as ui_events
 from poundcake.remediation.ui.routes import session as ui_session
@@ -54,8 +55,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_PREFIX = "/api/v1"
 UI_API_PREFIX = "/ui/api"
 HEALTH_PATH = "/health"
-ENQUEUE_MODULE = "poundcake.remediation.tasks.enqueue"
-TASKS_MODULE = "poundcake.remediation.tasks.app"
 SERVICE = "poundcake-api"
 RETRY_AFTER = {"Retry-After": "5"}
 # Threads that may wait on the database at once (FastAPI's pool has 40): 20 connections.
@@ -101,9 +100,9 @@ def create_app(
         engine = make_poundcake_engine(config, pool_size=POOL_SIZE, service=True)
         sessions = make_session_factory(engine)
     recorder = ApiCallRecorder(sessions)
-    close_enqueue = _nothing_to_close
+    close_queue = _nothing_to_close
     if enqueue is None:
-        enqueue, close_enqueue = default_enqueue(config)
+        enqueue, close_queue = default_enqueue(config)
     handoff = DeliveryHandoff(enqueue)
     state = ApiState(
         config=config,
@@ -117,7 +116,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         handoff.close()
-        close_enqueue()
+        close_queue()
         recorder.close()
         if engine is not None:
             engine.dispose()
@@ -158,10 +157,9 @@ def add_operations_routes(
     if isinstance(bind, sa.Engine):
         checks.append(health_checks.Check("database", health_checks.database_probe(bind)))
     broker, queue = celery_broker(config)
-    if broker is not None:
-        # Intake never needs the broker (the relay hands deliveries over later): reported only.
-        probe = health_checks.broker_probe(broker)
-        checks.append(health_checks.Check("broker", probe, required=False))
+    # Intake never needs the broker (the relay hands deliveries over later): reported only.
+    probe = health_checks.broker_probe(broker)
+    checks.append(health_checks.Check("broker", probe, required=False))
     registry = CollectorRegistry()
     intake = IntakeMetrics(registry)
     registry.register(DatabaseCollector(sessions, broker_url=broker, celery_queue=queue))
@@ -182,35 +180,16 @@ def add_operations_routes(
     app.add_middleware(IntakeTimer, metrics=intake, paths=WEBHOOK_PATHS)
 
 
-def celery_broker(config: PoundCakeConfig) -> tuple[str | None, str]:
-    """The workers' broker URL and queue, or None without the task queue."""
-    try:
-        module = importlib.import_module(TASKS_MODULE)
-    except ImportError:
-        return None, ""
-    url: str = module.broker_url(config.settings)
-    queue: str = module.QUEUE
-    return url, queue
+def celery_broker(config: PoundCakeConfig) -> tuple[str, str]:
+    """The workers' broker URL and queue."""
+    return broker_url(config.settings), QUEUE
 
 
 def default_enqueue(config: PoundCakeConfig) -> tuple[Enqueue, Callable[[], None]]:
     """The task queue's ``enqueue_deliveries``, set up with ``config``'s broker, and what closes
-    it; without the task queue, nothing is queued (the relay hands the deliveries over)."""
-    try:
-        module = importlib.import_module(ENQUEUE_MODULE)
-    except ImportError:
-        logger.warning("%s is not available; deliveries wait for the relay", ENQUEUE_MODULE)
-        return _enqueue_nothing, _nothing_to_close
-    configure = getattr(module, "configure_enqueue", None)
-    if configure is not None:
-        configure(config.settings)
-    enqueue: Enqueue = module.enqueue_deliveries
-    close: Callable[[], None] = getattr(module, "close_enqueue", _nothing_to_close)
-    return enqueue, close
-
-
-def _enqueue_nothing(_delivery_ids: Sequence[int]) -> None:
-    return None
+    it."""
+    configure_enqueue(config.settings)
+    return enqueue_deliveries, close_enqueue
 
 
 def _nothing_to_close() -> None:
