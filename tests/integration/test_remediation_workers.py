@@ -44,22 +44,19 @@ from poundcake.remediation.alerts.lifecycle import (
     RESOLVED_WHILE_REMEDIATING,
 )
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
-from poundcake.remediation.engine_client import (
+from poundcake.remediation.dispatch import process_deliveries
+from poundcake.remediation.engine_api import (
     EngineClient,
     EngineNotFoundError,
     EngineUnavailableError,
 )
-from poundcake.remediation.tasks.app import QUEUE, WorkerResources
-from poundcake.remediation.tasks.deliveries import process_deliveries
+from poundcake.remediation.resources import WorkerResources
+from poundcake.remediation.tasks.app import QUEUE
 from poundcake.remediation.tasks.enqueue import close_enqueue, configure_enqueue, enqueue_deliveries
 from poundcake.remediation.tasks.relay import relay_outbox
 from poundcake.remediation.tracking.models import ExecutionExtension
-from poundcake.remediation.tracking.service import (
-    FollowedAlert,
-    follow_alert,
-    follow_remediations,
-    is_followed,
-)
+from poundcake.remediation.tracking.observe import FollowedAlert
+from poundcake.remediation.tracking.service import follow_alert, follow_remediations, is_followed
 from tests.integration.conftest import (
     BIN,
     command_environment,
@@ -308,7 +305,7 @@ def follow_until(
     resources: WorkerResources, sessions: sessionmaker[Session], identifier: str, state: str
 ) -> Alert:
     def check() -> Alert | None:
-        follow_remediations(sessions=sessions, engine=resources.engine)
+        follow_remediations(sessions=sessions, engine_api=resources.engine_api)
         found = alert(sessions, identifier)
         return found if found.state == state else None
 
@@ -354,7 +351,7 @@ def test_a_matched_alert_is_dispatched_and_followed_to_remediated(
         assert execution.result["stdout"].strip() == episode.alert_name
 
     # Followed to the end: more passes change nothing.
-    follow_remediations(sessions=stack.sessions, engine=resources.engine)
+    follow_remediations(sessions=stack.sessions, engine_api=resources.engine_api)
     assert alert(stack.sessions, identifier).updated_at == done.updated_at
 
 
@@ -381,7 +378,7 @@ def test_an_alert_resolved_before_dispatch_is_never_dispatched(
     assert delivery(stack.sessions, firing).outcome.startswith("not dispatched")  # type: ignore[union-attr]
     assert delivery(stack.sessions, resolved).outcome == "resolved the episode (was received)"
     assert instances_of(stack.sessions, identifier) == []
-    follow_remediations(sessions=stack.sessions, engine=resources.engine)
+    follow_remediations(sessions=stack.sessions, engine_api=resources.engine_api)
     assert alert(stack.sessions, identifier).state == "resolved"
 
 
@@ -441,7 +438,8 @@ def test_a_dispatch_lost_between_post_and_commit_is_found_not_repeated(
 ) -> None:
     identifier, [delivery_id] = add_alert(stack.sessions)
     real = EngineClient.from_settings(stack.settings())
-    crashing = WorkerResources(stack.config, sessions=stack.sessions, engine=CrashAfterPost(real))  # type: ignore[arg-type]
+    crash = CrashAfterPost(real)
+    crashing = WorkerResources(stack.config, sessions=stack.sessions, engine_api=crash)  # type: ignore[arg-type]
     with pytest.raises(EngineUnavailableError):
         process_deliveries(crashing, [delivery_id])
     episode = alert(stack.sessions, identifier)
@@ -453,7 +451,7 @@ def test_a_dispatch_lost_between_post_and_commit_is_found_not_repeated(
 
     outcome = process_deliveries(resources, [delivery_id])
     [instance] = instances_of(stack.sessions, identifier)
-    assert crashing.engine.posted == [instance.id]  # type: ignore[attr-defined]
+    assert crashing.engine_api.posted == [instance.id]  # type: ignore[attr-defined]
     assert outcome.processed == {delivery_id: f"dispatched as trigger instance {instance.id}"}
     assert alert(stack.sessions, identifier).trigger_instance_id == instance.id
     real.close()
@@ -474,7 +472,7 @@ def test_a_resolved_delivery_after_dispatch_keeps_following(
     assert (episode.state, episode.state_reason) == ("resolved", RESOLVED_WHILE_REMEDIATING)
 
     def recorded() -> str | None:
-        follow_remediations(sessions=stack.sessions, engine=resources.engine)
+        follow_remediations(sessions=stack.sessions, engine_api=resources.engine_api)
         reason = alert(stack.sessions, identifier).state_reason
         return reason if reason != RESOLVED_WHILE_REMEDIATING else None
 
@@ -764,7 +762,7 @@ class CabAlert:
             followed = FollowedAlert(
                 row.id, row.trigger_instance_id, row.workflow_execution_id, row.request_id
             )
-        return follow_alert(sessions=sessions, engine=self.engine, alert=followed)
+        return follow_alert(sessions=sessions, engine_api=self.engine, alert=followed)
 
 
 def cab_alert(stack: Stack) -> CabAlert:
@@ -773,7 +771,7 @@ def cab_alert(stack: Stack) -> CabAlert:
     identifier, _ = add_alert(
         stack.sessions, deliveries=(), trigger_instance_id=engine.instance_id, dispatch_key="k"
     )
-    fake = WorkerResources(stack.config, sessions=stack.sessions, engine=engine)
+    fake = WorkerResources(stack.config, sessions=stack.sessions, engine_api=engine)
     return CabAlert(identifier, request_id, engine, workflow, check, clean, fake)
 
 
@@ -958,7 +956,7 @@ def sqlite_resources(tmp_path: Path) -> Iterator[tuple[WorkerResources, LocalEng
     setup_poundcake_schema(config)
     engine = LocalEngine()
     db_engine = make_poundcake_engine(config)
-    made = WorkerResources(config, sessions=make_session_factory(db_engine), engine=engine)
+    made = WorkerResources(config, sessions=make_session_factory(db_engine), engine_api=engine)
     yield made, engine
     db_engine.dispose()
 
@@ -993,7 +991,7 @@ def test_the_embedded_sqlite_default_dispatches_once_and_relays(
     assert all(delivery(sessions, i).processed_at is not None for i in ids)
 
     # Followed: no rule matched.
-    follow_remediations(sessions=sessions, engine=engine)
+    follow_remediations(sessions=sessions, engine_api=engine)
     assert alert(sessions, one).state == "unmatched"
 
     # A resolved delivery closes the episode and keeps the remediation outcome.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from poundcake.remediation.engine_client import EngineClient, EngineUnavailableError
+from poundcake.remediation.engine_api import EngineClient, EngineUnavailableError
 from tests.security.peers import HttpPeer, http_peer
 
 

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from poundcake.config import Settings
-from poundcake.remediation.engine_client import (
+from poundcake.remediation.engine_api import (
     API_KEY_HEADER,
     TRIGGER_INSTANCE_HEADER,
     EngineClient,

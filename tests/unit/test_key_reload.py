@@ -14,8 +14,8 @@ import pytest
 from poundcake.config import Settings
 from poundcake.ops.key_rotation import write_key_file
 from poundcake.ops.reload import reload_engine_key
-from poundcake.ops.status import broker_location
-from poundcake.remediation.engine_client import EngineClient, request_key_reload
+from poundcake.probes.queues import broker_location
+from poundcake.remediation.engine_api import EngineClient, request_key_reload
 
 
 class KeyedEngine:

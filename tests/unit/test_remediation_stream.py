@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from poundcake.remediation.tracking.stream import alert_of, server_sent_events
+from poundcake.remediation.engine_stream import server_sent_events
+from poundcake.remediation.tracking.stream import alert_of
 
 
 def test_server_sent_events_are_split_into_event_and_data() -> None:

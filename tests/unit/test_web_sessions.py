@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from poundcake.remediation.web.sessions import (
+from poundcake.remediation.ui.sessions import (
     CsrfError,
     Login,
     LoginThrottle,

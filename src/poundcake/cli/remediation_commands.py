@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,7 +23,6 @@ from poundcake.config import PoundCakeConfig, load_poundcake_config, load_settin
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.remediation.cabs.definition import load_cab_directory
-from poundcake.remediation.cabs.engine import CabEngineClient
 from poundcake.remediation.cabs.service import (
     applied_cabs,
     apply_cabs,
@@ -31,6 +30,7 @@ from poundcake.remediation.cabs.service import (
     cabs_pack_directory,
     validate_cabs,
 )
+from poundcake.remediation.engine_api import EngineClient
 from poundcake.remediation.tracking.trail import (
     AlertFilters,
     alert_detail,
@@ -224,8 +224,8 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
         out.print(f"invalid: {problem}")
 
 
-def _engine(config: PoundCakeConfig) -> CabEngineClient:
-    return cast(CabEngineClient, CabEngineClient.from_settings(config.settings))
+def _engine(config: PoundCakeConfig) -> EngineClient:
+    return EngineClient.from_settings(config.settings)
 
 
 @cabs_app.command("validate")

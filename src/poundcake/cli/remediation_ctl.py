@@ -30,7 +30,7 @@ from poundcake.ops.processes import ProcessManager, ServiceSpec
 from poundcake.ops.reload import send_reload
 from poundcake.ops.status import Probe, all_required_up
 from poundcake.remediation.api.auth import ensure_webhook_token
-from poundcake.remediation.engine_client import api_key_file
+from poundcake.remediation.engine_api import api_key_file
 
 SERVICES = (
     ServiceSpec("poundcake-api"),

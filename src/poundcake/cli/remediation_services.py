@@ -5,27 +5,22 @@ SIGHUP makes each read its engine API key file again (:mod:`poundcake.ops.reload
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Annotated
 
 import typer
 import uvicorn
-from celery import Celery
 from celery import signals as celery_signals
-from kombu.exceptions import KombuError
 
 from poundcake.cli.common import handles_errors
 from poundcake.config import Settings, load_poundcake_config, load_settings
 from poundcake.logging import configure_logging
 from poundcake.ops.reload import install_reload_handler
-from poundcake.remediation.tasks.app import FOLLOW_ALERT, QUEUE, create_celery_app, make_celery
-from poundcake.remediation.tracking.stream import watch_executions
+from poundcake.remediation.tasks.app import QUEUE, create_celery_app, make_celery
+from poundcake.remediation.tasks.follow import start_stream_follower
 
 logger = logging.getLogger(__name__)
 
 BEAT_SCHEDULE_FILE = "celerybeat-schedule"
-STREAM_DEBOUNCE_SECONDS = 0.5
 EXTRA_ARGUMENTS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 Concurrency = Annotated[
@@ -118,34 +113,6 @@ def reload_on_sighup(settings: Settings) -> None:
         install_reload_handler("poundcake-worker", settings)
 
     celery_signals.worker_ready.connect(main_ready, weak=False)
-
-
-def start_stream_follower(app: Celery, settings: Settings) -> threading.Thread:
-    """Follow remediations through the engine's stream in a thread of the beat process: each
-    execution event of an alert sends ``poundcake.follow_alert`` (at most twice a second per
-    alert); the beat's periodic pass remains the fallback."""
-    last_sent: dict[str, float] = {}
-
-    def on_alert(alert_id: str) -> None:
-        now = time.monotonic()
-        if now - last_sent.get(alert_id, 0.0) < STREAM_DEBOUNCE_SECONDS:
-            return
-        last_sent[alert_id] = now
-        if len(last_sent) > 10_000:
-            last_sent.clear()
-        try:
-            app.send_task(FOLLOW_ALERT, args=[alert_id], queue=QUEUE)
-        except (KombuError, OSError):
-            logger.warning("Could not queue following alert %s; the next pass will", alert_id)
-
-    thread = threading.Thread(
-        target=watch_executions,
-        args=(settings, on_alert, threading.Event()),
-        name="engine-stream",
-        daemon=True,
-    )
-    thread.start()
-    return thread
 
 
 def _typer(command: typer.models.CommandFunctionType, extra: bool = False) -> typer.Typer:

@@ -4,7 +4,7 @@ The steps, in an order where no request fails: create a new key in the engine's 
 keys work now), replace the key file atomically (a reader sees the old file or the new one,
 never half of one), have the running processes read it (SIGHUP, :mod:`poundcake.ops.reload`),
 then delete the old key. A request still carrying the old key after that is answered 401 and
-repeated once with the file read again (:class:`~poundcake.remediation.engine_client.EngineClient`).
+repeated once with the file read again (:class:`~poundcake.remediation.engine_api.EngineClient`).
 """
 
 from __future__ import annotations

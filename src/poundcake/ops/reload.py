@@ -27,7 +27,7 @@ from types import FrameType
 
 from poundcake.config import Settings
 from poundcake.ops.processes import ProcessManager
-from poundcake.remediation.engine_client import api_key_file, request_key_reload
+from poundcake.remediation.engine_api import api_key_file, request_key_reload
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""What a delivery of an alert asks for, and the ``poundcake.alert`` payload sent to the engine.
+"""The dispatch stage: a delivery of an alert becomes a ``poundcake.alert`` trigger instance in
+the engine, or closes its episode. :func:`process_deliveries` is the stage; a Celery worker runs
+it (:mod:`poundcake.remediation.tasks.deliveries`).
 
 A delivery (an outbox row) is processed once, in short transactions around the calls to the
 engine; no row lock is held across a call (in the embedded default the engine writes to the same
@@ -20,16 +22,20 @@ from handing it out again meanwhile.
 
 from __future__ import annotations
 
+import functools
+import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
+from poundcake.logging import request_id_var
 from poundcake.remediation.alerts.lifecycle import (
     IN_PROGRESS,
     RESOLVED_BEFORE_REMEDIATION,
@@ -39,10 +45,17 @@ from poundcake.remediation.alerts.lifecycle import (
     transition,
 )
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
-from poundcake.remediation.engine_client import LOOKUP_SLACK, EngineError, isoformat
+from poundcake.remediation.alerts.trigger import FIRING, RESOLVED, Delivery, alert_payload
+from poundcake.remediation.engine_api import (
+    LOOKUP_SLACK,
+    EngineError,
+    EngineUnavailableError,
+    cancel_workflow,
+)
+from poundcake.remediation.resources import TRANSIENT_ERRORS, WorkerResources
 
-FIRING = "firing"
-RESOLVED = "resolved"
+logger = logging.getLogger(__name__)
+
 # The outcome of the delivery that owns its episode's dispatch, until the dispatch is recorded.
 DISPATCHING = "dispatching"
 # How long a worker may hold a delivery; longer than the engine calls of one delivery can take.
@@ -67,31 +80,11 @@ class DeliveryPlan:
         return self.dispatch_key is not None
 
 
-def alert_payload(alert: Alert, delivery: AlertDelivery, dispatch_key: str) -> dict[str, Any]:
+def _payload(alert: Alert, delivery: AlertDelivery, dispatch_key: str) -> dict[str, Any]:
     """The ``poundcake.alert`` payload for an episode, as delivered by ``delivery``."""
-    context = {
-        "request_id": delivery.request_id,
-        "alert_id": alert.id,
-        "dispatch_key": dispatch_key,
-    }
-    payload: dict[str, Any] = {
-        "request_id": delivery.request_id,
-        "alert_id": alert.id,
-        "fingerprint": alert.fingerprint,
-        "status": alert.status,
-        "alertname": alert.alert_name,
-        "severity": alert.severity,
-        "labels": dict(alert.labels or {}),
-        "annotations": dict(alert.annotations or {}),
-        "starts_at": isoformat(alert.starts_at),
-        "ends_at": isoformat(alert.ends_at) if alert.ends_at else None,
-        "generator_url": alert.generator_url,
-        "receiver": delivery.receiver,
-        "group_key": delivery.group_key,
-        "__context": context,
-    }
-    # The trigger type's schema wants strings: absent values are left out, not sent as null.
-    return {name: value for name, value in payload.items() if value is not None}
+    by = Delivery(delivery.request_id, alert.id, delivery.receiver, delivery.group_key)
+    context = {"request_id": by.request_id, "alert_id": alert.id, "dispatch_key": dispatch_key}
+    return alert_payload(alert, by, context=context)
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -223,7 +216,7 @@ def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
         return DeliveryPlan(
             request_id=delivery.request_id,
             dispatch_key=key,
-            payload=alert_payload(alert, delivery, key),
+            payload=_payload(alert, delivery, key),
             may_post=True,
         )
     if delivery.outcome != DISPATCHING:
@@ -232,7 +225,7 @@ def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
     return DeliveryPlan(
         request_id=delivery.request_id,
         dispatch_key=alert.dispatch_key,
-        payload=alert_payload(alert, delivery, alert.dispatch_key),
+        payload=_payload(alert, delivery, alert.dispatch_key),
         lookup_since=delivery.received_at - LOOKUP_SLACK,
         may_post=open_episode,
     )
@@ -272,3 +265,105 @@ def record_refusal(session: Session, delivery_id: int, error: EngineError) -> st
     reason = f"the engine refused the alert: {error.faultstring or error}"
     transition(session, alert.id, AlertState.FAILED, {AlertState.RECEIVED}, state_reason=reason)
     return _processed(delivery, reason)
+
+
+# --- one delivery, end to end ----------------------------------------------------------
+
+
+@dataclass
+class DeliveriesOutcome:
+    """What one run did with its deliveries."""
+
+    processed: dict[int, str] = field(default_factory=dict)
+    skipped: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def _send(resources: WorkerResources, plan: DeliveryPlan) -> list[str]:
+    """Find the episode's trigger instance from an earlier attempt, or create it."""
+    engine_api = resources.engine_api
+    assert plan.dispatch_key is not None and plan.payload is not None
+    if plan.lookup_since is not None:
+        found = engine_api.find_dispatched(plan.dispatch_key, plan.lookup_since)
+        if found:
+            logger.info("Alert was dispatched by an earlier attempt as %s", ", ".join(found))
+            return found
+    if not plan.may_post:
+        return []
+    created = engine_api.dispatch_alert(plan.payload)
+    if not created:
+        raise EngineUnavailableError("the engine accepted the alert but named no trigger instance")
+    logger.info("Dispatched alert %s as trigger instance %s", plan.payload["alert_id"], created[0])
+    return created
+
+
+def process_delivery(resources: WorkerResources, delivery_id: int) -> str:
+    """Process one (claimed) delivery; return its outcome."""
+    sessions = resources.sessions
+    plan = in_transaction(sessions, lambda session: decide(session, delivery_id))
+    token = request_id_var.set(plan.request_id)
+    try:
+        if not plan.dispatches:
+            if plan.cancel_execution_id:
+                cancel_workflow(resources.engine_api, plan.cancel_execution_id)
+            return plan.outcome or ""
+        try:
+            instance_ids = _send(resources, plan)
+        except EngineUnavailableError:
+            raise
+        except EngineError as error:
+            logger.warning("The engine refused delivery %s: %s", delivery_id, error)
+            refusal = error
+            return in_transaction(
+                sessions, lambda session: record_refusal(session, delivery_id, refusal)
+            )
+        return in_transaction(
+            sessions, lambda session: record_dispatch(session, delivery_id, instance_ids)
+        )
+    finally:
+        request_id_var.reset(token)
+
+
+def _give_back(resources: WorkerResources, delivery_id: int, claim: datetime) -> None:
+    try:
+        in_transaction(
+            resources.sessions, lambda session: release_delivery(session, delivery_id, claim)
+        )
+    except Exception:
+        logger.exception("Could not give back delivery %s; its claim will expire", delivery_id)
+
+
+def process_deliveries(
+    resources: WorkerResources, delivery_ids: Iterable[int]
+) -> DeliveriesOutcome:
+    """Claim and process each delivery; a transient error stops the run and is raised."""
+    outcome = DeliveriesOutcome()
+    for delivery_id in sorted({int(value) for value in delivery_ids}):
+        claim = in_transaction(
+            resources.sessions, functools.partial(claim_delivery, delivery_id=delivery_id)
+        )
+        if claim is None:
+            outcome.skipped.append(delivery_id)
+            continue
+        try:
+            outcome.processed[delivery_id] = process_delivery(resources, delivery_id)
+        except TRANSIENT_ERRORS:
+            _give_back(resources, delivery_id, claim)
+            raise
+        except Exception:
+            logger.exception("Delivery %s failed", delivery_id)
+            _give_back(resources, delivery_id, claim)
+            outcome.failed.append(delivery_id)
+    return outcome
+
+
+def hold_for_retry(resources: WorkerResources, delivery_ids: Iterable[int], seconds: float) -> None:
+    """Keep the relay off deliveries whose retry is scheduled in ``seconds``."""
+    until = utcnow() + timedelta(seconds=seconds)
+    ids = [int(value) for value in delivery_ids]
+    try:
+        in_transaction(
+            resources.sessions, lambda session: hold_deliveries(session, ids, until=until)
+        )
+    except Exception:
+        logger.exception("Could not hold deliveries for their retry; the relay may send them too")

@@ -6,7 +6,7 @@ from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.cabs.models import ActionExtension, RuleExtension
 from poundcake.remediation.intake.models import ApiCall, WebhookExtension
 from poundcake.remediation.tracking.models import ExecutionExtension
-from poundcake.remediation.web.models import UiSession
+from poundcake.remediation.ui.models import UiSession
 
 __all__ = [
     "ActionExtension",

@@ -22,7 +22,7 @@ from poundcake.engine.api import routers
 from poundcake.engine.api.errors import install_error_handlers
 from poundcake.engine.api.paths import NormalisePaths
 from poundcake.engine.runtime import EngineRuntime
-from poundcake.ops import health
+from poundcake.probes import health
 
 Listener = Literal["api", "auth", "stream"]
 ALL_LISTENERS: tuple[Listener, ...] = ("api", "auth", "stream")

@@ -1,24 +1,21 @@
 """poundcake-api's application: routers, request ids and API call records, errors, ``/health``.
 
 ``create_app(config)`` builds everything from the configuration; tests and benchmarks pass their
-own session factory and task queue. Every module of :mod:`poundcake.remediation.api.routers`
-with a ``router`` is included under its ``PREFIX`` (default ``/api/v1``). Errors are JSON
-``{"request_id", "error"}``; a database that cannot be reached is a 503 with ``Retry-After`` (a
-status Alertmanager retries), never a 2xx or 4xx.
+own session factory and task queue. :data:`ROUTERS` lists every router with its prefix. Errors
+are JSON ``{"request_id", "error"}``; a database that cannot be reached is a 503 with
+``Retry-After`` (a status Alertmanager retries), never a 2xx or 4xx.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from types import ModuleType
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +28,12 @@ from poundcake.db.session import make_session_factory
 from poundcake.exceptions import (
     PoundCakeError,
 )
-from poundcake.ops import health as health_checks
-from poundcake.ops.metrics import (
+from poundcake.probes import health as health_checks
+from poundcake.remediation.api.auth import TokenChecker, webhook_tokens
+from poundcake.remediation.api.background import DeliveryHandoff, Enqueue
+from poundcake.remediation.api.calls import ApiCallRecorder, RequestContextMiddleware
+from poundcake.remediation.api.dependencies import ApiState, get_api, get_request_id
+from poundcake.remediation.api.metrics import (
     CONTENT_TYPE,
     METRICS_PATH,
     DatabaseCollector,
@@ -40,20 +41,20 @@ from poundcake.ops.metrics import (
     IntakeTimer,
     exposition,
 )
-from poundcake.remediation.api import routers
-from poundcake.remediation.api.auth import TokenChecker, webhook_tokens
-from poundcake.remediation.api.background import DeliveryHandoff, Enqueue
-from poundcake.remediation.api.calls import ApiCallRecorder, RequestContextMiddleware
-from poundcake.remediation.api.dependencies import ApiState, get_api, get_request_id
 from poundcake.remediation.api.responses import error_response, json_response
-from poundcake.remediation.api.routers.webhook import WEBHOOK_PATHS
+from poundcake.remediation.api.routers import alerts, cabs, requests, webhook
+from poundcake.remediation.intake.service import WEBHOOK_PATHS
+from poundcake.remediation.tasks.app import QUEUE, broker_url
+from poundcake.remediation.tasks.enqueue import close_enqueue, configure_enqueue, enqueue_deliveries
+from poundcake.remediation.ui.routes import data as ui_data
+from poundcake.remediation.ui.routes import events as ui_events
+from poundcake.remediation.ui.routes import session as ui_session
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/api/v1"
+UI_API_PREFIX = "/ui/api"
 HEALTH_PATH = "/health"
-ENQUEUE_MODULE = "poundcake.remediation.tasks.enqueue"
-TASKS_MODULE = "poundcake.remediation.tasks.app"
 SERVICE = "poundcake-api"
 RETRY_AFTER = {"Retry-After": "5"}
 # Threads that may wait on the database at once (FastAPI's pool has 40): 20 connections.
@@ -63,6 +64,27 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     sa.exc.InterfaceError,
     sa.exc.TimeoutError,
     sa.exc.DisconnectionError,
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A router of poundcake-api, its prefix, and the paths whose routes record their own API
+    call (in the intake transaction) instead of the middleware."""
+
+    router: APIRouter
+    prefix: str = DEFAULT_PREFIX
+    self_recorded: tuple[str, ...] = ()
+
+
+ROUTERS: tuple[Mount, ...] = (
+    Mount(alerts.router),
+    Mount(cabs.router),
+    Mount(requests.router),
+    Mount(webhook.router, prefix="", self_recorded=WEBHOOK_PATHS),
+    Mount(ui_session.router, prefix=""),
+    Mount(ui_data.router, prefix=UI_API_PREFIX),
+    Mount(ui_events.router, prefix=UI_API_PREFIX),
 )
 
 
@@ -78,9 +100,9 @@ def create_app(
         engine = make_poundcake_engine(config, pool_size=POOL_SIZE, service=True)
         sessions = make_session_factory(engine)
     recorder = ApiCallRecorder(sessions)
-    close_enqueue = _nothing_to_close
+    close_queue = _nothing_to_close
     if enqueue is None:
-        enqueue, close_enqueue = default_enqueue(config)
+        enqueue, close_queue = default_enqueue(config)
     handoff = DeliveryHandoff(enqueue)
     state = ApiState(
         config=config,
@@ -94,7 +116,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         handoff.close()
-        close_enqueue()
+        close_queue()
         recorder.close()
         if engine is not None:
             engine.dispose()
@@ -110,9 +132,9 @@ def create_app(
     app.state.poundcake = state
     install_error_handlers(app)
     self_recorded: set[str] = set()
-    for prefix, module in discover_routers():
-        app.include_router(module.router, prefix=prefix)
-        self_recorded.update(prefix + path for path in getattr(module, "SELF_RECORDED_PATHS", ()))
+    for mount in ROUTERS:
+        app.include_router(mount.router, prefix=mount.prefix)
+        self_recorded.update(mount.prefix + path for path in mount.self_recorded)
     app.add_api_route(HEALTH_PATH, health, methods=["GET"], include_in_schema=False)
     add_operations_routes(app, config, sessions)
     app.add_middleware(
@@ -135,10 +157,9 @@ def add_operations_routes(
     if isinstance(bind, sa.Engine):
         checks.append(health_checks.Check("database", health_checks.database_probe(bind)))
     broker, queue = celery_broker(config)
-    if broker is not None:
-        # Intake never needs the broker (the relay hands deliveries over later): reported only.
-        probe = health_checks.broker_probe(broker)
-        checks.append(health_checks.Check("broker", probe, required=False))
+    # Intake never needs the broker (the relay hands deliveries over later): reported only.
+    probe = health_checks.broker_probe(broker)
+    checks.append(health_checks.Check("broker", probe, required=False))
     registry = CollectorRegistry()
     intake = IntakeMetrics(registry)
     registry.register(DatabaseCollector(sessions, broker_url=broker, celery_queue=queue))
@@ -159,46 +180,16 @@ def add_operations_routes(
     app.add_middleware(IntakeTimer, metrics=intake, paths=WEBHOOK_PATHS)
 
 
-def celery_broker(config: PoundCakeConfig) -> tuple[str | None, str]:
-    """The workers' broker URL and queue, or None without the task queue."""
-    try:
-        module = importlib.import_module(TASKS_MODULE)
-    except ImportError:
-        return None, ""
-    url: str = module.broker_url(config.settings)
-    queue: str = module.QUEUE
-    return url, queue
-
-
-def discover_routers() -> list[tuple[str, ModuleType]]:
-    """Every module in :mod:`poundcake.remediation.api.routers` that has a ``router``, with its
-    ``PREFIX`` (default ``/api/v1``)."""
-    found = []
-    for info in sorted(pkgutil.iter_modules(routers.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{routers.__name__}.{info.name}")
-        if hasattr(module, "router"):
-            found.append((getattr(module, "PREFIX", DEFAULT_PREFIX), module))
-    return found
+def celery_broker(config: PoundCakeConfig) -> tuple[str, str]:
+    """The workers' broker URL and queue."""
+    return broker_url(config.settings), QUEUE
 
 
 def default_enqueue(config: PoundCakeConfig) -> tuple[Enqueue, Callable[[], None]]:
     """The task queue's ``enqueue_deliveries``, set up with ``config``'s broker, and what closes
-    it; without the task queue, nothing is queued (the relay hands the deliveries over)."""
-    try:
-        module = importlib.import_module(ENQUEUE_MODULE)
-    except ImportError:
-        logger.warning("%s is not available; deliveries wait for the relay", ENQUEUE_MODULE)
-        return _enqueue_nothing, _nothing_to_close
-    configure = getattr(module, "configure_enqueue", None)
-    if configure is not None:
-        configure(config.settings)
-    enqueue: Enqueue = module.enqueue_deliveries
-    close: Callable[[], None] = getattr(module, "close_enqueue", _nothing_to_close)
-    return enqueue, close
-
-
-def _enqueue_nothing(_delivery_ids: Sequence[int]) -> None:
-    return None
+    it."""
+    configure_enqueue(config.settings)
+    return enqueue_deliveries, close_enqueue
 
 
 def _nothing_to_close() -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 from jinja2 import TemplateError, meta
 
-from poundcake.engine.rendering import environment, is_template
+from poundcake.engine.public import environment, is_template
 from poundcake.exceptions import ValidationError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")

@@ -22,10 +22,10 @@ from typing import Any
 
 import yaml
 
+from poundcake.remediation.alerts.trigger import ALERT_TRIGGER
 from poundcake.remediation.cabs.definition import Cab
 
 PACK = "poundcake_cabs"
-ALERT_TRIGGER = "poundcake.alert"
 STEPS_RUNNER = "steps"
 PACK_METADATA: dict[str, Any] = {
     "ref": PACK,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.config import PoundCakeConfig, find_st2_config, load_st2_config
 from poundcake.db.session import unit_of_work
-from poundcake.engine.packs.locations import content_locations
+from poundcake.engine.public import content_locations
 from poundcake.ids import new_id
 from poundcake.remediation.cabs.definition import (
     Cab,

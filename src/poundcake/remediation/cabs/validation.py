@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from poundcake.engine.actions.parameters import merge_schemas
-from poundcake.engine.runners.steps.definition import parse_steps
+from poundcake.engine.public import merge_schemas, parse_steps
 from poundcake.exceptions import ValidationError
 from poundcake.remediation.cabs.definition import Cab, CabError
 from poundcake.remediation.cabs.pack import workflow_document

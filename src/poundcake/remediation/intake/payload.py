@@ -31,9 +31,8 @@ from typing import Any
 
 from poundcake.exceptions import ValidationError
 from poundcake.remediation.alerts.ids import alert_id, label_fingerprint
+from poundcake.remediation.alerts.trigger import FIRING, RESOLVED
 
-FIRING = "firing"
-RESOLVED = "resolved"
 STATUSES = frozenset({FIRING, RESOLVED})
 MAX_FINGERPRINT = 64
 MAX_ALERT_NAME = 255

@@ -39,11 +39,15 @@ from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
 from poundcake.remediation.alerts.lifecycle import AlertState
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
+from poundcake.remediation.alerts.trigger import RESOLVED
 from poundcake.remediation.intake.models import ApiCall
-from poundcake.remediation.intake.payload import RESOLVED, ParsedAlert, WebhookPayload
+from poundcake.remediation.intake.payload import ParsedAlert, WebhookPayload
 
 logger = logging.getLogger(__name__)
 
+# Where Alertmanager posts (mounted without a prefix); the first is the documented one. These
+# routes write their own API call record, in the intake transaction.
+WEBHOOK_PATHS = ("/api/v1/webhook", "/webhook")
 MAX_REQUEST_IDS = 50
 MAX_ERROR = 2000
 ACCEPTED_STATUS = 202

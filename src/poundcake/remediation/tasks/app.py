@@ -20,20 +20,13 @@ from the outbox. Broker: ``CELERY_BROKER_URL``, else ``REDIS_URL``, else the emb
 
 from __future__ import annotations
 
-import os
 import random
-import threading
 from typing import Any
 
-import sqlalchemy as sa
 from celery import Celery
-from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.config import PoundCakeConfig, Settings
-from poundcake.db.engine import make_poundcake_engine
-from poundcake.db.session import make_session_factory
-from poundcake.exceptions import DatabaseUnavailableError
-from poundcake.remediation.engine_client import EngineApi, EngineClient, EngineUnavailableError
+from poundcake.remediation.resources import WorkerResources
 from poundcake.remediation.tasks.broker import TRANSPORT as REDIS_TRANSPORT
 
 QUEUE = "poundcake"
@@ -53,14 +46,6 @@ RETRY_MAX_SECONDS = 60.0
 _REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
 # URLs whose transport is PoundCake's Redis transport (:mod:`poundcake.remediation.tasks.broker`).
 _OWN_TRANSPORT_SCHEMES = ("redis://", "rediss://")
-
-# Errors after which the same work may succeed later.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    EngineUnavailableError,
-    DatabaseUnavailableError,
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-)
 
 
 def broker_url(settings: Settings) -> str:
@@ -134,70 +119,6 @@ def retry_countdown(retries: int) -> float:
     """Seconds before retry number ``retries + 1``: 1, 2, 4, ... up to 60, jittered."""
     base = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * (1 << min(retries, 16)))
     return min(RETRY_MAX_SECONDS, base * (0.75 + random.random() / 2))  # noqa: S311 - jitter
-
-
-class WorkerResources:
-    """The database sessions and engine client tasks use, made on first use in each process.
-
-    A prefork worker forks its children after the app is built, and a connection must not cross
-    a fork: nothing is opened before a task needs it, and it is made again in a new process.
-    Tests pass their own ``sessions`` and ``engine``.
-    """
-
-    def __init__(
-        self,
-        config: PoundCakeConfig,
-        *,
-        sessions: sessionmaker[Session] | None = None,
-        engine: EngineApi | None = None,
-        pool_size: int = 4,
-    ) -> None:
-        self.config = config
-        self._given_sessions = sessions
-        self._given_engine = engine
-        self._pool_size = pool_size
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._sessions: sessionmaker[Session] | None = None
-        self._engine: EngineApi | None = None
-
-    @property
-    def settings(self) -> Settings:
-        """PoundCake's settings."""
-        return self.config.settings
-
-    def _ensure(self) -> tuple[sessionmaker[Session], EngineApi]:
-        with self._lock:
-            if self._pid != os.getpid() or self._sessions is None or self._engine is None:
-                self._sessions = self._given_sessions or make_session_factory(
-                    make_poundcake_engine(self.config, pool_size=self._pool_size, service=True)
-                )
-                self._engine = self._given_engine or EngineClient.from_settings(self.settings)
-                self._pid = os.getpid()
-            return self._sessions, self._engine
-
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        """Sessions on PoundCake's database (which reaches the engine's tables too)."""
-        return self._ensure()[0]
-
-    @property
-    def engine(self) -> EngineApi:
-        """The engine's API."""
-        return self._ensure()[1]
-
-    def close(self) -> None:
-        """Close what this process opened."""
-        with self._lock:
-            if self._pid != os.getpid():
-                return
-            if self._engine is not None and self._given_engine is None:
-                self._engine.close()
-            if self._sessions is not None and self._given_sessions is None:
-                bind = self._sessions.kw.get("bind")
-                if isinstance(bind, sa.Engine):
-                    bind.dispose()
-            self._pid = self._sessions = self._engine = None
 
 
 def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None = None) -> Celery:

@@ -1,5 +1,6 @@
 """Tasks ``poundcake.follow_remediations`` (one pass over every followed alert) and
-``poundcake.follow_alert`` (one alert, when the engine's stream says it moved).
+``poundcake.follow_alert`` (one alert, when the engine's stream says it moved), and the beat's
+stream follower that sends the latter (:func:`start_stream_follower`).
 
 Beat sends it every two seconds, so an unavailable engine is not retried here: the pass stops,
 says so once (at warning level, then at debug level until the engine is back) and the next tick
@@ -10,20 +11,27 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import KombuError
 
+from poundcake.config import Settings
 from poundcake.exceptions import PoundCakeError
-from poundcake.remediation.engine_client import EngineUnavailableError
-from poundcake.remediation.tasks.app import FOLLOW_ALERT, FOLLOW_REMEDIATIONS, WorkerResources
+from poundcake.remediation.engine_api import EngineUnavailableError
+from poundcake.remediation.resources import WorkerResources
+from poundcake.remediation.tasks.app import FOLLOW_ALERT, FOLLOW_REMEDIATIONS, QUEUE
 from poundcake.remediation.tracking.service import (
     follow_alert,
     follow_remediations,
     followed_alert,
 )
+from poundcake.remediation.tracking.stream import watch_executions
 
 logger = logging.getLogger(__name__)
+
+STREAM_DEBOUNCE_SECONDS = 0.5
 
 
 class FollowFailedError(PoundCakeError):
@@ -38,7 +46,7 @@ def register(app: Celery, resources: WorkerResources) -> Any:
     def run() -> dict[str, int]:
         try:
             summary = follow_remediations(
-                sessions=resources.sessions, engine=resources.engine, after=cursor[0]
+                sessions=resources.sessions, engine_api=resources.engine_api, after=cursor[0]
             )
         except EngineUnavailableError as error:
             level = logging.DEBUG if engine_down.is_set() else logging.WARNING
@@ -67,7 +75,37 @@ def _follow_one(resources: WorkerResources, alert_id: str) -> bool:
     if alert is None:
         return False
     try:
-        return follow_alert(sessions=resources.sessions, engine=resources.engine, alert=alert)
+        return follow_alert(
+            sessions=resources.sessions, engine_api=resources.engine_api, alert=alert
+        )
     except EngineUnavailableError as error:
         logger.debug("Following alert %s waits for the next pass: %s", alert_id, error)
         return False
+
+
+def start_stream_follower(app: Celery, settings: Settings) -> threading.Thread:
+    """Follow remediations through the engine's stream in a thread of the beat process: each
+    execution event of an alert sends ``poundcake.follow_alert`` (at most twice a second per
+    alert); the beat's periodic pass remains the fallback."""
+    last_sent: dict[str, float] = {}
+
+    def on_alert(alert_id: str) -> None:
+        now = time.monotonic()
+        if now - last_sent.get(alert_id, 0.0) < STREAM_DEBOUNCE_SECONDS:
+            return
+        last_sent[alert_id] = now
+        if len(last_sent) > 10_000:
+            last_sent.clear()
+        try:
+            app.send_task(FOLLOW_ALERT, args=[alert_id], queue=QUEUE)
+        except (KombuError, OSError):
+            logger.warning("Could not queue following alert %s; the next pass will", alert_id)
+
+    thread = threading.Thread(
+        target=watch_executions,
+        args=(settings, on_alert, threading.Event()),
+        name="engine-stream",
+        daemon=True,
+    )
+    thread.start()
+    return thread

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import UTCDateTime, utcnow
 from poundcake.remediation.alerts.models import AlertDelivery
-from poundcake.remediation.tasks.app import RELAY_OUTBOX, WorkerResources
+from poundcake.remediation.resources import WorkerResources
+from poundcake.remediation.tasks.app import RELAY_OUTBOX
 from poundcake.remediation.tasks.enqueue import send_deliveries
 
 logger = logging.getLogger(__name__)

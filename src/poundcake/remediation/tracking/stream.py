@@ -11,35 +11,23 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from poundcake.config import Settings
-from poundcake.remediation.engine_client import api_key
+from poundcake.engine.public import COMPLETED_STATUSES
+from poundcake.remediation.engine_stream import (
+    check_stream,
+    reconnect_delay,
+    server_sent_events,
+    stream_request,
+)
 
 logger = logging.getLogger(__name__)
 
 EVENTS = "st2.execution__update"
-FINISHED = frozenset({"succeeded", "failed", "timeout", "canceled", "abandoned"})
-RECONNECT_SECONDS = (1.0, 2.0, 5.0, 10.0)
-
-
-def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    """(event, data) pairs from the lines of a ``text/event-stream`` body."""
-    event, data = "message", list[str]()
-    for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "message", []
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
-    if data:
-        yield event, "\n".join(data)
 
 
 def alert_of(document: Any) -> str | None:
@@ -49,7 +37,7 @@ def alert_of(document: Any) -> str | None:
     the steps in between), and following on every status change would cost the engine's API
     several calls per change.
     """
-    if not isinstance(document, dict) or document.get("status") not in FINISHED:
+    if not isinstance(document, dict) or document.get("status") not in COMPLETED_STATUSES:
         return None
     context = document.get("context")
     if isinstance(context, dict):
@@ -65,21 +53,15 @@ def watch_executions(
     """Call ``on_alert`` for each execution event of an alert until ``stop`` is set."""
     attempt = 0
     while not stop.is_set():
-        key = api_key(settings)
-        headers = {"St2-Api-Key": key} if key else {}
+        target = stream_request(settings, EVENTS)
         try:
             with (
                 httpx.Client(timeout=httpx.Timeout(10.0, read=60.0)) as client,
                 client.stream(
-                    "GET", settings.st2_stream_url, params={"events": EVENTS}, headers=headers
+                    "GET", target.url, params=target.params, headers=target.headers
                 ) as response,
             ):
-                if response.status_code != 200:
-                    raise httpx.HTTPStatusError(
-                        f"the stream answered {response.status_code}",
-                        request=response.request,
-                        response=response,
-                    )
+                check_stream(response)
                 logger.info("Following remediations through %s", settings.st2_stream_url)
                 attempt = 0
                 for _event, data in server_sent_events(response.iter_lines()):
@@ -92,7 +74,7 @@ def watch_executions(
                     if alert_id:
                         on_alert(alert_id)
         except httpx.HTTPError as error:
-            delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
+            delay = reconnect_delay(attempt)
             level = logging.WARNING if attempt == 0 else logging.DEBUG
             logger.log(level, "The engine stream is unavailable (%s); polling meanwhile", error)
             attempt += 1

@@ -17,11 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from poundcake.engine.actions.parameters import mask_secrets, merge_schemas
-from poundcake.engine.documents import isoformat
-from poundcake.engine.executions.models import ExecutionDB
-from poundcake.engine.rules.models import RuleEnforcementDB
-from poundcake.engine.triggers.models import TriggerInstanceDB
+from poundcake.engine.public import (
+    ExecutionDB,
+    RuleEnforcementDB,
+    TriggerInstanceDB,
+    isoformat,
+    mask_secrets,
+    merge_schemas,
+)
 from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.intake.models import ApiCall

@@ -1,3 +1,2 @@
-"""poundcake-api's routers. The application includes every module here that has a ``router``,
-under its ``PREFIX`` (default ``/api/v1``); a module's ``SELF_RECORDED_PATHS`` are paths whose
-routes write their own API call record (in their own transaction) on success."""
+"""poundcake-api's own routers (intake, alerts, requests, CABs); :data:`ROUTERS` in
+:mod:`poundcake.remediation.api.app` lists them, with the web UI's, and their prefixes."""

@@ -6,7 +6,7 @@ and applies the whole directory to the engine, so the files stay the one source 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from starlette.responses import Response
@@ -16,7 +16,6 @@ from poundcake.remediation.api.dependencies import Api, ApiState, Db, RequestId
 from poundcake.remediation.api.operator import Operator
 from poundcake.remediation.api.responses import json_response
 from poundcake.remediation.cabs.definition import Cab, parse_cab
-from poundcake.remediation.cabs.engine import CabEngineClient
 from poundcake.remediation.cabs.service import (
     ApplyReport,
     applied_cabs,
@@ -28,14 +27,15 @@ from poundcake.remediation.cabs.service import (
     save_cab_file,
     validate_cabs,
 )
+from poundcake.remediation.engine_api import EngineClient
 
 router = APIRouter(tags=["cabs"])
 Document = Annotated[dict[str, Any], Body()]
 OptionalDocument = Annotated[dict[str, Any] | None, Body()]
 
 
-def _engine(api: ApiState) -> CabEngineClient:
-    return cast(CabEngineClient, CabEngineClient.from_settings(api.settings))
+def _engine(api: ApiState) -> EngineClient:
+    return EngineClient.from_settings(api.settings)
 
 
 def _apply(api: ApiState) -> ApplyReport:

@@ -27,14 +27,10 @@ from poundcake.remediation.intake.payload import (
     WebhookPayload,
     parse_webhook,
 )
-from poundcake.remediation.intake.service import Accepted, accept_webhook
+from poundcake.remediation.intake.service import WEBHOOK_PATHS, Accepted, accept_webhook
 
 logger = logging.getLogger(__name__)
 
-PREFIX = ""
-WEBHOOK_PATHS = ("/api/v1/webhook", "/webhook")
-# These paths write their own API call record in the intake transaction.
-SELF_RECORDED_PATHS = WEBHOOK_PATHS
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="poundcake"'}
 
 router = APIRouter(tags=["alertmanager"])

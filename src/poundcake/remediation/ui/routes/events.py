@@ -17,11 +17,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from poundcake.remediation.api.dependencies import Api, ApiState, Db
-from poundcake.remediation.api.routers.ui_support import UiLogin, UiRoute
-from poundcake.remediation.web.events import frame, relay_alert_changes, relay_executions
-from poundcake.remediation.web.sessions import COOKIE_NAME, token_hash
+from poundcake.remediation.ui.events import frame, relay_alert_changes, relay_executions
+from poundcake.remediation.ui.routes.support import UiLogin, UiRoute
+from poundcake.remediation.ui.sessions import COOKIE_NAME, token_hash
 
-PREFIX = "/ui/api"
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE = b": keepalive\n\n"
 HEADERS = [

@@ -20,10 +20,13 @@ from typing import Any, Literal, TypedDict
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from poundcake.engine.documents import isoformat
-from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
-from poundcake.engine.executions.service import WORKFLOW_RUNNER_TYPES
-from poundcake.engine.workflows.models import TaskExecutionDB
+from poundcake.engine.public import (
+    WORKFLOW_RUNNER_TYPES,
+    ExecutionDB,
+    LiveActionDB,
+    TaskExecutionDB,
+    isoformat,
+)
 from poundcake.exceptions import NotFoundError, ValidationError
 
 E = ExecutionDB

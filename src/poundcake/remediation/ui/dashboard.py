@@ -14,20 +14,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.db.types import utcnow
-from poundcake.engine.documents import isoformat
-from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.public import (
+    COMPLETED_STATUSES,
+    FAILED_STATUSES,
+    ExecutionDB,
+    ExecutionStatus,
+    isoformat,
+)
 from poundcake.remediation.alerts.lifecycle import AlertState
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.intake.models import ApiCall
+from poundcake.remediation.intake.service import WEBHOOK_PATHS
 from poundcake.remediation.tracking.trail import AlertFilters, alert_document, list_alerts
 
 DAYS = 7
 RECENT = 20
-WEBHOOK_PATHS = ("/api/v1/webhook", "/webhook")
-SUCCEEDED = frozenset({"succeeded"})
-FAILED = frozenset({"failed", "timeout", "abandoned", "canceled"})
+SUCCEEDED = frozenset({ExecutionStatus.SUCCEEDED.value})
+FAILED = COMPLETED_STATUSES - SUCCEEDED
 # Only these count as failed days on the executions chart (canceled is an operator's choice).
-FAILED_RUNS = frozenset({"failed", "timeout", "abandoned"})
+FAILED_RUNS = FAILED_STATUSES
 
 
 def ui_alert(alert: Alert) -> dict[str, Any]:

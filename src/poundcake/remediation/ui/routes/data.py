@@ -1,7 +1,7 @@
 """``/ui/api/*``: what the web UI reads and changes, for a logged-in operator.
 
 Every route needs the session cookie; writes also need the session's ``X-CSRF-Token``. The
-engine is called server side with PoundCake's key (see ``ui_support.Engine``).
+engine is called server side with PoundCake's key (see ``support.Engine``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from poundcake.exceptions import NotFoundError
 from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.api.dependencies import Api, Db
 from poundcake.remediation.api.responses import json_response
-from poundcake.remediation.api.routers.ui_support import Engine, UiLogin, UiRoute, UiWriter
 from poundcake.remediation.api.routers.webhook import read_body
 from poundcake.remediation.cabs.service import cabs_directory, load_cabs
 from poundcake.remediation.tracking.trail import request_trail
-from poundcake.remediation.web import catalog, dashboard, executions, match, task_tree
-
-PREFIX = "/ui/api"
+from poundcake.remediation.ui import catalog, dashboard, executions, match, task_tree
+from poundcake.remediation.ui.routes.support import Engine, UiLogin, UiRoute, UiWriter
 
 router = APIRouter(tags=["ui"], route_class=UiRoute)
 Text = Annotated[str | None, Query()]

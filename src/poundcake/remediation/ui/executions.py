@@ -11,47 +11,29 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from poundcake.engine.documents import isoformat
-from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
-from poundcake.engine.executions.pausing import PAUSABLE_RUNNERS
-from poundcake.engine.executions.queries import ExecutionFilters, filter_conditions, parse_timestamp
-from poundcake.engine.executions.service import WORKFLOW_RUNNER_TYPES
+from poundcake.engine.public import (
+    PAUSABLE_RUNNERS,
+    WORKFLOW_RUNNER_TYPES,
+    ExecutionDB,
+    ExecutionFilters,
+    ExecutionOutputDB,
+    LiveActionDB,
+    filter_conditions,
+    isoformat,
+    parse_timestamp,
+)
 from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
-from poundcake.remediation.cabs.engine import CabEngineClient
-from poundcake.remediation.engine_client import EngineError, path_segment
+from poundcake.remediation.engine_api import EngineClient, EngineError
 
 logger = logging.getLogger(__name__)
 
 E = ExecutionDB
 MAX_PAGE = 500
 MAX_OUTPUT_CHUNKS = 5000
-
-
-class UiEngineClient(CabEngineClient):
-    """The engine's API as the UI's writes use it: re-run, cancel, pause, resume, rule changes."""
-
-    def rerun(self, execution_id: str) -> dict[str, Any]:
-        """Run an execution's action again with the same parameters; the new execution."""
-        path = f"/executions/{path_segment(execution_id)}/re_run"
-        document: dict[str, Any] = self._json(self._request("POST", path, body={}))
-        return document
-
-    def change_status(self, execution_id: str, status: str) -> dict[str, Any]:
-        """Ask for a new status (``pausing``, ``resuming``); the execution as it is now."""
-        path = f"/executions/{path_segment(execution_id)}"
-        document: dict[str, Any] = self._json(self._request("PUT", path, body={"status": status}))
-        return document
-
-    def put_rule(self, ref: str, document: dict[str, Any]) -> dict[str, Any]:
-        """Replace the rule ``ref``; the engine's new document."""
-        path = f"/rules/{quote(ref, safe='')}"
-        found: dict[str, Any] = self._json(self._request("PUT", path, body=document))
-        return found
 
 
 @dataclass(frozen=True)
@@ -160,7 +142,7 @@ def list_executions(session: Session, query: ExecutionQuery) -> dict[str, Any]:
     return {"items": items, "total": int(total or 0)}
 
 
-def execution_detail(engine: UiEngineClient, execution_id: str) -> dict[str, Any]:
+def execution_detail(engine: EngineClient, execution_id: str) -> dict[str, Any]:
     """One execution as the engine's API shows it (secrets masked), in the UI's shape."""
     document = engine.get_execution(execution_id)
     action = document.get("action") or {}
@@ -209,14 +191,14 @@ def execution_output(session: Session, execution_id: str) -> dict[str, Any]:
     }
 
 
-def rerun_execution(engine: UiEngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
+def rerun_execution(engine: EngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
     """Re-run an execution; ``{"id"}`` of the new one."""
     new_id = engine.rerun(execution_id).get("id")
     logger.info("UI user %s re-ran execution %s as %s", user, execution_id, new_id)
     return {"id": new_id}
 
 
-def cancel_execution(engine: UiEngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
+def cancel_execution(engine: EngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
     """Cancel an execution; ConflictError when the engine refuses (it has finished)."""
     document = engine.cancel_execution(execution_id)
     if "faultstring" in document and "status" not in document:
@@ -226,7 +208,7 @@ def cancel_execution(engine: UiEngineClient, execution_id: str, *, user: str) ->
 
 
 def change_pause(
-    engine: UiEngineClient, execution_id: str, *, pause: bool, user: str
+    engine: EngineClient, execution_id: str, *, pause: bool, user: str
 ) -> dict[str, Any]:
     """Pause (``pausing``) or resume (``resuming``) a workflow; ConflictError when the engine
     refuses (its runner cannot pause, or the execution is not running, or not paused)."""

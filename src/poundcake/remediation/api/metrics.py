@@ -27,8 +27,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from poundcake.engine.executions.models import ExecutionDB
-from poundcake.ops.status import celery_queue_depth
+from poundcake.engine.public import ExecutionDB
+from poundcake.probes.queues import celery_queue_depth
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.tracking.models import ExecutionExtension
 

@@ -24,10 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.db.types import utcnow
-from poundcake.engine.auth.models import UserDB
-from poundcake.engine.auth.users import hash_password, verify_password
+from poundcake.engine.public import UserDB, hash_password, verify_password
 from poundcake.exceptions import AuthenticationError, PoundCakeError
-from poundcake.remediation.web.models import UiSession
+from poundcake.remediation.ui.models import UiSession
 
 COOKIE_NAME = "poundcake_session"
 CSRF_HEADER = "X-CSRF-Token"

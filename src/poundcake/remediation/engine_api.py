@@ -1,4 +1,8 @@
-"""The engine's StackStorm API, as PoundCake's workers use it: dispatch alerts, follow their work.
+"""The engine's StackStorm API as PoundCake uses it: the one client of the engine's HTTP API.
+
+The workers dispatch alerts and follow their work; applying CABs reads actions, runner types and
+rules, registers the CAB pack and deletes what it no longer holds; the web UI re-runs, cancels,
+pauses and resumes executions and changes rules.
 
 Every call carries the ``St2-Api-Key`` header (``ST2_API_KEY``, else the file ``ST2_API_KEY_FILE``,
 else ``<data_dir>/secrets/st2-api-key`` when it exists); the key is never logged. A key file is
@@ -30,11 +34,12 @@ import httpx
 from pydantic import SecretStr
 
 from poundcake.config import Settings
+from poundcake.engine.public import isoformat
 from poundcake.exceptions import PoundCakeError
+from poundcake.remediation.alerts.trigger import ALERT_TRIGGER
 
 logger = logging.getLogger(__name__)
 
-ALERT_TRIGGER = "poundcake.alert"
 API_KEY_HEADER = "St2-Api-Key"
 TRIGGER_INSTANCE_HEADER = "X-Trigger-Instance-Id"
 DEFAULT_KEY_FILE = Path("secrets") / "st2-api-key"
@@ -46,11 +51,6 @@ LOOKUP_SLACK = timedelta(minutes=5)
 # How many pages find_dispatched reads at most (newest first) before giving up.
 MAX_LOOKUP_PAGES = 50
 
-# StackStorm's execution statuses, as they appear on the wire.
-COMPLETED_STATUSES = frozenset({"succeeded", "failed", "timeout", "abandoned", "canceled"})
-CANCELABLE_STATUSES = frozenset(
-    {"requested", "scheduled", "delayed", "running", "pending", "pausing", "paused", "resuming"}
-)
 # Trigger instance statuses after which the rules engine has nothing more to add.
 EVALUATED_INSTANCE_STATUSES = frozenset({"processed", "processing_failed"})
 _UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
@@ -101,17 +101,25 @@ class EngineApi(Protocol):
     def close(self) -> None: ...
 
 
-def isoformat(moment: datetime) -> str:
-    """A timestamp the way StackStorm writes them: UTC, microseconds, ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def dispatch_key_of(instance: Mapping[str, Any]) -> str | None:
     """The dispatch key PoundCake put into a trigger instance's ``payload.__context``."""
     payload = instance.get("payload")
     context = payload.get("__context") if isinstance(payload, Mapping) else None
     key = context.get("dispatch_key") if isinstance(context, Mapping) else None
     return key if isinstance(key, str) else None
+
+
+def cancel_workflow(engine_api: EngineApi, execution_id: str) -> None:
+    """Ask the engine to cancel a workflow; a failure is left to the next pass."""
+    try:
+        answer = engine_api.cancel_execution(execution_id)
+    except EngineError as error:
+        logger.warning("Could not cancel workflow execution %s: %s", execution_id, error)
+        return
+    if answer.get("faultstring"):
+        logger.info("Workflow execution %s: %s", execution_id, answer["faultstring"])
+    else:
+        logger.info("Canceled workflow execution %s: its alert resolved", execution_id)
 
 
 def _faultstring(response: httpx.Response) -> str:
@@ -327,7 +335,7 @@ class EngineClient:
             "/triggerinstances",
             {
                 "trigger": ALERT_TRIGGER,
-                "timestamp_gt": isoformat(since),
+                "timestamp_gt": isoformat(since) or "",
                 "include_attributes": "id,payload",
             },
         )
@@ -373,3 +381,63 @@ class EngineClient:
             self._request("DELETE", f"/executions/{path_segment(execution_id)}")
         )
         return document
+
+    # --- CABs -------------------------------------------------------------------------------
+
+    def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        try:
+            found = self._json(self._request("GET", path))
+        except EngineNotFoundError:
+            return None
+        return found if isinstance(found, dict) else None
+
+    def get_action(self, ref: str) -> dict[str, Any] | None:
+        """The action ``ref``, or None when the engine has none."""
+        return self._get_or_none(f"/actions/{path_segment(ref)}")
+
+    def get_runner_type(self, name: str) -> dict[str, Any] | None:
+        """The runner type ``name``, or None."""
+        return self._get_or_none(f"/runnertypes/{path_segment(name)}")
+
+    def get_rule(self, ref: str) -> dict[str, Any] | None:
+        """The rule ``ref``, or None."""
+        return self._get_or_none(f"/rules/{path_segment(ref)}")
+
+    def register_pack(self, pack: str) -> dict[str, Any]:
+        """Register (or re-register) one pack from disk; the engine's counts per kind."""
+        found = self._json(self._request("POST", "/packs/register", body={"packs": [pack]}))
+        return found if isinstance(found, dict) else {}
+
+    def _delete(self, path: str) -> None:
+        try:
+            self._request("DELETE", path)
+        except EngineNotFoundError:
+            return
+
+    def delete_rule(self, ref: str) -> None:
+        """Delete the rule ``ref`` (nothing when it is gone already)."""
+        self._delete(f"/rules/{path_segment(ref)}")
+
+    def delete_action(self, ref: str) -> None:
+        """Delete the action ``ref`` (nothing when it is gone already)."""
+        self._delete(f"/actions/{path_segment(ref)}")
+
+    # --- the web UI's writes ----------------------------------------------------------------
+
+    def rerun(self, execution_id: str) -> dict[str, Any]:
+        """Run an execution's action again with the same parameters; the new execution."""
+        path = f"/executions/{path_segment(execution_id)}/re_run"
+        document: dict[str, Any] = self._json(self._request("POST", path, body={}))
+        return document
+
+    def change_status(self, execution_id: str, status: str) -> dict[str, Any]:
+        """Ask for a new status (``pausing``, ``resuming``); the execution as it is now."""
+        path = f"/executions/{path_segment(execution_id)}"
+        document: dict[str, Any] = self._json(self._request("PUT", path, body={"status": status}))
+        return document
+
+    def put_rule(self, ref: str, document: dict[str, Any]) -> dict[str, Any]:
+        """Replace the rule ``ref``; the engine's new document."""
+        path = f"/rules/{path_segment(ref)}"
+        found: dict[str, Any] = self._json(self._request("PUT", path, body=document))
+        return found

@@ -25,14 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from poundcake.config import Settings
 from poundcake.db.types import utcnow
 from poundcake.remediation.alerts.models import Alert
-from poundcake.remediation.engine_client import API_KEY_HEADER, api_key
-from poundcake.remediation.web.models import UiSession
+from poundcake.remediation.engine_stream import (
+    EventSplitter,
+    check_stream,
+    reconnect_delay,
+    stream_request,
+)
+from poundcake.remediation.ui.models import UiSession
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 EXECUTION_EVENTS = "st2.execution__create,st2.execution__update"
-RECONNECT_SECONDS = (1.0, 2.0, 5.0, 10.0)
 ALERT_POLL_SECONDS = 2.0
 MAX_ALERTS_PER_POLL = 200
 
@@ -62,33 +66,22 @@ def execution_event(document: Any) -> dict[str, Any] | None:
 
 
 async def _follow_stream(settings: Settings, emit: Emit) -> None:
-    key = api_key(settings)
-    headers = {API_KEY_HEADER: key} if key else {}
     timeout = httpx.Timeout(10.0, read=90.0)
+    target = stream_request(settings, EXECUTION_EVENTS)
     async with (
         httpx.AsyncClient(timeout=timeout) as client,
-        client.stream(
-            "GET", settings.st2_stream_url, params={"events": EXECUTION_EVENTS}, headers=headers
-        ) as response,
+        client.stream("GET", target.url, params=target.params, headers=target.headers) as response,
     ):
-        if response.status_code != 200:
-            raise httpx.HTTPStatusError(
-                f"the stream answered {response.status_code}",
-                request=response.request,
-                response=response,
-            )
-        data: list[str] = []
+        check_stream(response)
+        splitter = EventSplitter()
         async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                data.append(line[5:].lstrip())
-                continue
-            if line or not data:
+            found = splitter.feed(line)
+            if found is None:
                 continue
             try:
-                event = execution_event(json.loads("\n".join(data)))
+                event = execution_event(json.loads(found[1]))
             except ValueError:
                 event = None
-            data = []
             if event is not None:
                 await emit("execution", event)
 
@@ -103,7 +96,7 @@ async def relay_executions(settings: Settings, emit: Emit) -> None:
         except httpx.HTTPError as error:
             level = logging.WARNING if attempt == 0 else logging.DEBUG
             logger.log(level, "The engine stream is unavailable to the UI (%s)", error)
-        delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
+        delay = reconnect_delay(attempt)
         attempt += 1
         await anyio.sleep(delay)
 

@@ -14,15 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from poundcake.engine.actions.models import ActionDB
-from poundcake.engine.actions.parameters import merge_schemas
-from poundcake.engine.packs.models import PackDB
-from poundcake.engine.rules.models import RuleDB
-from poundcake.engine.runners.models import RunnerTypeDB
+from poundcake.engine.public import ActionDB, PackDB, RuleDB, RunnerTypeDB, merge_schemas
 from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.remediation.cabs.definition import Cab
 from poundcake.remediation.cabs.pack import PACK, rule_ref
-from poundcake.remediation.web.executions import UiEngineClient
+from poundcake.remediation.engine_api import EngineClient
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +107,7 @@ def list_rules(session: Session, *, pack: str | None) -> list[dict[str, Any]]:
     return [rule_document(rule) for rule in session.scalars(query)]
 
 
-def set_rule_enabled(
-    engine: UiEngineClient, ref: str, *, enabled: bool, user: str
-) -> dict[str, Any]:
+def set_rule_enabled(engine: EngineClient, ref: str, *, enabled: bool, user: str) -> dict[str, Any]:
     """Enable or disable the rule ``ref`` in the engine; the rule afterwards."""
     found = engine.get_rule(ref)
     if found is None:

@@ -10,22 +10,27 @@ step's result cannot be known before it runs and are reported as a step error.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from poundcake.engine.actions.models import ActionDB
-from poundcake.engine.actions.parameters import mask_secrets, merge_schemas
-from poundcake.engine.documents import isoformat
-from poundcake.engine.rendering import RenderError, render_shell_command, render_value
-from poundcake.engine.rules.criteria import CriteriaError, compile_criteria
-from poundcake.engine.rules.models import RuleDB
-from poundcake.engine.runners.models import RunnerTypeDB
-from poundcake.engine.runners.steps.runner import SHELL_COMMAND_RUNNERS
+from poundcake.engine.public import (
+    SHELL_COMMAND_RUNNERS,
+    ActionDB,
+    CriteriaError,
+    RenderError,
+    RuleDB,
+    RunnerTypeDB,
+    compile_criteria,
+    mask_secrets,
+    merge_schemas,
+    render_shell_command,
+    render_value,
+)
+from poundcake.remediation.alerts.trigger import ALERT_TRIGGER, Delivery, alert_payload
 from poundcake.remediation.cabs.definition import Cab, CabStep
-from poundcake.remediation.cabs.pack import ALERT_TRIGGER, PACK
+from poundcake.remediation.cabs.pack import PACK
 from poundcake.remediation.intake.payload import (
     ParsedAlert,
     PayloadError,
@@ -50,22 +55,8 @@ def parse_match_payload(body: bytes, *, max_alerts: int) -> WebhookPayload:
 
 def trigger_payload(alert: ParsedAlert, payload: WebhookPayload) -> dict[str, Any]:
     """The ``poundcake.alert`` payload intake would send for ``alert``."""
-    document: dict[str, Any] = {
-        "request_id": MATCH_TEST_REQUEST_ID,
-        "alert_id": alert.alert_id,
-        "fingerprint": alert.fingerprint,
-        "status": alert.status,
-        "alertname": alert.alert_name,
-        "severity": alert.severity,
-        "labels": dict(alert.labels),
-        "annotations": dict(alert.annotations),
-        "starts_at": isoformat(alert.starts_at.astimezone(UTC)),
-        "ends_at": isoformat(alert.ends_at) if alert.ends_at else None,
-        "generator_url": alert.generator_url,
-        "receiver": payload.receiver,
-        "group_key": payload.group_key,
-    }
-    return {name: value for name, value in document.items() if value is not None}
+    by = Delivery(MATCH_TEST_REQUEST_ID, alert.alert_id, payload.receiver, payload.group_key)
+    return alert_payload(alert, by)
 
 
 class _Actions:

@@ -17,16 +17,15 @@ from starlette.responses import FileResponse, Response
 from poundcake.exceptions import AuthenticationError, NotFoundError, ValidationError
 from poundcake.remediation.api.dependencies import Api, Db, get_api
 from poundcake.remediation.api.responses import json_response
-from poundcake.remediation.api.routers.ui_support import UiRoute, login_throttle
-from poundcake.remediation.web.sessions import (
+from poundcake.remediation.ui.routes.support import UiRoute, login_throttle
+from poundcake.remediation.ui.sessions import (
     COOKIE_NAME,
     create_session,
     delete_session,
     find_session,
 )
 
-PREFIX = ""
-STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 MAX_LOGIN_BODY = 8192
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -25,13 +25,13 @@ from poundcake.exceptions import PoundCakeError
 from poundcake.remediation.api.calls import request_info
 from poundcake.remediation.api.dependencies import Db, get_api
 from poundcake.remediation.api.responses import json_response
-from poundcake.remediation.engine_client import (
+from poundcake.remediation.engine_api import (
+    EngineClient,
     EngineError,
     EngineNotFoundError,
     EngineUnavailableError,
 )
-from poundcake.remediation.web.executions import UiEngineClient
-from poundcake.remediation.web.sessions import (
+from poundcake.remediation.ui.sessions import (
     COOKIE_NAME,
     CSRF_HEADER,
     Login,
@@ -144,9 +144,9 @@ def writing_login(request: Request, login: Annotated[Login, Depends(current_logi
     return login
 
 
-def engine_client(request: Request) -> Iterator[UiEngineClient]:
+def engine_client(request: Request) -> Iterator[EngineClient]:
     """A client of the engine's API with PoundCake's key, closed after the request."""
-    client = cast(UiEngineClient, UiEngineClient.from_settings(get_api(request).settings))
+    client = EngineClient.from_settings(get_api(request).settings)
     try:
         yield client
     finally:
@@ -155,4 +155,4 @@ def engine_client(request: Request) -> Iterator[UiEngineClient]:
 
 UiLogin = Annotated[Login, Depends(current_login)]
 UiWriter = Annotated[Login, Depends(writing_login)]
-Engine = Annotated[UiEngineClient, Depends(engine_client)]
+Engine = Annotated[EngineClient, Depends(engine_client)]
