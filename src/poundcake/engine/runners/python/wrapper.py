@@ -30,6 +30,7 @@ from poundcake.db.engine import make_st2_engine
 from poundcake.db.session import make_session_factory
 from poundcake.engine.keyvalue.crypto import key_path_from_config
 from poundcake.engine.keyvalue.datastore import SessionDatastore
+from poundcake.engine.messaging import Publisher
 from poundcake.exceptions import ValidationError
 
 ACTION_BASE_MODULE = "st2common.runners.base_action"
@@ -47,17 +48,20 @@ class ActionService:
         self._local_prefix = local_prefix
         self._engine: Engine | None = None
         self._datastore: SessionDatastore | None = None
+        self._publisher: Publisher | None = None
 
     def _store(self) -> SessionDatastore:
         # Connect on first use: an action that never touches the datastore needs no database.
         if self._datastore is None:
             config = load_st2_config()
             self._engine = make_st2_engine(config, pool_size=1)
+            self._publisher = Publisher(config.messaging_url)
             self._datastore = SessionDatastore(
                 make_session_factory(self._engine),
                 key_path=key_path_from_config(config),
                 user=self._user,
                 local_prefix=self._local_prefix,
+                publisher=self._publisher,
             )
         return self._datastore
 
@@ -100,7 +104,9 @@ class ActionService:
         )
 
     def close(self) -> None:
-        """Release the database connection, if one was opened."""
+        """Release the database and broker connections, if any were opened."""
+        if self._publisher is not None:
+            self._publisher.close()
         if self._engine is not None:
             self._engine.dispose()
 
