@@ -171,7 +171,7 @@ class St2Config:
     source: str
     data_dir: Path
     database: DatabaseTarget
-    coordination_url: str | None
+    coordination: CoordinationSection
     api: ApiSection
     auth: AuthSection
     stream: StreamSection
@@ -263,6 +263,25 @@ def _engine_database(section: DatabaseSection, data_dir: Path, source: str) -> D
     return DatabaseTarget(url=url, setting=setting, table_prefix=section.table_prefix)
 
 
+# ``[coordination] url`` schemes that work here: MariaDB through tooz's MySQL driver.
+COORDINATION_SCHEMES = ("mysql", "mysql+pymysql")
+
+
+def _coordination(raw: dict[str, dict[str, str]], source: str) -> CoordinationSection:
+    section: CoordinationSection = _section(raw, "coordination", source)
+    if section.url:
+        scheme = section.url.partition("://")[0].lower() if "://" in section.url else ""
+        if scheme not in COORDINATION_SCHEMES:
+            # The url itself is not repeated: it may hold a password.
+            raise ConfigurationError(
+                f"[coordination] url in {source}",
+                f"the scheme {scheme!r} cannot work here; use mysql://user:password@host:port/"
+                "database (MariaDB, through tooz's MySQL driver), or leave url unset for "
+                "local-only locks",
+            )
+    return section
+
+
 def load_st2_config(config_file: str | Path | None = None) -> St2Config:
     """Read st2.conf from the usual places, or build the embedded default."""
     path = find_st2_config(config_file)
@@ -283,7 +302,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
     content: ContentSection = _section(raw, "content", source)
     packs = [Path(p).expanduser() for p in content.packs_base_paths.split(":") if p.strip()]
     database: DatabaseSection = _section(raw, "database", source)
-    coordination: CoordinationSection = _section(raw, "coordination", source)
+    coordination = _coordination(raw, source)
     messaging: MessagingSection = _section(raw, "messaging", source)
     system_user: SystemUserSection = _section(raw, "system_user", source)
     log: LogSection = _section(raw, "log", source)
@@ -292,7 +311,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         source=source,
         data_dir=data_dir,
         database=_engine_database(database, data_dir, source),
-        coordination_url=coordination.url,
+        coordination=coordination,
         api=_section(raw, "api", source),
         auth=_section(raw, "auth", source),
         stream=_section(raw, "stream", source),

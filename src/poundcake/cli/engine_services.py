@@ -18,6 +18,7 @@ from poundcake.cli.common import handles_errors
 from poundcake.config import St2Config, load_st2_config
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
 from poundcake.engine.api.app import Listener, create_app
+from poundcake.engine.coordination.service import register_service
 from poundcake.engine.garbage.process import GarbageCollector, GarbageCollectorSettings
 from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
 from poundcake.engine.runtime import EngineRuntime, make_runtime
@@ -31,6 +32,41 @@ logger = logging.getLogger(__name__)
 ConfigFile = Annotated[
     Path | None, typer.Option("--config-file", help="st2.conf to read (default: the usual places).")
 ]
+
+
+# Each process's service registry group and capabilities, as StackStorm's services join.
+REGISTRY: dict[str, tuple[str, dict[str, object]]] = {
+    "st2scheduler": ("scheduler", {"name": "scheduler", "type": "passive"}),
+    "st2actionrunner": ("actionrunner", {"name": "actionrunner", "type": "passive"}),
+    "st2workflowengine": ("workflow_engine", {"name": "workflowengine", "type": "passive"}),
+    "st2rulesengine": ("rulesengine", {"name": "rulesengine", "type": "passive"}),
+    "st2timersengine": ("timer_engine", {"name": "timerengine", "type": "passive"}),
+    "st2garbagecollector": ("garbagecollector", {"name": "garbagecollector", "type": "passive"}),
+    "st2notifier": ("notifier", {"name": "notifier", "type": "passive"}),
+    "st2sensorcontainer": ("sensorcontainer", {"name": "sensorcontainer", "type": "passive"}),
+}
+
+
+def join_registry(name: str, config: St2Config, runtime: EngineRuntime) -> None:
+    """Start the coordinator; with ``[coordination] service_registry``, join the registry."""
+    coordinator = runtime.coordinator()
+    if not config.coordination.service_registry:
+        return
+    if name in REGISTRY:
+        group, capabilities = REGISTRY[name]
+    else:
+        listener = name.removeprefix("st2")
+        section = {"api": config.api, "auth": config.auth, "stream": config.stream}[listener]
+        group = listener
+        capabilities = {
+            "name": listener,
+            "listen_host": section.host,
+            "listen_port": section.port,
+            "type": "active",
+        }
+        if listener == "auth":
+            capabilities["listen_ssl"] = False
+    register_service(coordinator, group, capabilities)
 
 
 class Service(Protocol):
@@ -51,6 +87,7 @@ def serve(name: str, config: St2Config, service: Service, runtime: EngineRuntime
     signal.signal(signal.SIGINT, request_stop)
     logger.info("%s starting with %s", name, config.source)
     try:
+        join_registry(name, config, runtime)
         service.run(stop)
     except Exception:
         logger.exception("%s stopped on an unexpected error", name)
@@ -144,6 +181,7 @@ def _listen(listener: Listener, config_file: Path | None) -> None:
     app = create_app(runtime, [listener])
     logger.info("st2%s listening on %s:%s", listener, section.host, section.port)
     try:
+        join_registry(f"st2{listener}", config, runtime)
         uvicorn.run(
             app,
             host=section.host,
