@@ -48,9 +48,9 @@ class AuthSection(ListenerSection):
     """``[auth]``: token service settings."""
 
     port: int = Field(default=9100, ge=1, le=65535)
+    # Authentication is always on here; ``enable = False`` is refused when st2.conf is read.
     enable: bool = True
     token_ttl: int = Field(default=86400, ge=1)
-    service_token_ttl: int = Field(default=86400, ge=1)
 
 
 class ApiSection(ListenerSection):
