@@ -15,6 +15,7 @@ raised as a :class:`ConfigurationError` naming the setting the way the operator 
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,10 @@ from poundcake.config_sections import (
     TimersEngineSection,
     WorkflowEngineSection,
 )
+from poundcake.config_unread import unread_env_settings, unread_st2_settings
 from poundcake.exceptions import ConfigurationError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ST2_CONFIG_PATH = Path("/etc/st2/st2.conf")
 SQLITE_FILE_NAME = "poundcake.sqlite3"
@@ -171,7 +175,7 @@ class St2Config:
     source: str
     data_dir: Path
     database: DatabaseTarget
-    coordination_url: str | None
+    coordination: CoordinationSection
     api: ApiSection
     auth: AuthSection
     stream: StreamSection
@@ -263,6 +267,25 @@ def _engine_database(section: DatabaseSection, data_dir: Path, source: str) -> D
     return DatabaseTarget(url=url, setting=setting, table_prefix=section.table_prefix)
 
 
+# ``[coordination] url`` schemes that work here: MariaDB through tooz's MySQL driver.
+COORDINATION_SCHEMES = ("mysql", "mysql+pymysql")
+
+
+def _coordination(raw: dict[str, dict[str, str]], source: str) -> CoordinationSection:
+    section: CoordinationSection = _section(raw, "coordination", source)
+    if section.url:
+        scheme = section.url.partition("://")[0].lower() if "://" in section.url else ""
+        if scheme not in COORDINATION_SCHEMES:
+            # The url itself is not repeated: it may hold a password.
+            raise ConfigurationError(
+                f"[coordination] url in {source}",
+                f"the scheme {scheme!r} cannot work here; use mysql://user:password@host:port/"
+                "database (MariaDB, through tooz's MySQL driver), or leave url unset for "
+                "local-only locks",
+            )
+    return section
+
+
 def load_st2_config(config_file: str | Path | None = None) -> St2Config:
     """Read st2.conf from the usual places, or build the embedded default."""
     path = find_st2_config(config_file)
@@ -283,18 +306,24 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
     content: ContentSection = _section(raw, "content", source)
     packs = [Path(p).expanduser() for p in content.packs_base_paths.split(":") if p.strip()]
     database: DatabaseSection = _section(raw, "database", source)
-    coordination: CoordinationSection = _section(raw, "coordination", source)
+    coordination = _coordination(raw, source)
     messaging: MessagingSection = _section(raw, "messaging", source)
     system_user: SystemUserSection = _section(raw, "system_user", source)
     log: LogSection = _section(raw, "log", source)
     keyvalue: KeyValueSection = _section(raw, "keyvalue", source)
+    auth: AuthSection = _section(raw, "auth", source)
+    if not auth.enable:
+        raise ConfigurationError(
+            f"[auth] enable in {source}",
+            "false is not supported: the engine's API always requires a token or an API key",
+        )
     return St2Config(
         source=source,
         data_dir=data_dir,
         database=_engine_database(database, data_dir, source),
-        coordination_url=coordination.url,
+        coordination=coordination,
         api=_section(raw, "api", source),
-        auth=_section(raw, "auth", source),
+        auth=auth,
         stream=_section(raw, "stream", source),
         messaging_url=messaging.url,
         packs_base_paths=tuple(packs),
@@ -318,6 +347,18 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
     )
 
 
+def log_unread_st2_settings(config: St2Config) -> None:
+    """Log one warning naming the st2.conf settings this process will not act on."""
+    unread = unread_st2_settings(config.sections)
+    if unread:
+        logger.warning(
+            "%s: settings PoundCake does not read (StackStorm's are not supported here; "
+            "unknown ones are ignored, as StackStorm ignores them): %s",
+            config.source,
+            ", ".join(unread),
+        )
+
+
 # --- PoundCake's environment ----------------------------------------------------------------
 
 
@@ -335,7 +376,6 @@ class Settings(BaseSettings):
     )
     st2_config_path: str | None = Field(default=None, alias="ST2_CONFIG_PATH")
     st2_api_url: str = Field(default="http://127.0.0.1:9101/v1", alias="ST2_API_URL")
-    st2_auth_url: str = Field(default="http://127.0.0.1:9100/tokens", alias="ST2_AUTH_URL")
     st2_stream_url: str = Field(default="http://127.0.0.1:9102/v1/stream", alias="ST2_STREAM_URL")
     st2_api_key: SecretStr | None = Field(default=None, alias="ST2_API_KEY")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
@@ -429,6 +469,14 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
     except PydanticValidationError as error:
         name, problem = _setting_name(error)
         raise ConfigurationError(name, problem) from None
+
+
+def log_unread_env_settings(env_file: str | Path = ".env") -> None:
+    """Log one warning naming the ``.env`` settings (and guide settings) PoundCake ignores."""
+    read = [field.alias or name for name, field in Settings.model_fields.items()]
+    unread = unread_env_settings(Path(env_file), read, os.environ)
+    if unread:
+        logger.warning("Settings PoundCake does not read: %s", ", ".join(unread))
 
 
 def load_poundcake_config(

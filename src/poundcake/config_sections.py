@@ -28,9 +28,13 @@ class DatabaseSection(Section):
 
 
 class CoordinationSection(Section):
-    """``[coordination]``: the lock service singletons use (``mysql://...``)."""
+    """``[coordination]``: the backend of locks and the service registry (``mysql://...``)."""
 
     url: str | None = None
+    # StackStorm: the lock TTL where the backend has one. MySQL's locks live as long as their
+    # connection, so here it is how long a member that stopped heartbeating stays registered.
+    lock_timeout: int = Field(default=60, ge=1)
+    service_registry: bool = False
 
 
 class ListenerSection(Section):
@@ -44,9 +48,9 @@ class AuthSection(ListenerSection):
     """``[auth]``: token service settings."""
 
     port: int = Field(default=9100, ge=1, le=65535)
+    # Authentication is always on here; ``enable = False`` is refused when st2.conf is read.
     enable: bool = True
     token_ttl: int = Field(default=86400, ge=1)
-    service_token_ttl: int = Field(default=86400, ge=1)
 
 
 class ApiSection(ListenerSection):

@@ -6,6 +6,7 @@ import stat
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from poundcake.engine.keyvalue import service
 from poundcake.engine.keyvalue.crypto import DatastoreCipher, key_path_from_config
 from poundcake.engine.keyvalue.datastore import SessionDatastore
 from poundcake.engine.keyvalue.models import KeyValuePairDB
+from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.exceptions import ConfigurationError, NotFoundError, ValidationError
 from tests.integration.datastore_helpers import engine_config
 
@@ -307,3 +309,97 @@ def test_session_datastore_is_the_runners_datastore(
     assert store.delete_value("count") is True
     assert store.delete_value("count") is False
     assert store.get_value("count") is None
+
+
+def fired_instances(factory: sessionmaker[Session]) -> list[tuple[str, dict[str, Any]]]:
+    """Every stored key-value trigger instance, oldest first: (trigger, payload)."""
+    with factory() as fresh:
+        rows = fresh.scalars(
+            sa.select(TriggerInstanceDB)
+            .where(TriggerInstanceDB.trigger.startswith("core.st2.key_value_pair."))
+            .order_by(TriggerInstanceDB.id)
+        )
+        return [(row.trigger, row.payload) for row in rows]
+
+
+def operations(instances: list[tuple[str, dict[str, Any]]]) -> str:
+    """The operations the instances record, as one line: ``create update ...``."""
+    return " ".join(trigger.rsplit(".", 1)[1] for trigger, _ in instances)
+
+
+def test_every_write_stores_its_trigger_instances_in_the_same_transaction(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    fired: list[TriggerInstanceDB] = []
+    created = service.set_value(session, name="color", value="red", fired=fired)
+    assert [instance.trigger for instance in fired] == ["core.st2.key_value_pair.create"]
+    assert fired_instances(factory) == []  # nothing is visible before the write commits
+    session.commit()
+    service.set_value(session, name="color", value="red")
+    service.set_value(session, name="color", value="blue", ttl=60)
+    service.delete_value(session, name="color")
+    session.rollback()
+    # A rolled-back write leaves no trigger instance behind.
+    assert operations(fired_instances(factory)) == "create"
+
+    service.set_value(session, name="color", value="red")
+    updated = service.set_value(session, name="color", value="blue", ttl=60)
+    service.delete_value(session, name="color")
+    session.commit()
+    instances = fired_instances(factory)
+    assert operations(instances) == "create update update value_change delete"
+    assert instances[0][1] == {"object": created.to_document()}
+    assert instances[0][1]["object"] == {
+        "id": created.id,
+        "uid": "key_value_pair:st2kv.system:color",
+        "name": "color",
+        "scope": "st2kv.system",
+        "value": "red",
+        "secret": False,
+        "encrypted": False,
+    }
+    old, new = instances[3][1]["old_object"], instances[3][1]["new_object"]
+    assert (old["value"], new["value"]) == ("red", "blue")
+    assert new == updated.to_document() and "expire_timestamp" in new
+    assert instances[4][1] == {"object": updated.to_document()}
+
+
+def test_secret_values_never_appear_in_a_payload(
+    session: Session, factory: sessionmaker[Session], cipher: DatastoreCipher
+) -> None:
+    service.set_value(session, name="pw", value="hunter2", secret=True, cipher=cipher)
+    service.set_value(session, name="pw", value="hunter3", secret=True, cipher=cipher)
+    service.set_value(session, name="tok", value="t0", scope="user", user="alice")
+    service.delete_value(session, name="pw")
+    session.commit()
+    instances = fired_instances(factory)
+    assert "hunter" not in repr(instances)
+    changed = next(payload for trigger, payload in instances if trigger.endswith("value_change"))
+    assert changed["new_object"]["encrypted"] is True
+    assert cipher.decrypt(changed["new_object"]["value"]) == "hunter3"
+    user_key = instances[3][1]["object"]
+    assert (user_key["name"], user_key["user"], user_key["scope"]) == ("tok", "alice", "st2kv.user")
+
+
+def test_expiry_fires_nothing_and_a_key_set_again_after_it_is_created(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    service.set_value(session, name="lease", value="1", ttl=1)
+    session.commit()
+    later = utcnow() + timedelta(seconds=5)
+    assert service.purge_expired(session, now=later) == 1
+    service.set_value(session, name="lease", value="1", ttl=1)
+    session.commit()
+    assert service.set_value(session, name="lease", value="2", now=utcnow() + timedelta(seconds=5))
+    session.commit()
+    assert operations(fired_instances(factory)) == "create create create"
+
+
+def test_session_datastore_writes_fire_triggers(factory: sessionmaker[Session]) -> None:
+    store = SessionDatastore(factory, user="alice", local_prefix="mypack.MySensor")
+    store.set_value("seen", "1")
+    store.set_value("seen", "2")
+    store.delete_value("seen")
+    instances = fired_instances(factory)
+    assert operations(instances) == "create update value_change delete"
+    assert instances[0][1]["object"]["name"] == "mypack.MySensor:seen"

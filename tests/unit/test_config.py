@@ -102,7 +102,7 @@ def test_seed_st2_conf_for_separate_databases(
     assert url.query["charset"] == "utf8mb4"
     assert url.query["unix_socket"] == "/run/mysqld/mysqld.sock"
     assert (
-        st2.coordination_url == "mysql://stackstorm:stackstorm_password@localhost:3306/stackstorm"
+        st2.coordination.url == "mysql://stackstorm:stackstorm_password@localhost:3306/stackstorm"
     )
     assert st2.api.port == 9101
     assert st2.auth.port == 9100

@@ -15,9 +15,10 @@ import typer
 import uvicorn
 
 from poundcake.cli.common import handles_errors
-from poundcake.config import St2Config, load_st2_config
+from poundcake.config import St2Config, load_st2_config, log_unread_st2_settings
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
 from poundcake.engine.api.app import Listener, create_app
+from poundcake.engine.coordination.service import register_service
 from poundcake.engine.garbage.process import GarbageCollector, GarbageCollectorSettings
 from poundcake.engine.notifier.process import Notifier
 from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
@@ -32,6 +33,41 @@ logger = logging.getLogger(__name__)
 ConfigFile = Annotated[
     Path | None, typer.Option("--config-file", help="st2.conf to read (default: the usual places).")
 ]
+
+
+# Each process's service registry group and capabilities, as StackStorm's services join.
+REGISTRY: dict[str, tuple[str, dict[str, object]]] = {
+    "st2scheduler": ("scheduler", {"name": "scheduler", "type": "passive"}),
+    "st2actionrunner": ("actionrunner", {"name": "actionrunner", "type": "passive"}),
+    "st2workflowengine": ("workflow_engine", {"name": "workflowengine", "type": "passive"}),
+    "st2rulesengine": ("rulesengine", {"name": "rulesengine", "type": "passive"}),
+    "st2timersengine": ("timer_engine", {"name": "timerengine", "type": "passive"}),
+    "st2garbagecollector": ("garbagecollector", {"name": "garbagecollector", "type": "passive"}),
+    "st2notifier": ("notifier", {"name": "notifier", "type": "passive"}),
+    "st2sensorcontainer": ("sensorcontainer", {"name": "sensorcontainer", "type": "passive"}),
+}
+
+
+def join_registry(name: str, config: St2Config, runtime: EngineRuntime) -> None:
+    """Start the coordinator; with ``[coordination] service_registry``, join the registry."""
+    coordinator = runtime.coordinator()
+    if not config.coordination.service_registry:
+        return
+    if name in REGISTRY:
+        group, capabilities = REGISTRY[name]
+    else:
+        listener = name.removeprefix("st2")
+        section = {"api": config.api, "auth": config.auth, "stream": config.stream}[listener]
+        group = listener
+        capabilities = {
+            "name": listener,
+            "listen_host": section.host,
+            "listen_port": section.port,
+            "type": "active",
+        }
+        if listener == "auth":
+            capabilities["listen_ssl"] = False
+    register_service(coordinator, group, capabilities)
 
 
 class Service(Protocol):
@@ -52,6 +88,7 @@ def serve(name: str, config: St2Config, service: Service, runtime: EngineRuntime
     signal.signal(signal.SIGINT, request_stop)
     logger.info("%s starting with %s", name, config.source)
     try:
+        join_registry(name, config, runtime)
         service.run(stop)
     except Exception:
         logger.exception("%s stopped on an unexpected error", name)
@@ -64,6 +101,7 @@ def serve(name: str, config: St2Config, service: Service, runtime: EngineRuntime
 def _runtime(config_file: Path | None, pool_size: int) -> tuple[St2Config, EngineRuntime]:
     config = load_st2_config(config_file)
     configure_logging(config.log_level)
+    log_unread_st2_settings(config)
     return config, make_runtime(config, pool_size=pool_size)
 
 
@@ -152,6 +190,7 @@ def _listen(listener: Listener, config_file: Path | None) -> None:
     app = create_app(runtime, [listener])
     logger.info("st2%s listening on %s:%s", listener, section.host, section.port)
     try:
+        join_registry(f"st2{listener}", config, runtime)
         uvicorn.run(
             app,
             host=section.host,

@@ -12,7 +12,12 @@ import uvicorn
 from celery import signals as celery_signals
 
 from poundcake.cli.common import handles_errors
-from poundcake.config import Settings, load_poundcake_config, load_settings
+from poundcake.config import (
+    Settings,
+    load_poundcake_config,
+    load_settings,
+    log_unread_env_settings,
+)
 from poundcake.logging import configure_logging
 from poundcake.ops.reload import install_reload_handler
 from poundcake.remediation.tasks.app import QUEUE, create_celery_app, make_celery
@@ -41,6 +46,7 @@ def _api() -> None:
     config = load_poundcake_config()
     settings = config.settings
     configure_logging(settings.log_level)
+    log_unread_env_settings()
     # Imported only here: the API's dependencies (FastAPI) are not the workers' business.
     from poundcake.remediation.api.app import create_app
 
@@ -65,6 +71,7 @@ def _worker(context: typer.Context, concurrency: Concurrency = 4) -> None:
     config = load_poundcake_config()
     settings = config.settings
     configure_logging(settings.log_level)
+    log_unread_env_settings()
     app = create_celery_app(config)
     reload_on_sighup(settings)
     app.worker_main(
@@ -90,6 +97,7 @@ def _beat(context: typer.Context) -> None:
     """
     settings = load_settings()
     configure_logging(settings.log_level)
+    log_unread_env_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = make_celery(settings)
     install_reload_handler("poundcake-beat", settings)

@@ -1,8 +1,10 @@
-"""The engine's runtime: database engine, sessions and messaging, built from st2.conf."""
+"""The engine's runtime: database engine, sessions, messaging and coordination, from st2.conf."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from poundcake.config import St2Config
 from poundcake.db.engine import check_connection, make_st2_engine
 from poundcake.db.session import make_session_factory
+from poundcake.engine.coordination.service import start_coordinator, stop_coordinator
 from poundcake.engine.executions.completion import EMIT_ACTION_TRIGGERS
 from poundcake.engine.messaging import Publisher
 
@@ -22,9 +25,22 @@ class EngineRuntime:
     engine: sa.Engine
     sessions: sessionmaker[Session]
     publisher: Publisher = field(repr=False)
+    _coordinator: Any = field(default=None, repr=False)
+    _coordinator_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def coordinator(self) -> Any:
+        """The process's tooz coordinator (``[coordination]``), started on first use."""
+        with self._coordinator_guard:
+            if self._coordinator is None:
+                self._coordinator = start_coordinator(self.config.coordination)
+            return self._coordinator
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections; leave the service registry."""
+        with self._coordinator_guard:
+            if self._coordinator is not None:
+                stop_coordinator(self._coordinator)
+                self._coordinator = None
         self.publisher.close()
         self.engine.dispose()
 

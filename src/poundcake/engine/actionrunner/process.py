@@ -357,6 +357,7 @@ class ActionRunner:
             self.runtime.sessions,
             key_path=self.runtime.config.datastore_key_path,
             user=request.user,
+            publisher=self.runtime.publisher,
         )
         released: threading.Event | None = None
         if request.runner_type in RESUMABLE_RUNNER_TYPES:

@@ -9,6 +9,10 @@ With ``purge_inquiries`` (StackStorm's switch, off by default as there) each col
 ends in ``timeout`` the inquiries waiting longer than their ``ttl`` minutes and resumes their
 workflows (:func:`poundcake.engine.inquiries.service.expire_inquiries`), in batches as well;
 an inquiry therefore times out up to ``collection_interval`` seconds after its ttl.
+
+Several collectors may run (one per host, say); each collection is done under the coordination
+lock :data:`LOCK` (``[coordination]``), so while one collects the others skip that interval
+instead of deleting the same rows beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sqlalchemy as sa
 from poundcake.config_sections import GarbageCollectorSection
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
+from poundcake.engine.coordination.service import singleton
 from poundcake.engine.garbage.service import (
     Cursor,
     Purge,
@@ -35,6 +40,8 @@ from poundcake.engine.inquiries.service import announce_answered, expire_inquiri
 from poundcake.engine.runtime import EngineRuntime
 
 logger = logging.getLogger(__name__)
+
+LOCK = "st2garbagecollector"
 
 TABLES = (
     "executions",
@@ -117,6 +124,14 @@ class GarbageCollector:
                 logger.exception("Timing out inquiries failed; it runs again next interval")
         return removed
 
+    def collect_if_alone(self) -> dict[str, int] | None:
+        """Collect under :data:`LOCK`; None when another collector holds it."""
+        with singleton(self.runtime.coordinator(), LOCK) as held:
+            if held:
+                return self.collect_once()
+        logger.info("Another garbage collector is collecting (it holds %s); skipping", LOCK)
+        return None
+
     def time_out_inquiries(self, now: datetime | None = None) -> int:
         """End the inquiries past their ttl at ``now`` in timeout; return how many."""
         now = now or utcnow()
@@ -162,7 +177,7 @@ class GarbageCollector:
         )
         while not stop.is_set():
             try:
-                self.collect_once()
+                self.collect_if_alone()
             except Exception:
                 logger.exception("Garbage collection failed; it runs again next interval")
             stop.wait(self.settings.collection_interval)

@@ -2,7 +2,9 @@
 
 Each call is its own unit of work. With ``local=True`` (StackStorm's default for actions and
 sensors) names are namespaced ``<pack>.<class>:<name>`` when a ``local_prefix`` is given.
-User-scoped calls act for ``user``.
+User-scoped calls act for ``user``. A write's ``core.st2.key_value_pair.*`` trigger instances
+commit with it and are announced through ``publisher`` when one is given (otherwise the rules
+engine's poll finds them).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from poundcake.db.session import unit_of_work
 from poundcake.engine.keyvalue import service
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.messaging import Publisher
+from poundcake.engine.triggers.instances import announce_trigger_instances
+from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.exceptions import ConflictError, NotFoundError
 
 LOCAL_SEPARATOR = ":"
@@ -30,8 +35,10 @@ class SessionDatastore:
         key_path: Path | None = None,
         user: str | None = None,
         local_prefix: str | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self._session_factory = session_factory
+        self._publisher = publisher
         self._key_path = key_path
         self._cipher: DatastoreCipher | None = None
         self._user = user
@@ -41,6 +48,10 @@ class SessionDatastore:
         if self._cipher is None and self._key_path is not None:
             self._cipher = DatastoreCipher.from_key_file(self._key_path)
         return self._cipher
+
+    def _announce(self, fired: list[TriggerInstanceDB]) -> None:
+        if self._publisher is not None:
+            announce_trigger_instances(self._publisher, fired)
 
     def _name(self, name: str, local: bool) -> str:
         if local and self._local_prefix:
@@ -79,6 +90,7 @@ class SessionDatastore:
         """Create or replace the value; ``encrypt`` stores it as a secret."""
         cipher = self._cipher_or_none() if encrypt else None
         for attempt in (1, 2):
+            fired: list[TriggerInstanceDB] = []
             try:
                 with unit_of_work(self._session_factory) as session:
                     service.set_value(
@@ -90,23 +102,27 @@ class SessionDatastore:
                         secret=encrypt,
                         ttl=ttl,
                         cipher=cipher,
+                        fired=fired,
                     )
                 break
             except ConflictError:
                 # Another writer created the key between our look-up and insert: update it.
                 if attempt == 2:
                     raise
+        self._announce(fired)
         return True
 
     def delete_value(self, name: str, *, local: bool = True, scope: str = "system") -> bool:
         """Delete the value; return False when there was none."""
+        fired: list[TriggerInstanceDB] = []
         try:
             with unit_of_work(self._session_factory) as session:
                 service.delete_value(
-                    session, name=self._name(name, local), scope=scope, user=self._user
+                    session, name=self._name(name, local), scope=scope, user=self._user, fired=fired
                 )
         except NotFoundError:
             return False
+        self._announce(fired)
         return True
 
     def list_values(

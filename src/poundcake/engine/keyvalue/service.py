@@ -3,7 +3,10 @@
 Every function takes the session, flushes and never commits. Names are matched exactly (case and
 trailing spaces count, as in StackStorm) even where the database collation would not. A key past
 its ``expire_timestamp`` behaves as absent. Secret values are stored encrypted; they come back as
-ciphertext with ``encrypted=True`` unless the caller asks to decrypt.
+ciphertext with ``encrypted=True`` unless the caller asks to decrypt. Every set and delete stores
+its ``core.st2.key_value_pair.*`` trigger instances in the same transaction
+(:mod:`poundcake.engine.keyvalue.triggers`) and appends them to ``fired``, for the caller to
+announce after commit.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from poundcake.engine.keyvalue.scopes import (
     split_stored_name,
     stored_name,
 )
+from poundcake.engine.keyvalue.triggers import fire_deleted, fire_written
+from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.exceptions import ConfigurationError, ConflictError, NotFoundError, ValidationError
 from poundcake.ids import new_id
 
@@ -171,6 +176,7 @@ def set_value(
     ttl: int | None = None,
     cipher: DatastoreCipher | None = None,
     now: datetime | None = None,
+    fired: list[TriggerInstanceDB] | None = None,
 ) -> KeyValue:
     """Create or replace a value; ``ttl`` seconds sets its expiry, no ttl clears it.
 
@@ -184,9 +190,12 @@ def set_value(
     stored_value = _stored_value(value, secret=secret, encrypted=encrypted, cipher=cipher)
     now = now or utcnow()
     row: KeyValuePairDB | None = None
+    old: KeyValue | None = None
     for candidate in _candidates(session, scope, stored):
         if candidate.name == stored:
             row = candidate
+            if _is_live(candidate, now):
+                old = _view(candidate, decrypt=False, cipher=None)
         elif _is_live(candidate, now):
             raise ConflictError(
                 f'Key "{stored}" conflicts with the existing key "{candidate.name}" in {scope} '
@@ -206,7 +215,11 @@ def set_value(
         session.flush()
     except sa.exc.IntegrityError:
         raise ConflictError(f'Key "{stored}" in {scope} was created concurrently.') from None
-    return _view(row, decrypt=False, cipher=None)
+    new = _view(row, decrypt=False, cipher=None)
+    instances = fire_written(session, new=new, old=old)
+    if fired is not None:
+        fired.extend(instances)
+    return new
 
 
 def get_value(
@@ -233,12 +246,18 @@ def delete_value(
     scope: str = SYSTEM_SCOPE,
     user: str | None = None,
     now: datetime | None = None,
+    fired: list[TriggerInstanceDB] | None = None,
 ) -> None:
     """Delete one live value; raise NotFoundError if it is absent or expired."""
     scope = normalise_scope(scope)
     stored = _check_name(name, scope, user)
-    session.delete(_find(session, scope, stored, now or utcnow()))
+    row = _find(session, scope, stored, now or utcnow())
+    old = _view(row, decrypt=False, cipher=None)
+    session.delete(row)
     session.flush()
+    instances = fire_deleted(session, old=old)
+    if fired is not None:
+        fired.extend(instances)
 
 
 def _scope_clauses(scope: str, user: str | None, prefix: str) -> list[sa.ColumnElement[bool]]:

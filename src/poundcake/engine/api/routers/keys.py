@@ -4,7 +4,9 @@ Scopes are ``system`` and ``user`` (or their ``st2kv.`` forms); listing also tak
 system keys plus the caller's own user keys. Naming a ``user`` implies the user scope, and
 user-scoped keys default to the caller's. Secret values are encrypted at rest and come back as
 ciphertext unless ``decrypt=true``; every authenticated caller is an administrator here, so
-decryption and other users' keys are open to every caller, as to StackStorm's admins.
+decryption and other users' keys are open to every caller, as to StackStorm's admins. A set or
+delete stores its ``core.st2.key_value_pair.*`` trigger instances with the write and announces
+them once committed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from poundcake.engine.api.dependencies import (
 from poundcake.engine.keyvalue import service
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.scopes import ALL_SCOPE, SYSTEM_SCOPE, USER_SCOPE, normalise_scope
+from poundcake.engine.triggers.instances import announce_trigger_instances
+from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.exceptions import ValidationError
 
 router = APIRouter(tags=["keys"])
@@ -129,6 +133,7 @@ def set_key(
     if user is not None and not isinstance(user, str):
         raise ValidationError("'user' must be a string")
     secret, encrypted = _flag(body, "secret"), _flag(body, "encrypted")
+    fired: list[TriggerInstanceDB] = []
     item = service.set_value(
         session,
         name=name,
@@ -139,8 +144,10 @@ def set_key(
         encrypted=encrypted,
         ttl=body.get("ttl"),
         cipher=_cipher(runtime) if secret or encrypted else None,
+        fired=fired,
     )
     session.commit()
+    announce_trigger_instances(runtime.publisher, fired)
     return item.to_document()
 
 
@@ -149,11 +156,15 @@ def delete_key(
     name: str,
     caller: CurrentCaller,
     session: Db,
+    runtime: Runtime,
     scope: Annotated[str | None, Query()] = None,
     user: Annotated[str | None, Query()] = None,
 ) -> Response:
     """Delete a live key; 404 when it is absent or expired."""
     chosen = _scope(scope, user)
-    service.delete_value(session, name=name, scope=chosen, user=_owner(chosen, user, caller))
+    fired: list[TriggerInstanceDB] = []
+    owner = _owner(chosen, user, caller)
+    service.delete_value(session, name=name, scope=chosen, user=owner, fired=fired)
     session.commit()
+    announce_trigger_instances(runtime.publisher, fired)
     return Response(status_code=204)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from poundcake.engine.keyvalue.datastore import SessionDatastore
+    from poundcake.engine.messaging import Publisher
 
 SYSTEM_SCOPE = "system"
 
@@ -43,6 +44,7 @@ class DatastoreService:
         self._user = user
         self._engine: Engine | None = None
         self._datastore: SessionDatastore | None = None
+        self._publisher: Publisher | None = None
 
     def _store(self) -> SessionDatastore:
         if self._datastore is None:
@@ -51,14 +53,17 @@ class DatastoreService:
             from poundcake.db.session import make_session_factory
             from poundcake.engine.keyvalue.crypto import key_path_from_config
             from poundcake.engine.keyvalue.datastore import SessionDatastore
+            from poundcake.engine.messaging import Publisher
 
             config = load_st2_config()
             self._engine = make_st2_engine(config, pool_size=1)
+            self._publisher = Publisher(config.messaging_url)
             self._datastore = SessionDatastore(
                 make_session_factory(self._engine),
                 key_path=key_path_from_config(config),
                 user=self._user,
                 local_prefix=f"{self._pack}.{self._class_name}",
+                publisher=self._publisher,
             )
         return self._datastore
 
@@ -115,7 +120,9 @@ class DatastoreService:
         return self._store().delete_value(name, local=local, scope=scope)
 
     def close(self) -> None:
-        """Release the database connection, if one was opened."""
+        """Release the database and broker connections, if any were opened."""
+        if self._publisher is not None:
+            self._publisher.close()
         if self._engine is not None:
             self._engine.dispose()
 

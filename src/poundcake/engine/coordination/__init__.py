@@ -1,0 +1,6 @@
+"""Coordination between engine processes: locks for singletons and the service registry.
+
+StackStorm's ``[coordination]``: tooz's MySQL driver (``GET_LOCK``) with the group membership
+tooz's driver lacks (:mod:`.mysql`), or, with no url, local-only locks and groups (:mod:`.local`).
+:mod:`.service` builds the coordinator a process uses.
+"""
