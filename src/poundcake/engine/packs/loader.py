@@ -55,6 +55,7 @@ class ContentType(StrEnum):
     RUNNERS = "runners"
     ACTIONS = "actions"
     RULES = "rules"
+    ALIASES = "aliases"
     POLICIES = "policies"
     CONFIGS = "configs"
 
