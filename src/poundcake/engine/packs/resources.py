@@ -114,6 +114,19 @@ class TriggerTypeSpec:
         return f"{self.pack}.{self.name}"
 
 
+# StackStorm's sensor schema. StackStorm does not validate sensor files against it, so other
+# fields are registered with a warning naming them rather than refused.
+SENSOR_FIELDS = _COMMON_FIELDS | {
+    "class_name",
+    "description",
+    "artifact_uri",
+    "entry_point",
+    "enabled",
+    "trigger_types",
+    "poll_interval",
+}
+
+
 @dataclass(frozen=True)
 class SensorSpec:
     """A sensor and the trigger types it emits."""
@@ -127,6 +140,7 @@ class SensorSpec:
     enabled: bool = True
     trigger_types: list[TriggerTypeSpec] = field(default_factory=list)
     metadata_file: str | None = None
+    ignored_fields: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -277,7 +291,8 @@ def _trigger_type(fields: Fields, pack: PackSpec, metadata_file: str) -> Trigger
 def load_sensor(pack: PackSpec, path: Path) -> SensorSpec:
     """Read one ``sensors/*.yaml``; its ``trigger_types`` belong to the pack.
 
-    StackStorm does not check sensor files against a schema, so unknown fields are ignored.
+    StackStorm does not check sensor files against its schema: fields outside it are kept in
+    ``ignored_fields`` for a warning, not refused.
     """
     fields = _document(pack, path, None)
     metadata_file = pack.relative(path)
@@ -307,6 +322,9 @@ def load_sensor(pack: PackSpec, path: Path) -> SensorSpec:
         enabled=enabled,
         trigger_types=trigger_types,
         metadata_file=metadata_file,
+        ignored_fields=tuple(
+            sorted(str(key) for key in fields.document if key not in SENSOR_FIELDS)
+        ),
     )
 
 

@@ -25,6 +25,7 @@ from poundcake.engine.aliases.service import format_problems, register_alias
 from poundcake.engine.packs.errors import FieldError, MetadataError
 from poundcake.engine.packs.loader import (
     CONFIG_SCHEMA_FILE,
+    MANIFEST_FILE,
     ContentType,
     PackSpec,
     config_path,
@@ -233,6 +234,10 @@ class _Run:
 def _register_packs(run: _Run) -> None:
     for pack in run.packs:
         register_pack(session=run.session, spec=pack)
+        run.report.warnings.extend(
+            f"{pack.path / MANIFEST_FILE}: {name}: is not a StackStorm pack field; ignored"
+            for name in pack.ignored_fields
+        )
         run.config_schemas[pack.ref] = None
         run.report.attempt(pack.path / CONFIG_SCHEMA_FILE, partial(_schema, run, pack))
     run.report.add(PACKS_COUNT, len(run.packs))
@@ -254,7 +259,12 @@ def _triggers(run: _Run) -> None:
 
 def _sensors(run: _Run) -> None:
     def register(pack: PackSpec, path: Path) -> None:
-        register_sensor(session=run.session, spec=load_sensor(pack, path))
+        spec = load_sensor(pack, path)
+        register_sensor(session=run.session, spec=spec)
+        run.report.warnings.extend(
+            f"{path}: {name}: is not a StackStorm sensor field; ignored"
+            for name in spec.ignored_fields
+        )
 
     run.report.add(ContentType.SENSORS.value, run.each_file(ContentType.SENSORS, register))
 
