@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,13 @@ import httpx
 import pytest
 
 from tests.integration.pack_actions import engine_api, output, wait_for
-from tests.integration.st2cli import RunningEngine, St2, logged_in, running_engine
+from tests.integration.st2cli import (
+    STREAM_SERVICES,
+    RunningEngine,
+    St2,
+    logged_in,
+    running_engine,
+)
 
 PACKS = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "aliases"
 DONE = {"succeeded", "failed", "timeout", "abandoned", "canceled"}
@@ -24,7 +32,8 @@ DONE = {"succeeded", "failed", "timeout", "abandoned", "canceled"}
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     extra = f"[content]\npacks_base_paths = {PACKS}\n"
-    with running_engine(tmp_path_factory.mktemp("aliases"), extra_conf=extra) as running:
+    directory = tmp_path_factory.mktemp("aliases")
+    with running_engine(directory, services=STREAM_SERVICES, extra_conf=extra) as running:
         yield running
 
 
@@ -213,3 +222,49 @@ def test_pack_register_counts_aliases(st2: St2) -> None:
     registered = st2("pack", "register", "chatty", "-j")
     assert registered.returncode == 0, output(registered)
     assert registered.json()["aliases"] == 3
+
+
+def first_announcement(engine: RunningEngine, token: str, found: list[Any]) -> threading.Event:
+    """Listen on the stream in a thread; put the first announcement in ``found``. The event
+    returned is set once the stream is open."""
+    opened = threading.Event()
+
+    def listen() -> None:
+        params = {"events": "st2.announcement__*", "x-auth-token": token}
+        with httpx.stream("GET", f"{engine.stream_url}/stream", params=params, timeout=60) as got:
+            opened.set()
+            name = None
+            for line in got.iter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: ") and name:
+                    found.append((name, json.loads(line.removeprefix("data: "))))
+                    return
+
+    threading.Thread(target=listen, daemon=True).start()
+    return opened
+
+
+def test_announcement_runner_posts_to_the_stream(engine: RunningEngine, st2: St2) -> None:
+    found: list[Any] = []
+    assert first_announcement(engine, st2.env["ST2_AUTH_TOKEN"], found).wait(30)
+    time.sleep(0.5)
+    ran = st2("run", "chatty.announce", "message=deployed", "channel=ops", "-j")
+    assert ran.returncode == 0, output(ran)
+    assert ran.json()["result"]["output"] == {
+        "message": "deployed",
+        "channel": "ops",
+    }
+    deadline = time.monotonic() + 30
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert found == [
+        (
+            "st2.announcement__chatops",
+            {"payload": {"message": "deployed", "channel": "ops"}, "trace_context": None},
+        )
+    ]
+    refused = st2("run", "chatty.announce_unflagged", "message=x", "-j")
+    assert refused.returncode != 0
+    error = refused.json()["result"]["error"]
+    assert error == "Experimental flag is missing for action chatty.announce_unflagged"

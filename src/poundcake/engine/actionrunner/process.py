@@ -371,7 +371,12 @@ class ActionRunner:
             cipher=self._cipher,
             released=released,
         )
-        return RunnerServices(datastore=datastore, children=children, config_file=self._config_file)
+        return RunnerServices(
+            datastore=datastore,
+            children=children,
+            config_file=self._config_file,
+            announcements=self.runtime.publisher,
+        )
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:
         self.runtime.publisher.event(

@@ -63,6 +63,12 @@ class ChildExecutions(Protocol):
     def cancel(self, execution_id: str) -> None: ...
 
 
+class Announcements(Protocol):
+    """How the ``announcement`` runner posts to the event stream."""
+
+    def announce(self, route: str, payload: Mapping[str, Any]) -> None: ...
+
+
 class WorkflowHost(Protocol):
     """How the ``orquesta`` runner starts workflows (the workflow engine implements it)."""
 
@@ -86,6 +92,7 @@ class RunnerServices:
     children: ChildExecutions | None = None
     config_file: Path | None = None
     workflows: WorkflowHost | None = None
+    announcements: Announcements | None = None
 
 
 @dataclass(frozen=True)
