@@ -94,6 +94,13 @@ def test_registered_as_python_script() -> None:
     assert runner_class("python-script") is PythonRunner
 
 
+def test_content_version_is_refused_not_ignored(tmp_path: Path) -> None:
+    path = write_action(tmp_path, "noop", "def run():\n    pass\n")
+    request = make_request(path, runner_parameters={"content_version": "v1.0.0"})
+    with pytest.raises(ValidationError, match="content_version is not supported"):
+        PythonRunner(request, Recorder()).pre_run()
+
+
 def test_the_compat_package_is_only_for_actions() -> None:
     assert importlib.util.find_spec("st2common") is None
 

@@ -23,6 +23,7 @@ from poundcake.engine.packs.loader import (
 from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR
 from poundcake.engine.packs.resources import (
     load_action,
+    load_alias,
     load_policy,
     load_rule,
     load_sensor,
@@ -270,6 +271,11 @@ def test_action_defaults(pack: PackSpec) -> None:
         ("name: a\nrunner_type: noop\nparameters: {x: {secret: 1}}\n", "parameters.x.secret"),
         ("name: a\nrunner_type: noop\nparameters: {x: {position: -1}}\n", "parameters.x.position"),
         ("name: a\nrunner_type: noop\nparameters: {x: {flavour: mild}}\n", "parameters.x.flavour"),
+        # StackStorm's action_params.json has no ``format``: it refuses it, and so do we.
+        (
+            "name: a\nrunner_type: noop\nparameters: {x: {format: date-time}}\n",
+            "parameters.x.format",
+        ),
         (
             "name: a\nrunner_type: noop\nparameters: {x: {type: array, items: 5}}\n",
             "parameters.x.items",
@@ -374,6 +380,58 @@ def test_sensor_trigger_types_belong_to_the_pack() -> None:
 def test_sensor_errors_name_the_field(pack: PackSpec, body: str, field: str) -> None:
     path = write(pack.path / "sensors" / "s.yaml", body)
     assert error_of(load_sensor, pack, path).field == field
+
+
+def test_fields_stackstorm_drops_are_named_for_a_warning(pack: PackSpec) -> None:
+    path = write(pack.path / "sensors" / "s.yaml", "class_name: S\nentry_point: s.py\nname: s\n")
+    assert load_sensor(pack, path).ignored_fields == ("name",)
+    manifest = MANIFEST.format(name="extra") + "homepage: https://example.com\nicon: x.png\n"
+    assert load_pack(make_pack(pack.path.parent, "extra", manifest)).ignored_fields == (
+        "homepage",
+        "icon",
+    )
+    assert pack.ignored_fields == ()
+
+
+def test_alias_with_every_field() -> None:
+    pack = load_pack(FIXTURES / "aliases" / "chatty")
+    alias = load_alias(pack, pack.path / "aliases" / "say.yaml")
+    assert (alias.ref, alias.action_ref, alias.enabled) == ("chatty.say", "chatty.say", True)
+    assert alias.formats[1]["representation"] == ["shout {{ message }} loudly"]
+    assert alias.ack["extra"] == {"color": "{{ actionalias.name }}-green"}
+    assert alias.result["format"] == "Said {{ execution.result.stdout }}"
+    assert alias.extra == {"slack": {"icon": "speech_balloon"}}
+    assert alias.immutable_parameters == {
+        "channel": "{{ source_channel }}-{{ st2kv.system.chatty_room }}"
+    }
+    assert alias.metadata_file == "aliases/say.yaml"
+    quiet = load_alias(pack, pack.path / "aliases" / "quiet.yaml")
+    assert quiet.enabled is False and quiet.pack == "chatty"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("formats: [a]\n", "name"),
+        ("name: a\nformats: [a]\n", "action_ref"),
+        ("name: a\naction_ref: p.a\ncolour: red\n", "colour"),
+        ("name: a\naction_ref: p.a\nformats: [3]\n", "formats.0"),
+        ("name: a\naction_ref: p.a\nformats: [{display: d, shape: x}]\n", "formats.0.shape"),
+        (
+            "name: a\naction_ref: p.a\nformats: [{representation: [1]}]\n",
+            "formats.0.representation.0",
+        ),
+        ("name: a\naction_ref: p.a\nack: {enabled: 'no'}\n", "ack.enabled"),
+        ("name: a\naction_ref: p.a\nack: {sound: beep}\n", "ack.sound"),
+        ("name: a\naction_ref: p.a\nresult: {append_url: true}\n", "result.append_url"),
+        ("name: a\naction_ref: p.a\nimmutable_parameters: [x]\n", "immutable_parameters"),
+        ("name: a\naction_ref: p.a\npack: other\n", "pack"),
+    ],
+)
+def test_alias_errors_name_the_field(pack: PackSpec, body: str, field: str) -> None:
+    path = write(pack.path / "aliases" / "a.yaml", body)
+    error = error_of(load_alias, pack, path)
+    assert (error.path, error.field) == (str(path), field), error
 
 
 def test_trigger_type_and_policy_fixtures() -> None:

@@ -80,6 +80,9 @@ def reload(
     register_rules: Annotated[
         bool, typer.Option("--register-rules", help="Register rules.")
     ] = False,
+    register_aliases: Annotated[
+        bool, typer.Option("--register-aliases", help="Register action aliases.")
+    ] = False,
     register_policies: Annotated[
         bool, typer.Option("--register-policies", help="Register policy types and policies.")
     ] = False,
@@ -104,7 +107,8 @@ def reload(
         bool, typer.Option("--verbose", "-v", help="Log every registered resource.")
     ] = False,
 ) -> None:
-    """Register packs from disk: runners, actions, rules, triggers, sensors, policies, configs.
+    """Register packs from disk: runners, actions, rules, aliases, triggers, sensors, policies,
+    configs.
 
     Without a --register-* option, everything is registered.
 
@@ -124,6 +128,7 @@ def reload(
             ContentType.RUNNERS: register_runners,
             ContentType.ACTIONS: register_actions,
             ContentType.RULES: register_rules,
+            ContentType.ALIASES: register_aliases,
             ContentType.POLICIES: register_policies,
             ContentType.CONFIGS: register_configs,
         },

@@ -182,6 +182,11 @@ class Publisher:
             declare += [queue for queue in DOORBELLS if queue.routing_key == name]
         self._publish(body, exchange=EVENT_EXCHANGE, routing_key=name, declare=declare)
 
+    def announce(self, route: str, payload: Mapping[str, Any]) -> None:
+        """Post an announcement: the stream event ``st2.announcement__<route>``, with the body
+        StackStorm's announcement dispatcher sends."""
+        self.event(f"st2.announcement__{route}", {"payload": dict(payload), "trace_context": None})
+
     def close(self) -> None:
         """Release the connections."""
         self._work.close()

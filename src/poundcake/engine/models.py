@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from poundcake.engine.actions.models import ActionDB
+from poundcake.engine.aliases.models import ActionAliasDB
 from poundcake.engine.auth.models import ApiKeyDB, TokenDB, UserDB
 from poundcake.engine.executions.models import ExecutionDB, ExecutionOutputDB, LiveActionDB
 from poundcake.engine.keyvalue.models import KeyValuePairDB
@@ -23,6 +24,7 @@ from poundcake.engine.workflows.models import (
 )
 
 __all__ = [
+    "ActionAliasDB",
     "ActionDB",
     "ApiKeyDB",
     "ConfigDB",

@@ -378,6 +378,7 @@ class ActionRunner:
             children=children,
             config_file=self._config_file,
             virtualenvs=virtualenvs_dir(self.runtime.config),
+            announcements=self.runtime.publisher,
         )
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:

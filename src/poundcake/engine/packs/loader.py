@@ -44,6 +44,28 @@ SEMVER = re.compile(
 STACKSTORM_VERSION = re.compile(r"^((>?>|>=|=|<=|<?<)\s*[0-9]+\.[0-9]+\.[0-9]+?(\s*,)?\s*)+$")
 RESERVED_PACK_REFS = frozenset({"_global"})
 SYSTEM_PACK_REFS = frozenset({"core", "packs", "poundcake"})
+# The fields of StackStorm's pack schema. It allows others and drops them; here they draw a
+# warning naming them. ``files`` and ``path`` are computed, as in StackStorm.
+PACK_FIELDS = frozenset(
+    {
+        "id",
+        "uid",
+        "ref",
+        "name",
+        "description",
+        "keywords",
+        "version",
+        "stackstorm_version",
+        "python_versions",
+        "author",
+        "email",
+        "contributors",
+        "files",
+        "dependencies",
+        "system",
+        "path",
+    }
+)
 _IGNORED_FILES = re.compile(r"(^|/)(\.git|__pycache__)(/|$)|\.pyc$")
 
 
@@ -55,6 +77,7 @@ class ContentType(StrEnum):
     RUNNERS = "runners"
     ACTIONS = "actions"
     RULES = "rules"
+    ALIASES = "aliases"
     POLICIES = "policies"
     CONFIGS = "configs"
 
@@ -77,6 +100,8 @@ class PackSpec:
     contributors: list[str] = field(default_factory=list)
     system: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    # Fields of pack.yaml that StackStorm accepts and drops: registration warns about them.
+    ignored_fields: tuple[str, ...] = ()
 
     def relative(self, path: Path) -> str:
         """Return ``path`` relative to the pack directory, as ``metadata_file`` stores it."""
@@ -177,6 +202,7 @@ def _pack_spec(document: dict[str, Any], pack_dir: Path, manifest: Path) -> Pack
         contributors=fields.string_list("contributors", max_length=100),
         system=fields.mapping("system"),
         files=_pack_files(pack_dir),
+        ignored_fields=tuple(sorted(str(key) for key in document if key not in PACK_FIELDS)),
     )
 
 

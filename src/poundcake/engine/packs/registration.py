@@ -2,9 +2,9 @@
 
 The API names content the way ``st2 pack register --types`` does (``action`` or ``actions``,
 ``rule_type``, ``alias``, ``all`` ...). Registering actions also registers runners and rules
-also count the rule types, as in StackStorm. Action aliases are not part of this engine, so
-``aliases`` is always 0. Any file of the chosen packs that fails to register fails the request,
-StackStorm's default, and the caller's transaction is then rolled back.
+also count the rule types, as in StackStorm. Any file of the chosen packs that fails to
+register fails the request, StackStorm's default, and the caller's transaction is then rolled
+back.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ _REGISTERED_BY = {
     "triggers": ContentType.TRIGGERS,
     "sensors": ContentType.SENSORS,
     "rules": ContentType.RULES,
+    "aliases": ContentType.ALIASES,
     "policies": ContentType.POLICIES,
     "configs": ContentType.CONFIGS,
 }

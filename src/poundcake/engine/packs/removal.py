@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.actions.models import ActionDB
+from poundcake.engine.aliases.models import ActionAliasDB
 from poundcake.engine.packs.install import PACKS_SETTING, PackOperationReport
 from poundcake.engine.packs.loader import MANIFEST_FILE, SYSTEM_PACK_REFS, load_pack
 from poundcake.engine.packs.locations import ContentLocations
@@ -41,6 +42,7 @@ def unregister_pack(*, session: Session, pack: str) -> None:
         release_trigger(session=session, ref=rule.trigger)
         session.delete(rule)
     session.execute(sa.delete(PolicyDB).where(PolicyDB.pack == pack))
+    session.execute(sa.delete(ActionAliasDB).where(ActionAliasDB.pack == pack))
     session.execute(sa.delete(SensorTypeDB).where(SensorTypeDB.pack == pack))
     session.execute(sa.delete(ActionDB).where(ActionDB.pack == pack))
     type_refs = list(

@@ -1,4 +1,4 @@
-"""Reading one resource file of a pack: action, rule, sensor, trigger type or policy.
+"""Reading one resource file of a pack: action, rule, sensor, trigger type, policy or alias.
 
 Each ``load_*`` function checks what can be checked without the database, the way StackStorm's
 API models do (unknown top-level fields are refused, ``pack`` must match the pack), and returns
@@ -14,7 +14,7 @@ from typing import Any
 from poundcake.engine.packs.errors import FieldError, MetadataError
 from poundcake.engine.packs.fields import Fields
 from poundcake.engine.packs.loader import PackSpec, read_metadata
-from poundcake.engine.packs.schema import check_parameters, check_schema
+from poundcake.engine.packs.schema import check_parameters, check_schema, type_name
 
 MINIMUM_POLL_INTERVAL = 4
 _COMMON_FIELDS = frozenset({"id", "ref", "uid", "pack", "metadata_file"})
@@ -55,6 +55,20 @@ POLICY_FIELDS = _COMMON_FIELDS | {
     "policy_type",
     "parameters",
 }
+ALIAS_FIELDS = _COMMON_FIELDS | {
+    "name",
+    "description",
+    "enabled",
+    "action_ref",
+    "formats",
+    "ack",
+    "result",
+    "extra",
+    "immutable_parameters",
+}
+ALIAS_ACK_FIELDS = frozenset({"enabled", "format", "extra", "append_url"})
+ALIAS_RESULT_FIELDS = frozenset({"enabled", "format", "extra"})
+ALIAS_FORMAT_FIELDS = frozenset({"display", "representation", "match_multiple"})
 NOTIFY_EVENTS = frozenset({"on-complete", "on-success", "on-failure"})
 NOTIFY_FIELDS = frozenset({"message", "data", "routes", "channels"})
 RULE_ACTION_FIELDS = frozenset({"ref", "description", "parameters"})
@@ -100,6 +114,19 @@ class TriggerTypeSpec:
         return f"{self.pack}.{self.name}"
 
 
+# StackStorm's sensor schema. StackStorm does not validate sensor files against it, so other
+# fields are registered with a warning naming them rather than refused.
+SENSOR_FIELDS = _COMMON_FIELDS | {
+    "class_name",
+    "description",
+    "artifact_uri",
+    "entry_point",
+    "enabled",
+    "trigger_types",
+    "poll_interval",
+}
+
+
 @dataclass(frozen=True)
 class SensorSpec:
     """A sensor and the trigger types it emits."""
@@ -113,6 +140,7 @@ class SensorSpec:
     enabled: bool = True
     trigger_types: list[TriggerTypeSpec] = field(default_factory=list)
     metadata_file: str | None = None
+    ignored_fields: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -155,6 +183,28 @@ class PolicySpec:
     description: str | None = None
     enabled: bool = True
     parameters: dict[str, Any] = field(default_factory=dict)
+    metadata_file: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """Return ``pack.name``."""
+        return f"{self.pack}.{self.name}"
+
+
+@dataclass(frozen=True)
+class AliasSpec:
+    """An action alias: the commands that run ``action_ref``, and what chat adapters show."""
+
+    pack: str
+    name: str
+    action_ref: str
+    description: str | None = None
+    enabled: bool = True
+    formats: list[Any] = field(default_factory=list)
+    ack: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    immutable_parameters: dict[str, Any] = field(default_factory=dict)
     metadata_file: str | None = None
 
     @property
@@ -242,7 +292,8 @@ def _trigger_type(fields: Fields, pack: PackSpec, metadata_file: str) -> Trigger
 def load_sensor(pack: PackSpec, path: Path) -> SensorSpec:
     """Read one ``sensors/*.yaml``; its ``trigger_types`` belong to the pack.
 
-    StackStorm does not check sensor files against a schema, so unknown fields are ignored.
+    StackStorm does not check sensor files against its schema: fields outside it are kept in
+    ``ignored_fields`` for a warning, not refused.
     """
     fields = _document(pack, path, None)
     metadata_file = pack.relative(path)
@@ -272,6 +323,9 @@ def load_sensor(pack: PackSpec, path: Path) -> SensorSpec:
         enabled=enabled,
         trigger_types=trigger_types,
         metadata_file=metadata_file,
+        ignored_fields=tuple(
+            sorted(str(key) for key in fields.document if key not in SENSOR_FIELDS)
+        ),
     )
 
 
@@ -334,3 +388,56 @@ def load_policy(pack: PackSpec, path: Path) -> PolicySpec:
         )
     except FieldError as error:
         raise MetadataError.from_field_error(path, error) from None
+
+
+def load_alias(pack: PackSpec, path: Path) -> AliasSpec:
+    """Read one ``aliases/*.yaml``."""
+    fields = _document(pack, path, ALIAS_FIELDS)
+    try:
+        return alias_spec(fields, pack=pack.ref, metadata_file=pack.relative(path))
+    except FieldError as error:
+        raise MetadataError.from_field_error(path, error) from None
+
+
+def alias_spec(fields: Fields, *, pack: str, metadata_file: str | None) -> AliasSpec:
+    """Check the fields of an alias document (file or API body) against StackStorm's schema."""
+    ack = fields.nested("ack")
+    ack.only(ALIAS_ACK_FIELDS)
+    result = fields.nested("result")
+    result.only(ALIAS_RESULT_FIELDS)
+    for part in (ack, result):
+        part.boolean("enabled", True)
+        part.optional_string("format")
+        part.mapping("extra")
+    ack.boolean("append_url", True)
+    return AliasSpec(
+        pack=pack,
+        name=fields.required_string("name"),
+        action_ref=fields.required_string("action_ref"),
+        description=fields.optional_string("description"),
+        enabled=fields.boolean("enabled", True),
+        formats=_alias_formats(fields),
+        ack=dict(ack.document),
+        result=dict(result.document),
+        extra=fields.mapping("extra"),
+        immutable_parameters=fields.mapping("immutable_parameters"),
+        metadata_file=metadata_file,
+    )
+
+
+def _alias_formats(fields: Fields) -> list[Any]:
+    """A format is a string, or ``display`` with a list of ``representation`` strings."""
+    formats = fields.array("formats")
+    for index, entry in enumerate(formats):
+        if isinstance(entry, str):
+            continue
+        where = f"{fields.where('formats')}.{index}"
+        if not isinstance(entry, dict):
+            raise FieldError(where, f"must be a string or a mapping, not {type_name(entry)}")
+        item = Fields(entry, where)
+        item.only(ALIAS_FORMAT_FIELDS)
+        item.optional_string("display")
+        item.boolean("match_multiple", False)
+        if not isinstance(entry.get("representation"), str):
+            item.string_list("representation")
+    return formats

@@ -22,7 +22,8 @@ from poundcake.engine.packs.errors import FieldError
 SIMPLE_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 PARAMETER_NAME = re.compile(r"^\w+$")
 STACKSTORM_KEYWORDS = frozenset({"required", "immutable", "secret", "position"})
-# Draft 4 keywords StackStorm accepts in an action parameter, plus its own (and ``format``).
+# Draft 4 keywords StackStorm accepts in an action parameter, plus its own: StackStorm's
+# action_params.json. ``format`` is not among them, so it is refused, as StackStorm refuses it.
 PARAMETER_KEYWORDS = STACKSTORM_KEYWORDS | frozenset(
     {
         "id",
@@ -32,7 +33,6 @@ PARAMETER_KEYWORDS = STACKSTORM_KEYWORDS | frozenset(
         "default",
         "type",
         "enum",
-        "format",
         "multipleOf",
         "maximum",
         "exclusiveMaximum",

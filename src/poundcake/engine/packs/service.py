@@ -1,10 +1,10 @@
 """Registering pack content from disk into the database (``st2ctl reload``).
 
 The order is StackStorm's: packs themselves (with their config schemas), then triggers,
-sensors, runners, actions, rules, policies and configs. Every resource is upserted by ref, so
-a second registration keeps ids and writes nothing when nothing changed. A file that cannot be
-registered is reported by name, with the field at fault, and the rest carry on; the caller
-decides whether failures are fatal. Functions flush; the caller commits.
+sensors, runners, actions, rules, action aliases, policies and configs. Every resource is
+upserted by ref, so a second registration keeps ids and writes nothing when nothing changed. A
+file that cannot be registered is reported by name, with the field at fault, and the rest carry
+on; the caller decides whether failures are fatal. Functions flush; the caller commits.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import yaml
 from sqlalchemy.orm import Session
 
 from poundcake.engine.actions.service import register_action
+from poundcake.engine.aliases.service import format_problems, register_alias
 from poundcake.engine.packs.errors import FieldError, MetadataError
 from poundcake.engine.packs.loader import (
     CONFIG_SCHEMA_FILE,
+    MANIFEST_FILE,
     ContentType,
     PackSpec,
     config_path,
@@ -37,6 +39,7 @@ from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
 from poundcake.engine.packs.resources import (
     SensorSpec,
     load_action,
+    load_alias,
     load_policy,
     load_rule,
     load_sensor,
@@ -66,6 +69,7 @@ REGISTRATION_ORDER = (
     ContentType.RUNNERS,
     ContentType.ACTIONS,
     ContentType.RULES,
+    ContentType.ALIASES,
     ContentType.POLICIES,
     ContentType.CONFIGS,
 )
@@ -230,6 +234,10 @@ class _Run:
 def _register_packs(run: _Run) -> None:
     for pack in run.packs:
         register_pack(session=run.session, spec=pack)
+        run.report.warnings.extend(
+            f"{pack.path / MANIFEST_FILE}: {name}: is not a StackStorm pack field; ignored"
+            for name in pack.ignored_fields
+        )
         run.config_schemas[pack.ref] = None
         run.report.attempt(pack.path / CONFIG_SCHEMA_FILE, partial(_schema, run, pack))
     run.report.add(PACKS_COUNT, len(run.packs))
@@ -251,7 +259,12 @@ def _triggers(run: _Run) -> None:
 
 def _sensors(run: _Run) -> None:
     def register(pack: PackSpec, path: Path) -> None:
-        register_sensor(session=run.session, spec=load_sensor(pack, path))
+        spec = load_sensor(pack, path)
+        register_sensor(session=run.session, spec=spec)
+        run.report.warnings.extend(
+            f"{path}: {name}: is not a StackStorm sensor field; ignored"
+            for name in spec.ignored_fields
+        )
 
     run.report.add(ContentType.SENSORS.value, run.each_file(ContentType.SENSORS, register))
 
@@ -303,6 +316,17 @@ def _rules(run: _Run) -> None:
     run.report.add(ContentType.RULES.value, run.each_file(ContentType.RULES, register))
 
 
+def _aliases(run: _Run) -> None:
+    def register(pack: PackSpec, path: Path) -> None:
+        spec = load_alias(pack, path)
+        register_alias(session=run.session, spec=spec)
+        run.report.warnings.extend(
+            f"{path}: {problem}" for problem in format_problems(spec.formats)
+        )
+
+    run.report.add(ContentType.ALIASES.value, run.each_file(ContentType.ALIASES, register))
+
+
 def _policies(run: _Run) -> None:
     run.report.add(POLICY_TYPES_COUNT, register_policy_types(session=run.session))
 
@@ -333,6 +357,7 @@ _REGISTRARS: dict[ContentType, Callable[[_Run], None]] = {
     ContentType.RUNNERS: _runners,
     ContentType.ACTIONS: _actions,
     ContentType.RULES: _rules,
+    ContentType.ALIASES: _aliases,
     ContentType.POLICIES: _policies,
     ContentType.CONFIGS: _configs,
 }

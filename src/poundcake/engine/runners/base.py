@@ -69,6 +69,12 @@ class ChildExecutions(Protocol):
     def cancel(self, execution_id: str) -> None: ...
 
 
+class Announcements(Protocol):
+    """How the ``announcement`` runner posts to the event stream."""
+
+    def announce(self, route: str, payload: Mapping[str, Any]) -> None: ...
+
+
 class WorkflowHost(Protocol):
     """How the ``orquesta`` runner starts workflows (the workflow engine implements it)."""
 
@@ -95,6 +101,7 @@ class RunnerServices:
     # Where the packs' virtualenvs are (``[actionrunner] virtualenvs_path``); None: every pack's
     # Python code runs with the engine's interpreter.
     virtualenvs: Path | None = None
+    announcements: Announcements | None = None
 
 
 @dataclass(frozen=True)

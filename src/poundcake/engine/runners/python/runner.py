@@ -92,6 +92,8 @@ class PythonRunner(Runner):
             )
         if self.timeout <= 0:
             raise ValidationError(f"timeout must be positive (got {self.timeout}).")
+        if self.request.runner_parameters.get("content_version"):
+            raise ValidationError("content_version is not supported by PoundCake's engine")
         env = self.request.runner_parameters.get("env")
         if env is not None and not isinstance(env, dict):
             raise ValidationError("env must be an object of variable names to values.")

@@ -1,0 +1,1 @@
+"""The ``announcement`` runner: an action that posts its parameters to the event stream."""
