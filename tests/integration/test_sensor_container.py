@@ -12,10 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-import sqlalchemy as sa
 
-from poundcake.engine.sensors.models import SensorTypeDB
 from tests.integration.sensor_stack import (
     SENSOR_SERVICES,
     EngineDatabase,
@@ -190,32 +189,86 @@ def test_a_sigkilled_sensor_is_restarted_and_keeps_dispatching(
 
 
 def test_a_sensor_raising_at_import_is_reported_and_backed_off(
-    database: EngineDatabase,
+    database: EngineDatabase, st2: St2
 ) -> None:
-    database.execute(
-        sa.update(SensorTypeDB.__table__)
-        .where(SensorTypeDB.ref == "sensor_tests.BrokenSensor")
-        .values(enabled=True)
-    )
+    enabled = ok(st2("sensor", "enable", "sensor_tests.BrokenSensor", "-j"))
+    assert enabled["enabled"] is True
     try:
-        failed = database.wait_for_status("sensor_tests.BrokenSensor", "failed")
-        assert "a_module_that_does_not_exist" in (failed.last_error or "")
+        database.wait_for_status("sensor_tests.BrokenSensor", "failed")
+        shown = ok(st2("sensor", "get", "sensor_tests.BrokenSensor", "-j"))
+        assert shown["status"] == "failed"
+        assert (
+            "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"
+            in (shown["last_error"])
+        )
         time.sleep(6)
         lease = database.lease("sensor_tests.BrokenSensor")
         assert lease is not None
         # respawn_delay 1 s doubling: started at about 0, 1, 3 and 7 s, never in a tight loop.
         assert 2 <= lease.spawn_count <= 5
-        assert lease.status in ("failed", "starting")
     finally:
-        database.execute(
-            sa.update(SensorTypeDB.__table__)
-            .where(SensorTypeDB.ref == "sensor_tests.BrokenSensor")
-            .values(enabled=False)
-        )
-    eventually(
-        lambda: (
-            ((found := database.lease("sensor_tests.BrokenSensor")) and found.pid is None)
-            or not sensor_pids("BrokenSensor")
-        ),
-        "the disabled sensor stopped",
+        ok(st2("sensor", "disable", "sensor_tests.BrokenSensor", "-j"))
+    eventually(lambda: not sensor_pids("BrokenSensor"), "the disabled sensor stopped")
+    shown = ok(st2("sensor", "get", "sensor_tests.BrokenSensor", "-j"))
+    assert shown["enabled"] is False
+
+
+def test_st2_sensor_list_and_get_show_each_sensor_and_its_status(st2: St2) -> None:
+    listed = listing(st2("sensor", "list", "--pack", "sensor_tests", "-j"))
+    assert [sensor["ref"] for sensor in listed] == [
+        "sensor_tests.BrokenSensor",
+        "sensor_tests.CountingPollingSensor",
+        "sensor_tests.DatastoreSensor",
+        "sensor_tests.PassiveSensor",
+        "sensor_tests.WatchSensor",
+    ]
+    by_trigger = httpx.get(
+        f"{st2.engine.api_url}/sensortypes",
+        params={"trigger": "sensor_tests.poll"},
+        headers={"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]},
+        timeout=30,
+    ).json()
+    assert [sensor["ref"] for sensor in by_trigger] == ["sensor_tests.CountingPollingSensor"]
+    shown = ok(st2("sensor", "get", "sensor_tests.CountingPollingSensor", "-j"))
+    assert shown["poll_interval"] == 4
+    assert shown["trigger_types"] == ["sensor_tests.poll"]
+    assert shown["status"] == "running"
+    assert shown["node"].startswith("sensornode1@")
+    table = st2("sensor", "get", "sensor_tests.CountingPollingSensor")
+    assert "running" in table.stdout and "last_error" in table.stdout
+
+
+def test_st2_sensor_disable_stops_a_sensor_and_enable_starts_it_again(
+    database: EngineDatabase, st2: St2
+) -> None:
+    running = database.wait_for_status("sensor_tests.PassiveSensor", "running")
+    disabled = ok(st2("sensor", "disable", "sensor_tests.PassiveSensor", "-j"))
+    assert disabled["enabled"] is False
+    eventually(lambda: not sensor_pids("PassiveSensor"), "the disabled sensor's process to end")
+    shown = ok(st2("sensor", "get", "sensor_tests.PassiveSensor", "-j"))
+    assert shown["status"] == "disabled"
+    count = len(database.instances("sensor_tests.event"))
+    time.sleep(1.5)
+    assert len(database.instances("sensor_tests.event")) == count
+    ok(st2("sensor", "enable", "sensor_tests.PassiveSensor", "-j"))
+    again = database.wait_for_status(
+        "sensor_tests.PassiveSensor", "running", unless_pid=running.pid
     )
+    assert again.pid in sensor_pids("PassiveSensor")
+    eventually(
+        lambda: len(database.instances("sensor_tests.event")) > count + 3,
+        "events from the enabled sensor",
+    )
+
+
+def test_putting_a_sensor_type_refuses_to_change_anything_but_enabled(st2: St2) -> None:
+    document = ok(st2("sensor", "get", "sensor_tests.WatchSensor", "-j"))
+    document["poll_interval"] = 30
+    answer = httpx.put(
+        f"{st2.engine.api_url}/sensortypes/{document['id']}",
+        json=document,
+        headers={"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]},
+        timeout=30,
+    )
+    assert answer.status_code == 400
+    assert "poll_interval" in answer.json()["faultstring"]

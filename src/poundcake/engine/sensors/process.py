@@ -61,6 +61,7 @@ class Backoff:
     failures: int = 0
     not_before: float = 0.0
     finished: bool = False
+    failed_early: bool = False
 
 
 class SensorContainer:
@@ -141,9 +142,10 @@ class SensorContainer:
             return
         self.children[sensor.ref] = child
         logger.info("Sensor %s started (PID %s)", sensor.ref, child.pid)
-        self._status(
-            sensor.ref, SensorStatus.STARTING, pid=child.pid, spawned=True, keep_error=True
-        )
+        # A sensor retried after failing at import or setup shows "failed" until it runs.
+        state = self.backoff.get(sensor.ref)
+        status = SensorStatus.FAILED if state and state.failed_early else SensorStatus.STARTING
+        self._status(sensor.ref, status, pid=child.pid, spawned=True, keep_error=True)
         self._event(
             SPAWN_TRIGGER,
             {
@@ -169,6 +171,7 @@ class SensorContainer:
     def _failed(self, ref: str, status: SensorStatus, error: str, exit_code: int | None) -> None:
         state = self.backoff.setdefault(ref, Backoff())
         state.failures += 1
+        state.failed_early = status is SensorStatus.FAILED
         delay = min(
             self.settings.respawn_delay * 2 ** (state.failures - 1),
             self.settings.max_respawn_delay,
@@ -221,6 +224,8 @@ class SensorContainer:
         if child.stage == "running" and not child.recorded_running:
             child.recorded_running = True
             self._status(ref, SensorStatus.RUNNING, pid=child.pid, keep_error=True)
+        if child.stage == "running":
+            state.failed_early = False
         if state.failures and time.monotonic() - child.started_at >= STABLE_AFTER:
             state.failures = 0
 
@@ -229,7 +234,9 @@ class SensorContainer:
         for ref, child in list(self.children.items()):
             sensor = wanted.get(ref)
             if ref not in self.held or sensor is None:
-                self.stop_child(ref, record=ref in self.held)
+                # Disabled or gone: nobody runs it, so its status is ours to write. Taken over
+                # by another container: the status is the new holder's.
+                self.stop_child(ref, record=sensor is None or ref in self.held)
             elif sensor.fingerprint != child.sensor.fingerprint:
                 logger.info("Sensor %s changed; restarting it", ref)
                 self.stop_child(ref)
