@@ -42,6 +42,7 @@ from poundcake.config_sections import (
     MessagingSection,
     RulesEngineSection,
     SchedulerSection,
+    SensorContainerSection,
     StreamSection,
     SystemSection,
     SystemUserSection,
@@ -190,6 +191,8 @@ class St2Config:
     timersengine: TimersEngineSection
     garbagecollector: GarbageCollectorSection
     action_sensor: ActionSensorSection
+    sensorcontainer: SensorContainerSection
+    validate_trigger_payload: bool
     run_dir: Path
     log_dir: Path
     datastore_key_path: Path
@@ -336,6 +339,8 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         timersengine=_section(raw, "timersengine", source),
         garbagecollector=_section(raw, "garbagecollector", source),
         action_sensor=_section(raw, "action_sensor", source),
+        sensorcontainer=_section(raw, "sensorcontainer", source),
+        validate_trigger_payload=system.validate_trigger_payload,
         run_dir=Path(system.run_dir).expanduser() if system.run_dir else data_dir / "run",
         log_dir=Path(system.log_dir).expanduser() if system.log_dir else data_dir / "logs",
         datastore_key_path=Path(keyvalue.encryption_key_path).expanduser()

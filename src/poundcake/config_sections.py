@@ -86,6 +86,9 @@ class SystemSection(Section):
 
     data_dir: str | None = None
     base_path: str | None = None
+    # Sensors' dispatched payloads are checked against their trigger type's payload_schema;
+    # False dispatches an invalid one anyway, with a warning (StackStorm's switch).
+    validate_trigger_payload: bool = True
     run_dir: str | None = None
     log_dir: str | None = None
 
@@ -188,6 +191,24 @@ class ActionSensorSection(Section):
     enable: bool = True
 
 
+class SensorContainerSection(Section):
+    """``[sensorcontainer]``: StackStorm's partitioning settings, and our leases and back-off.
+
+    ``partition_provider`` is StackStorm's dictionary option, ``name:<provider>[,key:value]``.
+    """
+
+    sensor_node_name: str = "sensornode1"
+    partition_provider: str = "name:default"
+    single_sensor_mode: bool = False
+    # StackStorm's logging.conf path: read so it can be named in a warning (logs go to log_dir).
+    logging: str | None = None
+    lease_seconds: float = Field(default=15.0, gt=0)
+    poll_interval: float = Field(default=1.0, gt=0)
+    respawn_delay: float = Field(default=2.5, gt=0)
+    max_respawn_delay: float = Field(default=300.0, gt=0)
+    stop_timeout: float = Field(default=5.0, ge=0)
+
+
 SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseSection,
     "coordination": CoordinationSection,
@@ -209,4 +230,5 @@ SECTIONS: dict[str, type[Section]] = {
     "timersengine": TimersEngineSection,
     "garbagecollector": GarbageCollectorSection,
     "action_sensor": ActionSensorSection,
+    "sensorcontainer": SensorContainerSection,
 }

@@ -28,6 +28,7 @@ SERVICES = (
     "st2rulesengine",
     "st2timersengine",
     "st2garbagecollector",
+    "st2sensorcontainer",
     "st2actionrunner.1",
     "st2actionrunner.2",
 )

@@ -1,6 +1,6 @@
 """Entry points of the engine's long-running processes: ``st2scheduler``, ``st2actionrunner``,
 ``st2workflowengine``, ``st2rulesengine``, ``st2notifier``, ``st2timersengine``,
-``st2garbagecollector``, ``st2api``, ``st2auth`` and ``st2stream``."""
+``st2garbagecollector``, ``st2sensorcontainer``, ``st2api``, ``st2auth`` and ``st2stream``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from poundcake.engine.notifier.process import Notifier
 from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
+from poundcake.engine.sensors.process import SensorContainer
 from poundcake.engine.timers.process import TimersEngine, TimersEngineSettings
 from poundcake.engine.workflows.process import WorkflowEngine, WorkflowEngineSettings
 from poundcake.logging import configure_logging
@@ -176,6 +177,44 @@ def _timersengine(config_file: ConfigFile = None) -> None:
     serve("st2timersengine", config, TimersEngine(runtime, settings), runtime)
 
 
+SensorRef = Annotated[
+    str | None,
+    typer.Option("--sensor-ref", help="Only run the sensor with this ref (<pack>.<class_name>)."),
+]
+SingleSensorMode = Annotated[
+    bool,
+    typer.Option(
+        "--single-sensor-mode",
+        help="Exit when a sensor process dies instead of restarting it (with --sensor-ref).",
+    ),
+]
+
+
+@handles_errors
+def _sensorcontainer(
+    config_file: ConfigFile = None,
+    sensor_ref: SensorRef = None,
+    single_sensor_mode: SingleSensorMode = False,
+) -> None:
+    """Run every enabled sensor of every registered pack, each in its own process."""
+    config, runtime = _runtime(config_file, pool_size=3)
+    settings = config.sensorcontainer
+    if single_sensor_mode:
+        settings = settings.model_copy(update={"single_sensor_mode": True})
+    if settings.single_sensor_mode and not sensor_ref:
+        raise typer.BadParameter("single sensor mode needs --sensor-ref", param_hint="--sensor-ref")
+    if settings.logging:
+        logger.warning(
+            "[sensorcontainer] logging = %s is not supported: sensor logs go to the container's "
+            "log ([system] log_dir)",
+            settings.logging,
+        )
+    container = SensorContainer(runtime, settings, sensor_ref=sensor_ref)
+    serve("st2sensorcontainer", config, container, runtime)
+    if container.exit_code:
+        raise typer.Exit(code=container.exit_code)
+
+
 @handles_errors
 def _garbagecollector(config_file: ConfigFile = None) -> None:
     """Delete executions, output and trigger instances older than their retention."""
@@ -265,6 +304,11 @@ def rulesengine_main() -> None:
 def garbagecollector_main() -> None:
     """Entry point of ``st2garbagecollector``."""
     _app(_garbagecollector)()
+
+
+def sensorcontainer_main() -> None:
+    """Entry point of ``st2sensorcontainer``."""
+    _app(_sensorcontainer)()
 
 
 def timersengine_main() -> None:

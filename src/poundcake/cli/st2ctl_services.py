@@ -41,6 +41,7 @@ def engine_services(config: St2Config) -> list[ServiceSpec]:
         ServiceSpec("st2notifier"),
         *([ServiceSpec("st2timersengine")] if config.timersengine.enable else []),
         ServiceSpec("st2garbagecollector"),
+        ServiceSpec("st2sensorcontainer"),
         ServiceSpec("st2actionrunner", instances=config.actionrunner.workers),
     ]
 

@@ -21,6 +21,7 @@ ENGINE_TABLE_NAMES: tuple[str, ...] = (
     "rule_db",
     "rule_enforcement_db",
     "runner_type_db",
+    "sensor_lease_db",
     "sensor_type_db",
     "task_execution_db",
     "timer_schedule_db",

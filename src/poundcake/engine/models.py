@@ -12,7 +12,7 @@ from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
 from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
 from poundcake.engine.runners.models import RunnerTypeDB
-from poundcake.engine.sensors.models import SensorTypeDB
+from poundcake.engine.sensors.models import SensorLeaseDB, SensorTypeDB
 from poundcake.engine.timers.models import TimerScheduleDB
 from poundcake.engine.triggers.models import TriggerDB, TriggerInstanceDB, TriggerTypeDB
 from poundcake.engine.webhooks.models import WebhookDB
@@ -40,6 +40,7 @@ __all__ = [
     "RuleDB",
     "RuleEnforcementDB",
     "RunnerTypeDB",
+    "SensorLeaseDB",
     "SensorTypeDB",
     "TaskExecutionDB",
     "TimerScheduleDB",

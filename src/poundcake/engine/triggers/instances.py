@@ -68,6 +68,25 @@ def create_trigger_instance(
     return instance
 
 
+def create_trigger_instances(
+    *, session: Session, occurrences: Iterable[tuple[str, Mapping[str, Any], datetime]]
+) -> list[TriggerInstanceDB]:
+    """Store pending occurrences, each ``(trigger_ref, payload, occurrence_time)``, at once."""
+    instances = [
+        TriggerInstanceDB(
+            id=new_id(),
+            trigger=trigger_ref,
+            payload=dict(payload),
+            occurrence_time=occurred,
+            status=TriggerInstanceStatus.PENDING.value,
+        )
+        for trigger_ref, payload, occurred in occurrences
+    ]
+    session.add_all(instances)
+    session.flush()
+    return instances
+
+
 def get_trigger_instance(*, session: Session, instance_id: str) -> TriggerInstanceDB:
     """Return the instance with ``instance_id``; NotFoundError otherwise."""
     instance = session.get(TriggerInstanceDB, instance_id)

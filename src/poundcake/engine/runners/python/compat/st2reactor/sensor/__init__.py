@@ -1,0 +1,1 @@
+"""StackStorm's ``st2reactor.sensor`` package: the sensor base classes."""
