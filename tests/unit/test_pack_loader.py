@@ -192,13 +192,31 @@ def test_discovery_searches_in_order_and_the_first_ref_wins(tmp_path: Path) -> N
 
 def test_discovery_reports_bad_packs_and_keeps_the_rest(tmp_path: Path) -> None:
     make_pack(tmp_path, "good")
-    make_pack(tmp_path, "core")
     write(tmp_path / "broken" / "pack.yaml", "name: broken\n")
     missing = tmp_path / "missing"
     packs, failures = discover_packs([tmp_path, missing], BUNDLED_PACKS_DIR)
     assert [pack.ref for pack in packs] == ["good"]
     problems = {(Path(failure.path).parent.name, failure.field) for failure in failures}
-    assert problems == {("core", "ref"), ("broken", "description"), (tmp_path.name, None)}
+    assert problems == {("broken", "description"), (tmp_path.name, None)}
+
+
+def test_a_users_pack_replaces_the_bundled_one_but_not_a_system_pack(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_pack(tmp_path, "linux", MANIFEST.format(name="linux").replace("Tests", "User"))
+    make_pack(tmp_path, "core", MANIFEST.format(name="core").replace("Tests", "User"))
+    with caplog.at_level("INFO", logger="poundcake.engine.packs.loader"):
+        packs, failures = discover_packs([BUNDLED_PACKS_DIR, tmp_path], BUNDLED_PACKS_DIR)
+    assert failures == []
+    by_ref = {pack.ref: pack for pack in packs}
+    assert by_ref["linux"].path == (tmp_path / "linux").resolve()
+    assert by_ref["core"].path == (BUNDLED_PACKS_DIR / "core").resolve()
+    assert by_ref["http"].path == (BUNDLED_PACKS_DIR / "http").resolve()
+    assert (
+        f"Bundled pack linux in {(BUNDLED_PACKS_DIR / 'linux').resolve()} is replaced by the "
+        f"user's pack in {(tmp_path / 'linux').resolve()}"
+    ) in caplog.text
+    assert f"Pack core in {(tmp_path / 'core').resolve()} is ignored" in caplog.text
 
 
 def test_system_packs_may_use_system_names() -> None:

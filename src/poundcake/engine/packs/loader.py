@@ -256,45 +256,65 @@ def _raw_scalar(path: Path, key: str) -> str | None:
 def discover_packs(
     base_paths: Sequence[Path], system_path: Path
 ) -> tuple[list[PackSpec], list[MetadataError]]:
-    """Find the packs under each base path; the first pack found with a ref wins.
+    """Find the packs under each base path; return them and the packs that could not be read.
 
-    Returns the packs, in search order, and the packs that could not be read. Only packs under
-    ``system_path`` may use the system refs ``core`` and ``packs``.
+    Among the user's directories the first pack found with a ref wins, as in StackStorm. A
+    user's pack also wins over a pack bundled in ``system_path`` with the same ref (its
+    replacement is logged), except the system packs ``core``, ``packs`` and ``poundcake``,
+    which only ``system_path`` provides: a user's copy of one is ignored with a warning, as
+    StackStorm ignores a pack already found in an earlier directory.
     """
-    packs: dict[str, PackSpec] = {}
+    system = system_path.resolve()
+    bundled: dict[str, PackSpec] = {}
+    users: dict[str, PackSpec] = {}
     failures: list[MetadataError] = []
-    for base in (path.resolve() for path in base_paths):
+    for base in dict.fromkeys(path.resolve() for path in base_paths):
         if not base.is_dir():
             failures.append(MetadataError(base, None, "is not a directory of packs"))
             continue
-        is_system = base == system_path.resolve()
-        for pack_dir in sorted(base.iterdir()):
-            if not (pack_dir / MANIFEST_FILE).is_file():
-                continue
-            try:
-                pack = load_pack(pack_dir)
-            except MetadataError as error:
-                failures.append(error)
-                continue
-            if pack.ref in SYSTEM_PACK_REFS and not is_system:
-                failures.append(
-                    MetadataError(
-                        pack_dir / MANIFEST_FILE,
-                        "ref",
-                        f'"{pack.ref}" is reserved for the bundled system pack',
-                    )
+        found, unreadable = _packs_in(base)
+        failures.extend(unreadable)
+        for pack in found:
+            if base == system:
+                bundled[pack.ref] = pack
+            elif pack.ref in SYSTEM_PACK_REFS:
+                logger.warning(
+                    "Pack %s in %s is ignored: %s is a system pack, bundled with the engine",
+                    pack.ref,
+                    pack.path,
+                    pack.ref,
                 )
-                continue
-            if pack.ref in packs:
+            elif pack.ref in users:
                 logger.warning(
                     "Pack %s in %s is ignored: already found in %s",
                     pack.ref,
-                    pack_dir,
-                    packs[pack.ref].path,
+                    pack.path,
+                    users[pack.ref].path,
                 )
-                continue
-            packs[pack.ref] = pack
-    return list(packs.values()), failures
+            else:
+                users[pack.ref] = pack
+    for ref in sorted(bundled.keys() & users.keys()):
+        logger.info(
+            "Bundled pack %s in %s is replaced by the user's pack in %s",
+            ref,
+            bundled.pop(ref).path,
+            users[ref].path,
+        )
+    return [*bundled.values(), *users.values()], failures
+
+
+def _packs_in(base: Path) -> tuple[list[PackSpec], list[MetadataError]]:
+    """Read every pack directly under ``base``, in name order."""
+    packs: list[PackSpec] = []
+    failures: list[MetadataError] = []
+    for pack_dir in sorted(base.iterdir()):
+        if not (pack_dir / MANIFEST_FILE).is_file():
+            continue
+        try:
+            packs.append(load_pack(pack_dir))
+        except MetadataError as error:
+            failures.append(error)
+    return packs, failures
 
 
 # --- config schema and config --------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Where packs and pack configs are on disk, from st2.conf.
 
-Packs are searched in the system packs directory first (the repository's ``packs/``, or
+Packs are searched in the system packs directory (the repository's ``packs/``, or
 ``[content] system_packs_base_path``), then in ``[content] packs_base_paths`` (``:``-separated;
-default ``<data_dir>/packs``, where ``st2 pack install`` puts packs).
+default ``<data_dir>/packs``, where ``st2 pack install`` puts packs). A pack in the user's
+directories replaces a bundled pack of the same name, except the system packs (see
+:func:`poundcake.engine.packs.loader.discover_packs`).
 Pack configs are ``<configs_dir>/<pack>.yaml``: ``[system] base_path``/configs when set, as in
 StackStorm's ``/opt/stackstorm/configs``, else ``<data_dir>/configs``.
 """

@@ -4,7 +4,9 @@ Unregistering deletes what registration made from the pack (rules, releasing the
 policies, sensors, actions, trigger types with their triggers and webhooks, config schema,
 config, the pack itself); past executions stay. The pack's directory is deleted only when it
 sits directly in a ``[content] packs_base_paths`` directory, never elsewhere; the config file in
-the configs directory is kept, as StackStorm keeps it. System packs cannot be removed.
+the configs directory is kept, as StackStorm keeps it. System packs cannot be removed. Removing
+a user's pack that replaced a bundled pack of the same name (``linux``) registers the bundled
+one again.
 Functions flush; the caller commits.
 """
 
@@ -24,6 +26,7 @@ from poundcake.engine.packs.install import PACKS_SETTING, PackOperationReport
 from poundcake.engine.packs.loader import MANIFEST_FILE, SYSTEM_PACK_REFS, load_pack
 from poundcake.engine.packs.locations import ContentLocations
 from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
+from poundcake.engine.packs.service import register_content
 from poundcake.engine.packs.virtualenvs import remove_virtualenv
 from poundcake.engine.policies.models import PolicyDB
 from poundcake.engine.rules.models import RuleDB
@@ -122,4 +125,19 @@ def uninstall_packs(
             remove_virtualenv(virtualenvs, pack)
         report.packs_list.append(pack)
         logger.info("Removed pack %s", pack)
+        _restore_bundled(session, locations, pack, report)
     return report
+
+
+def _restore_bundled(
+    session: Session, locations: ContentLocations, pack: str, report: PackOperationReport
+) -> None:
+    """Register the bundled pack a removed user's pack of the same name had replaced."""
+    bundled = (locations.system_packs_path / pack).resolve()
+    if not (bundled / MANIFEST_FILE).is_file():
+        return
+    restored = register_content(session=session, locations=locations, only_packs=[pack])
+    for failure in restored.failures:
+        if Path(failure.path).resolve().is_relative_to(bundled):
+            report.warning_list.append(f"The bundled pack {pack} did not register again: {failure}")
+    logger.info("Registered the bundled pack %s from %s again", pack, bundled)
