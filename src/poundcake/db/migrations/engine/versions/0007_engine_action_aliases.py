@@ -1,7 +1,7 @@
 """Action aliases: ``action_alias_db``.
 
-Revision ID: 0006_engine_aliases
-Revises: 0005_engine
+Revision ID: 0007_engine_aliases
+Revises: 0006_engine
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 from poundcake.db.base import MYSQL_TABLE_OPTIONS
 from poundcake.db.types import IdType, JSONType
 
-revision = "0006_engine_aliases"
-down_revision = "0005_engine"
+revision = "0007_engine_aliases"
+down_revision = "0006_engine"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Sensor leases: which sensor container runs each sensor, and the sensor's status.
 
-Revision ID: 0006_engine_sensors
-Revises: 0005_engine
+Revision ID: 0008_engine_sensors
+Revises: 0007_engine_aliases
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 from poundcake.db.base import MYSQL_TABLE_OPTIONS
 from poundcake.db.types import UTCDateTime
 
-revision = "0006_engine_sensors"
-down_revision = "0005_engine"
+revision = "0008_engine_sensors"
+down_revision = "0007_engine_aliases"
 branch_labels = None
 depends_on = None
 
