@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poundcake.config import St2Config
-from poundcake.engine.sensors.environment import sensor_interpreter, sensor_python_path
+from poundcake.engine.packs.virtualenvs import PackPythonEnvironment
+from poundcake.engine.sensors.environment import sensor_environment, sensor_python_path
 from poundcake.engine.sensors.service import SensorToRun
 
 logger = logging.getLogger(__name__)
@@ -92,12 +93,13 @@ def _read_reports(child: SensorChild, descriptor: int) -> None:
                     child.error = str(report["error"])
 
 
-def child_environment(config: St2Config, sensor: SensorToRun) -> dict[str, str]:
+def child_environment(
+    config: St2Config, sensor: SensorToRun, python: PackPythonEnvironment
+) -> dict[str, str]:
     """The sensor process's environment: ours, with its ``PYTHONPATH`` and our st2.conf."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = sensor_python_path(
-        config, pack=sensor.pack, pack_path=sensor.pack_path, sensor_file=sensor.file_path
-    )
+    env["PYTHONPATH"] = sensor_python_path(python, sensor_file=sensor.file_path)
+    env["PATH"] = python.path_variable(env.get("PATH", ""))
     env["PYTHONUNBUFFERED"] = "1"
     if not config.is_embedded:
         env["ST2_CONFIG_PATH"] = config.source
@@ -106,10 +108,12 @@ def child_environment(config: St2Config, sensor: SensorToRun) -> dict[str, str]:
 
 
 def spawn_child(config: St2Config, sensor: SensorToRun) -> SensorChild:
-    """Start ``sensor``'s process; OSError if the interpreter cannot be started."""
+    """Start ``sensor``'s process; OSError if the interpreter cannot be started, VirtualenvError
+    if the pack's virtualenv is incomplete."""
+    python = sensor_environment(config, pack=sensor.pack, pack_path=sensor.pack_path)
     read_end, write_end = os.pipe()
     argv = [
-        str(sensor_interpreter(config, sensor.pack)),
+        str(python.python),
         "-P",  # the sensor's directory must not shadow modules the wrapper imports
         "-m",
         WRAPPER_MODULE,
@@ -126,7 +130,7 @@ def spawn_child(config: St2Config, sensor: SensorToRun) -> SensorChild:
     try:
         process = subprocess.Popen(  # noqa: S603 - the pack's interpreter, our own wrapper
             argv,
-            env=child_environment(config, sensor),
+            env=child_environment(config, sensor, python),
             cwd=cwd,
             pass_fds=(write_end,),
             stdin=subprocess.DEVNULL,

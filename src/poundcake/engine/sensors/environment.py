@@ -1,42 +1,35 @@
 """The interpreter and ``PYTHONPATH`` a sensor's process runs with.
 
-As StackStorm builds them: the pack's virtualenv interpreter when it has one (else ours), and on
-the path our StackStorm compatibility modules (``st2reactor.sensor.base``), the virtualenv's
-site-packages (so the pack's own versions win), the pack's ``lib/``, the sensor's directory,
-then the engine's own ``sys.path`` so the wrapper reaches our code and the database.
+As StackStorm builds them (:func:`~poundcake.engine.packs.virtualenvs.pack_python_environment`):
+the pack's virtualenv interpreter when it has one (else ours), and on the path our StackStorm
+compatibility modules (``st2reactor.sensor.base``), the virtualenv's site-packages (so the pack's
+own versions win), the pack's ``lib/``, the engine's own import path so the wrapper reaches our
+code and the database, then the sensor's directory.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from poundcake.config import St2Config
-from poundcake.engine.packs.virtualenvs import pack_python, virtualenv_path
-from poundcake.engine.runners.python.runner import COMPAT_DIR
+from poundcake.engine.packs.virtualenvs import (
+    PackPythonEnvironment,
+    pack_python_environment,
+    virtualenvs_dir,
+)
 
 
-def virtualenv_site_packages(config: St2Config, pack: str) -> list[Path]:
-    """The site-packages directories of ``pack``'s virtualenv (none if it has no virtualenv)."""
-    root = virtualenv_path(config, pack)
-    return sorted(path for path in root.glob("lib/python3*/site-packages") if path.is_dir())
+def sensor_environment(
+    config: St2Config, *, pack: str, pack_path: Path | None
+) -> PackPythonEnvironment:
+    """The interpreter and import path of ``pack``'s sensors."""
+    library = pack_path / "lib" if pack_path is not None else None
+    return pack_python_environment(virtualenvs_dir(config), pack, library_directory=library)
 
 
-def sensor_python_path(
-    config: St2Config, *, pack: str, pack_path: Path | None, sensor_file: Path
-) -> str:
-    """The ``PYTHONPATH`` of a sensor process, in StackStorm's order."""
-    entries: list[str] = [str(COMPAT_DIR)]
-    entries += [str(path) for path in virtualenv_site_packages(config, pack)]
-    if pack_path is not None and (pack_path / "lib").is_dir():
-        entries.append(str(pack_path / "lib"))
-    entries.append(str(sensor_file.parent))
-    entries += [entry for entry in sys.path if entry and Path(entry).exists()]
-    unique = list(dict.fromkeys(entries))
-    return os.pathsep.join(unique)
-
-
-def sensor_interpreter(config: St2Config, pack: str) -> Path:
-    """The interpreter of ``pack``'s sensors."""
-    return pack_python(config, pack)
+def sensor_python_path(environment: PackPythonEnvironment, *, sensor_file: Path) -> str:
+    """The ``PYTHONPATH`` of a sensor process: the pack's, then the sensor's directory, which
+    StackStorm's loader appends to ``sys.path`` (so a sensor's module cannot hide a library)."""
+    entries = [*environment.python_path, sensor_file.parent]
+    return os.pathsep.join(dict.fromkeys(str(entry) for entry in entries))

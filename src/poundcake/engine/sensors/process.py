@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from poundcake.config_sections import SensorContainerSection
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
+from poundcake.engine.packs.virtualenvs import VirtualenvError
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.sensors.children import SensorChild, spawn_child
 from poundcake.engine.sensors.partitioners import Partitioner, make_partitioner
@@ -135,7 +136,7 @@ class SensorContainer:
         """Start one sensor's process and record it."""
         try:
             child = spawn_child(self.runtime.config, sensor)
-        except OSError as error:
+        except (OSError, VirtualenvError) as error:
             message = f"Failed to spawn process for sensor {sensor.ref}: {error}"
             logger.error("%s", message)
             self._failed(sensor.ref, SensorStatus.FAILED, message, None)
