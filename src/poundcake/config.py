@@ -39,6 +39,7 @@ from poundcake.config_sections import (
     KeyValueSection,
     LogSection,
     MessagingSection,
+    PacksSection,
     RulesEngineSection,
     SchedulerSection,
     StreamSection,
@@ -186,6 +187,7 @@ class St2Config:
     timersengine: TimersEngineSection
     garbagecollector: GarbageCollectorSection
     action_sensor: ActionSensorSection
+    packs: PacksSection
     run_dir: Path
     log_dir: Path
     datastore_key_path: Path
@@ -307,6 +309,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         timersengine=_section(raw, "timersengine", source),
         garbagecollector=_section(raw, "garbagecollector", source),
         action_sensor=_section(raw, "action_sensor", source),
+        packs=_section(raw, "packs", source),
         run_dir=Path(system.run_dir).expanduser() if system.run_dir else data_dir / "run",
         log_dir=Path(system.log_dir).expanduser() if system.log_dir else data_dir / "logs",
         datastore_key_path=Path(keyvalue.encryption_key_path).expanduser()

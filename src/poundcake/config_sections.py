@@ -184,6 +184,13 @@ class ActionSensorSection(Section):
     enable: bool = True
 
 
+class PacksSection(Section):
+    """``[packs]``: pack content shared by a pack's actions and sensors."""
+
+    # StackStorm's switch that puts a pack's lib/ first on its actions' and sensors' import path.
+    enable_common_libs: bool = False
+
+
 SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseSection,
     "coordination": CoordinationSection,
@@ -205,4 +212,5 @@ SECTIONS: dict[str, type[Section]] = {
     "timersengine": TimersEngineSection,
     "garbagecollector": GarbageCollectorSection,
     "action_sensor": ActionSensorSection,
+    "packs": PacksSection,
 }

@@ -693,3 +693,28 @@ def test_an_unserializable_result_with_a_status_becomes_text(tmp_path: Path) -> 
     outcome = run(PythonRunner(make_request(path), Recorder()))
     assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
     assert outcome.result["result"] == "an opaque object"
+
+
+def test_the_packs_common_library_with_enable_common_libs(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "uses_common",
+        """
+        from st2common.runners.base_action import Action
+
+        class UsesCommon(Action):
+            def run(self):
+                from environ import where
+                return where()
+        """,
+    )
+    common = path.parent.parent / "lib"
+    common.mkdir()
+    (common / "environ.py").write_text("def where():\n    return 'the pack lib'\n")
+    disabled = run(PythonRunner(make_request(path), Recorder()))
+    assert disabled.status is ExecutionStatus.FAILED
+    assert "No module named 'environ'" in disabled.result["stderr"]
+    services = RunnerServices(pack_common_libs=True)
+    enabled = run(PythonRunner(make_request(path), Recorder(), services))
+    assert enabled.status is ExecutionStatus.SUCCEEDED, enabled.result
+    assert enabled.result["result"] == "the pack lib"

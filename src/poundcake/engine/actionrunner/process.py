@@ -377,6 +377,7 @@ class ActionRunner:
             children=children,
             config_file=self._config_file,
             virtualenvs=virtualenvs_dir(self.runtime.config),
+            pack_common_libs=self.runtime.config.packs.enable_common_libs,
         )
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:

@@ -106,10 +106,11 @@ def site_packages(virtualenv: Path) -> Path:
 
 def engine_python_path() -> list[Path]:
     """Return the engine's own import path, without the standard library (the child's
-    interpreter has its own) and with the directory ``poundcake`` is imported from."""
+    interpreter has its own) or the scripts directory of a console script, and with the
+    directory ``poundcake`` is imported from."""
     standard = {
         Path(location).resolve()
-        for key in ("stdlib", "platstdlib")
+        for key in ("stdlib", "platstdlib", "scripts")
         if (location := sysconfig.get_paths().get(key))
     }
     paths: list[Path] = []
@@ -143,24 +144,37 @@ class PackPythonEnvironment:
         return os.pathsep.join(entries)
 
 
+def common_library(config: St2Config, pack_path: Path) -> Path | None:
+    """Return the pack's ``lib/`` when ``[packs] enable_common_libs`` shares it with the pack's
+    actions and sensors (StackStorm's switch, off by default), else None."""
+    return pack_path / "lib" if config.packs.enable_common_libs else None
+
+
 def pack_python_environment(
-    virtualenvs: Path | None, pack: str, *, library_directory: Path | None = None
+    virtualenvs: Path | None,
+    pack: str,
+    *,
+    library_directory: Path | None = None,
+    common_library: Path | None = None,
 ) -> PackPythonEnvironment:
     """Return the interpreter, import path and ``PATH`` ``pack``'s Python code runs with.
 
-    ``virtualenvs`` is :func:`virtualenvs_dir` (None: no pack has one); ``library_directory`` is
-    the pack's shared code (``actions/lib`` for actions), if any. The interpreter is the pack's
-    virtualenv's, else the engine's. The import path is, in StackStorm's order: the
-    compatibility modules (``st2common``, ...), the virtualenv's site-packages (so the pack's own
-    versions of a library win), the library directory, then the engine's own path, for the
-    wrapper that loads the pack's code. The wrapper appends the directory of the module it loads
-    to ``sys.path`` itself, as StackStorm's loader does: on ``PYTHONPATH`` an action named
-    ``json.py`` would hide the standard library's ``json``.
+    ``virtualenvs`` is :func:`virtualenvs_dir` (None: no pack has one); ``library_directory`` is the
+    code's own shared directory (``actions/lib`` for actions), if any, and ``common_library`` the
+    pack's ``lib/`` (see :func:`common_library`). The interpreter is the pack's virtualenv's, else
+    the engine's. The import path is, in StackStorm's order: the compatibility modules
+    (``st2common``, ...), the pack's common library, the virtualenv's site-packages (so the pack's
+    own versions of a library win), the library directory, then the engine's own path, for the
+    wrapper that loads the pack's code. The wrapper appends the directory of the module it loads to
+    ``sys.path`` itself, as StackStorm's loader does: on ``PYTHONPATH`` an action named ``json.py``
+    would hide the standard library's ``json``.
 
     Raises :class:`VirtualenvError` if the pack's virtualenv is incomplete.
     """
     virtualenv = ready_virtualenv(virtualenvs, pack) if virtualenvs is not None else None
     paths = [COMPAT_DIR]
+    if common_library is not None and common_library.is_dir():
+        paths.append(common_library)
     if virtualenv is not None:
         paths.append(site_packages(virtualenv))
     if library_directory is not None and library_directory.is_dir():

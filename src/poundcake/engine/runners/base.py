@@ -89,6 +89,8 @@ class RunnerServices:
     # Where the packs' virtualenvs are (``[actionrunner] virtualenvs_path``); None: every pack's
     # Python code runs with the engine's interpreter.
     virtualenvs: Path | None = None
+    # ``[packs] enable_common_libs``: a pack's lib/ goes first on its Python actions' path.
+    pack_common_libs: bool = False
 
 
 @dataclass(frozen=True)
