@@ -23,6 +23,7 @@ from poundcake.engine.packs.virtualenvs import (
     virtualenvs_dir,
 )
 from poundcake.engine.runners.python.compat import COMPAT_DIR
+from poundcake.engine.runners.python.fallback import FALLBACK_DIR
 from poundcake.exceptions import ValidationError
 
 
@@ -78,7 +79,8 @@ def test_the_import_path_puts_the_packs_own_libraries_first(tmp_path: Path) -> N
     assert environment.virtualenv == path
     site_packages = path / "lib" / "python3.11" / "site-packages"
     assert environment.python_path[:3] == (COMPAT_DIR, site_packages, library)
-    assert list(environment.python_path[3:]) == engine_python_path()
+    assert list(environment.python_path[3:-1]) == engine_python_path()
+    assert environment.python_path[-1] == FALLBACK_DIR
     assert environment.pythonpath.split(":")[:3] == [
         str(COMPAT_DIR),
         str(site_packages),

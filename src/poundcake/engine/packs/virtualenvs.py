@@ -32,6 +32,7 @@ import poundcake
 from poundcake.config import St2Config
 from poundcake.engine.packs.loader import MANIFEST_FILE, PACK_REF, SYSTEM_PACK_REFS
 from poundcake.engine.runners.python.compat import COMPAT_DIR
+from poundcake.engine.runners.python.fallback import FALLBACK_DIR
 from poundcake.exceptions import PoundCakeError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -164,10 +165,11 @@ def pack_python_environment(
     pack's ``lib/`` (see :func:`common_library`). The interpreter is the pack's virtualenv's, else
     the engine's. The import path is, in StackStorm's order: the compatibility modules
     (``st2common``, ...), the pack's common library, the virtualenv's site-packages (so the pack's
-    own versions of a library win), the library directory, then the engine's own path, for the
-    wrapper that loads the pack's code. The wrapper appends the directory of the module it loads to
-    ``sys.path`` itself, as StackStorm's loader does: on ``PYTHONPATH`` an action named ``json.py``
-    would hide the standard library's ``json``.
+    own versions of a library win), the library directory, the engine's own path, for the wrapper
+    that loads the pack's code, and last stand-ins for what StackStorm's environment lends pack code
+    (``oslo_config``), used only when nothing before provides it. The wrapper appends the directory
+    of the module it loads to ``sys.path`` itself, as StackStorm's loader does: on ``PYTHONPATH`` an
+    action named ``json.py`` would hide the standard library's ``json``.
 
     Raises :class:`VirtualenvError` if the pack's virtualenv is incomplete.
     """
@@ -180,6 +182,7 @@ def pack_python_environment(
     if library_directory is not None and library_directory.is_dir():
         paths.append(library_directory)
     paths.extend(path for path in engine_python_path() if path not in paths)
+    paths.append(FALLBACK_DIR)
     python = virtualenv / "bin" / "python" if virtualenv is not None else Path(sys.executable)
     return PackPythonEnvironment(python, tuple(paths), virtualenv)
 
