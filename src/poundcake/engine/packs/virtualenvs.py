@@ -16,6 +16,7 @@ setup that fails puts the previous virtualenv back, or leaves none.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -42,8 +43,10 @@ REQUIREMENTS_FILE = "requirements.txt"
 BASE_PACK_REQUIREMENTS = ("six>=1.9.0,<2.0",)
 # Present while a virtualenv is being built or updated; its presence means "not ready".
 INCOMPLETE_MARKER = ".poundcake-setup-incomplete"
-# Previous virtualenvs wait here while a setup runs, hidden from pack names (refs have no dot).
+# Previous virtualenvs wait here while a setup runs, and each pack's setup lock is here; both
+# hidden from pack names (refs have no dot).
 REPLACED_DIRECTORY = ".replaced"
+LOCK_DIRECTORY = ".locks"
 # The tail of pip's output an error carries.
 PIP_ERROR_LINES = 40
 
@@ -305,26 +308,43 @@ def virtualenvs_set_up(
 
     ``environment`` is what pip runs with (default: this process's, without ``PYTHONPATH``).
     """
+    packs = [request.pack for request in requests]
     for request in requests:
         check_virtualenv_request(request)
+    if len(set(packs)) != len(packs):
+        raise ValidationError(f"A pack is named twice in {', '.join(packs)}.")
     env = _pip_environment(environment)
     work = virtualenvs / REPLACED_DIRECTORY / uuid.uuid4().hex
     replaced: list[_Replaced] = []
-    try:
-        for request in requests:
-            path = virtualenvs / request.pack
-            item, create = _set_aside(request, path, work)
-            replaced.append(item)
-            _build(request, path, env, create=create)
-            logger.info('Set up the virtualenv of pack "%s" in %s', request.pack, path)
-        yield [virtualenvs / request.pack for request in requests]
-    except BaseException:
-        _restore(replaced)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            work.parent.rmdir()
+    with _locked(virtualenvs, packs):
+        try:
+            for request in requests:
+                path = virtualenvs / request.pack
+                item, create = _set_aside(request, path, work)
+                replaced.append(item)
+                _build(request, path, env, create=create)
+                logger.info('Set up the virtualenv of pack "%s" in %s', request.pack, path)
+            yield [virtualenvs / pack for pack in packs]
+        except BaseException:
+            _restore(replaced)
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                work.parent.rmdir()
+
+
+@contextmanager
+def _locked(virtualenvs: Path, packs: Sequence[str]) -> Iterator[None]:
+    """Hold each pack's setup lock, so two setups of one pack (on this host) take turns; taken
+    in name order, so two setups never wait for each other."""
+    directory = virtualenvs / LOCK_DIRECTORY
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        for pack in sorted(packs):
+            lock = held.enter_context((directory / f"{pack}.lock").open("a"))
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def installed_virtualenvs(
