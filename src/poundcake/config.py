@@ -40,6 +40,7 @@ from poundcake.config_sections import (
     KeyValueSection,
     LogSection,
     MessagingSection,
+    PacksSection,
     RulesEngineSection,
     SchedulerSection,
     SensorContainerSection,
@@ -193,6 +194,7 @@ class St2Config:
     action_sensor: ActionSensorSection
     sensorcontainer: SensorContainerSection
     validate_trigger_payload: bool
+    packs: PacksSection
     run_dir: Path
     log_dir: Path
     datastore_key_path: Path
@@ -341,6 +343,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         action_sensor=_section(raw, "action_sensor", source),
         sensorcontainer=_section(raw, "sensorcontainer", source),
         validate_trigger_payload=system.validate_trigger_payload,
+        packs=_section(raw, "packs", source),
         run_dir=Path(system.run_dir).expanduser() if system.run_dir else data_dir / "run",
         log_dir=Path(system.log_dir).expanduser() if system.log_dir else data_dir / "logs",
         datastore_key_path=Path(keyvalue.encryption_key_path).expanduser()

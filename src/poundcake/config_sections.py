@@ -207,6 +207,11 @@ class SensorContainerSection(Section):
     respawn_delay: float = Field(default=2.5, gt=0)
     max_respawn_delay: float = Field(default=300.0, gt=0)
     stop_timeout: float = Field(default=5.0, ge=0)
+class PacksSection(Section):
+    """``[packs]``: pack content shared by a pack's actions and sensors."""
+
+    # StackStorm's switch that puts a pack's lib/ first on its actions' and sensors' import path.
+    enable_common_libs: bool = False
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -231,4 +236,5 @@ SECTIONS: dict[str, type[Section]] = {
     "garbagecollector": GarbageCollectorSection,
     "action_sensor": ActionSensorSection,
     "sensorcontainer": SensorContainerSection,
+    "packs": PacksSection,
 }

@@ -28,6 +28,7 @@ from poundcake.engine.runners.registry import runner_class, runner_types
 from poundcake.exceptions import ValidationError
 from poundcake.ids import new_id
 from tests.integration.datastore_helpers import engine_config
+from tests.integration.sshd import running_sshd
 
 
 class Recorder:
@@ -700,3 +701,73 @@ def test_an_unserializable_result_with_a_status_becomes_text(tmp_path: Path) -> 
     outcome = run(PythonRunner(make_request(path), Recorder()))
     assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
     assert outcome.result["result"] == "an opaque object"
+
+
+def test_the_packs_common_library_with_enable_common_libs(tmp_path: Path) -> None:
+    path = write_action(
+        tmp_path,
+        "uses_common",
+        """
+        from st2common.runners.base_action import Action
+
+        class UsesCommon(Action):
+            def run(self):
+                from environ import where
+                return where()
+        """,
+    )
+    common = path.parent.parent / "lib"
+    common.mkdir()
+    (common / "environ.py").write_text("def where():\n    return 'the pack lib'\n")
+    disabled = run(PythonRunner(make_request(path), Recorder()))
+    assert disabled.status is ExecutionStatus.FAILED
+    assert "No module named 'environ'" in disabled.result["stderr"]
+    services = RunnerServices(pack_common_libs=True)
+    enabled = run(PythonRunner(make_request(path), Recorder(), services))
+    assert enabled.status is ExecutionStatus.SUCCEEDED, enabled.result
+    assert enabled.result["result"] == "the pack lib"
+
+
+def test_stackstorms_wait_for_ssh_with_oslo_config_and_paramiko_ssh(tmp_path: Path) -> None:
+    # StackStorm's linux.wait_for_ssh, reduced to its imports and calls: cfg.CONF supplies the
+    # system user's key file and ParamikoSSHClient connects with it.
+    with running_sshd(tmp_path / "sshd") as server:
+        conf = tmp_path / "st2.conf"
+        conf.write_text(
+            f"[system_user]\nuser = {server.username}\nssh_key_file = {server.private_key_path}\n"
+        )
+        path = write_action(
+            tmp_path,
+            "wait_for_ssh",
+            """
+            from oslo_config import cfg
+            from st2common.runners.base_action import Action
+            from st2common.runners.paramiko_ssh import ParamikoSSHClient
+
+            class WaitForSsh(Action):
+                def run(self, hostname, port):
+                    keyfile = cfg.CONF.system_user.ssh_key_file
+                    client = ParamikoSSHClient(hostname=hostname, port=port, timeout=5)
+                    client.connect()
+                    stdout, stderr, status = client.run("echo reached")
+                    client.close()
+                    try:
+                        cfg.CONF.system_user.no_such_option
+                    except AttributeError as error:
+                        missing = str(error)
+                    return {"keyfile": keyfile, "stdout": stdout, "status": status,
+                            "missing": missing}
+            """,
+        )
+        request = make_request(
+            path, action_parameters={"hostname": server.host, "port": server.port}
+        )
+        services = RunnerServices(config_file=conf)
+        outcome = run(PythonRunner(request, Recorder(), services))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {
+        "keyfile": str(server.private_key_path),
+        "stdout": "reached\n",
+        "status": 0,
+        "missing": "no such option [system_user] no_such_option in st2.conf",
+    }

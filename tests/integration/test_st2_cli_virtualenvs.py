@@ -212,3 +212,23 @@ def test_pack_install_creates_the_virtualenv_and_remove_deletes_it(
     removed = st2("pack", "remove", "venv_installed", timeout=180)
     assert removed.returncode == 0, output(removed)
     assert not path.exists()
+
+
+def test_an_install_whose_requirements_fail_leaves_nothing(
+    st2: St2, engine: RunningEngine, api: httpx.Client, tmp_path: Path
+) -> None:
+    source = tmp_path / "venv_broken"
+    shutil.copytree(FIXTURES / "venv_broken", source)
+    installed = st2("pack", "install", f"file://{source}", timeout=300)
+    assert installed.returncode == 1, output(installed)
+    [execution] = api.get("/executions", params={"action": "packs.install", "limit": 1}).json()
+    assert execution["status"] == "failed"
+    [error] = execution["result"]["errors"]
+    assert (
+        "No matching distribution found for poundcake-test-no-such-distribution"
+        in (error["message"])
+    )
+    assert not (engine.directory / INSTALLED / "venv_broken").exists()
+    assert not virtualenv(engine, "venv_broken").exists()
+    # Still the copy registered from the fixtures at start-up.
+    assert api.get("/packs/venv_broken").json()["path"] == str(FIXTURES / "venv_broken")

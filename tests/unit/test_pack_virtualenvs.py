@@ -15,6 +15,7 @@ from poundcake.engine.packs.virtualenvs import (
     VirtualenvError,
     VirtualenvRequest,
     check_virtualenv_request,
+    common_library,
     engine_python_path,
     pack_python,
     pack_python_environment,
@@ -22,6 +23,7 @@ from poundcake.engine.packs.virtualenvs import (
     virtualenvs_dir,
 )
 from poundcake.engine.runners.python.compat import COMPAT_DIR
+from poundcake.engine.runners.python.fallback import FALLBACK_DIR
 from poundcake.exceptions import ValidationError
 
 
@@ -77,7 +79,8 @@ def test_the_import_path_puts_the_packs_own_libraries_first(tmp_path: Path) -> N
     assert environment.virtualenv == path
     site_packages = path / "lib" / "python3.11" / "site-packages"
     assert environment.python_path[:3] == (COMPAT_DIR, site_packages, library)
-    assert list(environment.python_path[3:]) == engine_python_path()
+    assert list(environment.python_path[3:-1]) == engine_python_path()
+    assert environment.python_path[-1] == FALLBACK_DIR
     assert environment.pythonpath.split(":")[:3] == [
         str(COMPAT_DIR),
         str(site_packages),
@@ -113,3 +116,18 @@ def test_setup_refuses_packs_that_cannot_have_a_virtualenv(
 ) -> None:
     with pytest.raises(ValidationError, match=problem):
         check_virtualenv_request(VirtualenvRequest(pack, tmp_path / pack))
+
+
+def test_the_packs_common_library_comes_first_when_enabled(tmp_path: Path) -> None:
+    pack_path = tmp_path / "packs" / "mypack"
+    (pack_path / "lib").mkdir(parents=True)
+    conf = tmp_path / "st2.conf"
+    conf.write_text("[packs]\nenable_common_libs = True\n")
+    enabled = common_library(load_st2_config(conf), pack_path)
+    assert enabled == pack_path / "lib"
+    conf.write_text("[packs]\n")
+    assert common_library(load_st2_config(conf), pack_path) is None
+    venv = fake_virtualenv(tmp_path / "venvs", "mypack")
+    environment = pack_python_environment(tmp_path / "venvs", "mypack", common_library=enabled)
+    site_packages = venv / "lib" / "python3.11" / "site-packages"
+    assert environment.python_path[:3] == (COMPAT_DIR, pack_path / "lib", site_packages)

@@ -379,6 +379,7 @@ class ActionRunner:
             config_file=self._config_file,
             virtualenvs=virtualenvs_dir(self.runtime.config),
             announcements=self.runtime.publisher,
+            pack_common_libs=self.runtime.config.packs.enable_common_libs,
         )
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:

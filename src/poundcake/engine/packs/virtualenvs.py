@@ -16,6 +16,7 @@ setup that fails puts the previous virtualenv back, or leaves none.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ import poundcake
 from poundcake.config import St2Config
 from poundcake.engine.packs.loader import MANIFEST_FILE, PACK_REF, SYSTEM_PACK_REFS
 from poundcake.engine.runners.python.compat import COMPAT_DIR
+from poundcake.engine.runners.python.fallback import FALLBACK_DIR
 from poundcake.exceptions import PoundCakeError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,10 @@ REQUIREMENTS_FILE = "requirements.txt"
 BASE_PACK_REQUIREMENTS = ("six>=1.9.0,<2.0",)
 # Present while a virtualenv is being built or updated; its presence means "not ready".
 INCOMPLETE_MARKER = ".poundcake-setup-incomplete"
-# Previous virtualenvs wait here while a setup runs, hidden from pack names (refs have no dot).
+# Previous virtualenvs wait here while a setup runs, and each pack's setup lock is here; both
+# hidden from pack names (refs have no dot).
 REPLACED_DIRECTORY = ".replaced"
+LOCK_DIRECTORY = ".locks"
 # The tail of pip's output an error carries.
 PIP_ERROR_LINES = 40
 
@@ -106,10 +110,11 @@ def site_packages(virtualenv: Path) -> Path:
 
 def engine_python_path() -> list[Path]:
     """Return the engine's own import path, without the standard library (the child's
-    interpreter has its own) and with the directory ``poundcake`` is imported from."""
+    interpreter has its own) or the scripts directory of a console script, and with the
+    directory ``poundcake`` is imported from."""
     standard = {
         Path(location).resolve()
-        for key in ("stdlib", "platstdlib")
+        for key in ("stdlib", "platstdlib", "scripts")
         if (location := sysconfig.get_paths().get(key))
     }
     paths: list[Path] = []
@@ -143,29 +148,44 @@ class PackPythonEnvironment:
         return os.pathsep.join(entries)
 
 
+def common_library(config: St2Config, pack_path: Path) -> Path | None:
+    """Return the pack's ``lib/`` when ``[packs] enable_common_libs`` shares it with the pack's
+    actions and sensors (StackStorm's switch, off by default), else None."""
+    return pack_path / "lib" if config.packs.enable_common_libs else None
+
+
 def pack_python_environment(
-    virtualenvs: Path | None, pack: str, *, library_directory: Path | None = None
+    virtualenvs: Path | None,
+    pack: str,
+    *,
+    library_directory: Path | None = None,
+    common_library: Path | None = None,
 ) -> PackPythonEnvironment:
     """Return the interpreter, import path and ``PATH`` ``pack``'s Python code runs with.
 
-    ``virtualenvs`` is :func:`virtualenvs_dir` (None: no pack has one); ``library_directory`` is
-    the pack's shared code (``actions/lib`` for actions), if any. The interpreter is the pack's
-    virtualenv's, else the engine's. The import path is, in StackStorm's order: the
-    compatibility modules (``st2common``, ...), the virtualenv's site-packages (so the pack's own
-    versions of a library win), the library directory, then the engine's own path, for the
-    wrapper that loads the pack's code. The wrapper appends the directory of the module it loads
-    to ``sys.path`` itself, as StackStorm's loader does: on ``PYTHONPATH`` an action named
-    ``json.py`` would hide the standard library's ``json``.
+    ``virtualenvs`` is :func:`virtualenvs_dir` (None: no pack has one); ``library_directory`` is the
+    code's own shared directory (``actions/lib`` for actions), if any, and ``common_library`` the
+    pack's ``lib/`` (see :func:`common_library`). The interpreter is the pack's virtualenv's, else
+    the engine's. The import path is, in StackStorm's order: the compatibility modules
+    (``st2common``, ...), the pack's common library, the virtualenv's site-packages (so the pack's
+    own versions of a library win), the library directory, the engine's own path, for the wrapper
+    that loads the pack's code, and last stand-ins for what StackStorm's environment lends pack code
+    (``oslo_config``), used only when nothing before provides it. The wrapper appends the directory
+    of the module it loads to ``sys.path`` itself, as StackStorm's loader does: on ``PYTHONPATH`` an
+    action named ``json.py`` would hide the standard library's ``json``.
 
     Raises :class:`VirtualenvError` if the pack's virtualenv is incomplete.
     """
     virtualenv = ready_virtualenv(virtualenvs, pack) if virtualenvs is not None else None
     paths = [COMPAT_DIR]
+    if common_library is not None and common_library.is_dir():
+        paths.append(common_library)
     if virtualenv is not None:
         paths.append(site_packages(virtualenv))
     if library_directory is not None and library_directory.is_dir():
         paths.append(library_directory)
     paths.extend(path for path in engine_python_path() if path not in paths)
+    paths.append(FALLBACK_DIR)
     python = virtualenv / "bin" / "python" if virtualenv is not None else Path(sys.executable)
     return PackPythonEnvironment(python, tuple(paths), virtualenv)
 
@@ -288,26 +308,43 @@ def virtualenvs_set_up(
 
     ``environment`` is what pip runs with (default: this process's, without ``PYTHONPATH``).
     """
+    packs = [request.pack for request in requests]
     for request in requests:
         check_virtualenv_request(request)
+    if len(set(packs)) != len(packs):
+        raise ValidationError(f"A pack is named twice in {', '.join(packs)}.")
     env = _pip_environment(environment)
     work = virtualenvs / REPLACED_DIRECTORY / uuid.uuid4().hex
     replaced: list[_Replaced] = []
-    try:
-        for request in requests:
-            path = virtualenvs / request.pack
-            item, create = _set_aside(request, path, work)
-            replaced.append(item)
-            _build(request, path, env, create=create)
-            logger.info('Set up the virtualenv of pack "%s" in %s', request.pack, path)
-        yield [virtualenvs / request.pack for request in requests]
-    except BaseException:
-        _restore(replaced)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            work.parent.rmdir()
+    with _locked(virtualenvs, packs):
+        try:
+            for request in requests:
+                path = virtualenvs / request.pack
+                item, create = _set_aside(request, path, work)
+                replaced.append(item)
+                _build(request, path, env, create=create)
+                logger.info('Set up the virtualenv of pack "%s" in %s', request.pack, path)
+            yield [virtualenvs / pack for pack in packs]
+        except BaseException:
+            _restore(replaced)
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                work.parent.rmdir()
+
+
+@contextmanager
+def _locked(virtualenvs: Path, packs: Sequence[str]) -> Iterator[None]:
+    """Hold each pack's setup lock, so two setups of one pack (on this host) take turns; taken
+    in name order, so two setups never wait for each other."""
+    directory = virtualenvs / LOCK_DIRECTORY
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        for pack in sorted(packs):
+            lock = held.enter_context((directory / f"{pack}.lock").open("a"))
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def installed_virtualenvs(

@@ -102,6 +102,8 @@ class RunnerServices:
     # Python code runs with the engine's interpreter.
     virtualenvs: Path | None = None
     announcements: Announcements | None = None
+    # ``[packs] enable_common_libs``: a pack's lib/ goes first on its Python actions' path.
+    pack_common_libs: bool = False
 
 
 @dataclass(frozen=True)

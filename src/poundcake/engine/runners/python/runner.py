@@ -97,9 +97,13 @@ class PythonRunner(Runner):
         env = self.request.runner_parameters.get("env")
         if env is not None and not isinstance(env, dict):
             raise ValidationError("env must be an object of variable names to values.")
-        library = self.request.pack_path / "actions" / "lib" if self.request.pack_path else None
+        pack_path = self.request.pack_path
+        common = pack_path / "lib" if pack_path and self.services.pack_common_libs else None
         self._python = pack_python_environment(
-            self.services.virtualenvs, self.request.pack, library_directory=library
+            self.services.virtualenvs,
+            self.request.pack,
+            library_directory=pack_path / "actions" / "lib" if pack_path else None,
+            common_library=common,
         )
 
     def _log_level(self) -> str:
