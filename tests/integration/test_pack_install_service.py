@@ -272,6 +272,20 @@ def test_uninstall_unregisters_content_and_deletes_the_directory(target: Target)
     assert "core.local" in target.refs(ActionDB)
 
 
+def test_removing_a_users_pack_brings_the_bundled_one_back(target: Target) -> None:
+    target.register(["linux"])
+    user_linux = write_pack(target.sources, "linux", {"actions/a.yaml": noop_action("a")})
+    installed = target.install(user_linux)
+    assert installed.packs_list == ["linux"]
+    assert target.refs(ActionDB, pack="linux") == {"linux.a"}
+    removed = target.uninstall("linux")
+    assert removed.packs_list == ["linux"]
+    assert not (target.packs_dir / "linux").exists()
+    restored = target.refs(ActionDB, pack="linux")
+    assert "linux.disk_usage" in restored
+    assert "linux.a" not in restored
+
+
 def test_uninstall_of_what_is_not_installed_warns(target: Target) -> None:
     report = target.uninstall("ghost")
     assert report.output() == {"packs_list": [], "warning_list": ['Pack "ghost" is not installed.']}

@@ -261,6 +261,34 @@ def test_the_users_linux_pack_replaces_the_bundled_one(
     assert st2("run", "linux.netstat", "-j").json()["result"]["stdout"] == "netstat"
 
 
+def test_pack_views_show_the_files_of_an_installed_pack(
+    st2: St2, api: httpx.Client, engine: RunningEngine
+) -> None:
+    pack = write_pack(
+        engine.directory / PACKS_DIR / "viewed",
+        {"actions/run.yaml": shell_action("run", "true"), "icon.png": "\0binary"},
+    )
+    (pack / "README.md").write_text("# viewed\n")
+    assert st2("pack", "register", "viewed").returncode == 0
+    files = {
+        item["file_path"]: item["content"] for item in api.get("/packs/views/files/viewed").json()
+    }
+    assert sorted(files) == ["README.md", "actions/run.yaml", "pack.yaml"]
+    assert files["README.md"] == "# viewed\n"
+    one = api.get("/packs/views/file/viewed/README.md")
+    assert (one.status_code, one.text) == (200, "# viewed\n")
+    assert one.headers["content-type"].startswith("text/markdown")
+    again = api.get(
+        "/packs/views/file/viewed/README.md", headers={"If-None-Match": one.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    assert api.get("/packs/views/file/viewed/icon.png").content == b"\0binary"
+    for outside in ("../../st2.conf", "nosuchfile", "actions/../../../st2.conf"):
+        missing = api.get(f"/packs/views/file/viewed/{outside}")
+        assert missing.status_code == 404, outside
+    assert api.get("/packs/views/files/nosuchpack").status_code == 404
+
+
 # --- pack configs --------------------------------------------------------------------------
 
 

@@ -13,10 +13,11 @@ action-chain. The action then fetches again where it runs. ``/packs/index`` and
 from __future__ import annotations
 
 import logging
+from email.utils import formatdate
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from poundcake.engine.api.dependencies import (
@@ -37,6 +38,7 @@ from poundcake.engine.packs.locations import content_locations
 from poundcake.engine.packs.models import PackDB
 from poundcake.engine.packs.registration import register_packs
 from poundcake.engine.packs.removal import check_uninstall
+from poundcake.engine.packs.views import pack_file, pack_files
 from poundcake.exceptions import NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -206,6 +208,37 @@ def packs_index_health(_caller: CurrentCaller, runtime: Runtime) -> dict[str, An
         },
         "packs": {"count": sum(status["packs"] for status in index.status)},
     }
+
+
+@router.get("/packs/views/files/{ref_or_id}")
+def pack_files_view(ref_or_id: str, _caller: CurrentCaller, session: Db) -> list[dict[str, Any]]:
+    """The content of every text file of a pack."""
+    return pack_files(_find(session, ref_or_id))
+
+
+@router.get("/packs/views/file/{ref_or_id}/{file_path:path}")
+def pack_file_view(
+    ref_or_id: str,
+    file_path: str,
+    _caller: CurrentCaller,
+    session: Db,
+    if_none_match: Annotated[str | None, Header()] = None,
+    if_modified_since: Annotated[str | None, Header()] = None,
+) -> Response:
+    """One file of a pack, with ``ETag`` and ``Last-Modified``; 304 when unchanged."""
+    found = pack_file(_find(session, ref_or_id), file_path)
+    headers = {
+        "ETag": repr(found.modified),
+        "Last-Modified": formatdate(found.modified, usegmt=True),
+    }
+    unchanged = (
+        if_none_match == headers["ETag"]
+        if if_none_match
+        else if_modified_since == headers["Last-Modified"]
+    )
+    if unchanged:
+        return Response(status_code=304, headers=headers)
+    return Response(found.content, media_type=found.content_type, headers=headers)
 
 
 # After /packs/index, which this would otherwise answer.
