@@ -79,6 +79,8 @@ class ContentSection(Section):
 
     packs_base_paths: str = ""
     system_packs_base_path: str | None = None
+    # Pack indexes, comma-separated; unset means StackStorm's exchange index.
+    index_url: str | None = None
 
 
 class SystemSection(Section):

@@ -6,15 +6,48 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from tests.integration.st2cli import CliResult, RunningEngine, St2
 
 
 def output(result: CliResult) -> str:
     return result.stdout + result.stderr
+
+
+def write_pack(pack: Path, files: dict[str, Any], version: str = "0.1.0", **fields: Any) -> Path:
+    """Write a pack into the directory ``pack`` (its name is the ref): ``pack.yaml`` with
+    ``fields`` plus ``files`` (YAML documents or text)."""
+    manifest = {
+        "ref": pack.name,
+        "name": pack.name,
+        "description": f"The {pack.name} test pack.",
+        "keywords": ["tests"],
+        "version": version,
+        "author": "Tests",
+        **fields,
+    }
+    for relative, content in {"pack.yaml": manifest, **files}.items():
+        path = pack / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        path.write_text(text)
+    return pack
+
+
+def shell_action(name: str, command: str) -> dict[str, Any]:
+    """An action that runs ``command`` with ``local-shell-cmd``."""
+    return {
+        "name": name,
+        "runner_type": "local-shell-cmd",
+        "description": f"Run {command!r}.",
+        "enabled": True,
+        "parameters": {"cmd": {"type": "string", "default": command, "immutable": True}},
+    }
 
 
 @contextmanager

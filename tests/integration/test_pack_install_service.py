@@ -104,10 +104,13 @@ def target(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Target]:
         )
     packs_dir = tmp_path / "packs"
     packs_dir.mkdir()
+    index = tmp_path / "index.json"
+    index.write_text('{"packs": {"unrelated": {"name": "unrelated"}}}')
     conf = tmp_path / "st2.conf"
     conf.write_text(
         database
         + f"[content]\npacks_base_paths = {tmp_path / 'missing'}:{packs_dir}\n"
+        + f"index_url = {index.as_uri()}\n"
         + f"[system]\ndata_dir = {tmp_path / 'data'}\n"
     )
     config = load_st2_config(conf)
@@ -198,9 +201,9 @@ def test_a_new_pack_that_fails_leaves_nothing_behind(target: Target) -> None:
     assert target.refs(PackDB, ref="broken") == set()
 
 
-def test_dependencies_must_be_installed_or_come_along(target: Target) -> None:
+def test_dependencies_must_be_found_installed_or_come_along(target: Target) -> None:
     needy = write_pack(target.sources, "needy", dependencies=["core", "helper=1.0.0"])
-    with pytest.raises(ValidationError, match=r"depends on helper=1\.0\.0, which is not installed"):
+    with pytest.raises(ValidationError, match='No record of the "helper" pack in the index'):
         target.install(needy)
     assert list(target.packs_dir.iterdir()) == []
     skipped = target.install(needy, skip_dependencies=True)
@@ -231,7 +234,7 @@ def test_system_packs_and_bad_requests_are_refused(target: Target) -> None:
     (outer / "pack.yaml").write_text("name: outer\ndescription: d\nversion: 1.0.0\nauthor: t\n")
     with pytest.raises(ValidationError, match="holds the packs directory"):
         target.install(outer)
-    with pytest.raises(ValidationError, match="only local packs"):
+    with pytest.raises(ValidationError, match='No record of the "aws" pack in the index'):
         target.install("aws")
 
 
@@ -267,6 +270,20 @@ def test_uninstall_unregisters_content_and_deletes_the_directory(target: Target)
     assert triggers_after < triggers_before
     assert {spec.ref for spec in BUILTIN_TRIGGER_TYPES} <= target.refs(TriggerTypeDB)
     assert "core.local" in target.refs(ActionDB)
+
+
+def test_removing_a_users_pack_brings_the_bundled_one_back(target: Target) -> None:
+    target.register(["linux"])
+    user_linux = write_pack(target.sources, "linux", {"actions/a.yaml": noop_action("a")})
+    installed = target.install(user_linux)
+    assert installed.packs_list == ["linux"]
+    assert target.refs(ActionDB, pack="linux") == {"linux.a"}
+    removed = target.uninstall("linux")
+    assert removed.packs_list == ["linux"]
+    assert not (target.packs_dir / "linux").exists()
+    restored = target.refs(ActionDB, pack="linux")
+    assert "linux.disk_usage" in restored
+    assert "linux.a" not in restored
 
 
 def test_uninstall_of_what_is_not_installed_warns(target: Target) -> None:

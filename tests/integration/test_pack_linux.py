@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from poundcake.engine.packs.install import bundled_pack_names, local_source
+from poundcake.engine.packs.install import bundled_pack_names
 from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR
+from poundcake.engine.packs.sources import resolve_source
 from poundcake.exceptions import ValidationError
 from tests.integration import pack_actions as actions
 from tests.integration.pack_actions import output
@@ -62,7 +63,9 @@ esac
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     directory = tmp_path_factory.mktemp("pack-linux")
     (directory / PACKS_DIR).mkdir()
-    extra = f"[content]\npacks_base_paths = {directory / PACKS_DIR}\n"
+    index = directory / "index.json"
+    index.write_text('{"packs": {"unrelated": {"name": "unrelated"}}}')
+    extra = f"[content]\npacks_base_paths = {directory / PACKS_DIR}\nindex_url = {index.as_uri()}\n"
     # st2 pack install follows the install on the event stream.
     with running_engine(directory, extra_conf=extra, services=STREAM_SERVICES) as running:
         yield running
@@ -131,17 +134,14 @@ def test_install_a_bundled_pack_by_name_and_by_path(st2: St2, engine: RunningEng
     assert list((engine.directory / PACKS_DIR).iterdir()) == []
     unknown = st2("pack", "install", "nosuchpack")
     assert unknown.returncode == 1
-    assert "only local packs can be installed" in output(unknown)
-    assert "bundled with PoundCake (email, http, jenkins, linux, network, slack)" in output(unknown)
+    assert 'No record of the "nosuchpack" pack in the index.' in output(unknown)
 
 
-def test_bare_names_resolve_to_bundled_packs_only() -> None:
-    assert local_source("linux") == BUNDLED_PACKS_DIR / "linux"
+def test_bare_names_the_index_does_not_hold_resolve_to_bundled_packs() -> None:
+    assert resolve_source("linux", (), BUNDLED_PACKS_DIR).directory == BUNDLED_PACKS_DIR / "linux"
     assert bundled_pack_names() == list(BUNDLED)
-    with pytest.raises(ValidationError, match=r"bundled with PoundCake \(email, http, jenkins"):
-        local_source("aws")
-    with pytest.raises(ValidationError, match="only local packs"):
-        local_source("../linux")
+    with pytest.raises(ValidationError, match='No record of the "aws" pack in the index'):
+        resolve_source("aws", (), BUNDLED_PACKS_DIR)
 
 
 # --- services ------------------------------------------------------------------------------

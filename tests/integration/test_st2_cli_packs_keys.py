@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.integration import st2cli
+from tests.integration.pack_actions import shell_action, write_pack
 from tests.integration.st2cli import (
     STREAM_SERVICES,
     USER,
@@ -30,7 +31,10 @@ PACKS_DIR = "installed-packs"
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     directory = tmp_path_factory.mktemp("st2cli-packs")
     (directory / PACKS_DIR).mkdir()
-    extra = f"[content]\npacks_base_paths = {directory / PACKS_DIR}\n"
+    # An index without the packs these tests name: a name is looked up in it and not found.
+    index = directory / "index.json"
+    index.write_text('{"metadata": {}, "packs": {"unrelated": {"name": "unrelated"}}}')
+    extra = f"[content]\npacks_base_paths = {directory / PACKS_DIR}\nindex_url = {index.as_uri()}\n"
     with running_engine(directory, extra_conf=extra, services=STREAM_SERVICES) as running:
         yield running
 
@@ -51,34 +55,6 @@ def api(engine: RunningEngine, st2: St2) -> Iterator[httpx.Client]:
 
 def output(result: CliResult) -> str:
     return result.stdout + result.stderr
-
-
-def write_pack(root: Path, ref: str, files: dict[str, Any]) -> Path:
-    """Write a pack: ``pack.yaml`` from the ref plus ``files`` (YAML documents or text)."""
-    pack = root / ref
-    manifest = {
-        "ref": ref,
-        "name": ref,
-        "description": f"The {ref} test pack.",
-        "version": "0.1.0",
-        "author": "Tests",
-    }
-    for relative, content in {"pack.yaml": manifest, **files}.items():
-        path = pack / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
-        path.write_text(text)
-    return pack
-
-
-def shell_action(name: str, command: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "runner_type": "local-shell-cmd",
-        "description": f"Run {command!r}.",
-        "enabled": True,
-        "parameters": {"cmd": {"type": "string", "default": command, "immutable": True}},
-    }
 
 
 # --- packs ---------------------------------------------------------------------------------
@@ -145,8 +121,7 @@ def test_install_run_and_remove_a_local_pack(
     st2: St2, engine: RunningEngine, api: httpx.Client, tmp_path: Path
 ) -> None:
     source = write_pack(
-        tmp_path / "sources",
-        "mypack",
+        tmp_path / "sources" / "mypack",
         {"actions/hello.yaml": shell_action("hello", "echo hello from mypack")},
     )
     installed = st2("pack", "install", f"file://{source}", timeout=180)
@@ -195,24 +170,26 @@ def test_install_refuses_what_cannot_work_before_running_anything(
     st2: St2, api: httpx.Client, tmp_path: Path
 ) -> None:
     before = api.get("/executions", params={"action": "packs.install"}).headers["X-Total-Count"]
-    remote = st2("pack", "install", "https://github.com/StackStorm-Exchange/stackstorm-aws")
-    assert remote.returncode == 1
-    assert "MESSAGE: Cannot install" in output(remote)
-    assert "only local packs can be installed" in output(remote)
+    unreachable = st2("pack", "install", "http://127.0.0.1:9/stackstorm-aws.git")
+    assert unreachable.returncode == 1
+    assert "MESSAGE: Cannot install" in output(unreachable)
+    assert "git clone of http://127.0.0.1:9/stackstorm-aws.git failed" in output(unreachable)
+    nowhere = st2("pack", "install", "file:///nonexistent/stackstorm-aws.git=v1.0.0")
+    assert "/nonexistent/stackstorm-aws.git does not exist" in output(nowhere)
     exchange = st2("pack", "install", "aws")
     assert exchange.returncode == 1
-    assert "only local packs can be installed" in output(exchange)
+    assert 'No record of the "aws" pack in the index.' in output(exchange)
     empty = tmp_path / "not-a-pack"
     empty.mkdir()
     no_manifest = st2("pack", "install", f"file://{empty}")
     assert no_manifest.returncode == 1
     assert f"{empty} has no pack.yaml" in output(no_manifest)
-    needy = write_pack(tmp_path, "needy", {"actions/hello.yaml": shell_action("hello", "true")})
+    needy = write_pack(tmp_path / "needy", {"actions/hello.yaml": shell_action("hello", "true")})
     manifest = yaml.safe_load((needy / "pack.yaml").read_text())
     (needy / "pack.yaml").write_text(yaml.safe_dump({**manifest, "dependencies": ["other"]}))
     missing = st2("pack", "install", str(needy))
     assert missing.returncode == 1
-    assert 'Pack "needy" depends on other, which is not installed' in output(missing)
+    assert 'No record of the "other" pack in the index.' in output(missing)
     after = api.get("/executions", params={"action": "packs.install"}).headers["X-Total-Count"]
     assert after == before, "nothing was requested"
 
@@ -220,7 +197,7 @@ def test_install_refuses_what_cannot_work_before_running_anything(
 def test_a_pack_that_does_not_register_is_a_failed_install(
     st2: St2, engine: RunningEngine, api: httpx.Client, tmp_path: Path
 ) -> None:
-    broken = write_pack(tmp_path, "broken", {"actions/bad.yaml": "name: [unclosed\n"})
+    broken = write_pack(tmp_path / "broken", {"actions/bad.yaml": "name: [unclosed\n"})
     result = st2("pack", "install", f"file://{broken}", timeout=180)
     # st2client 3.9.0 then fails to print the details of a failed execution whose runner is
     # not a workflow runner ("'Namespace' object has no attribute 'with_schema'").
@@ -236,7 +213,7 @@ def test_a_pack_that_does_not_register_is_a_failed_install(
     assert st2("pack", "get", "broken").returncode == 1
 
 
-def test_pack_search_finds_nothing_offline(st2: St2, api: httpx.Client) -> None:
+def test_pack_search_of_an_empty_index_finds_nothing(st2: St2, api: httpx.Client) -> None:
     result = st2("pack", "search", "aws")
     assert result.returncode == 0, output(result)
     assert "No matching items found" in result.stdout
@@ -258,8 +235,7 @@ def test_register_a_new_pack_and_configure_it(
     st2: St2, engine: RunningEngine, api: httpx.Client
 ) -> None:
     write_pack(
-        engine.directory / PACKS_DIR,
-        "cfgpack",
+        engine.directory / PACKS_DIR / "cfgpack",
         {
             "config.schema.yaml": CONFIG_SCHEMA,
             "actions/greet.yaml": shell_action("greet", "echo {{ config_context.greeting }}"),
@@ -292,7 +268,10 @@ def test_register_a_new_pack_and_configure_it(
 
     wrong_type = api.put("/configs/cfgpack", json={"greeting": 5})
     assert wrong_type.status_code == 400
-    assert wrong_type.json()["faultstring"].startswith("greeting: 5 is not of type 'string'")
+    assert wrong_type.json()["faultstring"] == (
+        f'Config of pack "cfgpack" ({engine.directory / "data" / "configs" / "cfgpack.yaml"}) '
+        "does not match its config.schema.yaml: greeting: 5 is not of type 'string'"
+    )
     missing = api.put("/configs/cfgpack", json={"retries": 1})
     assert missing.status_code == 400
     assert "'greeting' is a required property" in missing.json()["faultstring"]

@@ -3,23 +3,27 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from poundcake.engine.packs.configs import MASK, check_values, mask_secrets
+from poundcake.engine.packs.index import fetch_index, index_urls, search_index
 from poundcake.engine.packs.install import (
     compatibility_problems,
     dependency_ref,
-    local_source,
     packs_directory,
     version_satisfies,
 )
 from poundcake.engine.packs.loader import ContentType, PackSpec
-from poundcake.engine.packs.locations import ContentLocations
+from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR, ContentLocations
 from poundcake.engine.packs.registration import plan_registration
 from poundcake.engine.packs.runner import workflow_result
+from poundcake.engine.packs.sources import PackSource, clone, pick_commit, resolve_source
 from poundcake.engine.runners.registry import runner_class, runner_types
 from poundcake.exceptions import ValidationError
 
@@ -31,6 +35,35 @@ def make_pack(root: Path, name: str = "mypack") -> Path:
         f"name: {name}\ndescription: d\nversion: 1.0.0\nauthor: Tests\n"
     )
     return pack
+
+
+BUNDLED = BUNDLED_PACKS_DIR
+GIT = ("git", "-c", "user.name=Tests", "-c", "user.email=tests@example.com")
+
+
+def make_repository(root: Path) -> Path:
+    """A bare repository of a pack with tags v1.0.0 and v1.1.0 and one untagged commit."""
+    work = root / "work"
+    work.mkdir()
+    subprocess.run([*GIT, "init", "-q", "-b", "master"], cwd=work, check=True)
+    for version, tag in (("1.0.0", "v1.0.0"), ("1.1.0", "v1.1.0"), ("1.2.0", None)):
+        (work / "pack.yaml").write_text(
+            f"name: repo\ndescription: d\nversion: {version}\nauthor: Tests\n"
+        )
+        subprocess.run([*GIT, "add", "-A"], cwd=work, check=True)
+        subprocess.run([*GIT, "commit", "-q", "-m", version], cwd=work, check=True)
+        if tag:
+            subprocess.run([*GIT, "tag", tag], cwd=work, check=True)
+    bare = root / "repo.git"
+    subprocess.run([*GIT, "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return bare
+
+
+def write_index(root: Path, packs: dict[str, Any]) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "index.json"
+    path.write_text(json.dumps({"metadata": {}, "packs": packs}))
+    return path.as_uri()
 
 
 def spec(**fields: object) -> PackSpec:
@@ -51,36 +84,134 @@ def spec(**fields: object) -> PackSpec:
 
 def test_file_urls_and_absolute_paths_name_local_packs(tmp_path: Path) -> None:
     pack = make_pack(tmp_path / "with space")
-    assert local_source(f"file://{pack}") == pack
-    assert local_source(f"file://localhost{pack}") == pack
-    assert local_source("file://" + str(pack).replace(" ", "%20")) == pack
-    assert local_source(str(pack)) == pack
-    assert local_source(f"  {pack}  ") == pack
+    for request in (
+        f"file://{pack}",
+        f"file://localhost{pack}",
+        "file://" + str(pack).replace(" ", "%20"),
+        str(pack),
+        f"  {pack}  ",
+    ):
+        assert resolve_source(request, (), BUNDLED) == PackSource(request, directory=pack)
 
 
 @pytest.mark.parametrize(
-    "source",
+    ("request_text", "repo_url", "version"),
     [
-        "aws",
-        "https://github.com/StackStorm-Exchange/stackstorm-aws",
-        "git@github.com:StackStorm-Exchange/stackstorm-aws.git",
-        "aws=1.0.0",
-        "relative/path",
+        ("https://github.com/StackStorm-Exchange/stackstorm-aws", None, None),
+        ("https://github.com/StackStorm-Exchange/stackstorm-aws=v1.2.0", None, "v1.2.0"),
+        ("git@github.com:StackStorm-Exchange/stackstorm-aws.git=main", None, "main"),
+        (
+            "StackStorm-Exchange/stackstorm-aws=1.0.0",
+            "https://github.com/StackStorm-Exchange/stackstorm-aws",
+            "1.0.0",
+        ),
     ],
 )
-def test_remote_and_relative_sources_are_refused(source: str) -> None:
-    with pytest.raises(ValidationError, match="only local packs can be installed"):
-        local_source(source)
+def test_git_urls_and_versions(
+    request_text: str, repo_url: str | None, version: str | None
+) -> None:
+    source = resolve_source(request_text, (), BUNDLED)
+    assert source.repo_url == (repo_url or request_text.partition("=")[0])
+    assert source.version == version
+
+
+def test_a_local_git_repository_is_cloned_not_copied(tmp_path: Path) -> None:
+    repository = make_repository(tmp_path)
+    source = resolve_source(f"file://{repository}=v1.0.0", (), BUNDLED)
+    assert (source.repo_url, source.version, source.directory) == (
+        repository.as_uri(),
+        "v1.0.0",
+        None,
+    )
+
+
+def test_names_come_from_the_index_then_the_bundled_packs(tmp_path: Path) -> None:
+    index = write_index(
+        tmp_path, {"aws": {"repo_url": "https://example.com/aws", "version": "2.0.0"}}
+    )
+    aws = resolve_source("aws", (index,), BUNDLED)
+    assert (aws.repo_url, aws.version, aws.index_name) == (
+        "https://example.com/aws",
+        "2.0.0",
+        "aws",
+    )
+    assert resolve_source("aws=1.0.0", (index,), BUNDLED).version == "1.0.0"
+    linux = resolve_source("linux", (index,), BUNDLED)
+    assert linux.directory == BUNDLED / "linux"
+    with pytest.raises(ValidationError, match='No record of the "gcp" pack in the index'):
+        resolve_source("gcp", (index,), BUNDLED)
+    unreachable = (tmp_path / "missing.json").as_uri()
+    with pytest.raises(ValidationError, match=r"No results from the pack index.*unresponsive"):
+        resolve_source("aws", (unreachable,), BUNDLED)
+    assert resolve_source("linux", (unreachable,), BUNDLED).directory == BUNDLED / "linux"
+
+
+def test_what_names_nothing_is_refused() -> None:
+    with pytest.raises(ValidationError, match='"not a name" is not a pack name or a URL'):
+        resolve_source("not a name", (), BUNDLED)
+    with pytest.raises(ValidationError, match="An empty pack name"):
+        resolve_source("=1.0.0", (), BUNDLED)
 
 
 def test_file_url_on_another_host_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="absolute path on this host"):
-        local_source(f"file://otherhost{tmp_path}")
+        resolve_source(f"file://otherhost{tmp_path}", (), BUNDLED)
 
 
 def test_a_directory_without_pack_yaml_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=f"{tmp_path} has no pack.yaml"):
-        local_source(f"file://{tmp_path}")
+        resolve_source(f"file://{tmp_path}", (), BUNDLED)
+    with pytest.raises(ValidationError, match="is not a git repository, so it has no version"):
+        resolve_source(f"file://{make_pack(tmp_path)}=1.0.0", (), BUNDLED)
+
+
+def test_versions_are_branches_tags_or_commits_and_1_0_0_finds_v1_0_0(tmp_path: Path) -> None:
+    repository = make_repository(tmp_path)
+    checkout = tmp_path / "checkout"
+    source = PackSource("r", repo_url=repository.as_uri(), version="1.0.0")
+    clone(source, checkout)
+    assert "version: 1.0.0" in (checkout / "pack.yaml").read_text()
+    tagged = subprocess.run(
+        ["git", "rev-parse", "v1.0.0^{commit}"], cwd=checkout, capture_output=True, text=True
+    ).stdout.strip()
+    assert pick_commit(checkout, "v1.0.0", "r") == tagged
+    assert pick_commit(checkout, tagged, "r") == tagged
+    assert pick_commit(checkout, "master", "r") != tagged
+    with pytest.raises(ValidationError) as refused:
+        pick_commit(checkout, "3.0.0", "repo")
+    assert str(refused.value) == (
+        '"3.0.0" is not a valid version, hash, tag or branch in repo. '
+        "Available versions are: 1.0.0, 1.1.0."
+    )
+
+
+def test_search_ranks_names_then_keywords_then_the_rest(tmp_path: Path) -> None:
+    index = write_index(
+        tmp_path,
+        {
+            "zabbix": {"name": "zabbix", "description": "Monitoring with Zabbix."},
+            "nagios": {"name": "nagios", "keywords": ["monitoring"], "description": "x"},
+            "monitoring": {"name": "monitoring", "description": "x"},
+            "mail": {"name": "mail", "email": "monitoring@example.com", "description": "x"},
+        },
+    )
+    found = search_index([index], "MONITORING")
+    assert [pack["name"] for pack in found] == ["monitoring", "nagios", "zabbix"]
+    with pytest.raises(ValidationError, match="Query must be specified"):
+        search_index([index], " ")
+
+
+def test_the_first_index_wins_and_bad_indexes_are_reported(tmp_path: Path) -> None:
+    first = write_index(tmp_path / "a", {"aws": {"name": "aws", "version": "1.0.0"}})
+    second = write_index(tmp_path / "b", {"aws": {"name": "aws", "version": "2.0.0"}})
+    broken = tmp_path / "broken.json"
+    broken.write_text("[]")
+    index = fetch_index([first, second, broken.as_uri()])
+    assert index.packs["aws"]["version"] == "1.0.0"
+    assert [status["error"] for status in index.status] == [None, None, "malformed"]
+    assert index_urls(None) == ["https://index.stackstorm.org/v1/index.json"]
+    assert index_urls(" a , b ") == ["a", "b"]
+    assert index_urls("") == []
 
 
 def test_packs_go_to_the_first_existing_writable_base_path(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session
 
+from poundcake.engine.packs.errors import FieldError
+from poundcake.engine.packs.loader import CONFIG_SCHEMA_FILE
 from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
 from poundcake.engine.packs.schema import apply_defaults, object_schema, validate
 from poundcake.engine.packs.service import register_config
@@ -86,8 +88,14 @@ def set_config(
     if session.scalar(sa.select(PackDB.id).where(PackDB.ref == pack)) is None:
         raise _not_found(pack)
     attributes = schema_attributes(session, pack)
-    completed = check_values(values, attributes)
-    _write_yaml(configs_dir / f"{pack}.yaml", values)
+    path = configs_dir / f"{pack}.yaml"
+    try:
+        completed = check_values(values, attributes)
+    except FieldError as error:
+        raise ValidationError(
+            f'Config of pack "{pack}" ({path}) does not match its {CONFIG_SCHEMA_FILE}: {error}'
+        ) from None
+    _write_yaml(path, values)
     return register_config(session=session, pack=pack, values=completed), attributes
 
 

@@ -1,14 +1,14 @@
-"""Installing packs from local directories: checks, the copy into place and registration.
+"""Installing packs: fetching them, checks, dependencies, the copy into place and registration.
 
-Only local sources are installed: a ``file://`` URL or an absolute path to a pack directory,
-or the bare name of a pack bundled with PoundCake (``linux`` is the repository's
-``packs/linux``); nothing is downloaded from the exchange or git. Each pack is copied to
-``<packs directory>/<ref>``, the packs directory being the first existing, writable directory of
-``[content] packs_base_paths``, replacing an older copy, and then registered with all its
-content; a pack that already sits in a directory of the pack search path (a bundled pack in the
-system packs directory) is registered where it is. A pack that fails a check or does not
-register leaves the previous copy in place.
-Dependencies are not fetched: they must be installed already or come in the same request.
+Each request names a source (see :mod:`poundcake.engine.packs.sources`): a git URL with an
+optional version, a name from the pack index, a local pack directory or a bundled pack's name.
+Dependencies from ``pack.yaml`` are fetched the same way and installed first, unless they are
+installed already (at the version asked for: another version is a conflict, as in StackStorm)
+or ``skip_dependencies`` is set. Each pack is copied to ``<packs directory>/<ref>``, the packs
+directory being the first existing, writable directory of ``[content] packs_base_paths``,
+replacing an older copy, then made ready to run (:func:`prepare_pack`) and registered with all
+its content; a pack that already sits in a directory of the pack search path (a bundled pack)
+is registered where it is. A request that fails anywhere leaves the previous copies in place.
 Functions flush; the caller commits.
 """
 
@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,11 +33,11 @@ from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR, ContentLocations
 from poundcake.engine.packs.models import PackDB
 from poundcake.engine.packs.registration import register_packs
 from poundcake.engine.packs.virtualenvs import installed_virtualenvs
+from poundcake.engine.packs.sources import FILE_SCHEME, fetch, resolve_source, split_version
 from poundcake.exceptions import ValidationError
 
 logger = logging.getLogger(__name__)
 
-FILE_SCHEME = "file://"
 # The StackStorm release whose API this engine serves, for packs' ``stackstorm_version``.
 STACKSTORM_VERSION = "3.9.0"
 PYTHON_MAJOR = "3"
@@ -46,7 +45,8 @@ PACKS_SETTING = "[content] packs_base_paths"
 WORK_DIRECTORY = ".installing"
 _COPY_IGNORED = shutil.ignore_patterns(".git", "__pycache__", "*.pyc")
 _VERSION_CLAUSE = re.compile(r"(>=|<=|==|!=|>>|<<|>|<|=)\s*(\d+)\.(\d+)\.(\d+)")
-_PACK_NAME = re.compile(r"^[a-z0-9_]+$")
+# StackStorm fetches dependencies of dependencies this deep at most.
+MAX_DEPENDENCY_DEPTH = 10
 
 
 @dataclass
@@ -73,36 +73,6 @@ def bundled_pack_names(bundled: Path = BUNDLED_PACKS_DIR) -> list[str]:
         for folder in bundled.iterdir()
         if (folder / MANIFEST_FILE).is_file() and folder.name not in SYSTEM_PACK_REFS
     )
-
-
-def local_source(source: str, bundled: Path = BUNDLED_PACKS_DIR) -> Path:
-    """Return the pack directory a ``file://`` URL, an absolute path or a bundled pack's name
-    names; refuse the rest."""
-    text = source.strip()
-    if text.startswith(FILE_SCHEME):
-        parsed = urllib.parse.urlparse(text)
-        if parsed.netloc not in ("", "localhost"):
-            raise ValidationError(
-                f'Cannot install "{source}": a file:// URL must name an absolute path '
-                "on this host (file:///path/to/pack)."
-            )
-        path = Path(urllib.parse.unquote(parsed.path))
-    elif Path(text).is_absolute():
-        path = Path(text)
-    elif _PACK_NAME.match(text) and (bundled / text / MANIFEST_FILE).is_file():
-        # A system pack's name gets here too, to be refused as a system pack.
-        path = bundled / text
-    else:
-        names = ", ".join(bundled_pack_names(bundled)) or "none"
-        raise ValidationError(
-            f'Cannot install "{source}": only local packs can be installed, given as a '
-            "file:// URL, an absolute path to a pack directory or the name of a pack bundled "
-            f"with PoundCake ({names}); this engine does not download packs from the "
-            "StackStorm Exchange or from git."
-        )
-    if not (path / MANIFEST_FILE).is_file():
-        raise ValidationError(f'Cannot install "{source}": {path} has no {MANIFEST_FILE}.')
-    return path
 
 
 def packs_directory(locations: ContentLocations) -> Path:
@@ -170,6 +140,7 @@ def compatibility_problems(spec: PackSpec) -> list[str]:
 class _Candidate:
     source: Path
     spec: PackSpec
+    request: str
     # The source already sits in a directory of the pack search path: register it there.
     in_place: bool = False
 
@@ -178,70 +149,133 @@ class _Candidate:
         return self.source.resolve() if self.in_place else (target / self.spec.ref).resolve()
 
 
-def _candidates(
-    sources: Sequence[str], target: Path, search_paths: Sequence[Path]
-) -> list[_Candidate]:
-    searched = {path.expanduser().resolve() for path in search_paths}
-    candidates: list[_Candidate] = []
-    for source in sources:
-        path = local_source(source)
+def _same_version(wanted: str, have: str) -> bool:
+    """Compare versions as StackStorm does: ``1.0.0`` and ``v1.0.0`` are the same."""
+    return wanted.removeprefix("v") == have.removeprefix("v")
+
+
+@dataclass
+class _Planner:
+    """Fetches the requested packs, then their dependencies level by level."""
+
+    session: Session
+    locations: ContentLocations
+    target: Path
+    work: Path
+    candidates: list[_Candidate] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    def add(self, request: str, *, dependency: bool) -> _Candidate | None:
+        """Fetch and check one pack; a dependency already planned is not fetched twice."""
+        source = resolve_source(request, self.locations.index_urls, BUNDLED_PACKS_DIR)
+        path = fetch(source, self.work)
         spec = load_pack(path)
         if spec.ref in SYSTEM_PACK_REFS:
             raise ValidationError(
                 f'Pack "{spec.ref}" is a system pack bundled with the engine; it cannot be '
                 "installed."
             )
-        if target == path.resolve() or path.resolve() in target.parents:
-            raise ValidationError(f"Cannot install {path}: it holds the packs directory {target}.")
-        if any(candidate.spec.ref == spec.ref for candidate in candidates):
+        if self.target == path.resolve() or path.resolve() in self.target.parents:
+            raise ValidationError(f"Cannot install {path}: it holds the packs directory.")
+        if any(candidate.spec.ref == spec.ref for candidate in self.candidates):
+            if dependency:
+                return None
             raise ValidationError(f'Pack "{spec.ref}" is named twice in one request.')
-        candidates.append(_Candidate(path, spec, path.resolve().parent in searched))
-    return candidates
+        searched = {folder.expanduser().resolve() for folder in self.locations.search_paths}
+        candidate = _Candidate(path, spec, request, path.resolve().parent in searched)
+        self.candidates.append(candidate)
+        return candidate
+
+    def dependencies(self, level: list[_Candidate]) -> list[str]:
+        """Return the dependencies of ``level`` still to fetch; note the conflicts."""
+        rows = self.session.execute(sa.select(PackDB.ref, PackDB.version))
+        installed = {ref: version for ref, version in rows}
+        planned = {candidate.spec.ref: candidate.spec.version for candidate in self.candidates}
+        wanted: dict[str, str] = {}
+        for candidate in level:
+            for dependency in candidate.spec.dependencies:
+                ref = dependency_ref(dependency)
+                _, version = split_version(dependency)
+                have = planned.get(ref) or installed.get(ref)
+                if have is not None:
+                    if version and not _same_version(version, have):
+                        self.conflicts.append(f"{dependency} (installed: {have})")
+                    continue
+                if ref in wanted and split_version(wanted[ref])[1] != version:
+                    self.conflicts.append(f"{dependency} (also asked for: {wanted[ref]})")
+                    continue
+                wanted.setdefault(ref, dependency)
+        return list(wanted.values())
 
 
-def _check_dependencies(session: Session, candidates: list[_Candidate]) -> None:
-    installed = set(session.scalars(sa.select(PackDB.ref)))
-    installed.update(candidate.spec.ref for candidate in candidates)
-    for candidate in candidates:
-        missing = [
-            dependency
-            for dependency in candidate.spec.dependencies
-            if dependency_ref(dependency) not in installed
-        ]
-        if missing:
+def _plan_candidates(
+    planner: _Planner, requests: Sequence[str], skip_dependencies: bool
+) -> list[_Candidate]:
+    """Fetch the requested packs and, unless skipped, their dependencies; dependencies first."""
+    level = [planner.add(request, dependency=False) for request in requests]
+    levels = [[candidate for candidate in level if candidate is not None]]
+    for _ in range(MAX_DEPENDENCY_DEPTH):
+        if skip_dependencies:
+            break
+        wanted = planner.dependencies(levels[-1])
+        if planner.conflicts:
             raise ValidationError(
-                f'Pack "{candidate.spec.ref}" depends on {", ".join(missing)}, which '
-                f"{'is' if len(missing) == 1 else 'are'} not installed; install "
-                f"{'it' if len(missing) == 1 else 'them'} first from a local path, or skip the "
-                "dependency check (--skip-dependencies)."
+                "Unable to install packs due to conflicts: "
+                + ", ".join(planner.conflicts)
+                + ". Review the versions of the installed packs, or install with "
+                "--skip-dependencies."
             )
+        found = [planner.add(request, dependency=True) for request in wanted]
+        level_found = [candidate for candidate in found if candidate is not None]
+        if not level_found:
+            break
+        levels.append(level_found)
+    return [candidate for level in reversed(levels) for candidate in level]
 
 
 # --- files ---------------------------------------------------------------------------------
 
 
 @contextmanager
-def _placed(candidates: list[_Candidate], target: Path) -> Iterator[None]:
-    """Copy each pack into place; put the previous copies back if the block raises.
+def _work_directory(target: Path) -> Iterator[Path]:
+    """Yield ``<target>/.installing/<id>/``, removed afterwards.
 
-    New and replaced copies wait in ``<target>/.installing/<id>/``, one level deeper than pack
-    discovery looks and on the same file system, so each swap is a rename.
+    It is one level deeper than pack discovery looks and on the packs' file system, so each
+    swap into place is a rename.
     """
     work = target / WORK_DIRECTORY / uuid.uuid4().hex
+    work.mkdir(parents=True)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            work.parent.rmdir()
+
+
+def copy_into_place(candidate: _Candidate, destination: Path, staging: Path) -> None:
+    """Copy one fetched pack to ``staging`` (without ``.git``), then rename it to
+    ``destination``, which must not exist."""
+    shutil.copytree(candidate.source, staging, ignore=_COPY_IGNORED, symlinks=True)
+    staging.rename(destination)
+
+
+@contextmanager
+def _placed(candidates: list[_Candidate], target: Path, work: Path) -> Iterator[None]:
+    """Copy each pack into place; put the previous copies back if the block raises."""
     replaced: list[tuple[Path, Path | None]] = []
     try:
         for index, candidate in enumerate(candidates):
             destination = target / candidate.spec.ref
             if candidate.in_place or candidate.source.resolve() == destination.resolve():
                 continue
-            staging, backup = work / f"new-{index}", work / f"old-{index}"
-            shutil.copytree(candidate.source, staging, ignore=_COPY_IGNORED, symlinks=True)
+            backup = work / f"old-{index}"
             if destination.exists():
                 destination.rename(backup)
                 replaced.append((destination, backup))
             else:
                 replaced.append((destination, None))
-            staging.rename(destination)
+            copy_into_place(candidate, destination, work / f"new-{index}")
         yield
     except BaseException:
         for destination, previous in reversed(replaced):
@@ -249,10 +283,6 @@ def _placed(candidates: list[_Candidate], target: Path) -> Iterator[None]:
             if previous is not None:
                 previous.rename(destination)
         raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            work.parent.rmdir()
 
 
 # --- install -------------------------------------------------------------------------------
@@ -260,7 +290,8 @@ def _placed(candidates: list[_Candidate], target: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class InstallPlan:
-    """Checked packs to install, where to, and the warnings a forced install carries."""
+    """Checked packs to install (dependencies first), where to, and the warnings a forced
+    install carries."""
 
     target: Path
     candidates: list[_Candidate]
@@ -268,7 +299,7 @@ class InstallPlan:
 
     @property
     def refs(self) -> list[str]:
-        """Return the refs of the packs, in request order."""
+        """Return the refs of the packs, dependencies first."""
         return [candidate.spec.ref for candidate in self.candidates]
 
 
@@ -277,28 +308,64 @@ def plan_install(
     session: Session,
     locations: ContentLocations,
     sources: Sequence[str],
+    work: Path,
     force: bool = False,
     skip_dependencies: bool = False,
 ) -> InstallPlan:
-    """Check an install request without changing anything; raise ValidationError if it cannot
-    go ahead.
+    """Fetch the packs and their dependencies into ``work`` and check them, without changing
+    anything installed; raise ValidationError if the request cannot go ahead.
 
     ``force`` accepts a pack whose Python or StackStorm version does not match (with a
-    warning); ``skip_dependencies`` does not check that dependencies are present.
+    warning); ``skip_dependencies`` neither fetches nor checks dependencies.
     """
     if not sources:
         raise ValidationError("Name at least one pack to install.")
     target = packs_directory(locations)
-    candidates = _candidates(sources, target, locations.search_paths)
+    planner = _Planner(session, locations, target, work / "fetched")
+    candidates = _plan_candidates(planner, sources, skip_dependencies)
     warnings: list[str] = []
     for candidate in candidates:
         problems = compatibility_problems(candidate.spec)
         if problems and not force:
             raise ValidationError(" ".join(problems) + " Use --force to install it anyway.")
         warnings.extend(problems)
-    if not skip_dependencies:
-        _check_dependencies(session, candidates)
     return InstallPlan(target, candidates, warnings)
+
+
+@contextmanager
+def _planned(
+    session: Session,
+    locations: ContentLocations,
+    sources: Sequence[str],
+    force: bool,
+    skip_dependencies: bool,
+) -> Iterator[tuple[InstallPlan, Path]]:
+    """Plan in a fresh work directory; yield the plan and the directory, removed afterwards."""
+    with _work_directory(packs_directory(locations)) as work:
+        yield (
+            plan_install(
+                session=session,
+                locations=locations,
+                sources=sources,
+                work=work,
+                force=force,
+                skip_dependencies=skip_dependencies,
+            ),
+            work,
+        )
+
+
+def check_install(
+    *,
+    session: Session,
+    locations: ContentLocations,
+    sources: Sequence[str],
+    force: bool = False,
+    skip_dependencies: bool = False,
+) -> list[str]:
+    """Check an install request as :func:`install_packs` would; return the refs it installs."""
+    with _planned(session, locations, sources, force, skip_dependencies) as (plan, _):
+        return plan.refs
 
 
 def install_packs(
@@ -311,17 +378,16 @@ def install_packs(
     system_user: str = "stanley",
     virtualenvs: Path | None = None,
 ) -> PackOperationReport:
-    """Check local packs (see :func:`plan_install`), copy them into place, set up their
-    virtualenvs in ``virtualenvs`` (if given) and register them."""
-    plan = plan_install(
-        session=session,
-        locations=locations,
-        sources=sources,
-        force=force,
-        skip_dependencies=skip_dependencies,
-    )
-    placed = {each.spec.ref: each.destination(plan.target) for each in plan.candidates}
-    with _placed(plan.candidates, plan.target), installed_virtualenvs(virtualenvs, placed):
+    """Fetch and check packs (see :func:`plan_install`), copy them into place, set up their
+    virtualenvs in ``virtualenvs`` (if given) and register them, all or none."""
+    with (
+        _planned(session, locations, sources, force, skip_dependencies) as (plan, work),
+        _placed(plan.candidates, plan.target, work),
+        installed_virtualenvs(
+            virtualenvs,
+            {each.spec.ref: each.destination(plan.target) for each in plan.candidates},
+        ),
+    ):
         register_packs(
             session=session,
             locations=locations,

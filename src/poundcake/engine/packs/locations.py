@@ -16,6 +16,7 @@ from pathlib import Path
 
 import poundcake
 from poundcake.config import St2Config
+from poundcake.engine.packs.index import index_urls
 
 BUNDLED_PACKS_DIR = Path(poundcake.__file__).resolve().parents[2] / "packs"
 
@@ -30,6 +31,9 @@ class ContentLocations:
     # Whether an orquesta action whose workflow fails inspection is refused (else registered
     # with a warning): ``[workflow_engine] refuse_at_registration``.
     refuse_failing_workflows: bool = True
+    # Where ``st2 pack install <name>`` and ``st2 pack search`` look packs up, in priority order:
+    # ``[content] index_url`` (comma-separated; StackStorm's exchange index when unset).
+    index_urls: tuple[str, ...] = ()
 
     @property
     def search_paths(self) -> tuple[Path, ...]:
@@ -59,4 +63,5 @@ def content_locations(config: St2Config) -> ContentLocations:
             Path(base_path).expanduser() / "configs" if base_path else config.data_dir / "configs"
         ),
         refuse_failing_workflows=config.workflow_engine.refuse_at_registration,
+        index_urls=tuple(index_urls(content.get("index_url"))),
     )

@@ -93,14 +93,23 @@ def _within(path: str, directories: Collection[Path]) -> bool:
 
 
 def _relevant_failures(
-    session: Session, failures: list[MetadataError], packs: list[str] | None
+    session: Session,
+    failures: list[MetadataError],
+    packs: list[str] | None,
+    configs_dir: Path,
 ) -> list[MetadataError]:
-    """All failures, or with named packs only those in their directories (and the runners)."""
+    """All failures, or with named packs only those in their directories, their config files
+    and the runners."""
     if packs is None:
         return failures
     paths = session.scalars(sa.select(PackDB.path).where(PackDB.ref.in_(packs)))
     folders = {Path(path).resolve() for path in paths if path} | {RUNNERS_DIR.resolve()}
-    return [failure for failure in failures if _within(failure.path, folders)]
+    configs = {(configs_dir / f"{pack}.yaml").resolve() for pack in packs}
+    return [
+        failure
+        for failure in failures
+        if _within(failure.path, folders) or Path(failure.path).resolve() in configs
+    ]
 
 
 def register_packs(
@@ -133,7 +142,7 @@ def register_packs(
         logger.warning("Registered with a problem: %s", warning)
     if warnings is not None:
         warnings.extend(report.warnings)
-    failures = _relevant_failures(session, report.failures, wanted)
+    failures = _relevant_failures(session, report.failures, wanted, locations.configs_dir)
     if failures:
         raise ValidationError("Failed to register: " + "; ".join(str(f) for f in failures))
     counts = dict(report.counts)

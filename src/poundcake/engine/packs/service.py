@@ -36,6 +36,7 @@ from poundcake.engine.packs.loader import (
 )
 from poundcake.engine.packs.locations import ContentLocations
 from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
+from poundcake.engine.packs.pruning import prune_stale_content
 from poundcake.engine.packs.resources import (
     SensorSpec,
     load_action,
@@ -394,4 +395,6 @@ def register_content(
     for content_type in REGISTRATION_ORDER:
         if content_type in types:
             _REGISTRARS[content_type](run)
+    for pack in packs:
+        prune_stale_content(session=session, pack=pack, types=types)
     return report

@@ -1,20 +1,23 @@
-"""``/v1/packs``: list, get, register from disk, install and remove, and the exchange search.
+"""``/v1/packs``: list, get, register from disk, install and remove, and the pack index.
 
 Install and remove answer 202 with the id of an execution of ``packs.install`` or
 ``packs.uninstall``, which the scheduler and an action runner run like any other; the CLI waits
-for it on the stream. An install request is checked here first (local sources only, the packs
-directory, versions, dependencies), so what cannot work is a 400 with its reason rather than a
-failed execution, whose details ``st2 pack install`` 3.9.0 cannot print for a runner that is not
-orquesta or action-chain. There is no exchange index offline: a search finds nothing.
+for it on the stream. An install request is checked here first (each pack and its dependencies
+fetched into a scratch directory and checked: sources, versions, conflicts, the packs
+directory), so what cannot work is a 400 with its reason rather than a failed execution, whose
+details ``st2 pack install`` 3.9.0 cannot print for a runner that is not orquesta or
+action-chain. The action then fetches again where it runs. ``/packs/index`` and
+``/packs/index/search`` read ``[content] index_url``.
 """
 
 from __future__ import annotations
 
 import logging
+from email.utils import formatdate
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from poundcake.engine.api.dependencies import (
@@ -29,11 +32,13 @@ from poundcake.engine.executions.service import request_execution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import hand_over
 from poundcake.engine.packs.documents import pack_document
-from poundcake.engine.packs.install import plan_install
+from poundcake.engine.packs.index import fetch_index, find_pack, load_index, search_index
+from poundcake.engine.packs.install import check_install
 from poundcake.engine.packs.locations import content_locations
 from poundcake.engine.packs.models import PackDB
 from poundcake.engine.packs.registration import register_packs
 from poundcake.engine.packs.removal import check_uninstall
+from poundcake.engine.packs.views import pack_file, pack_files
 from poundcake.exceptions import NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -88,12 +93,6 @@ def list_packs(
     ]
 
 
-@router.get("/packs/{ref_or_id}")
-def get_pack(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
-    """One pack, by ref or id."""
-    return pack_document(_find(session, ref_or_id))
-
-
 @router.post("/packs/register")
 def register(
     _caller: CurrentCaller,
@@ -145,7 +144,7 @@ def install(
     packs = _names(body)
     force = bool(body.get("force", False))
     skip_dependencies = bool(body.get("skip_dependencies", False))
-    plan_install(
+    check_install(
         session=session,
         locations=content_locations(runtime.config),
         sources=packs,
@@ -170,8 +169,80 @@ def uninstall(
 
 
 @router.post("/packs/index/search")
-def search_index(
-    _caller: CurrentCaller, _body: Annotated[dict[str, Any] | None, Body()] = None
-) -> list[dict[str, Any]]:
-    """Search the pack exchange index: there is none offline, so nothing matches."""
-    return []
+def search_packs_index(
+    _caller: CurrentCaller, runtime: Runtime, body: Annotated[dict[str, Any], Body()]
+) -> Any:
+    """``{"query": ...}``: the index's packs that match; ``{"pack": name}``: that pack, or []."""
+    urls = content_locations(runtime.config).index_urls
+    if "query" in body:
+        return search_index(urls, str(body["query"]))
+    name = body.get("pack")
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("'query' or 'pack' is required")
+    return find_pack(urls, name.strip()) or []
+
+
+@router.get("/packs/index")
+def packs_index(_caller: CurrentCaller, runtime: Runtime) -> dict[str, Any]:
+    """The merged pack index and each index's status."""
+    index = load_index(content_locations(runtime.config).index_urls)
+    return {"status": index.status, "index": index.packs}
+
+
+@router.get("/packs/index/health")
+def packs_index_health(_caller: CurrentCaller, runtime: Runtime) -> dict[str, Any]:
+    """How many indexes answered, the errors of the others, and how many packs they hold."""
+    index = fetch_index(content_locations(runtime.config).index_urls)
+    errors: dict[str, int] = {}
+    for status in index.status:
+        if status["error"]:
+            errors[status["error"]] = errors.get(status["error"], 0) + 1
+    valid = sum(1 for status in index.status if not status["error"])
+    return {
+        "indexes": {
+            "count": len(index.status),
+            "valid": valid,
+            "invalid": len(index.status) - valid,
+            "errors": errors,
+            "status": index.status,
+        },
+        "packs": {"count": sum(status["packs"] for status in index.status)},
+    }
+
+
+@router.get("/packs/views/files/{ref_or_id}")
+def pack_files_view(ref_or_id: str, _caller: CurrentCaller, session: Db) -> list[dict[str, Any]]:
+    """The content of every text file of a pack."""
+    return pack_files(_find(session, ref_or_id))
+
+
+@router.get("/packs/views/file/{ref_or_id}/{file_path:path}")
+def pack_file_view(
+    ref_or_id: str,
+    file_path: str,
+    _caller: CurrentCaller,
+    session: Db,
+    if_none_match: Annotated[str | None, Header()] = None,
+    if_modified_since: Annotated[str | None, Header()] = None,
+) -> Response:
+    """One file of a pack, with ``ETag`` and ``Last-Modified``; 304 when unchanged."""
+    found = pack_file(_find(session, ref_or_id), file_path)
+    headers = {
+        "ETag": repr(found.modified),
+        "Last-Modified": formatdate(found.modified, usegmt=True),
+    }
+    unchanged = (
+        if_none_match == headers["ETag"]
+        if if_none_match
+        else if_modified_since == headers["Last-Modified"]
+    )
+    if unchanged:
+        return Response(status_code=304, headers=headers)
+    return Response(found.content, media_type=found.content_type, headers=headers)
+
+
+# After /packs/index, which this would otherwise answer.
+@router.get("/packs/{ref_or_id}")
+def get_pack(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+    """One pack, by ref or id."""
+    return pack_document(_find(session, ref_or_id))
