@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
 from poundcake.engine.policies.service import register_policy
 from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
 
+Row = TypeVar("Row", PolicyDB, PolicyTypeDB)
 POLICY_FIELDS = frozenset(
     {
         "id",
@@ -94,13 +95,18 @@ def list_policy_types(
     return list(session.scalars(query))
 
 
+def _by_ref_or_id(session: Session, model: type[Row], ref_or_id: str, missing: str) -> Row:
+    found = session.scalar(sa.select(model).where(model.ref == ref_or_id))
+    found = found or session.get(model, ref_or_id)
+    if found is None:
+        raise NotFoundError(missing)
+    return found
+
+
 def find_policy_type(*, session: Session, ref_or_id: str) -> PolicyTypeDB:
     """A policy type by ref (``action.retry``) or id."""
-    found = session.scalar(sa.select(PolicyTypeDB).where(PolicyTypeDB.ref == ref_or_id))
-    found = found or session.get(PolicyTypeDB, ref_or_id)
-    if found is None:
-        raise NotFoundError(f'PolicyType with a reference of id "{ref_or_id}" not found.')
-    return found
+    missing = f'PolicyType with a reference of id "{ref_or_id}" not found.'
+    return _by_ref_or_id(session, PolicyTypeDB, ref_or_id, missing)
 
 
 def list_policies(
@@ -127,14 +133,12 @@ def list_policies(
 
 def find_policy(*, session: Session, ref_or_id: str) -> PolicyDB:
     """A policy by ref (``pack.name``) or id."""
-    found = session.scalar(sa.select(PolicyDB).where(PolicyDB.ref == ref_or_id))
-    found = found or session.get(PolicyDB, ref_or_id)
-    if found is None:
-        raise NotFoundError(f'Resource with a reference or id "{ref_or_id}" not found')
-    return found
+    missing = f'Resource with a reference or id "{ref_or_id}" not found'
+    return _by_ref_or_id(session, PolicyDB, ref_or_id, missing)
 
 
-def _spec(document: Mapping[str, Any], pack: str | None = None) -> PolicySpec:
+def policy_from_document(document: Mapping[str, Any], pack: str | None = None) -> PolicySpec:
+    """The policy an API request describes (``pack`` when the document names none)."""
     fields = Fields(document)
     fields.only(POLICY_FIELDS)
     pack = fields.optional_string("pack") or pack
@@ -150,7 +154,7 @@ def _refuse_system_pack(pack: str, doing: str) -> None:
 
 def create_policy(*, session: Session, document: Mapping[str, Any]) -> PolicyDB:
     """Create a policy; a ref already taken is a conflict."""
-    spec = _spec(document)
+    spec = policy_from_document(document)
     if session.scalar(sa.select(PolicyDB.id).where(PolicyDB.ref == spec.ref)) is not None:
         raise ConflictError(f'Tried to save duplicate unique keys: policy "{spec.ref}" exists')
     return register_policy(session=session, spec=spec)
@@ -159,7 +163,7 @@ def create_policy(*, session: Session, document: Mapping[str, Any]) -> PolicyDB:
 def update_policy(*, session: Session, policy: PolicyDB, document: Mapping[str, Any]) -> PolicyDB:
     """Replace a policy's fields (it keeps its id); the pack defaults to its own."""
     _refuse_system_pack(policy.pack, "manipulated")
-    spec = _spec(document, pack=policy.pack)
+    spec = policy_from_document(document, pack=policy.pack)
     taken = session.scalar(sa.select(PolicyDB.id).where(PolicyDB.ref == spec.ref))
     if taken is not None and taken != policy.id:
         raise ConflictError(f'Tried to save duplicate unique keys: policy "{spec.ref}" exists')
