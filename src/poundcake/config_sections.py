@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class Section(BaseModel):
@@ -187,10 +187,32 @@ class GarbageCollectorSection(Section):
     purge_inquiries: bool = False
 
 
+_FINISHED_STATUSES = ("succeeded", "failed", "timeout", "canceled", "abandoned")
+
+
 class ActionSensorSection(Section):
-    """``[action_sensor]``: whether finished executions emit ``core.st2.generic.actiontrigger``."""
+    """``[action_sensor]``: whether finished executions emit ``core.st2.generic.actiontrigger``,
+    and for which statuses (``emit_when``, comma-separated, StackStorm's default: all)."""
 
     enable: bool = True
+    emit_when: str = ",".join(_FINISHED_STATUSES)
+
+    @field_validator("emit_when")
+    @classmethod
+    def _finished_statuses(cls, value: str) -> str:
+        statuses = [status.strip() for status in value.split(",") if status.strip()]
+        unknown = [status for status in statuses if status not in _FINISHED_STATUSES]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} is not a finished status "
+                f"(one of {', '.join(_FINISHED_STATUSES)})"
+            )
+        return ",".join(statuses)
+
+    @property
+    def emit_statuses(self) -> frozenset[str]:
+        """The statuses whose executions emit the action trigger (none when disabled)."""
+        return frozenset(self.emit_when.split(",")) - {""} if self.enable else frozenset()
 
 
 class SensorContainerSection(Section):

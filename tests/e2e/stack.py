@@ -1,10 +1,10 @@
 """The whole product as real processes, for end-to-end tests and ``bench/alert_to_action.py``.
 
 One MariaDB database holds the engine's and PoundCake's tables. The engine runs as st2api,
-st2auth, st2stream, st2scheduler, st2actionrunner, st2rulesengine and st2workflowengine (Orquesta
-workflows); PoundCake as poundcake-api, poundcake-worker and poundcake-beat on Redis; a real
-Alertmanager routes alerts to poundcake-api with a bearer token. CAB files are applied with
-``poundcake cabs apply``.
+st2auth, st2stream, st2scheduler, st2actionrunner, st2rulesengine, st2notifier and
+st2workflowengine (Orquesta workflows); PoundCake as poundcake-api, poundcake-worker and
+poundcake-beat on Redis; a real Alertmanager routes alerts to poundcake-api with a bearer token.
+CAB files are applied with ``poundcake cabs apply``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,13 @@ from tests.integration.st2cli import (
     wait_for_port,
 )
 
-ENGINE_SERVICES = (*SERVICES, "st2rulesengine", "st2stream", "st2workflowengine")
+ENGINE_SERVICES = (
+    *SERVICES,
+    "st2rulesengine",
+    "st2notifier",
+    "st2stream",
+    "st2workflowengine",
+)
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 TOKEN = "e2e-alertmanager-bearer-9c4f1a7d"
 

@@ -7,14 +7,25 @@ The pack's rule on ``core.st2.generic.notifytrigger`` runs ``core.local`` with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.integration.st2cli import SERVICES, RunningEngine, eventually, running_engine
+from tests.integration.conftest import BIN
+from tests.integration.pack_actions import engine_api
+from tests.integration.st2cli import (
+    SERVICES,
+    RunningEngine,
+    St2,
+    eventually,
+    logged_in,
+    running_engine,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PACKS = REPOSITORY / "tests" / "fixtures" / "packs" / "notifications"
@@ -31,6 +42,40 @@ def notify_engine(directory: Path, extra_conf: str = "") -> Iterator[RunningEngi
     """The engine with the notifier, the rules and workflow engines and ``notify_tests``."""
     with running_engine(directory, services=NOTIFY_SERVICES, extra_conf=CONF + extra_conf) as run:
         yield run
+
+
+def module_fixtures(
+    name: str, *, extra_services: tuple[str, ...] = ()
+) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """A test module's ``engine`` (:func:`notify_engine`, plus a second instance of each of
+    ``extra_services``), ``st2`` (a logged-in CLI) and ``api`` (with its token) fixtures::
+
+        engine, st2, api = module_fixtures("notify")
+    """
+
+    @pytest.fixture(scope="module")
+    def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
+        with notify_engine(tmp_path_factory.mktemp(name)) as running:
+            for service in extra_services:
+                log = (running.directory / f"{service}-2.log").open("ab")
+                running.processes[f"{service}-2"] = subprocess.Popen(
+                    [str(BIN / service), "--config-file", str(running.config_path)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            yield running
+
+    @pytest.fixture
+    def st2(engine: RunningEngine, tmp_path: Path) -> St2:
+        return logged_in(engine, tmp_path / "home")
+
+    @pytest.fixture
+    def api(engine: RunningEngine, st2: St2) -> Iterator[httpx.Client]:
+        with engine_api(engine, st2) as client:
+            yield client
+
+    return engine, st2, api
 
 
 def executions(api: httpx.Client, action: str, attributes: str = "") -> list[dict[str, Any]]:

@@ -324,7 +324,7 @@ def test_register_counts_per_kind(target: Target) -> None:
     write_pack(target.packs_dir, "mypack", {"actions/a.yaml": noop_action("a")})
     counts = target.register(["mypack"])
     assert counts["actions"] == 1
-    assert (counts["aliases"], counts["rule_types"], counts["policy_types"]) == (0, 2, 2)
+    assert (counts["aliases"], counts["rule_types"], counts["policy_types"]) == (0, 2, 3)
     assert list(counts) == [
         "runners",
         "actions",
@@ -337,7 +337,7 @@ def test_register_counts_per_kind(target: Target) -> None:
         "policies",
         "configs",
     ]
-    assert target.register(["mypack"], ["policy_type"]) == {"policy_types": 2}
+    assert target.register(["mypack"], ["policy_type"]) == {"policy_types": 3}
 
 
 def test_register_of_a_missing_pack_is_a_bad_request(target: Target) -> None:

@@ -210,7 +210,7 @@ def test_core_and_fixture_packs_register(target: Target) -> None:
         "actions": len(core_registered | good_registered),
         "rules": 6,
         "aliases": 0,
-        "policy types": 2,
+        "policy types": 3,
         "policies": 2,
         "configs": 1,
     }
@@ -356,6 +356,7 @@ def test_configs_and_policies(target: Target) -> None:
         }
         assert {row.ref for row in rows(session, PolicyTypeDB)} == {
             "action.concurrency",
+            "action.concurrency.attr",
             "action.retry",
         }
         policies = {row.ref: row for row in rows(session, PolicyDB)}
@@ -524,7 +525,7 @@ def test_st2ctl_reload_register_all(target: Target, tmp_path: Path) -> None:
         f"Registered {len(core_registered | good_registered)} actions.",
         "Registered 6 rules.",
         "Registered 0 aliases.",
-        "Registered 2 policy types.",
+        "Registered 3 policy types.",
         "Registered 2 policies.",
         "Registered 1 configs.",
     ]

@@ -10,25 +10,21 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.conftest import BIN
 from tests.integration.notify_cli import (
-    notify_engine,
+    module_fixtures,
     notify_payloads,
     recorded,
     wait_recorded,
 )
-from tests.integration.pack_actions import engine_api
 from tests.integration.st2cli import (
     RunningEngine,
     St2,
     eventually,
-    logged_in,
     run_async,
     wait_for,
 )
@@ -37,21 +33,7 @@ pytestmark = pytest.mark.integration
 DONE = {"succeeded", "failed", "timeout", "canceled", "abandoned"}
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
-    with notify_engine(tmp_path_factory.mktemp("notify")) as running:
-        yield running
-
-
-@pytest.fixture
-def st2(engine: RunningEngine, tmp_path: Path) -> St2:
-    return logged_in(engine, tmp_path / "home")
-
-
-@pytest.fixture
-def api(engine: RunningEngine, st2: St2) -> Iterator[httpx.Client]:
-    with engine_api(engine, st2) as client:
-        yield client
+engine, st2, api = module_fixtures("notify")
 
 
 def test_on_success_notifies_every_route_and_the_rule_records_the_message(

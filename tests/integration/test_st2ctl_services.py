@@ -26,6 +26,7 @@ SERVICES = (
     "st2scheduler",
     "st2workflowengine",
     "st2rulesengine",
+    "st2notifier",
     "st2timersengine",
     "st2garbagecollector",
     "st2sensorcontainer",

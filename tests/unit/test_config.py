@@ -202,3 +202,14 @@ def test_production_refuses_the_guides_example_key(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigurationError, match="ST2_API_KEY is a placeholder") as raised:
         load_settings()
     assert "abcdef" not in str(raised.value)
+
+
+def test_action_sensor_emit_when(tmp_path: Path) -> None:
+    path = write(tmp_path / "st2.conf", "[action_sensor]\nemit_when = failed, timeout\n")
+    assert load_st2_config(path).action_sensor.emit_statuses == {"failed", "timeout"}
+    path = write(tmp_path / "st2.conf", "[action_sensor]\nenable = false\n")
+    assert load_st2_config(path).action_sensor.emit_statuses == frozenset()
+    assert len(load_st2_config(write(tmp_path / "e.conf", "")).action_sensor.emit_statuses) == 5
+    path = write(tmp_path / "st2.conf", "[action_sensor]\nemit_when = failed,done\n")
+    with pytest.raises(ConfigurationError, match=r"emit_when.*done is not a finished status"):
+        load_st2_config(path)

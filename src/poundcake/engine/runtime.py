@@ -53,7 +53,7 @@ def make_runtime(config: St2Config, *, pool_size: int = 10) -> EngineRuntime:
         config=config,
         engine=engine,
         sessions=make_session_factory(
-            engine, info={EMIT_ACTION_TRIGGERS: config.action_sensor.enable}
+            engine, info={EMIT_ACTION_TRIGGERS: config.action_sensor.emit_statuses}
         ),
         publisher=Publisher(config.messaging_url),
     )

@@ -6,8 +6,9 @@ settings or a post-run policy is marked for ``st2notifier``
 
 The instance is written in the transaction that ends the execution, so a rule on it can never
 miss a result (nothing is lost between the runner and the rules engine). The rules engine picks
-it up on its next poll. ``[action_sensor] enable = False`` turns this off (the session factory
-carries the setting in ``session.info``). The payload is StackStorm's: ``execution_id``,
+it up on its next poll. ``[action_sensor] enable = False`` turns this off and ``emit_when``
+names the statuses that emit it (the session factory carries the statuses in ``session.info``;
+without it, every finished status emits). The payload is StackStorm's: ``execution_id``,
 ``status``, ``start_timestamp``, ``action_name``, ``action_ref``, ``runner_ref``, ``parameters``
 (secrets masked) and ``result`` (cut to :data:`RESULT_LIMIT` bytes, like any large result).
 """
@@ -26,6 +27,7 @@ from poundcake.db.types import utcnow
 from poundcake.engine.actions.parameters import mask_secrets, merge_schemas
 from poundcake.engine.documents import isoformat
 from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.states import COMPLETED
 from poundcake.engine.notifier.pending import mark_pending
 from poundcake.engine.triggers.instances import TriggerInstanceStatus
 from poundcake.engine.triggers.models import TriggerInstanceDB
@@ -34,9 +36,10 @@ from poundcake.ids import new_id
 logger = logging.getLogger(__name__)
 
 ACTION_TRIGGER = "core.st2.generic.actiontrigger"
-# The session.info key that says whether finished executions emit the action trigger.
+# The session.info key holding the statuses whose executions emit the action trigger.
 EMIT_ACTION_TRIGGERS = "emit_action_triggers"
 RESULT_LIMIT = 64 * 1024
+ALL_FINISHED = frozenset(status.value for status in COMPLETED)
 
 
 def _result(result: Any) -> Any:
@@ -74,7 +77,8 @@ def finish_executions(session: Session, liveaction_ids: Iterable[str]) -> None:
 def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int:
     """Store an actiontrigger instance for each (just finished) execution; return how many."""
     ids = list(liveaction_ids)
-    if not ids or not session.info.get(EMIT_ACTION_TRIGGERS, True):
+    statuses = session.info.get(EMIT_ACTION_TRIGGERS, ALL_FINISHED)
+    if not ids or not statuses:
         return 0
     rows = session.execute(
         sa.select(
@@ -87,7 +91,7 @@ def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int
             ExecutionDB.runner_type,
             ExecutionDB.parameters,
             ExecutionDB.result,
-        ).where(ExecutionDB.liveaction_id.in_(ids))
+        ).where(ExecutionDB.liveaction_id.in_(ids), ExecutionDB.status.in_(statuses))
     ).all()
     if not rows:
         return 0

@@ -376,16 +376,7 @@ def load_policy(pack: PackSpec, path: Path) -> PolicySpec:
     """Read one ``policies/*.yaml``."""
     fields = _document(pack, path, POLICY_FIELDS)
     try:
-        return PolicySpec(
-            pack=pack.ref,
-            name=fields.required_string("name"),
-            resource_ref=fields.required_string("resource_ref"),
-            policy_type=fields.required_string("policy_type"),
-            description=fields.optional_string("description"),
-            enabled=fields.boolean("enabled", True),
-            parameters=fields.mapping("parameters"),
-            metadata_file=pack.relative(path),
-        )
+        return policy_spec(fields, pack.ref, pack.relative(path))
     except FieldError as error:
         raise MetadataError.from_field_error(path, error) from None
 
@@ -441,3 +432,15 @@ def _alias_formats(fields: Fields) -> list[Any]:
         if not isinstance(entry.get("representation"), str):
             item.string_list("representation")
     return formats
+def policy_spec(fields: Fields, pack: str, metadata_file: str | None) -> PolicySpec:
+    """A policy of ``pack`` from its fields (a metadata file's, or an API request's)."""
+    return PolicySpec(
+        pack=pack,
+        name=fields.required_string("name"),
+        resource_ref=fields.required_string("resource_ref"),
+        policy_type=fields.required_string("policy_type"),
+        description=fields.optional_string("description"),
+        enabled=fields.boolean("enabled", True),
+        parameters=fields.mapping("parameters"),
+        metadata_file=metadata_file,
+    )

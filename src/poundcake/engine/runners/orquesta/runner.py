@@ -47,7 +47,7 @@ class OrquestaRunner(Runner):
         except DefinitionError as error:
             self._problem = str(error)
         else:
-            self._problem = _unknown_notify_tasks(
+            self._problem = unknown_notify_tasks(
                 self.request.runner_parameters.get("notify") or [], self._document
             )
 
@@ -68,7 +68,7 @@ class OrquestaRunner(Runner):
         return host.start(self.request, self._document)
 
 
-def _unknown_notify_tasks(notify: list[Any], document: dict[str, Any]) -> str:
+def unknown_notify_tasks(notify: list[Any], document: dict[str, Any]) -> str:
     """StackStorm's message for tasks in ``notify`` the workflow does not have, else ""."""
     tasks = document.get("tasks")
     known = set(tasks) if isinstance(tasks, dict) else set()
