@@ -21,6 +21,7 @@ from tooz.coordination import GroupNotCreated, MemberNotJoined
 
 from poundcake.config_sections import CoordinationSection
 from poundcake.engine.coordination.service import (
+    locked,
     member_id,
     register_service,
     registry_groups,
@@ -199,3 +200,10 @@ def test_a_user_without_create_needs_the_tables_made_once(scratch_database: str)
             stop_coordinator(coordinator)
     finally:
         admin_sql(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_a_long_lock_name_works_on_mysql(coordinator: Any) -> None:
+    """A datastore key's lock name may be 500 characters; MySQL's GET_LOCK takes 64 at most."""
+    name = "kvp-crud-st2kv.system." + "k" * 500
+    with locked(coordinator, name), singleton(coordinator, "other") as held:
+        assert held is True
