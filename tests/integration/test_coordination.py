@@ -21,6 +21,7 @@ from tooz.coordination import GroupNotCreated, MemberNotJoined
 
 from poundcake.config_sections import CoordinationSection
 from poundcake.engine.coordination.service import (
+    locked,
     member_id,
     register_service,
     registry_groups,
@@ -31,7 +32,7 @@ from poundcake.engine.coordination.service import (
 )
 from poundcake.engine.garbage.process import LOCK, GarbageCollector
 from poundcake.exceptions import ConfigurationError, NotFoundError
-from tests.integration.conftest import ADMIN_HOST, ADMIN_PORT, ADMIN_USER
+from tests.integration.conftest import ADMIN_HOST, ADMIN_PORT, ADMIN_USER, admin_sql
 from tests.integration.st2cli import eventually
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -174,3 +175,35 @@ def _helper(settings: str, command: str, name: str) -> None:
 
 if __name__ == "__main__":
     _helper(*sys.argv[1:])
+
+
+def test_a_user_without_create_needs_the_tables_made_once(scratch_database: str) -> None:
+    user = f"pccoord_{scratch_database[-8:]}"
+    admin_sql(
+        f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{scratch_database}`.* TO '{user}'@'%'",
+    )
+    try:
+        url = f"mysql://{user}:pw@{ADMIN_HOST}:{ADMIN_PORT}/{scratch_database}"
+        limited = CoordinationSection(url=url)
+        with pytest.raises(ConfigurationError, match=r"coordination_groups .* missing") as refused:
+            start_coordinator(limited)
+        assert "pw@" not in str(refused.value)
+        stop_coordinator(
+            start_coordinator(CoordinationSection(url=coordination_url(scratch_database)))
+        )
+        coordinator = start_coordinator(limited)  # the tables exist: DML rights suffice
+        try:
+            register_service(coordinator, "api", {"name": "api", "type": "active"})
+            assert registry_groups(coordinator) == ["api"]
+        finally:
+            stop_coordinator(coordinator)
+    finally:
+        admin_sql(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_a_long_lock_name_works_on_mysql(coordinator: Any) -> None:
+    """A datastore key's lock name may be 500 characters; MySQL's GET_LOCK takes 64 at most."""
+    name = "kvp-crud-st2kv.system." + "k" * 500
+    with locked(coordinator, name), singleton(coordinator, "other") as held:
+        assert held is True

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -156,3 +158,25 @@ def test_an_execution_a_rule_requested_carries_the_rule_and_trigger(
     assert default["context"] == {"user": "stanley"}
     picked = ok(st2("execution", "get", execution["id"], "--attr", "context", "rule", "-j"))
     assert picked["context"]["rule"]["ref"] == picked["rule"]["ref"] == "kvt.context"
+
+
+def test_concurrent_sets_of_one_key_follow_each_other(engine: RunningEngine, st2: St2) -> None:
+    """As StackStorm's API does, a set holds the key's lock: eight concurrent first sets of one
+    key all succeed, one as the create and seven as updates."""
+    headers = {"X-Auth-Token": st2.env["ST2_AUTH_TOKEN"]}
+
+    def put(value: int) -> int:
+        with httpx.Client(base_url=engine.api_url, headers=headers, timeout=30) as client:
+            return client.put("/keys/race", json={"name": "race", "value": str(value)}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(put, range(8))) == [200] * 8
+
+    def count(operation: str) -> int:
+        trigger = f"core.st2.key_value_pair.{operation}"
+        found = listing(
+            st2("trigger-instance", "list", "--trigger", trigger, "-a", "id", "payload", "-j")
+        )
+        return sum(1 for i in found if i["payload"]["object"]["name"] == "race")
+
+    assert (count("create"), count("update")) == (1, 7)

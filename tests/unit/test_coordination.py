@@ -91,3 +91,21 @@ def test_local_groups_are_this_process_only() -> None:
         driver.join_group(b"scheduler").get()
     driver.stop()  # stopping leaves every group
     assert service.registry_members(driver, "api") == []
+
+
+def test_locked_waits_and_takes_long_names() -> None:
+    driver = make_coordinator(CoordinationSection(), member=b"m")
+    name = "kvp-crud-st2kv.system." + "k" * 600
+    order: list[str] = []
+    with service.locked(driver, name):
+        waiter = threading.Thread(target=lambda: _take(driver, name, order))
+        waiter.start()
+        waiter.join(0.2)
+        order.append("released")
+    waiter.join()
+    assert order == ["released", "taken"]
+
+
+def _take(driver: object, name: str, order: list[str]) -> None:
+    with service.locked(driver, name):  # type: ignore[arg-type]
+        order.append("taken")

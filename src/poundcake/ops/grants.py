@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL
 from poundcake.config import DatabaseTarget, PoundCakeConfig
 from poundcake.db.engine import check_connection, make_engine
 from poundcake.db.naming import ENGINE_TABLE_NAMES, engine_version_table
+from poundcake.engine.coordination.mysql import TABLES as COORDINATION_TABLES
 from poundcake.exceptions import SchemaError, ValidationError
 from poundcake.ops.backup import with_credentials
 
@@ -117,6 +118,8 @@ def plan_grants(
     poundcake_db, engine_db = ours.database, theirs.database
     poundcake_tables = sorted(t for t in _tables(ours) if t.startswith("poundcake_"))
     engine_names = {prefix + name for name in ENGINE_TABLE_NAMES} | {engine_version_table(prefix)}
+    # The service registry's tables, when [coordination] url points at the engine's database.
+    engine_names |= set(COORDINATION_TABLES)
     engine_tables = sorted(engine_names & _tables(theirs))
     if not poundcake_tables or not engine_tables:
         raise SchemaError(

@@ -3,10 +3,11 @@
 tooz's own MySQL driver offers locks only (``GET_LOCK``, held by a connection, so a process that
 dies releases its locks with its connection). StackStorm's service registry also needs groups,
 so this driver keeps them in two tables of the coordination database, created when the driver
-starts: ``coordination_groups`` and ``coordination_members``. A member stays listed while it
-heartbeats (tooz's heart thread, every few seconds); one that stops for ``membership_ttl``
-seconds (a process killed with SIGKILL) drops out of the listing. Times are the database
-server's, so hosts' clocks need not agree.
+starts if they are missing: ``coordination_groups`` and ``coordination_members`` (the url's
+user needs CREATE once; afterwards SELECT, INSERT, UPDATE and DELETE suffice). A member stays
+listed while it heartbeats (tooz's heart thread, every few seconds); one that stops for
+``membership_ttl`` seconds (a process killed with SIGKILL) drops out of the listing. Times are
+the database server's, so hosts' clocks need not agree.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import pymysql
 from pymysql.cursors import Cursor
+from tooz import ToozError
 from tooz.coordination import (
     CoordAsyncResult,
     GroupAlreadyExist,
@@ -33,6 +35,7 @@ from poundcake.engine.coordination.results import done
 
 logger = logging.getLogger(__name__)
 
+TABLES = ("coordination_groups", "coordination_members")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS coordination_groups ("
     " group_id VARBINARY(255) NOT NULL PRIMARY KEY"
@@ -62,8 +65,22 @@ class MySQLGroupsDriver(MySQLDriver):
         super()._start()
         self._conn.autocommit(True)
         with self._cursor() as cursor:
-            for statement in SCHEMA:
-                cursor.execute(statement)
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+                " AND table_name IN ('coordination_groups', 'coordination_members')"
+            )
+            row = cursor.fetchone()
+            if row is not None and row[0] == len(SCHEMA):
+                return
+            try:
+                for statement in SCHEMA:
+                    cursor.execute(statement)
+            except pymysql.Error as error:
+                raise ToozError(
+                    "the tables coordination_groups and coordination_members are missing and "
+                    f"this user cannot create them ({error.args[-1]}); start one engine process "
+                    "once with a user that may, or grant CREATE on the coordination database"
+                ) from None
 
     @contextmanager
     def _cursor(self) -> Iterator[Cursor]:

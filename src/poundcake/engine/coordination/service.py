@@ -11,6 +11,7 @@ refused when the configuration is read (:func:`poundcake.config.load_st2_config`
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -101,6 +102,23 @@ def singleton(coordinator: CoordinationDriver, name: str) -> Iterator[bool]:
     finally:
         if held:
             lock.release()
+
+
+# MySQL's GET_LOCK takes names of at most 64 characters (MariaDB's more); longer ones are hashed.
+_MAX_LOCK_NAME = 64
+
+
+@contextmanager
+def locked(coordinator: CoordinationDriver, name: str) -> Iterator[None]:
+    """Hold the lock ``name`` while the block runs, waiting for it if another process holds it."""
+    if len(name.encode()) > _MAX_LOCK_NAME:
+        name = f"sha256:{hashlib.sha256(name.encode()).hexdigest()[:48]}"
+    lock = coordinator.get_lock(name.encode())
+    lock.acquire(blocking=True)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def registry_groups(coordinator: CoordinationDriver) -> list[str]:

@@ -6,7 +6,8 @@ user-scoped keys default to the caller's. Secret values are encrypted at rest an
 ciphertext unless ``decrypt=true``; every authenticated caller is an administrator here, so
 decryption and other users' keys are open to every caller, as to StackStorm's admins. A set or
 delete stores its ``core.st2.key_value_pair.*`` trigger instances with the write and announces
-them once committed.
+them once committed. As in StackStorm, a set or delete holds the key's coordination lock until it
+commits, so concurrent writes of one key follow each other (create, then updates).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from poundcake.engine.api.dependencies import (
     paging,
     truthy,
 )
+from poundcake.engine.coordination.service import locked
 from poundcake.engine.keyvalue import service
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.scopes import ALL_SCOPE, SYSTEM_SCOPE, USER_SCOPE, normalise_scope
@@ -53,6 +55,11 @@ def _scope(scope: str | None, user: str | None, *, allow_all: bool = False) -> s
 
 def _owner(scope: str, user: str | None, caller: Caller) -> str | None:
     return (user or caller.user) if scope != SYSTEM_SCOPE else None
+
+
+def _lock_name(scope: str, name: str, owner: str | None) -> str:
+    """StackStorm's ``kvp-crud-<scope>.<name>``, with the owner of a user-scoped key."""
+    return f"kvp-crud-{scope}.{owner + ':' if owner else ''}{name}"
 
 
 @router.get("/keys")
@@ -134,19 +141,21 @@ def set_key(
         raise ValidationError("'user' must be a string")
     secret, encrypted = _flag(body, "secret"), _flag(body, "encrypted")
     fired: list[TriggerInstanceDB] = []
-    item = service.set_value(
-        session,
-        name=name,
-        value=body["value"],
-        scope=chosen,
-        user=_owner(chosen, user, caller),
-        secret=secret,
-        encrypted=encrypted,
-        ttl=body.get("ttl"),
-        cipher=_cipher(runtime) if secret or encrypted else None,
-        fired=fired,
-    )
-    session.commit()
+    owner = _owner(chosen, user, caller)
+    with locked(runtime.coordinator(), _lock_name(chosen, name, owner)):
+        item = service.set_value(
+            session,
+            name=name,
+            value=body["value"],
+            scope=chosen,
+            user=owner,
+            secret=secret,
+            encrypted=encrypted,
+            ttl=body.get("ttl"),
+            cipher=_cipher(runtime) if secret or encrypted else None,
+            fired=fired,
+        )
+        session.commit()
     announce_trigger_instances(runtime.publisher, fired)
     return item.to_document()
 
@@ -164,7 +173,8 @@ def delete_key(
     chosen = _scope(scope, user)
     fired: list[TriggerInstanceDB] = []
     owner = _owner(chosen, user, caller)
-    service.delete_value(session, name=name, scope=chosen, user=owner, fired=fired)
-    session.commit()
+    with locked(runtime.coordinator(), _lock_name(chosen, name, owner)):
+        service.delete_value(session, name=name, scope=chosen, user=owner, fired=fired)
+        session.commit()
     announce_trigger_instances(runtime.publisher, fired)
     return Response(status_code=204)
