@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 ENGINE_TABLE_NAMES: tuple[str, ...] = (
+    "action_alias_db",
     "action_db",
     "api_key_db",
     "config_db",
