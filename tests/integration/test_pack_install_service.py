@@ -20,6 +20,7 @@ from poundcake.db.engine import make_st2_engine
 from poundcake.db.migrate import setup_engine_schema
 from poundcake.db.session import make_session_factory, unit_of_work
 from poundcake.engine.models import (
+    ActionAliasDB,
     ActionDB,
     ConfigDB,
     ConfigSchemaDB,
@@ -39,8 +40,10 @@ from poundcake.engine.triggers.service import BUILTIN_TRIGGER_TYPES
 from poundcake.exceptions import NotFoundError, ValidationError
 
 MONITORING = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "good" / "monitoring"
+CHATTY = MONITORING.parents[1] / "aliases" / "chatty"
 PACK_TABLES: tuple[type[Base], ...] = (
     ActionDB,
+    ActionAliasDB,
     RuleDB,
     PolicyDB,
     SensorTypeDB,
@@ -284,6 +287,18 @@ def test_removing_a_users_pack_brings_the_bundled_one_back(target: Target) -> No
     restored = target.refs(ActionDB, pack="linux")
     assert "linux.disk_usage" in restored
     assert "linux.a" not in restored
+
+
+def test_install_and_uninstall_take_the_packs_aliases_along(target: Target) -> None:
+    shutil.copytree(CHATTY, target.sources / "chatty")
+    target.install(target.sources / "chatty")
+    assert target.refs(ActionAliasDB, pack="chatty") == {
+        "chatty.say",
+        "chatty.quiet",
+        "chatty.count",
+    }
+    target.uninstall("chatty")
+    assert target.count(ActionAliasDB, "chatty") == 0
 
 
 def test_uninstall_of_what_is_not_installed_warns(target: Target) -> None:

@@ -541,3 +541,7 @@ def test_bad_config_schema_names_the_attribute(pack: PackSpec) -> None:
     assert error.field == "nested.port.type"
     write(pack.path / "config.schema.yaml", "region: string\n")
     assert error_of(load_config_schema, pack).field == "region"
+    # StackStorm checks each attribute against an action parameter's schema, so a keyword
+    # outside it is refused, not ignored.
+    write(pack.path / "config.schema.yaml", "region: {type: string, defualt: eu}\n")
+    assert error_of(load_config_schema, pack).field == "region.defualt"

@@ -21,6 +21,7 @@ import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from poundcake.exceptions import ValidationError
@@ -96,6 +97,7 @@ class CompiledFormat:
     defaults: dict[str, str]
 
 
+@lru_cache(maxsize=1024)
 def compile_format(text: str) -> CompiledFormat:
     """Turn a format into its expression; AliasFormatError if it is not a valid one."""
     defaults = {

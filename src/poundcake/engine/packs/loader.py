@@ -25,6 +25,7 @@ from poundcake.engine.packs.errors import FieldError, MetadataError
 from poundcake.engine.packs.fields import Fields
 from poundcake.engine.packs.schema import (
     apply_defaults,
+    check_parameters,
     check_schema,
     object_schema,
     type_name,
@@ -321,7 +322,11 @@ def _packs_in(base: Path) -> tuple[list[PackSpec], list[MetadataError]]:
 
 
 def load_config_schema(pack: PackSpec) -> dict[str, Any] | None:
-    """Read ``config.schema.yaml`` (attribute name -> schema), or None if the pack has none."""
+    """Read ``config.schema.yaml`` (attribute name -> schema), or None if the pack has none.
+
+    Each attribute is checked as StackStorm checks it, against the schema of an action
+    parameter: a keyword outside it (``format``, a misspelt ``defualt``) is refused.
+    """
     path = pack.path / CONFIG_SCHEMA_FILE
     if not path.is_file():
         return None
@@ -330,6 +335,7 @@ def load_config_schema(pack: PackSpec) -> dict[str, Any] | None:
         if not isinstance(spec, dict):
             raise MetadataError(path, str(name), f"must be a mapping, not {type_name(spec)}")
     try:
+        check_parameters(attributes, "")
         check_schema(object_schema(attributes), "")
     except FieldError as error:
         raise MetadataError(path, _attribute_path(error.field), error.problem) from None

@@ -135,7 +135,7 @@ def check_parameters(parameters: Any, field: str = "parameters") -> dict[str, An
             field, f"must be a mapping of parameter names, not {type_name(parameters)}"
         )
     for name, spec in parameters.items():
-        where = f"{field}.{name}"
+        where = f"{field}.{name}" if field else str(name)
         if not isinstance(name, str) or not PARAMETER_NAME.match(name):
             raise FieldError(where, "a parameter name may contain only letters, digits and _")
         if not isinstance(spec, Mapping):
