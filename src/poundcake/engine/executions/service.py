@@ -117,11 +117,20 @@ def render_context(
     }
 
 
+@dataclass(frozen=True)
+class PreparedExecution:
+    """A validated execution request and its live action and execution rows, to insert."""
+
+    requested: RequestedExecution
+    liveaction: dict[str, Any]
+    execution: dict[str, Any]
+
+
 # SQLite takes at most 127 arguments to a function (json_insert: two per child).
 _CHILDREN_PER_APPEND = 60
 
 
-def request_execution(
+def prepare_execution(
     session: Session,
     *,
     action_ref: str,
@@ -135,9 +144,8 @@ def request_execution(
     rendered: bool = False,
     loaded: LoadedAction | None = None,
     liveaction_values: Mapping[str, Any] | None = None,
-    add_to_parent: bool = True,
-) -> RequestedExecution:
-    """Validate and record a new execution in ``requested``.
+) -> PreparedExecution:
+    """Validate a new execution and build its rows in ``requested``, not yet written.
 
     ``extra`` carries the snapshots a rule adds (``rule``, ``trigger``, ``trigger_type``,
     ``trigger_instance``). Parameters are checked and rendered now so a bad request fails at
@@ -149,8 +157,7 @@ def request_execution(
     :func:`load_action` returned for this action in this session (a caller requesting many
     executions of one action loads it once); ``liveaction_values`` sets more of the live
     action's columns (a workflow task's ``workflow_execution`` and ``task_execution``).
-    ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
-    (:func:`add_children`, once for all the children it requests in its unit of work).
+    :func:`insert_executions` writes the rows, many at once.
     """
     parameters = dict(parameters or {})
     action, runner, config = loaded or load_action(session, action_ref)
@@ -172,65 +179,111 @@ def request_execution(
     extra = dict(extra or {})
     trigger_instance = extra.get("trigger_instance")
     rule = extra.get("rule")
-    # Core inserts: the hot path of every request skips the ORM unit of work.
-    session.execute(
-        sa.insert(LiveActionDB).values(
-            id=liveaction_id,
-            action=action.ref,
-            action_is_workflow=runner.name in WORKFLOW_RUNNER_TYPES,
-            parameters=stored,
-            status=S.REQUESTED.value,
-            start_timestamp=now,
-            context=execution_context,
-            callback={},
-            runner_info={},
-            notify=action.notify or {},
-            delay=delay,
-            **(liveaction_values or {}),
-        )
+    liveaction_row: dict[str, Any] = dict(
+        id=liveaction_id,
+        action=action.ref,
+        action_is_workflow=runner.name in WORKFLOW_RUNNER_TYPES,
+        parameters=stored,
+        status=S.REQUESTED.value,
+        start_timestamp=now,
+        context=execution_context,
+        callback={},
+        runner_info={},
+        notify=action.notify or {},
+        delay=delay,
+        **(liveaction_values or {}),
     )
-    session.execute(
-        sa.insert(ExecutionDB).values(
-            id=execution_id,
-            action=action.ref,
-            action_snapshot=action_document(action),
-            runner=runner_document(runner),
-            runner_type=runner.name,
-            liveaction_id=liveaction_id,
-            liveaction={
-                "id": liveaction_id,
-                "action": action.ref,
-                "parameters": stored,
-                "callback": {},
-                "action_is_workflow": runner.name in WORKFLOW_RUNNER_TYPES,
-                "runner_info": {},
-                "notify": action.notify or {},
-            },
-            status=S.REQUESTED.value,
-            start_timestamp=now,
-            parameters=stored,
-            result={},
-            result_size=0,
-            result_truncated=False,
-            context=execution_context,
-            context_user=user,
-            parent=parent,
-            children=[],
-            log=[{"timestamp": isoformat(now), "status": S.REQUESTED.value}],
-            delay=delay,
-            rule=rule,
-            rule_ref=rule.get("ref") if isinstance(rule, dict) else None,
-            trigger=extra.get("trigger"),
-            trigger_type=extra.get("trigger_type"),
-            trigger_instance=trigger_instance,
-            trigger_instance_id=trigger_instance.get("id")
-            if isinstance(trigger_instance, dict)
-            else None,
-        )
+    execution_row: dict[str, Any] = dict(
+        id=execution_id,
+        action=action.ref,
+        action_snapshot=action_document(action),
+        runner=runner_document(runner),
+        runner_type=runner.name,
+        liveaction_id=liveaction_id,
+        liveaction={
+            "id": liveaction_id,
+            "action": action.ref,
+            "parameters": stored,
+            "callback": {},
+            "action_is_workflow": runner.name in WORKFLOW_RUNNER_TYPES,
+            "runner_info": {},
+            "notify": action.notify or {},
+        },
+        status=S.REQUESTED.value,
+        start_timestamp=now,
+        parameters=stored,
+        result={},
+        result_size=0,
+        result_truncated=False,
+        context=execution_context,
+        context_user=user,
+        parent=parent,
+        children=[],
+        log=[{"timestamp": isoformat(now), "status": S.REQUESTED.value}],
+        delay=delay,
+        rule=rule,
+        rule_ref=rule.get("ref") if isinstance(rule, dict) else None,
+        trigger=extra.get("trigger"),
+        trigger_type=extra.get("trigger_type"),
+        trigger_instance=trigger_instance,
+        trigger_instance_id=trigger_instance.get("id")
+        if isinstance(trigger_instance, dict)
+        else None,
     )
+    return PreparedExecution(
+        RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED),
+        liveaction_row,
+        execution_row,
+    )
+
+
+def insert_executions(session: Session, prepared: Sequence[PreparedExecution]) -> None:
+    """Write prepared executions: one multi-row insert per table, skipping the ORM."""
+    if not prepared:
+        return
+    session.execute(sa.insert(LiveActionDB), [item.liveaction for item in prepared])
+    session.execute(sa.insert(ExecutionDB), [item.execution for item in prepared])
+
+
+def request_execution(
+    session: Session,
+    *,
+    action_ref: str,
+    parameters: Mapping[str, Any] | None = None,
+    user: str,
+    context: Mapping[str, Any] | None = None,
+    delay: int | None = None,
+    parent: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    cipher: DatastoreCipher | None = None,
+    rendered: bool = False,
+    loaded: LoadedAction | None = None,
+    liveaction_values: Mapping[str, Any] | None = None,
+    add_to_parent: bool = True,
+) -> RequestedExecution:
+    """Validate and record a new execution in ``requested`` (see :func:`prepare_execution`).
+
+    ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
+    (:func:`add_children`, once for all the children it requests in its unit of work).
+    """
+    prepared = prepare_execution(
+        session,
+        action_ref=action_ref,
+        parameters=parameters,
+        user=user,
+        context=context,
+        delay=delay,
+        parent=parent,
+        extra=extra,
+        cipher=cipher,
+        rendered=rendered,
+        loaded=loaded,
+        liveaction_values=liveaction_values,
+    )
+    insert_executions(session, [prepared])
     if parent and add_to_parent:
-        add_children(session, parent, [execution_id])
-    return RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED)
+        add_children(session, parent, [prepared.requested.execution_id])
+    return prepared.requested
 
 
 def add_children(session: Session, parent_id: str, child_ids: Sequence[str]) -> None:
