@@ -32,7 +32,11 @@ def sensor_python_path(
     if pack_path is not None and (pack_path / "lib").is_dir():
         entries.append(str(pack_path / "lib"))
     entries.append(str(sensor_file.parent))
-    entries += [entry for entry in sys.path if entry and Path(entry).exists()]
+    # sys.path[0] is the directory of the container's own script (the venv's bin/): not code.
+    script_dir = str(Path(sys.argv[0]).resolve().parent) if sys.argv and sys.argv[0] else ""
+    entries += [
+        entry for entry in sys.path if entry and entry != script_dir and Path(entry).exists()
+    ]
     unique = list(dict.fromkeys(entries))
     return os.pathsep.join(unique)
 
