@@ -55,6 +55,9 @@ BENCHMARKS = (
     ),
     Benchmark("results_8mb.py", (), ("--executions", "1", "--requests", "5")),
     Benchmark("orquesta.py", ("--large", "--runs", "3"), ("--sizes", "50", "500", "--runs", "1")),
+    Benchmark(
+        "sensors.py", ("--rate", "1000", "--seconds", "30"), ("--rate", "200", "--seconds", "5")
+    ),
 )
 
 

@@ -231,6 +231,8 @@ class SensorContainerSection(Section):
     respawn_delay: float = Field(default=2.5, gt=0)
     max_respawn_delay: float = Field(default=300.0, gt=0)
     stop_timeout: float = Field(default=5.0, ge=0)
+
+
 class PacksSection(Section):
     """``[packs]``: pack content shared by a pack's actions and sensors."""
 

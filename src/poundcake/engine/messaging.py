@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amqp.exceptions import AMQPError  # type: ignore[import-untyped]
@@ -152,6 +152,19 @@ class Publisher:
             body, exchange=LIVEACTION_EXCHANGE, routing_key="requested", declare=[SCHEDULER_QUEUE]
         )
 
+    def requested_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Tell the scheduler about many requested live actions in one message (one broker
+        confirmation for a whole batch): ``{"liveactions": [{liveaction_id, execution_id}]}``."""
+        body = {
+            "liveactions": [
+                {"liveaction_id": liveaction_id, "execution_id": execution_id}
+                for liveaction_id, execution_id in pairs
+            ]
+        }
+        self._publish(
+            body, exchange=LIVEACTION_EXCHANGE, routing_key="requested", declare=[SCHEDULER_QUEUE]
+        )
+
     def work(
         self,
         liveaction_id: str,
@@ -191,6 +204,25 @@ class Publisher:
         """Release the connections."""
         self._work.close()
         self._events.close()
+
+
+def hand_over_many(publisher: Publisher, pairs: Sequence[tuple[str, str]]) -> None:
+    """:func:`hand_over` for many requested executions: one message to the scheduler for all
+    of them (a rules engine's batch), then one ``st2.execution__create`` event each."""
+    if not pairs:
+        return
+    try:
+        publisher.requested_many(pairs)
+        for liveaction_id, execution_id in pairs:
+            publisher.event(
+                "st2.execution__create",
+                {"liveaction_id": liveaction_id, "execution_id": execution_id},
+            )
+    except (OSError, KombuError, AMQPError):
+        logger.exception(
+            "Could not hand %d executions to the scheduler; its sweep will pick them up",
+            len(pairs),
+        )
 
 
 def hand_over(publisher: Publisher, liveaction_id: str, execution_id: str) -> None:

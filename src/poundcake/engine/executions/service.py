@@ -118,11 +118,20 @@ def render_context(
     }
 
 
+@dataclass(frozen=True)
+class PreparedExecution:
+    """A validated execution request and its live action and execution rows, to insert."""
+
+    requested: RequestedExecution
+    liveaction: dict[str, Any]
+    execution: dict[str, Any]
+
+
 # SQLite takes at most 127 arguments to a function (json_insert: two per child).
 _CHILDREN_PER_APPEND = 60
 
 
-def request_execution(
+def prepare_execution(
     session: Session,
     *,
     action_ref: str,
@@ -136,11 +145,10 @@ def request_execution(
     rendered: bool = False,
     loaded: LoadedAction | None = None,
     liveaction_values: Mapping[str, Any] | None = None,
-    add_to_parent: bool = True,
     notify: Mapping[str, Any] | None = None,
     skip_notify: bool = False,
-) -> RequestedExecution:
-    """Validate and record a new execution in ``requested``.
+) -> PreparedExecution:
+    """Validate a new execution and build its rows in ``requested``, not yet written.
 
     ``extra`` carries the snapshots a rule adds (``rule``, ``trigger``, ``trigger_type``,
     ``trigger_instance``). Parameters are checked and rendered now so a bad request fails at
@@ -152,11 +160,10 @@ def request_execution(
     :func:`load_action` returned for this action in this session (a caller requesting many
     executions of one action loads it once); ``liveaction_values`` sets more of the live
     action's columns (a workflow task's ``workflow_execution`` and ``task_execution``).
-    ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
-    (:func:`add_children`, once for all the children it requests in its unit of work).
     ``notify`` is what the request asks to be notified of (the API's ``notify``, a workflow
     task's); the action's own ``notify`` wins when it has any, as in StackStorm, and
     ``skip_notify`` (a workflow task left out of notifications) sends none.
+    :func:`insert_executions` writes the rows, many at once.
     """
     parameters = dict(parameters or {})
     action, runner, config = loaded or load_action(session, action_ref)
@@ -179,65 +186,115 @@ def request_execution(
     trigger_instance = extra.get("trigger_instance")
     rule = extra.get("rule")
     notify_settings = execution_notify(action.notify, notify, skip=skip_notify)
-    # Core inserts: the hot path of every request skips the ORM unit of work.
-    session.execute(
-        sa.insert(LiveActionDB).values(
-            id=liveaction_id,
-            action=action.ref,
-            action_is_workflow=runner.name in WORKFLOW_RUNNER_TYPES,
-            parameters=stored,
-            status=S.REQUESTED.value,
-            start_timestamp=now,
-            context=execution_context,
-            callback={},
-            runner_info={},
-            notify=notify_settings,
-            delay=delay,
-            **(liveaction_values or {}),
-        )
+    liveaction_row: dict[str, Any] = dict(
+        id=liveaction_id,
+        action=action.ref,
+        action_is_workflow=runner.name in WORKFLOW_RUNNER_TYPES,
+        parameters=stored,
+        status=S.REQUESTED.value,
+        start_timestamp=now,
+        context=execution_context,
+        callback={},
+        runner_info={},
+        notify=notify_settings,
+        delay=delay,
+        **(liveaction_values or {}),
     )
-    session.execute(
-        sa.insert(ExecutionDB).values(
-            id=execution_id,
-            action=action.ref,
-            action_snapshot=action_document(action),
-            runner=runner_document(runner),
-            runner_type=runner.name,
-            liveaction_id=liveaction_id,
-            liveaction={
-                "id": liveaction_id,
-                "action": action.ref,
-                "parameters": stored,
-                "callback": {},
-                "action_is_workflow": runner.name in WORKFLOW_RUNNER_TYPES,
-                "runner_info": {},
-                "notify": notify_settings,
-            },
-            status=S.REQUESTED.value,
-            start_timestamp=now,
-            parameters=stored,
-            result={},
-            result_size=0,
-            result_truncated=False,
-            context=execution_context,
-            context_user=user,
-            parent=parent,
-            children=[],
-            log=[{"timestamp": isoformat(now), "status": S.REQUESTED.value}],
-            delay=delay,
-            rule=rule,
-            rule_ref=rule.get("ref") if isinstance(rule, dict) else None,
-            trigger=extra.get("trigger"),
-            trigger_type=extra.get("trigger_type"),
-            trigger_instance=trigger_instance,
-            trigger_instance_id=trigger_instance.get("id")
-            if isinstance(trigger_instance, dict)
-            else None,
-        )
+    execution_row: dict[str, Any] = dict(
+        id=execution_id,
+        action=action.ref,
+        action_snapshot=action_document(action),
+        runner=runner_document(runner),
+        runner_type=runner.name,
+        liveaction_id=liveaction_id,
+        liveaction={
+            "id": liveaction_id,
+            "action": action.ref,
+            "parameters": stored,
+            "callback": {},
+            "action_is_workflow": runner.name in WORKFLOW_RUNNER_TYPES,
+            "runner_info": {},
+            "notify": notify_settings,
+        },
+        status=S.REQUESTED.value,
+        start_timestamp=now,
+        parameters=stored,
+        result={},
+        result_size=0,
+        result_truncated=False,
+        context=execution_context,
+        context_user=user,
+        parent=parent,
+        children=[],
+        log=[{"timestamp": isoformat(now), "status": S.REQUESTED.value}],
+        delay=delay,
+        rule=rule,
+        rule_ref=rule.get("ref") if isinstance(rule, dict) else None,
+        trigger=extra.get("trigger"),
+        trigger_type=extra.get("trigger_type"),
+        trigger_instance=trigger_instance,
+        trigger_instance_id=trigger_instance.get("id")
+        if isinstance(trigger_instance, dict)
+        else None,
     )
+    return PreparedExecution(
+        RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED),
+        liveaction_row,
+        execution_row,
+    )
+
+
+def insert_executions(session: Session, prepared: Sequence[PreparedExecution]) -> None:
+    """Write prepared executions: one multi-row insert per table, skipping the ORM."""
+    if not prepared:
+        return
+    session.execute(sa.insert(LiveActionDB), [item.liveaction for item in prepared])
+    session.execute(sa.insert(ExecutionDB), [item.execution for item in prepared])
+
+
+def request_execution(
+    session: Session,
+    *,
+    action_ref: str,
+    parameters: Mapping[str, Any] | None = None,
+    user: str,
+    context: Mapping[str, Any] | None = None,
+    delay: int | None = None,
+    parent: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    cipher: DatastoreCipher | None = None,
+    rendered: bool = False,
+    loaded: LoadedAction | None = None,
+    liveaction_values: Mapping[str, Any] | None = None,
+    add_to_parent: bool = True,
+    notify: Mapping[str, Any] | None = None,
+    skip_notify: bool = False,
+) -> RequestedExecution:
+    """Validate and record a new execution in ``requested`` (see :func:`prepare_execution`).
+
+    ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
+    (:func:`add_children`, once for all the children it requests in its unit of work).
+    """
+    prepared = prepare_execution(
+        session,
+        action_ref=action_ref,
+        parameters=parameters,
+        user=user,
+        context=context,
+        delay=delay,
+        parent=parent,
+        extra=extra,
+        cipher=cipher,
+        rendered=rendered,
+        loaded=loaded,
+        liveaction_values=liveaction_values,
+        notify=notify,
+        skip_notify=skip_notify,
+    )
+    insert_executions(session, [prepared])
     if parent and add_to_parent:
-        add_children(session, parent, [execution_id])
-    return RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED)
+        add_children(session, parent, [prepared.requested.execution_id])
+    return prepared.requested
 
 
 def add_children(session: Session, parent_id: str, child_ids: Sequence[str]) -> None:

@@ -432,6 +432,8 @@ def _alias_formats(fields: Fields) -> list[Any]:
         if not isinstance(entry.get("representation"), str):
             item.string_list("representation")
     return formats
+
+
 def policy_spec(fields: Fields, pack: str, metadata_file: str | None) -> PolicySpec:
     """A policy of ``pack`` from its fields (a metadata file's, or an API request's)."""
     return PolicySpec(

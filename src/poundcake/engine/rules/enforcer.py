@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session
 
 from poundcake.db.types import utcnow
 from poundcake.engine.actions.models import ActionDB
-from poundcake.engine.executions.service import RequestedExecution, request_execution
+from poundcake.engine.executions.service import (
+    LoadedAction,
+    PreparedExecution,
+    RequestedExecution,
+    insert_executions,
+    load_action,
+    prepare_execution,
+)
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.lookup import datastore_context
 from poundcake.engine.rendering import render_shell_command, render_string, render_value
@@ -133,6 +140,7 @@ class Enforcer:
             return render_string(template, context)
 
         snapshots = _Snapshots(session)
+        writes = _Writes()
         statuses: dict[str, list[str]] = defaultdict(list)
         for instance in instances:
             outcome.instances += 1
@@ -140,7 +148,7 @@ class Enforcer:
             try:
                 on_trigger = candidates.get(instance.trigger, [])
                 for rule in matching_rules(on_trigger, instance.payload, render):
-                    requested = self._enforce(session, instance, rule, context, snapshots)
+                    requested = self._enforce(session, instance, rule, context, snapshots, writes)
                     outcome.enforcements += 1
                     if requested is not None:
                         outcome.requested.append(requested)
@@ -151,6 +159,7 @@ class Enforcer:
                 status = TriggerInstanceStatus.PROCESSING_FAILED.value
                 outcome.failed_instances += 1
             statuses[status].append(instance.id)
+        writes.flush(session)
         for status, ids in statuses.items():
             session.execute(
                 sa.update(TriggerInstanceDB)
@@ -167,8 +176,10 @@ class Enforcer:
         rule: RuleDB,
         context: Mapping[str, Any],
         snapshots: _Snapshots,
+        writes: _Writes,
     ) -> RequestedExecution | None:
-        """Request the rule's action for ``instance`` and record the enforcement."""
+        """Request the rule's action for ``instance`` and record the enforcement (both written
+        with the rest of the batch's)."""
         requested: RequestedExecution | None = None
         failure: str | None = None
         action = rule.action or {}
@@ -179,9 +190,9 @@ class Enforcer:
                 {**context, "trigger": instance.payload or {}},
                 shell_command=snapshots.runner_type(action_ref) in SHELL_COMMAND_RUNNERS,
             )
-            # request_execution validates everything before it writes, so a refusal leaves
+            # prepare_execution validates everything and writes nothing, so a refusal leaves
             # nothing behind in this transaction.
-            requested = request_execution(
+            prepared = prepare_execution(
                 session,
                 action_ref=action_ref,
                 parameters=parameters,
@@ -199,21 +210,24 @@ class Enforcer:
                 },
                 cipher=self.cipher,
                 rendered=True,
+                loaded=snapshots.action(action_ref),
             )
+            writes.executions.append(prepared)
+            requested = prepared.requested
         except ValidationError as error:
             failure = f'Failed to request action "{action_ref}" for rule "{rule.ref}": {error}'
             logger.warning("%s (trigger instance %s)", failure, instance.id)
-        session.execute(
-            sa.insert(RuleEnforcementDB).values(
-                id=new_id(),
-                trigger_instance_id=instance.id,
-                execution_id=requested.execution_id if requested else None,
-                rule={"ref": rule.ref, "id": rule.id, "uid": rule.uid},
-                rule_ref=rule.ref,
-                enforced_at=utcnow(),
-                status=EnforcementStatus.FAILED if failure else EnforcementStatus.SUCCEEDED,
-                failure_reason=failure,
-            )
+        writes.enforcements.append(
+            {
+                "id": new_id(),
+                "trigger_instance_id": instance.id,
+                "execution_id": requested.execution_id if requested else None,
+                "rule": {"ref": rule.ref, "id": rule.id, "uid": rule.uid},
+                "rule_ref": rule.ref,
+                "enforced_at": utcnow(),
+                "status": EnforcementStatus.FAILED if failure else EnforcementStatus.SUCCEEDED,
+                "failure_reason": failure,
+            }
         )
         if requested is not None:
             logger.info(
@@ -254,14 +268,35 @@ def render_rule_parameters(
     return rendered
 
 
+@dataclass
+class _Writes:
+    """What a batch writes, in one multi-row insert per table at its end."""
+
+    executions: list[PreparedExecution] = field(default_factory=list)
+    enforcements: list[dict[str, Any]] = field(default_factory=list)
+
+    def flush(self, session: Session) -> None:
+        insert_executions(session, self.executions)
+        if self.enforcements:
+            session.execute(sa.insert(RuleEnforcementDB), self.enforcements)
+
+
 class _Snapshots:
-    """Documents the executions of one batch record, each read once."""
+    """Documents the executions of one batch record, and the actions they run, each read
+    once."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._triggers: dict[str, TriggerDB | None] = {}
         self._types: dict[str, TriggerTypeDB | None] = {}
         self._runners: dict[str, str | None] = {}
+        self._actions: dict[str, LoadedAction] = {}
+
+    def action(self, action_ref: str) -> LoadedAction:
+        """The action, its runner and its pack config (ValidationError as load_action)."""
+        if action_ref not in self._actions:
+            self._actions[action_ref] = load_action(self.session, action_ref)
+        return self._actions[action_ref]
 
     def trigger(self, ref: str) -> TriggerDB | None:
         if ref not in self._triggers:

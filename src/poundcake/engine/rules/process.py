@@ -25,7 +25,7 @@ from kombu.transport.base import Message
 from poundcake.config_sections import RulesEngineSection
 from poundcake.db.retry import in_transaction
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
-from poundcake.engine.messaging import RULES_ENGINE_QUEUE, hand_over, make_connection
+from poundcake.engine.messaging import RULES_ENGINE_QUEUE, hand_over_many, make_connection
 from poundcake.engine.rules.enforcer import BatchOutcome, Enforcer
 from poundcake.engine.runtime import EngineRuntime
 
@@ -68,8 +68,13 @@ class RulesEngine:
                     session, limit=self.settings.batch_size
                 ),
             )
-            for requested in outcome.requested:
-                hand_over(self.runtime.publisher, requested.liveaction_id, requested.execution_id)
+            hand_over_many(
+                self.runtime.publisher,
+                [
+                    (requested.liveaction_id, requested.execution_id)
+                    for requested in outcome.requested
+                ],
+            )
             total += outcome.instances
             if outcome.instances:
                 logger.debug(

@@ -49,6 +49,14 @@ class SchedulerSettings:
     sweep_limit: int = 500
 
 
+def _requested(body: dict[str, Any]) -> list[str]:
+    """The live action ids a requested message names: one, or a rules engine's batch."""
+    many = body.get("liveactions")
+    if isinstance(many, list):
+        return [str(item.get("liveaction_id", "")) for item in many if isinstance(item, dict)]
+    return [str(body.get("liveaction_id", ""))]
+
+
 class Scheduler:
     """One scheduler process; several may run against the same database and broker."""
 
@@ -93,7 +101,7 @@ class Scheduler:
             return
         batch, self._pending = self._pending, []
         try:
-            self.decide([str(body.get("liveaction_id", "")) for body, _ in batch])
+            self.decide([liveaction_id for body, _ in batch for liveaction_id in _requested(body)])
         except sa.exc.SQLAlchemyError:
             logger.exception(
                 "Scheduling %d live actions failed; they will be redelivered", len(batch)

@@ -8,8 +8,8 @@ others when ``[system] validate_trigger_payload`` is true (StackStorm's default)
 that fails is logged and not dispatched, or dispatched with a warning when validation is off.
 
 Dispatching returns at once. A writer thread stores what was dispatched in batches, one
-transaction each, then announces the instances to the rules engine: a sensor dispatching
-thousands a second costs one commit per batch, not one per instance.
+transaction each, then rings the rules engine once per batch: a sensor dispatching thousands a
+second costs one commit and one message per batch, not one per instance.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from poundcake.engine.packs.errors import FieldError
 from poundcake.engine.packs.schema import validate
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.triggers.instances import (
-    announce_trigger_instances,
+    announce_trigger_instance_batch,
     create_trigger_instances,
 )
 from poundcake.engine.triggers.models import TriggerDB, TriggerTypeDB
@@ -192,7 +192,7 @@ class TriggerDispatcher:
                     RETRY_AFTER,
                 )
                 time.sleep(RETRY_AFTER)
-        announce_trigger_instances(self.runtime.publisher, instances)
+        announce_trigger_instance_batch(self.runtime.publisher, instances)
 
     def _write_forever(self) -> None:
         while True:
