@@ -34,21 +34,21 @@ Document = Annotated[dict[str, Any], Body()]
 OptionalDocument = Annotated[dict[str, Any] | None, Body()]
 
 
-def _engine(api: ApiState) -> EngineClient:
+def _engine_api(api: ApiState) -> EngineClient:
     return EngineClient.from_settings(api.settings)
 
 
 def _apply(api: ApiState) -> ApplyReport:
-    engine = _engine(api)
+    engine_api = _engine_api(api)
     try:
         return apply_cabs(
             load_cabs(cabs_directory(api.config)),
-            engine=engine,
+            engine_api=engine_api,
             pack_dir=cabs_pack_directory(api.config),
             sessions=api.sessions,
         )
     finally:
-        engine.close()
+        engine_api.close()
 
 
 def _documents(api: ApiState, session: Db) -> list[dict[str, Any]]:
@@ -95,11 +95,11 @@ def validate(
     cabs: list[Cab] = (
         [parse_cab(document)] if document is not None else load_cabs(cabs_directory(api.config))
     )
-    engine = _engine(api)
+    engine_api = _engine_api(api)
     try:
-        problems = validate_cabs(cabs, engine)
+        problems = validate_cabs(cabs, engine_api)
     finally:
-        engine.close()
+        engine_api.close()
     body = {
         "request_id": request_id,
         "valid": not problems,
@@ -128,11 +128,11 @@ def put(
     if document.get("name", name) != name:
         raise ValidationError(f'name: "{document.get("name")}" differs from the URL\'s "{name}"')
     cab = parse_cab({**document, "name": name})
-    engine = _engine(api)
+    engine_api = _engine_api(api)
     try:
-        problems = validate_cabs([cab], engine)
+        problems = validate_cabs([cab], engine_api)
     finally:
-        engine.close()
+        engine_api.close()
     if problems:
         raise ValidationError(str(problems[0]))
     directory = cabs_directory(api.config)
