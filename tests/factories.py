@@ -1,7 +1,9 @@
-"""Factories for engine rows the tests need before packs are registered."""
+"""Factories for rows the tests need: engine rows before packs are registered, and PoundCake's
+alert episodes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,6 +14,7 @@ from poundcake.engine.policies.models import PolicyDB
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.runners.registry import runner_types
 from poundcake.ids import new_id
+from poundcake.remediation.alerts.models import Alert
 
 
 def runner_type(session: Session, name: str) -> RunnerTypeDB:
@@ -93,3 +96,25 @@ def concurrency_policy(
     )
     session.add(row)
     return row
+
+
+def alert(**overrides: Any) -> Alert:
+    """A firing ``DiskFull`` episode in state ``received`` (not added to any session)."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "id": "a" * 24,
+        "fingerprint": "f00d",
+        "starts_at": now,
+        "alert_name": "DiskFull",
+        "status": "firing",
+        "state": "received",
+        "labels": {"alertname": "DiskFull"},
+        "annotations": {},
+        "request_id": "req-1",
+        "last_request_id": "req-1",
+        "request_ids": ["req-1"],
+        "delivery_count": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return Alert(**{**values, **overrides})

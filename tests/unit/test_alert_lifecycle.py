@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from poundcake.remediation.alerts.lifecycle import (
     transition,
 )
 from poundcake.remediation.alerts.models import Alert
+from tests import factories
 
 S = AlertState
 
@@ -83,26 +83,8 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
 
 
 def add_alert(sessions: sessionmaker[Session], state: AlertState) -> str:
-    now = datetime.now(UTC)
     with unit_of_work(sessions) as session:
-        session.add(
-            Alert(
-                id="a" * 24,
-                fingerprint="f00d",
-                starts_at=now,
-                alert_name="DiskFull",
-                status="firing",
-                state=state.value,
-                labels={"alertname": "DiskFull"},
-                annotations={},
-                request_id="req-1",
-                last_request_id="req-1",
-                request_ids=["req-1"],
-                delivery_count=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        session.add(factories.alert(state=state.value))
     return "a" * 24
 
 

@@ -55,13 +55,13 @@ def _config(env_file: Path | None) -> PoundCakeConfig:
 
 @contextmanager
 def _session(config: PoundCakeConfig) -> Iterator[Session]:
-    engine = make_poundcake_engine(config, pool_size=1)
-    factory: sessionmaker[Session] = make_session_factory(engine)
+    db_engine = make_poundcake_engine(config, pool_size=1)
+    factory: sessionmaker[Session] = make_session_factory(db_engine)
     try:
         with factory() as session:
             yield session
     finally:
-        engine.dispose()
+        db_engine.dispose()
 
 
 def _print_json(document: Any) -> None:
@@ -224,7 +224,7 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
         out.print(f"invalid: {problem}")
 
 
-def _engine(config: PoundCakeConfig) -> EngineClient:
+def _engine_api(config: PoundCakeConfig) -> EngineClient:
     return EngineClient.from_settings(config.settings)
 
 
@@ -235,11 +235,11 @@ def cabs_validate(env_file: EnvFile = None) -> None:
     config = _config(env_file)
     directory = cabs_directory(config)
     cabs, problems = load_cab_directory(directory)
-    engine = _engine(config)
+    engine_api = _engine_api(config)
     try:
-        problems.extend(validate_cabs(cabs, engine))
+        problems.extend(validate_cabs(cabs, engine_api))
     finally:
-        engine.close()
+        engine_api.close()
     for problem in problems:
         out.print(f"invalid: {problem}")
     if problems:
@@ -252,21 +252,21 @@ def cabs_validate(env_file: EnvFile = None) -> None:
 def cabs_apply(env_file: EnvFile = None) -> None:
     """Make the engine hold exactly the CAB files (rules, workflows, extension rows)."""
     config = _config(env_file)
-    engine = _engine(config)
-    engine_db = make_poundcake_engine(config, pool_size=1)
+    engine_api = _engine_api(config)
+    db_engine = make_poundcake_engine(config, pool_size=1)
     try:
         cabs, problems = load_cab_directory(cabs_directory(config))
         if problems:
             fail("; ".join(str(problem) for problem in problems))
         report = apply_cabs(
             cabs,
-            engine=engine,
+            engine_api=engine_api,
             pack_dir=cabs_pack_directory(config),
-            sessions=make_session_factory(engine_db),
+            sessions=make_session_factory(db_engine),
         )
     finally:
-        engine.close()
-        engine_db.dispose()
+        engine_api.close()
+        db_engine.dispose()
     out.print(
         f"Applied {len(report.applied)} CAB(s): {len(report.changed)} changed"
         + (f", removed {', '.join(report.removed)}" if report.removed else "")

@@ -113,9 +113,9 @@ def poundcake_probes(config: PoundCakeConfig) -> list[Probe]:
     from poundcake.remediation.alerts.models import AlertDelivery
     from poundcake.remediation.tasks.app import QUEUE, broker_url
 
-    engine = make_poundcake_engine(config, pool_size=1)
+    db_engine = make_poundcake_engine(config, pool_size=1)
     try:
-        probes = [database_probe("database", engine, config.database.describe())]
+        probes = [database_probe("database", db_engine, config.database.describe())]
         probes.extend(broker_probe("celery broker", broker_url(config.settings), [QUEUE]))
         unprocessed = (
             sa.select(sa.func.count())
@@ -123,10 +123,10 @@ def poundcake_probes(config: PoundCakeConfig) -> list[Probe]:
             .where(AlertDelivery.processed_at.is_(None))
         )
         if probes[0].ok:
-            probes.append(count_probe("outbox", engine, unprocessed, "unprocessed deliveries"))
+            probes.append(count_probe("outbox", db_engine, unprocessed, "unprocessed deliveries"))
         return probes
     finally:
-        engine.dispose()
+        db_engine.dispose()
 
 
 @handles_errors
@@ -167,9 +167,9 @@ def engine_key(env_file: EnvFile = None, rotate: Rotate = False, grace: Grace = 
         out.print("ST2_API_KEY is set; nothing to do.")
         return
     path = api_key_file(config.settings)
-    engine = make_poundcake_engine(config, pool_size=1)
+    db_engine = make_poundcake_engine(config, pool_size=1)
     try:
-        sessions = make_session_factory(engine)
+        sessions = make_session_factory(db_engine)
         with unit_of_work(sessions) as session:
             existing = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
             if existing:
@@ -185,14 +185,14 @@ def engine_key(env_file: EnvFile = None, rotate: Rotate = False, grace: Grace = 
         write_key_file(path, created.key)
         out.print(f"Created an engine API key for PoundCake in {path} (id {created.record.id}).")
     finally:
-        engine.dispose()
+        db_engine.dispose()
 
 
 def _rotate(config: PoundCakeConfig, grace: float) -> None:
     manager = _manager(config)
-    engine = make_poundcake_engine(config, pool_size=1)
+    db_engine = make_poundcake_engine(config, pool_size=1)
     try:
-        sessions = make_session_factory(engine)
+        sessions = make_session_factory(db_engine)
 
         def reload_services() -> None:
             for sent in send_reload(manager, [spec.name for spec in SERVICES]):
@@ -204,7 +204,7 @@ def _rotate(config: PoundCakeConfig, grace: float) -> None:
             sessions, api_key_file(config.settings), config.settings, reload_services
         )
     finally:
-        engine.dispose()
+        db_engine.dispose()
     out.print(f"Wrote the new engine API key (id {rotation.new_id}) to {rotation.path}.")
     if rotation.old_id is None:
         out.print("There was no working old key to delete.")

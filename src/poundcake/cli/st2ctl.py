@@ -143,9 +143,9 @@ def reload(
     locations = content_locations(config)
     source = "" if config.is_embedded else f"--config-file {config.source} "
     out.print(f"Registering content...[flags = {source}{flags}]")
-    engine = make_st2_engine(config, pool_size=1)
+    db_engine = make_st2_engine(config, pool_size=1)
     try:
-        with unit_of_work(make_session_factory(engine)) as session:
+        with unit_of_work(make_session_factory(db_engine)) as session:
             report = register_content(
                 session=session,
                 locations=locations,
@@ -153,7 +153,7 @@ def reload(
                 system_user=config.system_user,
             )
     finally:
-        engine.dispose()
+        db_engine.dispose()
     _print_report(report, verbose)
     for warning in report.warnings:
         err.print(f"[bold yellow]Warning:[/] {escape(warning)}")

@@ -121,11 +121,11 @@ def status(services: Services = None, config_file: ConfigFile = None) -> None:
 
 def engine_probes(config: St2Config) -> list[Probe]:
     """The engine's database, its broker and the depth of each of its queues."""
-    engine = make_st2_engine(config, pool_size=1)
+    db_engine = make_st2_engine(config, pool_size=1)
     try:
-        probes = [database_probe("database", engine, config.database.describe())]
+        probes = [database_probe("database", db_engine, config.database.describe())]
     finally:
-        engine.dispose()
+        db_engine.dispose()
     queues = [
         str(queue.name)
         for queue in (

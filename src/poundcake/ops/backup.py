@@ -176,15 +176,15 @@ def backup_name(part: Part, stamp: str) -> str:
 
 
 def _dump_mariadb(part: Part, path: Path) -> int:
-    engine = make_engine(part.target.url, pool_size=1)
+    db_engine = make_engine(part.target.url, pool_size=1)
     try:
-        check_connection(engine, part.target)
-        with engine.connect() as connection:
+        check_connection(db_engine, part.target)
+        with db_engine.connect() as connection:
             existing = set(sa.inspect(connection).get_table_names())
             tables = sorted(table for table in existing if part.ours(table))
             revisions = read_revisions(connection, part, existing)
     finally:
-        engine.dispose()
+        db_engine.dispose()
     header = {
         "format": FORMAT,
         "role": part.role,
@@ -235,16 +235,16 @@ def _dump_sqlite(part: Part, path: Path) -> int:
         closing(sqlite3.connect(partial)) as copy,
     ):
         source.backup(copy)
-    engine = make_engine(URL.create("sqlite", database=str(partial)), pool_size=1)
+    db_engine = make_engine(URL.create("sqlite", database=str(partial)), pool_size=1)
     try:
-        with engine.connect() as connection:
+        with db_engine.connect() as connection:
             existing = set(sa.inspect(connection).get_table_names())
             read_revisions(connection, part, existing)
     except SchemaError:
         partial.unlink(missing_ok=True)
         raise
     finally:
-        engine.dispose()
+        db_engine.dispose()
     partial.rename(path)
     return sum(1 for table in existing if part.ours(table))
 

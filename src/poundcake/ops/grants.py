@@ -83,10 +83,10 @@ def _quote(name: str) -> str:
 
 def _tables(target: DatabaseTarget) -> set[str]:
     database = target.database
-    engine = make_engine(target.url, pool_size=1)
+    db_engine = make_engine(target.url, pool_size=1)
     try:
-        check_connection(engine, target)
-        with engine.connect() as connection:
+        check_connection(db_engine, target)
+        with db_engine.connect() as connection:
             rows = connection.execute(
                 sa.text(
                     "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = :db"
@@ -95,7 +95,7 @@ def _tables(target: DatabaseTarget) -> set[str]:
             )
             return {str(row[0]) for row in rows}
     finally:
-        engine.dispose()
+        db_engine.dispose()
 
 
 def plan_grants(
@@ -172,10 +172,10 @@ def apply_grants(
 ) -> GrantPlan:
     """Create the users (or reset their rights) and grant; return the plan with passwords."""
     admin = with_credentials(config.database, admin_url)
-    engine = make_engine(admin.url, pool_size=1)
+    db_engine = make_engine(admin.url, pool_size=1)
     try:
-        check_connection(engine, admin)
-        with engine.begin() as connection:
+        check_connection(db_engine, admin)
+        with db_engine.begin() as connection:
             users = [
                 _with_password(connection, plan.poundcake),
                 _with_password(connection, plan.engine),
@@ -196,5 +196,5 @@ def apply_grants(
     except sa.exc.DBAPIError as error:
         raise SchemaError(f"granting as {admin.describe()} failed: {error.orig}") from None
     finally:
-        engine.dispose()
+        db_engine.dispose()
     return GrantPlan(users[0], users[1], plan.grants)

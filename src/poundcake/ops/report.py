@@ -115,7 +115,7 @@ def _executions(connection: sa.Connection, table: str, since: str) -> list[Daily
 
 def _mariadb_report(config: PoundCakeConfig, admin_url: URL | None) -> Report:
     target = with_credentials(config.database, admin_url)
-    engine = make_engine(target.url, pool_size=1)
+    db_engine = make_engine(target.url, pool_size=1)
     schemas = [config.database.database]
     if config.engine_schema is not None:
         schemas.append(config.engine_schema)
@@ -124,8 +124,8 @@ def _mariadb_report(config: PoundCakeConfig, admin_url: URL | None) -> Report:
         execution_table = f"`{config.engine_schema}`.{execution_table}"
     report = Report()
     try:
-        check_connection(engine, target)
-        with engine.connect() as connection:
+        check_connection(db_engine, target)
+        with db_engine.connect() as connection:
             sizes = sa.text(DATABASE_SIZES).bindparams(sa.bindparam("schemas", expanding=True))
             for row in connection.execute(sizes, {"schemas": schemas}):
                 report.databases.append(DatabaseSize(str(row[0]), _number(row[1])))
@@ -135,17 +135,17 @@ def _mariadb_report(config: PoundCakeConfig, admin_url: URL | None) -> Report:
             seven_days_ago = "DATE_SUB(UTC_TIMESTAMP(), INTERVAL 7 DAY)"
             report.executions = _executions(connection, execution_table, seven_days_ago)
     finally:
-        engine.dispose()
+        db_engine.dispose()
     return report
 
 
 def _sqlite_report(config: PoundCakeConfig) -> Report:
     target = config.database
-    engine = make_engine(target.url, pool_size=1)
+    db_engine = make_engine(target.url, pool_size=1)
     report = Report()
     try:
-        check_connection(engine, target)
-        with engine.connect() as connection:
+        check_connection(db_engine, target)
+        with db_engine.connect() as connection:
             page_size = connection.execute(sa.text("PRAGMA page_size")).scalar() or 0
             pages = connection.execute(sa.text("PRAGMA page_count")).scalar() or 0
             report.databases.append(
@@ -157,7 +157,7 @@ def _sqlite_report(config: PoundCakeConfig) -> Report:
             since = "datetime('now', '-7 days')"
             report.executions = _executions(connection, execution_table, since)
     finally:
-        engine.dispose()
+        db_engine.dispose()
     return report
 
 

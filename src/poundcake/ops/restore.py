@@ -189,9 +189,9 @@ def _check_sqlite(path: Path, parts: list[Part]) -> CheckedDump:
     if not sqlite_parts:
         raise _refuse(path, "an SQLite backup cannot be restored into MariaDB")
     part = sqlite_parts[0]
-    engine = make_engine(URL.create("sqlite", database=str(path)), pool_size=1)
+    db_engine = make_engine(URL.create("sqlite", database=str(path)), pool_size=1)
     try:
-        with engine.connect() as connection:
+        with db_engine.connect() as connection:
             tables = set(sa.inspect(connection).get_table_names())
             missing = sorted(required_tables(part) - tables)
             if missing:
@@ -200,7 +200,7 @@ def _check_sqlite(path: Path, parts: list[Part]) -> CheckedDump:
     except SchemaError as error:
         raise _refuse(path, str(error)) from None
     finally:
-        engine.dispose()
+        db_engine.dispose()
     _check_revisions(path, revisions, part)
     return CheckedDump(path, part, revisions)
 

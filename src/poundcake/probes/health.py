@@ -55,11 +55,11 @@ def live_body(service: str) -> dict[str, Any]:
     return {"status": "live", "service": service}
 
 
-def database_probe(engine: sa.Engine) -> Callable[[], None]:
-    """A probe that runs ``SELECT 1`` on a pooled connection of ``engine``."""
+def database_probe(db_engine: sa.Engine) -> Callable[[], None]:
+    """A probe that runs ``SELECT 1`` on a pooled connection of ``db_engine``."""
 
     def probe() -> None:
-        with engine.connect() as connection:
+        with db_engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
 
     return probe

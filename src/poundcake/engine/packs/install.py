@@ -32,8 +32,8 @@ from poundcake.engine.packs.loader import MANIFEST_FILE, SYSTEM_PACK_REFS, PackS
 from poundcake.engine.packs.locations import BUNDLED_PACKS_DIR, ContentLocations
 from poundcake.engine.packs.models import PackDB
 from poundcake.engine.packs.registration import register_packs
-from poundcake.engine.packs.virtualenvs import installed_virtualenvs
 from poundcake.engine.packs.sources import FILE_SCHEME, fetch, resolve_source, split_version
+from poundcake.engine.packs.virtualenvs import installed_virtualenvs
 from poundcake.exceptions import ValidationError
 
 logger = logging.getLogger(__name__)

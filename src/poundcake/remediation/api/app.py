@@ -94,11 +94,11 @@ def create_app(
     sessions: sessionmaker[Session] | None = None,
     enqueue: Enqueue | None = None,
 ) -> FastAPI:
-    """Build poundcake-api on ``config`` (its own engine unless ``sessions`` is given)."""
-    engine = None
+    """Build poundcake-api on ``config`` (its own database engine unless ``sessions`` is given)."""
+    db_engine = None
     if sessions is None:
-        engine = make_poundcake_engine(config, pool_size=POOL_SIZE, service=True)
-        sessions = make_session_factory(engine)
+        db_engine = make_poundcake_engine(config, pool_size=POOL_SIZE, service=True)
+        sessions = make_session_factory(db_engine)
     recorder = ApiCallRecorder(sessions)
     close_queue = _nothing_to_close
     if enqueue is None:
@@ -118,8 +118,8 @@ def create_app(
         handoff.close()
         close_queue()
         recorder.close()
-        if engine is not None:
-            engine.dispose()
+        if db_engine is not None:
+            db_engine.dispose()
 
     app = FastAPI(
         title="PoundCake API",

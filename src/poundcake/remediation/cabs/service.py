@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 CAB_ACTION_TYPE = "cab_workflow"
 
 
-class CabEngine(ActionLookup, Protocol):
+class CabEngineApi(ActionLookup, Protocol):
     """What applying CABs needs from the engine's API."""
 
     def register_pack(self, pack: str) -> dict[str, Any]: ...
@@ -86,12 +86,12 @@ def load_cabs(directory: Path) -> list[Cab]:
     return cabs
 
 
-def validate_cabs(cabs: list[Cab], engine: ActionLookup) -> list[CabError]:
+def validate_cabs(cabs: list[Cab], engine_api: ActionLookup) -> list[CabError]:
     """Every problem of every CAB against the engine (an empty list when all are good)."""
     problems: list[CabError] = []
     for cab in cabs:
         try:
-            validate_cab(cab, engine)
+            validate_cab(cab, engine_api)
         except CabError as error:
             problems.append(error)
     return problems
@@ -142,7 +142,7 @@ def _upsert_extensions(session: Session, cab: Cab, rule_id: str, action_id: str 
 def apply_cabs(
     cabs: list[Cab],
     *,
-    engine: CabEngine,
+    engine_api: CabEngineApi,
     pack_dir: Path,
     sessions: sessionmaker[Session],
 ) -> ApplyReport:
@@ -151,20 +151,20 @@ def apply_cabs(
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise CabError(f"CAB names must be unique: {', '.join(duplicates)}")
-    problems = validate_cabs(cabs, engine)
+    problems = validate_cabs(cabs, engine_api)
     if problems:
         raise CabError("; ".join(str(problem) for problem in problems))
     changed, removed = write_pack(pack_dir, cabs)
-    engine.register_pack(PACK)
+    engine_api.register_pack(PACK)
     for name in removed:
-        engine.delete_rule(rule_ref(name))
-        engine.delete_action(rule_ref(name))
+        engine_api.delete_rule(rule_ref(name))
+        engine_api.delete_action(rule_ref(name))
     with unit_of_work(sessions) as session:
         for cab in cabs:
-            rule = engine.get_rule(rule_ref(cab.name))
+            rule = engine_api.get_rule(rule_ref(cab.name))
             if rule is None:
                 raise CabError(f'the engine did not register the rule of CAB "{cab.name}"')
-            action = engine.get_action(rule_ref(cab.name))
+            action = engine_api.get_action(rule_ref(cab.name))
             action_id = str(action["id"]) if action else None
             _upsert_extensions(session, cab, str(rule["id"]), action_id)
         if removed:

@@ -51,10 +51,10 @@ def _check_parameters(
             )
 
 
-def validate_cab(cab: Cab, engine: ActionLookup) -> None:
+def validate_cab(cab: Cab, engine_api: ActionLookup) -> None:
     """Raise CabError unless every step's action exists and accepts the step's parameters."""
     for index, step in enumerate(cab.steps):
-        action = engine.get_action(step.action)
+        action = engine_api.get_action(step.action)
         if action is None:
             raise CabError(
                 _where(cab, f"steps[{index}].action")
@@ -65,7 +65,7 @@ def validate_cab(cab: Cab, engine: ActionLookup) -> None:
                 _where(cab, f"steps[{index}].action") + f': action "{step.action}" is disabled'
             )
         runner_name = str(action.get("runner_type") or "")
-        runner = engine.get_runner_type(runner_name) or {}
+        runner = engine_api.get_runner_type(runner_name) or {}
         schema = merge_schemas(
             runner.get("runner_parameters") or {}, action.get("parameters") or {}
         )

@@ -107,14 +107,16 @@ def list_rules(session: Session, *, pack: str | None) -> list[dict[str, Any]]:
     return [rule_document(rule) for rule in session.scalars(query)]
 
 
-def set_rule_enabled(engine: EngineClient, ref: str, *, enabled: bool, user: str) -> dict[str, Any]:
+def set_rule_enabled(
+    engine_api: EngineClient, ref: str, *, enabled: bool, user: str
+) -> dict[str, Any]:
     """Enable or disable the rule ``ref`` in the engine; the rule afterwards."""
-    found = engine.get_rule(ref)
+    found = engine_api.get_rule(ref)
     if found is None:
         raise NotFoundError(f'No rule "{ref}"')
     document = {name: found[name] for name in RULE_FIELDS if name in found}
     document["enabled"] = enabled
-    changed = rule_document(engine.put_rule(ref, document))
+    changed = rule_document(engine_api.put_rule(ref, document))
     logger.info("UI user %s %s rule %s", user, "enabled" if enabled else "disabled", ref)
     return changed
 

@@ -142,9 +142,9 @@ def list_executions(session: Session, query: ExecutionQuery) -> dict[str, Any]:
     return {"items": items, "total": int(total or 0)}
 
 
-def execution_detail(engine: EngineClient, execution_id: str) -> dict[str, Any]:
+def execution_detail(engine_api: EngineClient, execution_id: str) -> dict[str, Any]:
     """One execution as the engine's API shows it (secrets masked), in the UI's shape."""
-    document = engine.get_execution(execution_id)
+    document = engine_api.get_execution(execution_id)
     action = document.get("action") or {}
     runner = document.get("runner") or {}
     context = document.get("context") or {}
@@ -191,16 +191,16 @@ def execution_output(session: Session, execution_id: str) -> dict[str, Any]:
     }
 
 
-def rerun_execution(engine: EngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
+def rerun_execution(engine_api: EngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
     """Re-run an execution; ``{"id"}`` of the new one."""
-    new_id = engine.rerun(execution_id).get("id")
+    new_id = engine_api.rerun(execution_id).get("id")
     logger.info("UI user %s re-ran execution %s as %s", user, execution_id, new_id)
     return {"id": new_id}
 
 
-def cancel_execution(engine: EngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
+def cancel_execution(engine_api: EngineClient, execution_id: str, *, user: str) -> dict[str, Any]:
     """Cancel an execution; ConflictError when the engine refuses (it has finished)."""
-    document = engine.cancel_execution(execution_id)
+    document = engine_api.cancel_execution(execution_id)
     if "faultstring" in document and "status" not in document:
         raise ConflictError(str(document["faultstring"]))
     logger.info("UI user %s canceled execution %s", user, execution_id)
@@ -208,12 +208,12 @@ def cancel_execution(engine: EngineClient, execution_id: str, *, user: str) -> d
 
 
 def change_pause(
-    engine: EngineClient, execution_id: str, *, pause: bool, user: str
+    engine_api: EngineClient, execution_id: str, *, pause: bool, user: str
 ) -> dict[str, Any]:
     """Pause (``pausing``) or resume (``resuming``) a workflow; ConflictError when the engine
     refuses (its runner cannot pause, or the execution is not running, or not paused)."""
     try:
-        document = engine.change_status(execution_id, "pausing" if pause else "resuming")
+        document = engine_api.change_status(execution_id, "pausing" if pause else "resuming")
     except EngineError as error:
         if error.status_code == 400:
             raise ConflictError(error.faultstring or str(error)) from None

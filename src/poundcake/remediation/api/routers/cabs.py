@@ -6,6 +6,7 @@ and applies the whole directory to the engine, so the files stay the one source 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
@@ -15,6 +16,13 @@ from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.remediation.api.dependencies import Api, ApiState, Db, RequestId
 from poundcake.remediation.api.operator import Operator
 from poundcake.remediation.api.responses import json_response
+from poundcake.remediation.api.schemas import (
+    ApplyAnswer,
+    CabAnswer,
+    CabsAnswer,
+    ValidationAnswer,
+    body,
+)
 from poundcake.remediation.cabs.definition import Cab, parse_cab
 from poundcake.remediation.cabs.service import (
     ApplyReport,
@@ -34,21 +42,27 @@ Document = Annotated[dict[str, Any], Body()]
 OptionalDocument = Annotated[dict[str, Any] | None, Body()]
 
 
-def _engine(api: ApiState) -> EngineClient:
+def _engine_api(api: ApiState) -> EngineClient:
     return EngineClient.from_settings(api.settings)
 
 
 def _apply(api: ApiState) -> ApplyReport:
-    engine = _engine(api)
+    engine_api = _engine_api(api)
     try:
         return apply_cabs(
             load_cabs(cabs_directory(api.config)),
-            engine=engine,
+            engine_api=engine_api,
             pack_dir=cabs_pack_directory(api.config),
             sessions=api.sessions,
         )
     finally:
-        engine.close()
+        engine_api.close()
+
+
+def _applied(request_id: str, report: ApplyReport, **cab: dict[str, Any]) -> dict[str, Any]:
+    """The answer of a change: what the engine now holds (and the CAB ``PUT`` wrote)."""
+    answer = ApplyAnswer.model_validate({"request_id": request_id, **cab, **asdict(report)})
+    return body(answer)
 
 
 def _documents(api: ApiState, session: Db) -> list[dict[str, Any]]:
@@ -67,24 +81,29 @@ def _documents(api: ApiState, session: Db) -> list[dict[str, Any]]:
     return documents
 
 
-@router.get("/cabs")
+@router.get("/cabs", responses={200: {"model": CabsAnswer}})
 def list_all(_operator: Operator, api: Api, session: Db, request_id: RequestId) -> Response:
     """Every CAB file, and whether the engine holds it."""
-    return json_response(200, {"request_id": request_id, "cabs": _documents(api, session)})
+    answer = CabsAnswer.model_validate({"request_id": request_id, "cabs": _documents(api, session)})
+    return json_response(200, body(answer))
 
 
-@router.get("/cabs/{name}")
+@router.get("/cabs/{name}", responses={200: {"model": CabAnswer}})
 def get_one(
     name: str, _operator: Operator, api: Api, session: Db, request_id: RequestId
 ) -> Response:
     """One CAB."""
     for document in _documents(api, session):
         if document["name"] == name:
-            return json_response(200, {"request_id": request_id, "cab": document})
+            answer = CabAnswer.model_validate({"request_id": request_id, "cab": document})
+            return json_response(200, body(answer))
     raise NotFoundError(f'No CAB named "{name}"')
 
 
-@router.post("/cabs/validate")
+@router.post(
+    "/cabs/validate",
+    responses={200: {"model": ValidationAnswer}, 400: {"model": ValidationAnswer}},
+)
 def validate(
     _operator: Operator,
     api: Api,
@@ -95,28 +114,27 @@ def validate(
     cabs: list[Cab] = (
         [parse_cab(document)] if document is not None else load_cabs(cabs_directory(api.config))
     )
-    engine = _engine(api)
+    engine_api = _engine_api(api)
     try:
-        problems = validate_cabs(cabs, engine)
+        problems = validate_cabs(cabs, engine_api)
     finally:
-        engine.close()
-    body = {
-        "request_id": request_id,
-        "valid": not problems,
-        "cabs": [cab.name for cab in cabs],
-        "problems": [str(problem) for problem in problems],
-    }
-    return json_response(200 if not problems else 400, body)
+        engine_api.close()
+    answer = ValidationAnswer(
+        request_id=request_id,
+        valid=not problems,
+        cabs=[cab.name for cab in cabs],
+        problems=[str(problem) for problem in problems],
+    )
+    return json_response(200 if not problems else 400, body(answer))
 
 
-@router.post("/cabs/apply")
+@router.post("/cabs/apply", responses={200: {"model": ApplyAnswer}})
 def apply(_operator: Operator, api: Api, request_id: RequestId) -> Response:
     """Make the engine hold exactly the CAB files."""
-    report = _apply(api)
-    return json_response(200, {"request_id": request_id, **report.__dict__})
+    return json_response(200, _applied(request_id, _apply(api)))
 
 
-@router.put("/cabs/{name}")
+@router.put("/cabs/{name}", responses={200: {"model": ApplyAnswer}})
 def put(
     name: str,
     _operator: Operator,
@@ -128,23 +146,21 @@ def put(
     if document.get("name", name) != name:
         raise ValidationError(f'name: "{document.get("name")}" differs from the URL\'s "{name}"')
     cab = parse_cab({**document, "name": name})
-    engine = _engine(api)
+    engine_api = _engine_api(api)
     try:
-        problems = validate_cabs([cab], engine)
+        problems = validate_cabs([cab], engine_api)
     finally:
-        engine.close()
+        engine_api.close()
     if problems:
         raise ValidationError(str(problems[0]))
     directory = cabs_directory(api.config)
     save_cab_file(directory, cab.file_document())
-    report = _apply(api)
-    return json_response(200, {"request_id": request_id, "cab": cab.document(), **report.__dict__})
+    return json_response(200, _applied(request_id, _apply(api), cab=cab.document()))
 
 
-@router.delete("/cabs/{name}")
+@router.delete("/cabs/{name}", responses={200: {"model": ApplyAnswer}})
 def delete(name: str, _operator: Operator, api: Api, request_id: RequestId) -> Response:
     """Delete the CAB ``name`` (its file, its rule and its workflow)."""
     if not delete_cab_file(cabs_directory(api.config), name):
         raise NotFoundError(f'No CAB named "{name}"')
-    report = _apply(api)
-    return json_response(200, {"request_id": request_id, **report.__dict__})
+    return json_response(200, _applied(request_id, _apply(api)))

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from poundcake.remediation.api.calls import call_record, request_info
 from poundcake.remediation.api.dependencies import get_api
 from poundcake.remediation.api.responses import error_response, json_response
+from poundcake.remediation.api.schemas import RejectedAlert, WebhookAccepted, body
 from poundcake.remediation.intake.payload import (
     PayloadError,
     PayloadTooLargeError,
@@ -59,14 +60,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def accepted_body(accepted: Accepted, payload: WebhookPayload) -> dict[str, object]:
     """The 202 body."""
-    return {
-        "request_id": accepted.request_id,
-        "status": "accepted",
-        "accepted": len(payload.alerts),
-        "deliveries": len(accepted.delivery_ids),
-        "rejected": [{"index": item.index, "error": item.error} for item in payload.rejected],
-        "truncated_alerts": payload.truncated_alerts,
-    }
+    answer = WebhookAccepted(
+        request_id=accepted.request_id,
+        status="accepted",
+        accepted=len(payload.alerts),
+        deliveries=len(accepted.delivery_ids),
+        rejected=[RejectedAlert(index=item.index, error=item.error) for item in payload.rejected],
+        truncated_alerts=payload.truncated_alerts,
+    )
+    return body(answer)
 
 
 async def receive_webhook(request: Request) -> Response:
@@ -106,5 +108,6 @@ for _path in WEBHOOK_PATHS:
         receive_webhook,
         methods=["POST"],
         status_code=202,
+        responses={202: {"model": WebhookAccepted}},
         include_in_schema=_path == WEBHOOK_PATHS[0],
     )

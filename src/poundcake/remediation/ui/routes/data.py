@@ -1,7 +1,7 @@
 """``/ui/api/*``: what the web UI reads and changes, for a logged-in operator.
 
 Every route needs the session cookie; writes also need the session's ``X-CSRF-Token``. The
-engine is called server side with PoundCake's key (see ``support.Engine``).
+engine is called server side with PoundCake's key (see ``support.EngineApiClient``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from poundcake.remediation.api.routers.webhook import read_body
 from poundcake.remediation.cabs.service import cabs_directory, load_cabs
 from poundcake.remediation.tracking.trail import request_trail
 from poundcake.remediation.ui import catalog, dashboard, executions, match, task_tree
-from poundcake.remediation.ui.routes.support import Engine, UiLogin, UiRoute, UiWriter
+from poundcake.remediation.ui.routes.support import EngineApiClient, UiLogin, UiRoute, UiWriter
 
 router = APIRouter(tags=["ui"], route_class=UiRoute)
 Text = Annotated[str | None, Query()]
@@ -99,9 +99,9 @@ def list_executions(
 
 
 @router.get("/executions/{execution_id}")
-def get_execution(execution_id: str, _login: UiLogin, engine: Engine) -> Response:
+def get_execution(execution_id: str, _login: UiLogin, engine_api: EngineApiClient) -> Response:
     """One execution: parameters (secrets masked), result, context, children, log."""
-    return _ok(executions.execution_detail(engine, execution_id))
+    return _ok(executions.execution_detail(engine_api, execution_id))
 
 
 @router.get("/executions/{execution_id}/tasks")
@@ -122,27 +122,27 @@ def get_output(execution_id: str, _login: UiLogin, session: Db) -> Response:
 
 
 @router.post("/executions/{execution_id}/rerun")
-def rerun(execution_id: str, login: UiWriter, engine: Engine) -> Response:
+def rerun(execution_id: str, login: UiWriter, engine_api: EngineApiClient) -> Response:
     """Run the execution's action again with the same parameters."""
-    return _ok(executions.rerun_execution(engine, execution_id, user=login.username), 201)
+    return _ok(executions.rerun_execution(engine_api, execution_id, user=login.username), 201)
 
 
 @router.post("/executions/{execution_id}/cancel")
-def cancel(execution_id: str, login: UiWriter, engine: Engine) -> Response:
+def cancel(execution_id: str, login: UiWriter, engine_api: EngineApiClient) -> Response:
     """Cancel a running execution (409 when it has finished)."""
-    return _ok(executions.cancel_execution(engine, execution_id, user=login.username))
+    return _ok(executions.cancel_execution(engine_api, execution_id, user=login.username))
 
 
 @router.post("/executions/{execution_id}/pause")
-def pause(execution_id: str, login: UiWriter, engine: Engine) -> Response:
+def pause(execution_id: str, login: UiWriter, engine_api: EngineApiClient) -> Response:
     """Pause a running workflow (409 when the engine refuses)."""
-    return _ok(executions.change_pause(engine, execution_id, pause=True, user=login.username))
+    return _ok(executions.change_pause(engine_api, execution_id, pause=True, user=login.username))
 
 
 @router.post("/executions/{execution_id}/resume")
-def resume(execution_id: str, login: UiWriter, engine: Engine) -> Response:
+def resume(execution_id: str, login: UiWriter, engine_api: EngineApiClient) -> Response:
     """Resume a paused workflow (409 when the engine refuses)."""
-    return _ok(executions.change_pause(engine, execution_id, pause=False, user=login.username))
+    return _ok(executions.change_pause(engine_api, execution_id, pause=False, user=login.username))
 
 
 @router.get("/packs")
@@ -167,12 +167,12 @@ def list_rules(_login: UiLogin, session: Db, pack: Text = None) -> Response:
 def set_rule_enabled(
     ref: str,
     login: UiWriter,
-    engine: Engine,
+    engine_api: EngineApiClient,
     body: Annotated[Any, Body()] = None,
 ) -> Response:
     """Enable or disable a rule (a CAB through its rule) in the engine."""
     enabled = catalog.parse_enabled(body)
-    return _ok(catalog.set_rule_enabled(engine, ref, enabled=enabled, user=login.username))
+    return _ok(catalog.set_rule_enabled(engine_api, ref, enabled=enabled, user=login.username))
 
 
 @router.get("/cabs")

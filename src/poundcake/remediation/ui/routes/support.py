@@ -144,7 +144,7 @@ def writing_login(request: Request, login: Annotated[Login, Depends(current_logi
     return login
 
 
-def engine_client(request: Request) -> Iterator[EngineClient]:
+def engine_api_client(request: Request) -> Iterator[EngineClient]:
     """A client of the engine's API with PoundCake's key, closed after the request."""
     client = EngineClient.from_settings(get_api(request).settings)
     try:
@@ -155,4 +155,4 @@ def engine_client(request: Request) -> Iterator[EngineClient]:
 
 UiLogin = Annotated[Login, Depends(current_login)]
 UiWriter = Annotated[Login, Depends(writing_login)]
-Engine = Annotated[EngineClient, Depends(engine_client)]
+EngineApiClient = Annotated[EngineClient, Depends(engine_api_client)]

@@ -1,0 +1,289 @@
+"""The shapes of PoundCake's own API (``/api/v1/alerts``, ``/requests``, ``/cabs``, the webhook).
+
+Every answer is built through one of these models, so a field added, renamed or left out by a
+service fails here rather than reaching a client; the OpenAPI document
+(``/api/v1/openapi.json``) shows them. Engine documents inside an answer (an execution's
+parameters and result) keep the shapes StackStorm gives them. Fields a service leaves out stay
+out of the answer (:func:`body`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Schema(BaseModel):
+    """A document of PoundCake's API: no field it does not declare."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def body(document: Schema) -> dict[str, Any]:
+    """The JSON body of ``document``, with the fields its service left out still left out."""
+    return document.model_dump(mode="json", exclude_unset=True)
+
+
+# --- alerts and their trail ---------------------------------------------------------------------
+
+
+class CallDocument(Schema):
+    """One API call (``poundcake_api_calls``); it never held secrets."""
+
+    request_id: str
+    method: str
+    path: str
+    status_code: int | None
+    duration_ms: float | None
+    client_ip: str | None
+    user_agent: str | None
+    body_size: int | None
+    error: str | None
+    received_at: str | None
+
+
+class AlertDocument(Schema):
+    """An alert episode (``poundcake_alerts``)."""
+
+    id: str
+    fingerprint: str
+    alert_name: str
+    severity: str | None
+    status: str
+    state: str
+    state_reason: str | None
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    starts_at: str | None
+    ends_at: str | None
+    resolved_at: str | None
+    generator_url: str | None
+    request_id: str
+    last_request_id: str
+    delivery_count: int
+    cab_name: str | None
+    trigger_instance_id: str | None
+    workflow_execution_id: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class DeliveryDocument(Schema):
+    """One delivery of an episode by one request."""
+
+    id: int
+    alert_id: str
+    request_id: str
+    status: str
+    notification_reason: str | None
+    receiver: str | None
+    received_at: str | None
+    processed_at: str | None
+    outcome: str | None
+    attempts: int
+
+
+class ExtensionDocument(Schema):
+    """A ``poundcake_st2_execution_extensions`` row."""
+
+    id: str
+    st2_execution_id: str | None
+    request_id: str
+    alert_id: str | None
+    cab_name: str | None
+    step_order: int
+    action_ref: str | None
+    expected_result: Any
+    result_matched: bool | None
+    status: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class ExecutionDocument(Schema):
+    """An engine execution as the trail shows it (parameters with secrets masked)."""
+
+    id: str
+    action: str | None
+    runner_type: str | None
+    status: str | None
+    parameters: dict[str, Any]
+    result: Any
+    start_timestamp: str | None
+    end_timestamp: str | None
+    parent: str | None
+    rule: str | None
+    request_id: Any
+    step_order: Any
+    extension: ExtensionDocument | None
+
+
+class WorkflowExecution(ExecutionDocument):
+    """An execution a rule started, with the step executions under it."""
+
+    steps: list[ExecutionDocument]
+
+
+class TriggerInstanceSummary(Schema):
+    """The trigger instance an episode became."""
+
+    id: str
+    trigger: str
+    status: str | None
+    occurrence_time: str | None
+
+
+class EnforcementSummary(Schema):
+    """One rule enforcement of that trigger instance."""
+
+    id: str
+    rule: str | None
+    status: str | None
+    execution_id: str | None
+    failure_reason: str | None
+    enforced_at: str | None
+
+
+class Remediation(Schema):
+    """What the engine did with an episode."""
+
+    trigger_instance: TriggerInstanceSummary | None
+    rule_enforcements: list[EnforcementSummary]
+    executions: list[WorkflowExecution]
+
+
+class AlertDetail(AlertDocument):
+    """One episode with its deliveries, requests and remediation."""
+
+    deliveries: list[DeliveryDocument]
+    requests: list[str]
+    remediation: Remediation
+    execution_extensions: list[ExtensionDocument]
+
+
+class TrailAlert(AlertDocument):
+    """An episode as one request's trail shows it."""
+
+    delivery: DeliveryDocument
+    started_remediation: bool
+    remediation: Remediation
+
+
+class Trail(Schema):
+    """Everything one request caused."""
+
+    request_id: str
+    call: CallDocument | None
+    alerts: list[TrailAlert]
+    execution_extensions: list[ExtensionDocument]
+
+
+class AlertsPage(Schema):
+    """``GET /api/v1/alerts``."""
+
+    request_id: str
+    total: int
+    alerts: list[AlertDocument]
+
+
+class AlertAnswer(Schema):
+    """``GET /api/v1/alerts/{id}``."""
+
+    request_id: str
+    alert: AlertDetail
+
+
+class TrailAnswer(Schema):
+    """``GET /api/v1/requests/{request_id}``: ``request_id`` is the lookup's own id."""
+
+    request_id: str
+    trail: Trail
+
+
+# --- CABs -----------------------------------------------------------------------------------
+
+
+class CabStepDocument(Schema):
+    """One step of a CAB; ``expected_result``, ``timeout_seconds`` only when its file has them."""
+
+    step_order: int
+    name: str
+    action: str
+    parameters: dict[str, Any]
+    expected_result: Any = None
+    timeout_seconds: int | None = None
+
+
+class CabDocument(Schema):
+    """A CAB as its file defines it."""
+
+    name: str
+    description: str
+    alert_name_pattern: str
+    severity_filter: list[str]
+    stop_on_first_failure: bool
+    enabled: bool
+    steps: list[CabStepDocument]
+
+
+class AppliedCab(CabDocument):
+    """A CAB file and whether the engine holds it."""
+
+    rule: str
+    applied: bool
+    st2_rule_id: str | None
+
+
+class CabsAnswer(Schema):
+    """``GET /api/v1/cabs``."""
+
+    request_id: str
+    cabs: list[AppliedCab]
+
+
+class CabAnswer(Schema):
+    """``GET /api/v1/cabs/{name}``."""
+
+    request_id: str
+    cab: AppliedCab
+
+
+class ValidationAnswer(Schema):
+    """``POST /api/v1/cabs/validate`` (200 when valid, else 400)."""
+
+    request_id: str
+    valid: bool
+    cabs: list[str]
+    problems: list[str]
+
+
+class ApplyAnswer(Schema):
+    """``POST /api/v1/cabs/apply``, ``DELETE /api/v1/cabs/{name}``; ``PUT`` adds ``cab``."""
+
+    request_id: str
+    cab: CabDocument | None = None
+    applied: list[str]
+    changed: list[str]
+    removed: list[str]
+
+
+# --- the webhook ----------------------------------------------------------------------------
+
+
+class RejectedAlert(Schema):
+    """An alert of the notification that was not stored, and why."""
+
+    index: int
+    error: str
+
+
+class WebhookAccepted(Schema):
+    """The 202 answer to Alertmanager."""
+
+    request_id: str
+    status: str
+    accepted: int
+    deliveries: int
+    rejected: list[RejectedAlert]
+    truncated_alerts: int

@@ -1,0 +1,69 @@
+"""PoundCake's own API answers go through typed models: unknown fields are refused, fields a
+service leaves out stay out, and every field a service writes is declared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from poundcake.config import load_poundcake_config
+from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.api.app import create_app
+from poundcake.remediation.api.schemas import AlertDocument, AlertsPage, CabDocument, body
+from poundcake.remediation.cabs.definition import parse_cab
+from poundcake.remediation.tracking.trail import alert_document
+from tests import factories
+
+
+def _alert() -> Alert:
+    return factories.alert(severity="critical", ends_at=None, resolved_at=None, state_reason=None)
+
+
+def test_an_alert_document_is_exactly_the_declared_fields() -> None:
+    document = alert_document(_alert())
+    assert body(AlertDocument.model_validate(document)) == document
+    assert list(body(AlertDocument.model_validate(document))) == list(document)
+
+
+def test_a_field_no_model_declares_is_refused() -> None:
+    document = {**alert_document(_alert()), "surprise": 1}
+    with pytest.raises(pydantic.ValidationError, match="surprise"):
+        AlertsPage.model_validate({"request_id": "r", "total": 1, "alerts": [document]})
+
+
+def test_fields_a_service_leaves_out_stay_out() -> None:
+    cab = parse_cab(
+        {
+            "name": "disk",
+            "alert_name_pattern": "Disk.*",
+            "steps": [{"name": "df", "action": "core.local", "parameters": {"cmd": "df"}}],
+        }
+    )
+    document = cab.document()
+    assert "expected_result" not in document["steps"][0]
+    assert body(CabDocument.model_validate(document)) == document
+
+
+def test_the_openapi_document_shows_each_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POUNDCAKE_DATA_DIR", str(tmp_path))
+    sessions = sessionmaker(bind=sa.create_engine("sqlite://"))
+    app = create_app(load_poundcake_config(), sessions=sessions, enqueue=lambda _ids: None)
+    paths = app.openapi()["paths"]
+
+    def answer(path: str, method: str, status: str = "200") -> str:
+        content = paths[path][method]["responses"][status]["content"]
+        return str(content["application/json"]["schema"]["$ref"]).rsplit("/", 1)[1]
+
+    assert answer("/api/v1/alerts", "get") == "AlertsPage"
+    assert answer("/api/v1/alerts/{alert_id}", "get") == "AlertAnswer"
+    assert answer("/api/v1/requests/{trail_id}", "get") == "TrailAnswer"
+    assert answer("/api/v1/cabs", "get") == "CabsAnswer"
+    assert answer("/api/v1/cabs/validate", "post", "400") == "ValidationAnswer"
+    assert answer("/api/v1/cabs/{name}", "put") == "ApplyAnswer"
+    assert answer("/api/v1/webhook", "post", "202") == "WebhookAccepted"
