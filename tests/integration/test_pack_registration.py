@@ -451,6 +451,31 @@ def test_workflows_failing_inspection_are_refused_unless_configured_otherwise(
     assert any(lonely in text for text in [*problems.values(), *warned])
 
 
+def test_fields_stackstorm_drops_register_with_a_warning_naming_them(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    pack = tmp_path / "content" / "lenient"
+    files = {
+        "pack.yaml": "name: lenient\ndescription: d\nversion: 1.0.0\nauthor: a\nhomepage: x\n",
+        "sensors/s.yaml": "class_name: S\nentry_point: s.py\nname: s\n",
+        "aliases/a.yaml": "name: a\naction_ref: core.noop\nformats: ['kv {{k}} = {{v}}', 'ok']\n",
+    }
+    for relative, text in files.items():
+        (pack / relative).parent.mkdir(parents=True, exist_ok=True)
+        (pack / relative).write_text(text)
+    with make_target(tmp_path, request, "sqlite", pack.parent) as target:
+        report = target.register(only_packs=["lenient"])
+    assert report.failures == []
+    assert report.counts["sensors"] == report.counts["aliases"] == 1
+    assert report.warnings[:2] == [
+        f"{pack / 'pack.yaml'}: homepage: is not a StackStorm pack field; ignored",
+        f"{pack / 'sensors' / 's.yaml'}: name: is not a StackStorm sensor field; ignored",
+    ]
+    alias_warning = f"{pack / 'aliases' / 'a.yaml'}: formats.0: format " + '"kv {{k}} = {{v}}"'
+    assert report.warnings[2].startswith(alias_warning + " is not a valid expression (")
+    assert report.warnings[2].endswith("; it never matches") and len(report.warnings) == 3
+
+
 def test_broken_files_are_reported_and_the_rest_registers(sqlite_target: Target) -> None:
     report = sqlite_target.register()
     content = BROKEN / "broken_content"
