@@ -771,3 +771,26 @@ def test_stackstorms_wait_for_ssh_with_oslo_config_and_paramiko_ssh(tmp_path: Pa
         "status": 0,
         "missing": "no such option [system_user] no_such_option in st2.conf",
     }
+
+
+def test_eventlet_is_there_for_pack_code_as_on_stackstorm(tmp_path: Path) -> None:
+    # StackStorm's examples.python-mock-create-vm imports eventlet without declaring it: pack
+    # code sees StackStorm's own libraries there, and the engine's here.
+    path = write_action(
+        tmp_path,
+        "mock_create_vm",
+        """
+        import eventlet
+        from st2common.runners.base_action import Action
+
+        class MockCreateVM(Action):
+            def run(self, vm_name):
+                eventlet.sleep(0.01)
+                return {"vm_name": vm_name}
+        """,
+    )
+    request = make_request(path, action_parameters={"vm_name": "vm1"})
+    outcome = run(PythonRunner(request, Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {"vm_name": "vm1"}
+    assert "DSA is deprecated" not in outcome.result["stderr"], "dnspython's import noise"

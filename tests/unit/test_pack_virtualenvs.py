@@ -131,3 +131,15 @@ def test_the_packs_common_library_comes_first_when_enabled(tmp_path: Path) -> No
     environment = pack_python_environment(tmp_path / "venvs", "mypack", common_library=enabled)
     site_packages = venv / "lib" / "python3.11" / "site-packages"
     assert environment.python_path[:3] == (COMPAT_DIR, pack_path / "lib", site_packages)
+
+
+def test_a_virtualenv_of_another_python_is_not_used(tmp_path: Path) -> None:
+    path = fake_virtualenv(tmp_path, "mypack")
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    (path / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {ours}.1\n")
+    assert ready_virtualenv(tmp_path, "mypack") == path
+    (path / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 2.7.18\n")
+    with pytest.raises(
+        VirtualenvError, match=f"made with Python 2.7, and the engine runs Python {ours}"
+    ):
+        ready_virtualenv(tmp_path, "mypack")

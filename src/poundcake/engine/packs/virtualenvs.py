@@ -91,7 +91,28 @@ def ready_virtualenv(virtualenvs: Path, pack: str) -> Path | None:
             f'The virtualenv of pack "{pack}" at {path} has no bin/python. Set it up again with '
             f"{_setup_command(pack)}."
         )
+    made_with = _python_version(path)
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if made_with is not None and made_with != ours:
+        # The wrapper that loads pack code needs the engine's own (compiled) libraries.
+        raise VirtualenvError(
+            f'The virtualenv of pack "{pack}" at {path} was made with Python {made_with}, and '
+            f"the engine runs Python {ours}. Set it up again with {_setup_command(pack)}."
+        )
     return path
+
+
+def _python_version(virtualenv: Path) -> str | None:
+    """Return the ``major.minor`` Python version ``pyvenv.cfg`` records, if it does."""
+    try:
+        lines = (virtualenv / "pyvenv.cfg").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            return ".".join(value.strip().split(".")[:2])
+    return None
 
 
 def pack_python(config: St2Config, pack: str) -> Path:

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -164,9 +165,16 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _quiet_known_warnings() -> None:
+    # dnspython (which eventlet imports) loads cryptography's DSA on import, which warns on
+    # every action's stderr about something the action never uses.
+    warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"dns\.dnssecalgs")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one action; return the process exit code."""
     arguments = _arguments(argv)
+    _quiet_known_warnings()
     # Programs the action starts must not inherit the result pipe and hold it open.
     os.set_inheritable(arguments.result_fd, False)
     with os.fdopen(arguments.input_fd, "rb") as source:
