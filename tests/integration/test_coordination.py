@@ -81,6 +81,10 @@ def test_two_processes_contend_for_one_lock(section: CoordinationSection, coordi
             assert held is False
         with singleton(coordinator, "another") as held:
             assert held is True
+        waited = coordinator.get_lock(b"st2timersengine")
+        started = time.monotonic()
+        assert waited.acquire(blocking=True, timeout=1) is False
+        assert time.monotonic() - started >= 0.9
         helper.kill()  # a crashed holder's connection closes, and MariaDB releases its lock
 
         def taken() -> bool:

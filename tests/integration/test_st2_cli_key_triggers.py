@@ -23,8 +23,11 @@ OPERATIONS = ("create", "update", "value_change", "delete")
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
-    extra = "[rulesengine]\npoll_interval = 30\n"  # announcements, not the poll, must wake it
-    with st2cli.running_engine(tmp_path_factory.mktemp("kv"), None, SERVICES, extra) as running:
+    directory = tmp_path_factory.mktemp("kv")
+    (directory / "packs").mkdir()
+    # Announcements, not the poll, must wake the rules engine.
+    extra = f"[rulesengine]\npoll_interval = 30\n[content]\npacks_base_paths = {directory}/packs\n"
+    with st2cli.running_engine(directory, None, SERVICES, extra) as running:
         yield running
 
 
@@ -180,3 +183,58 @@ def test_concurrent_sets_of_one_key_follow_each_other(engine: RunningEngine, st2
         return sum(1 for i in found if i["payload"]["object"]["name"] == "race")
 
     assert (count("create"), count("update")) == (1, 7)
+
+
+WRITER = """\
+from st2common.runners.base_action import Action
+
+
+class WriteKey(Action):
+    def run(self, name, value):
+        self.action_service.set_value(name, value, local=False)
+        self.action_service.delete_value(name, local=False)
+        return name
+"""
+
+
+def test_an_actions_datastore_writes_fire_rules(
+    engine: RunningEngine, st2: St2, tmp_path: Path
+) -> None:
+    pack = engine.directory / "packs" / "kvtpack"
+    (pack / "actions").mkdir(parents=True)
+    (pack / "pack.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "ref": "kvtpack",
+                "name": "kvtpack",
+                "description": "Writes datastore keys.",
+                "version": "0.1.0",
+                "author": "Tests",
+            }
+        )
+    )
+    (pack / "actions" / "write_key.py").write_text(WRITER)
+    (pack / "actions" / "write_key.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "write_key",
+                "runner_type": "python-script",
+                "entry_point": "write_key.py",
+                "enabled": True,
+                "parameters": {
+                    "name": {"type": "string", "required": True},
+                    "value": {"type": "string", "required": True},
+                },
+            }
+        )
+    )
+    assert st2("pack", "register", "kvtpack").returncode == 0
+    for operation in ("create", "delete"):
+        rule = write_rule(tmp_path, operation, f"action_{operation}")
+        ok(st2("rule", "create", str(rule), "-j"))
+    ran = ok(st2("run", "kvtpack.write_key", "name=kvt.by_action", "value=1", "-j"))
+    assert ran["status"] == "succeeded", ran
+    for operation in ("create", "delete"):
+        [enforcement] = enforced(st2, operation, 1, rule=f"action_{operation}")
+        execution = finished(st2, enforcement["execution_id"])
+        assert execution["result"]["stdout"].strip() == f"{operation} kvt.by_action"

@@ -1,7 +1,8 @@
 """tooz's MySQL driver with group membership, for MariaDB as StackStorm's coordination backend.
 
 tooz's own MySQL driver offers locks only (``GET_LOCK``, held by a connection, so a process that
-dies releases its locks with its connection). StackStorm's service registry also needs groups,
+dies releases its locks with its connection), opening a connection for every lock; ours keep a
+few released connections for the next locks. StackStorm's service registry also needs groups,
 so this driver keeps them in two tables of the coordination database, created when the driver
 starts if they are missing: ``coordination_groups`` and ``coordination_members`` (the url's
 user needs CREATE once; afterwards SELECT, INSERT, UPDATE and DELETE suffice). A member stays
@@ -16,12 +17,12 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pymysql
 from pymysql.cursors import Cursor
-from tooz import ToozError
+from tooz import ToozError, locking
 from tooz.coordination import (
     CoordAsyncResult,
     GroupAlreadyExist,
@@ -49,6 +50,58 @@ SCHEMA = (
     ") ENGINE=InnoDB",
 )
 _DUPLICATE_KEY = 1062
+_IDLE_LOCK_CONNECTIONS = 4
+
+
+class PooledMySQLLock(locking.Lock):
+    """MySQL's ``GET_LOCK`` on a connection of its driver's pool.
+
+    The lock belongs to the connection, so a process that dies releases it; a released lock's
+    connection serves the next lock instead of being closed, as tooz's own lock does.
+    """
+
+    def __init__(self, name: bytes, driver: MySQLGroupsDriver) -> None:
+        super().__init__(name)
+        self._driver = driver
+        self._connection: pymysql.Connection[Cursor] | None = None
+
+    def acquire(
+        self, blocking: bool = True, shared: bool = False, timeout: int | None = None
+    ) -> bool:
+        """Take the lock; ``blocking`` waits (up to ``timeout`` seconds when given)."""
+        if shared:
+            raise ToozError("shared locks are not supported")
+        if self._connection is not None:
+            return False
+        wait = (-1 if timeout is None else timeout) if blocking else 0
+        connection = self._driver.lock_connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, %s)", (self.name, wait))
+                row = cursor.fetchone()
+        except pymysql.Error as error:
+            connection.close()
+            raise ToozError(f"taking lock {self.name!r} failed: {error}") from error
+        if row is None or row[0] != 1:
+            self._driver.lock_connection_done(connection)
+            return False
+        self._connection = connection
+        return True
+
+    def release(self) -> bool:
+        """Release the lock and hand its connection back."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return False
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", (self.name,))
+                cursor.fetchone()
+        except pymysql.Error as error:
+            connection.close()  # closing the connection releases the lock all the same
+            raise ToozError(f"releasing lock {self.name!r} failed: {error}") from error
+        self._driver.lock_connection_done(connection)
+        return True
 
 
 class MySQLGroupsDriver(MySQLDriver):
@@ -60,6 +113,33 @@ class MySQLGroupsDriver(MySQLDriver):
         super().__init__(member_id, parsed_url, options)
         self.membership_ttl = membership_ttl
         self._guard = threading.Lock()
+        self._idle: list[pymysql.Connection[Cursor]] = []
+        self._idle_guard = threading.Lock()
+
+    # tooz types the MySQL driver's locks as its own class; ours keeps their contract.
+    def get_lock(self, name: bytes) -> PooledMySQLLock:  # type: ignore[override]
+        """A ``GET_LOCK`` lock held on a connection kept for the next lock once released."""
+        return PooledMySQLLock(name, self)
+
+    def lock_connection(self) -> pymysql.Connection[Cursor]:
+        """An idle lock connection, or a new one (connecting costs more than the lock)."""
+        with self._idle_guard:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            return MySQLDriver.get_connection(self._parsed_url, self._options)
+        try:
+            connection.ping(False)
+        except pymysql.Error:
+            connection.connect()
+        return connection
+
+    def lock_connection_done(self, connection: pymysql.Connection[Cursor]) -> None:
+        """Keep a connection that holds no lock for the next one (a few at most)."""
+        with self._idle_guard:
+            if len(self._idle) < _IDLE_LOCK_CONNECTIONS:
+                self._idle.append(connection)
+                return
+        connection.close()
 
     def _start(self) -> None:
         super()._start()
@@ -205,6 +285,11 @@ class MySQLGroupsDriver(MySQLDriver):
         return int(self.membership_ttl * 1_000_000)
 
     def _stop(self) -> None:
+        with self._idle_guard:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            with suppress(pymysql.Error):
+                connection.close()
         try:
             super()._stop()
         except pymysql.Error:
