@@ -19,13 +19,15 @@ executions requested (none may be lost), p50/p99/max from dispatch (the instance
 requested (its ``start_timestamp``, taken in the rules engine's transaction), and the CPU seconds
 of each process during the run: the services, the sensor process, MariaDB and RabbitMQ.
 
-Usage: .venv/bin/python bench/sensors.py [--rate 1000] [--seconds 30] [--json FILE]
+Usage: .venv/bin/python bench/sensors.py [--rate 1000] [--seconds 30] [--rules-batch-size N]
+                                         [--json FILE]
 Needs MariaDB (root on 127.0.0.1) and RabbitMQ (guest on 127.0.0.1) like the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import sys
@@ -327,12 +329,32 @@ def run_load(engine: RunningEngine, rate: float, seconds: float) -> list[dict[st
     ]
 
 
+def tuned(rules_batch_size: int | None) -> Any:
+    """The deployed st2.conf, with ``[rulesengine] batch_size`` if asked."""
+    deployed = deployed_settings(None)
+
+    def rewrite(path: Path) -> Path:
+        written: Path = deployed(path)
+        if rules_batch_size is not None:
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read(written)
+            parser["rulesengine"] = {"batch_size": str(rules_batch_size)}
+            with written.open("w") as handle:
+                parser.write(handle)
+        return written
+
+    return rewrite
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rate", type=float, default=1000, help="ticks per second")
     parser.add_argument("--seconds", type=float, default=30, help="how long the sensor dispatches")
+    parser.add_argument(
+        "--rules-batch-size", type=int, help="[rulesengine] batch_size (default: the engine's)"
+    )
     parser.add_argument("--keep-logs", type=Path, help="copy the services' logs here")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args()
@@ -344,7 +366,7 @@ def main() -> None:
             Path(directory),
             services=SERVICES,
             extra_conf=f"[content]\npacks_base_paths = {packs}\n",
-            service_config=deployed_settings(None),
+            service_config=tuned(options.rules_batch_size),
         ) as engine:
             try:
                 figures = run_load(engine, options.rate, options.seconds)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 
+from poundcake.db.base import table_of
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.actions.parameters import (
     check_live_parameters,
@@ -248,8 +249,8 @@ def insert_executions(session: Session, prepared: Sequence[PreparedExecution]) -
     """Write prepared executions: one multi-row insert per table, skipping the ORM."""
     if not prepared:
         return
-    session.execute(sa.insert(LiveActionDB), [item.liveaction for item in prepared])
-    session.execute(sa.insert(ExecutionDB), [item.execution for item in prepared])
+    session.execute(sa.insert(table_of(LiveActionDB)), [item.liveaction for item in prepared])
+    session.execute(sa.insert(table_of(ExecutionDB)), [item.execution for item in prepared])
 
 
 def request_execution(

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.base import table_of
 from poundcake.db.types import utcnow
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.executions.service import (
@@ -278,7 +279,7 @@ class _Writes:
     def flush(self, session: Session) -> None:
         insert_executions(session, self.executions)
         if self.enforcements:
-            session.execute(sa.insert(RuleEnforcementDB), self.enforcements)
+            session.execute(sa.insert(table_of(RuleEnforcementDB)), self.enforcements)
 
 
 class _Snapshots:

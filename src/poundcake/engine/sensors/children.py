@@ -102,7 +102,8 @@ def child_environment(
     env["PATH"] = python.path_variable(env.get("PATH", ""))
     env["PYTHONUNBUFFERED"] = "1"
     if not config.is_embedded:
-        env["ST2_CONFIG_PATH"] = config.source
+        # The child runs in the sensor's directory: a relative --config-file must still hold.
+        env["ST2_CONFIG_PATH"] = str(Path(config.source).resolve())
     env["ST2_SENSOR_PACK_NAME"] = sensor.pack
     return env
 

@@ -101,6 +101,21 @@ def resolve_trigger(*, session: Session, trigger: Any) -> ResolvedTrigger | None
     return ResolvedTrigger(ref=found.ref, type=found.type, payload_schema=dict(schema or {}))
 
 
+def payload_problem(
+    resolved: ResolvedTrigger, payload: Any, *, validate_payload: bool
+) -> str | None:
+    """Why ``payload`` must not be dispatched to ``resolved``, or None when it may be."""
+    if not resolved.payload_schema or not (resolved.is_system or validate_payload):
+        return None
+    if not isinstance(payload, Mapping):
+        return f"payload: must be an object, not {type(payload).__name__}"
+    try:
+        validate(payload, resolved.payload_schema, "payload")
+    except FieldError as error:
+        return str(error)
+    return None
+
+
 class TriggerDispatcher:
     """Checks, queues and stores what a sensor dispatches."""
 
@@ -146,24 +161,17 @@ class TriggerDispatcher:
         self._queue.put((resolved.ref, payload, occurred))
 
     def _acceptable(self, resolved: ResolvedTrigger, payload: Any) -> bool:
-        if not resolved.payload_schema:
+        problem = payload_problem(resolved, payload, validate_payload=self.validate_payload)
+        if problem is None:
             return True
-        if not (resolved.is_system or self.validate_payload):
-            return True
-        try:
-            if not isinstance(payload, Mapping):
-                raise FieldError("payload", f"must be an object, not {type(payload).__name__}")
-            validate(payload, resolved.payload_schema, "payload")
-        except FieldError as error:
-            logger.warning(
-                "Trigger payload validation failed and validation is enabled, not dispatching "
-                'a trigger "%s" (%s): %s',
-                resolved.ref,
-                payload,
-                error,
-            )
-            return False
-        return True
+        logger.warning(
+            "Trigger payload validation failed and validation is enabled, not dispatching "
+            'a trigger "%s" (%s): %s',
+            resolved.ref,
+            payload,
+            problem,
+        )
+        return False
 
     def _take_batch(self) -> list[tuple[str, dict[str, Any], datetime]]:
         try:

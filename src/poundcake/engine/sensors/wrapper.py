@@ -37,7 +37,7 @@ from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.sensors.dispatch import TriggerDispatcher
 from poundcake.engine.sensors.service import pack_config
 from poundcake.engine.sensors.triggerwatch import TriggerWatcher
-from poundcake.exceptions import ValidationError
+from poundcake.exceptions import ConfigurationError, ValidationError
 
 SENSOR_BASE_MODULE = "st2reactor.sensor.base"
 SENSOR_USER = "sensor_service"
@@ -333,7 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.set_inheritable(arguments.status_fd, False)
         sink = os.fdopen(arguments.status_fd, "w", encoding="utf-8")
     reporter = StatusReporter(sink)
-    config = load_st2_config()
+    try:
+        config = load_st2_config()
+    except ConfigurationError as error:
+        reporter.report("import", f"Cannot read the engine's configuration: {error}")
+        sys.stderr.write(f"error: {error}\n")
+        return 1
     _configure_logging(config.log_level)
     wrapper = SensorWrapper(arguments, reporter)
     try:

@@ -20,6 +20,7 @@ from kombu.exceptions import ChannelError, KombuError
 from kombu.exceptions import ConnectionError as BrokerConnectionError
 from sqlalchemy.orm import Session
 
+from poundcake.db.base import table_of
 from poundcake.db.types import utcnow
 from poundcake.engine.messaging import Publisher
 from poundcake.engine.triggers.models import TriggerInstanceDB
@@ -84,7 +85,7 @@ def create_trigger_instances(
         for trigger_ref, payload, occurred in occurrences
     ]
     if rows:
-        session.execute(sa.insert(TriggerInstanceDB), rows)
+        session.execute(sa.insert(table_of(TriggerInstanceDB)), rows)
     return [TriggerInstanceDB(**row) for row in rows]
 
 
