@@ -3,7 +3,7 @@
 As StackStorm builds them (:func:`~poundcake.engine.packs.virtualenvs.pack_python_environment`):
 the pack's virtualenv interpreter when it has one (else ours), and on the path our StackStorm
 compatibility modules (``st2reactor.sensor.base``), the virtualenv's site-packages (so the pack's
-own versions win), the pack's ``lib/``, the engine's own import path so the wrapper reaches our
+own versions win), the pack's ``lib/`` (with ``[packs] enable_common_libs``), the engine's own import path so the wrapper reaches our
 code and the database, then the sensor's directory.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from poundcake.config import St2Config
 from poundcake.engine.packs.virtualenvs import (
     PackPythonEnvironment,
+    common_library,
     pack_python_environment,
     virtualenvs_dir,
 )
@@ -23,9 +24,10 @@ from poundcake.engine.packs.virtualenvs import (
 def sensor_environment(
     config: St2Config, *, pack: str, pack_path: Path | None
 ) -> PackPythonEnvironment:
-    """The interpreter and import path of ``pack``'s sensors."""
-    library = pack_path / "lib" if pack_path is not None else None
-    return pack_python_environment(virtualenvs_dir(config), pack, library_directory=library)
+    """The interpreter and import path of ``pack``'s sensors: as StackStorm's, the pack's
+    ``lib/`` only with ``[packs] enable_common_libs``."""
+    shared = common_library(config, pack_path) if pack_path is not None else None
+    return pack_python_environment(virtualenvs_dir(config), pack, common_library=shared)
 
 
 def sensor_python_path(environment: PackPythonEnvironment, *, sensor_file: Path) -> str:
