@@ -5,9 +5,6 @@ list|get|create|update|delete``, ``action.retry`` on failure and on timeout, and
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import subprocess
 import threading
 import time
 from datetime import datetime
@@ -18,10 +15,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.conftest import BIN
 from tests.integration.notify_cli import (
     executions,
+    kill,
     module_fixtures,
+    spawn,
 )
 from tests.integration.st2cli import (
     RunningEngine,
@@ -160,23 +158,6 @@ def test_retry_on_timeout(st2: St2, api: httpx.Client) -> None:
     assert len(executions(api, "notify_tests.flaky")) == 3
 
 
-def _kill(engine: RunningEngine, name: str) -> None:
-    process = engine.processes[name]
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
-def _restart(engine: RunningEngine, name: str) -> None:
-    service = name.removesuffix("-2")
-    log = (engine.directory / f"{name}.log").open("ab")
-    engine.processes[name] = subprocess.Popen(
-        [str(BIN / service), "--config-file", str(engine.config_path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def test_a_retry_survives_the_notifier_and_every_scheduler_killed(
     engine: RunningEngine, st2: St2, api: httpx.Client
 ) -> None:
@@ -189,10 +170,10 @@ def test_a_retry_survives_the_notifier_and_every_scheduler_killed(
     )
     killed = ("st2notifier", "st2scheduler", "st2scheduler-2")
     for name in killed:
-        _kill(engine, name)
+        kill(engine, name)
     time.sleep(4)
     for name in killed:
-        _restart(engine, name)
+        spawn(engine, name)
     runs = _retries(api, "notify_tests.unlucky", 2)
     time.sleep(4)
     runs = executions(api, "notify_tests.unlucky")
