@@ -7,6 +7,8 @@ The pack's rule on ``core.st2.generic.notifytrigger`` runs ``core.local`` with
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +46,27 @@ def notify_engine(directory: Path, extra_conf: str = "") -> Iterator[RunningEngi
         yield run
 
 
+def spawn(engine: RunningEngine, name: str) -> subprocess.Popen[bytes]:
+    """Start the service ``name`` (``st2notifier``; ``st2scheduler-2`` for a second one), logging
+    to ``<name>.log``; it is stopped with the engine's other processes."""
+    log = (engine.directory / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        [str(BIN / name.removesuffix("-2")), "--config-file", str(engine.config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    engine.processes[name] = process
+    return process
+
+
+def kill(engine: RunningEngine, name: str) -> None:
+    """SIGKILL the service ``name`` and wait until it is gone."""
+    process = engine.processes[name]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 def module_fixtures(
     name: str, *, extra_services: tuple[str, ...] = ()
 ) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
@@ -57,13 +80,7 @@ def module_fixtures(
     def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
         with notify_engine(tmp_path_factory.mktemp(name)) as running:
             for service in extra_services:
-                log = (running.directory / f"{service}-2.log").open("ab")
-                running.processes[f"{service}-2"] = subprocess.Popen(
-                    [str(BIN / service), "--config-file", str(running.config_path)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                spawn(running, f"{service}-2")
             yield running
 
     @pytest.fixture

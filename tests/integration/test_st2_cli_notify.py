@@ -6,19 +6,17 @@ SIGKILL loses nothing and sends nothing twice."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 
 import httpx
 import pytest
 
-from tests.integration.conftest import BIN
 from tests.integration.notify_cli import (
+    kill,
     module_fixtures,
     notify_payloads,
     recorded,
+    spawn,
     wait_recorded,
 )
 from tests.integration.st2cli import (
@@ -133,58 +131,40 @@ def test_orquesta_notify_naming_an_unknown_task_fails_the_workflow(
     )
 
 
-def _spawn_notifier(engine: RunningEngine, name: str = "st2notifier") -> subprocess.Popen[bytes]:
-    log = (engine.directory / "st2notifier.log").open("ab")
-    process = subprocess.Popen(
-        [str(BIN / "st2notifier"), "--config-file", str(engine.config_path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    engine.processes[name] = process
-    return process
-
-
 def test_a_notifier_killed_with_sigkill_loses_nothing(
     engine: RunningEngine, st2: St2, api: httpx.Client
 ) -> None:
     """Twenty executions with two routes each while one of two notifiers is SIGKILLed and
     restarted every third execution, then three more while no notifier runs at all: each
     execution gets exactly its two notify triggers once a notifier runs again."""
-    second = _spawn_notifier(engine, "st2notifier-2")
+    spawn(engine, "st2notifier-2")
     killed = 0
-    try:
-        ids = []
-        for index in range(20):
-            ids.append(run_async(st2, "notify_tests.hello", f"who=n{index}"))
-            if index % 3 == 0:
-                os.kill(engine.processes["st2notifier"].pid, signal.SIGKILL)
-                engine.processes["st2notifier"].wait(timeout=10)
-                killed += 1
-                _spawn_notifier(engine)
-        for execution_id in ids:
-            wait_for(api, execution_id, DONE)
-        # With no notifier at all, finished executions wait for the next one.
-        for process in (engine.processes["st2notifier"], second):
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        waiting = [run_async(st2, "notify_tests.hello", f"who=w{index}") for index in range(3)]
-        for execution_id in waiting:
-            wait_for(api, execution_id, DONE)
-        time.sleep(1)
-        assert all(notify_payloads(api, execution_id) == [] for execution_id in waiting)
-        _spawn_notifier(engine)
-        ids += waiting
+    ids = []
+    for index in range(20):
+        ids.append(run_async(st2, "notify_tests.hello", f"who=n{index}"))
+        if index % 3 == 0:
+            kill(engine, "st2notifier")
+            killed += 1
+            spawn(engine, "st2notifier")
+    for execution_id in ids:
+        wait_for(api, execution_id, DONE)
+    # With no notifier at all, finished executions wait for the next one.
+    for name in ("st2notifier", "st2notifier-2"):
+        kill(engine, name)
+    waiting = [run_async(st2, "notify_tests.hello", f"who=w{index}") for index in range(3)]
+    for execution_id in waiting:
+        wait_for(api, execution_id, DONE)
+    time.sleep(1)
+    assert all(notify_payloads(api, execution_id) == [] for execution_id in waiting)
+    spawn(engine, "st2notifier")
+    ids += waiting
 
-        def all_posted() -> bool:
-            return all(len(notify_payloads(api, execution_id)) >= 2 for execution_id in ids)
+    def all_posted() -> bool:
+        return all(len(notify_payloads(api, execution_id)) >= 2 for execution_id in ids)
 
-        eventually(all_posted, "every execution's two notifications", timeout=60)
-        time.sleep(2)
-        for execution_id in ids:
-            routes = sorted(payload["route"] for payload in notify_payloads(api, execution_id))
-            assert routes == ["chat", "mail"], (execution_id, routes)
-        assert killed == 7
-    finally:
-        if second.poll() is None:
-            second.kill()
+    eventually(all_posted, "every execution's two notifications", timeout=60)
+    time.sleep(2)
+    for execution_id in ids:
+        routes = sorted(payload["route"] for payload in notify_payloads(api, execution_id))
+        assert routes == ["chat", "mail"], (execution_id, routes)
+    assert killed == 7

@@ -17,7 +17,9 @@ import yaml
 
 from tests.integration.notify_cli import (
     executions,
+    kill,
     module_fixtures,
+    spawn,
 )
 from tests.integration.st2cli import (
     RunningEngine,
@@ -49,11 +51,13 @@ def test_policy_types_and_the_packs_policies(st2: St2) -> None:
         "notify_tests.busy_host.concurrency",
         "notify_tests.flaky.retry",
         "notify_tests.slow.retry",
+        "notify_tests.unlucky.retry",
     ]
     by_type = ok(st2("policy", "list", "-pt", "action.retry", "-j"))
     assert {row["ref"] for row in by_type} == {
         "notify_tests.flaky.retry",
         "notify_tests.slow.retry",
+        "notify_tests.unlucky.retry",
     }
     flaky = ok(st2("policy", "get", "notify_tests.flaky.retry", "-j"))
     assert flaky["parameters"] == {"retry_on": "failure", "max_retry_count": 2, "delay": 2}
@@ -152,6 +156,33 @@ def test_retry_on_timeout(st2: St2, api: httpx.Client) -> None:
     assert runs[1]["context"]["policies"]["retry"]["retry_count"] == 1
     # A failure is not retried by a policy that retries on timeout only.
     assert len(executions(api, "notify_tests.flaky")) == 3
+
+
+def test_a_retry_survives_the_notifier_and_every_scheduler_killed(
+    engine: RunningEngine, st2: St2, api: httpx.Client
+) -> None:
+    """SIGKILL the notifier and both schedulers right after the first run failed (whether or not
+    the notifier had requested the retry yet) and start them four seconds later: the retry is
+    requested once and runs, no sooner than its delay."""
+    first = run_async(st2, "notify_tests.unlucky")
+    eventually(
+        lambda: api.get(f"/executions/{first}").json()["status"] in DONE, "the first run to end"
+    )
+    killed = ("st2notifier", "st2scheduler", "st2scheduler-2")
+    for name in killed:
+        kill(engine, name)
+    time.sleep(4)
+    for name in killed:
+        spawn(engine, name)
+    runs = _retries(api, "notify_tests.unlucky", 2)
+    time.sleep(4)
+    runs = executions(api, "notify_tests.unlucky")
+    assert [run["status"] for run in runs] == ["failed", "failed"]
+    assert (
+        runs[1]["context"]["policies"]["retry"]["retried_liveaction_id"]
+        == (runs[0]["liveaction"]["id"])
+    )
+    assert (_running_at(runs[1]) - _ended_at(runs[0])).total_seconds() >= 3
 
 
 class Sampler:
