@@ -2,9 +2,10 @@
 
 As StackStorm builds them (:func:`~poundcake.engine.packs.virtualenvs.pack_python_environment`):
 the pack's virtualenv interpreter when it has one (else ours), and on the path our StackStorm
-compatibility modules (``st2reactor.sensor.base``), the virtualenv's site-packages (so the pack's
-own versions win), the pack's ``lib/`` (with ``[packs] enable_common_libs``), the engine's own import path so the wrapper reaches our
-code and the database, then the sensor's directory.
+compatibility modules (``st2reactor.sensor.base``), the pack's ``lib/`` (only with ``[packs]
+enable_common_libs``), the virtualenv's site-packages (so the pack's own versions win), the
+engine's own import path so the wrapper reaches our code and the database, then the sensor's
+directory.
 """
 
 from __future__ import annotations
