@@ -249,6 +249,13 @@ class CabAnswer(Schema):
     cab: AppliedCab
 
 
+class ErrorAnswer(Schema):
+    """Any refused request: ``{"request_id", "error"}`` (see ``responses.error_response``)."""
+
+    request_id: str
+    error: str
+
+
 class ValidationAnswer(Schema):
     """``POST /api/v1/cabs/validate`` (200 when valid, else 400)."""
 

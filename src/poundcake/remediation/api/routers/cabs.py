@@ -20,6 +20,7 @@ from poundcake.remediation.api.schemas import (
     ApplyAnswer,
     CabAnswer,
     CabsAnswer,
+    ErrorAnswer,
     ValidationAnswer,
     body,
 )
@@ -102,7 +103,8 @@ def get_one(
 
 @router.post(
     "/cabs/validate",
-    responses={200: {"model": ValidationAnswer}, 400: {"model": ValidationAnswer}},
+    # A 400 lists the problems of a well-formed CAB, or refuses a body that is not one.
+    responses={200: {"model": ValidationAnswer}, 400: {"model": ValidationAnswer | ErrorAnswer}},
 )
 def validate(
     _operator: Operator,
