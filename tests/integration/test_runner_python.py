@@ -771,3 +771,27 @@ def test_stackstorms_wait_for_ssh_with_oslo_config_and_paramiko_ssh(tmp_path: Pa
         "status": 0,
         "missing": "no such option [system_user] no_such_option in st2.conf",
     }
+
+
+def test_eventlet_is_importable_without_the_pack_listing_it(tmp_path: Path) -> None:
+    # StackStorm's examples.python-mock-create-vm and many Exchange sensors import eventlet
+    # without listing it, because StackStorm hands pack code its own libraries.
+    virtualenvs = tmp_path / "virtualenvs"
+    make_virtualenv(virtualenvs, "examples")
+    path = write_action(
+        tmp_path,
+        "green",
+        """
+        import eventlet
+        from st2common.runners.base_action import Action
+
+        class Green(Action):
+            def run(self):
+                eventlet.sleep(0.01)
+                return "slept"
+        """,
+    )
+    services = RunnerServices(virtualenvs=virtualenvs)
+    outcome = run(PythonRunner(make_request(path), Recorder(), services))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == "slept"
