@@ -240,7 +240,33 @@ def test_a_module_without_one_action_class_fails(tmp_path: Path) -> None:
     path = write_action(tmp_path, "empty", "VALUE = 1\n")
     outcome = run(PythonRunner(make_request(path), Recorder()))
     assert outcome.status is ExecutionStatus.FAILED
-    assert "must define exactly one subclass" in outcome.result["stderr"]
+    assert "defines no action class" in outcome.result["stderr"]
+
+
+def test_a_class_with_run_that_does_not_subclass_action_is_the_action(tmp_path: Path) -> None:
+    # The Exchange's jira pack defines its own Action base; StackStorm's loader takes the first
+    # class (by name) of the file that implements run, and so does ours.
+    path = write_action(
+        tmp_path,
+        "own_base",
+        """
+        class Action(object):
+            def __init__(self, config):
+                self.config = config
+
+        class ZHelper(object):
+            def run(self):
+                return "not me"
+
+        class GetIssue(Action):
+            def run(self, key):
+                return {"key": key, "config": self.config}
+        """,
+    )
+    request = make_request(path, action_parameters={"key": "PC-1"})
+    outcome = run(PythonRunner(request, Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == {"key": "PC-1", "config": {}}
 
 
 def test_helpers_and_intermediate_bases_are_not_the_action(tmp_path: Path) -> None:
