@@ -42,7 +42,8 @@ cleanup() {
     return
   fi
   ST2_CONFIG_PATH="$WORKDIR/st2.conf" "$ST2CTL" stop >/dev/null 2>&1
-  [ -f "$WORKDIR/sshd.pid" ] && kill "$(cat "$WORKDIR/sshd.pid")" 2>/dev/null
+  # SIGINT, so that running_sshd's block ends and stops its sshd.
+  [ -f "$WORKDIR/sshd.pid" ] && kill -INT "$(cat "$WORKDIR/sshd.pid")" 2>/dev/null
   mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $NAME; DROP DATABASE IF EXISTS ${NAME}_core"
   rabbitmqctl -q delete_vhost "$NAME" >/dev/null 2>&1
 }
@@ -115,7 +116,9 @@ run_action() {
   local label=$1; shift
   local started id
   started=$(timeout 60 st2 run "$@" -a -j 2>&1)
-  if ! id=$(printf '%s' "$started" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["id"])' 2>/dev/null); then
+  # st2 run -a prints the execution (and a hint naming its id); a refusal prints an error.
+  id=$(printf '%s' "$started" | grep -oE 'execution tail [0-9a-f]{24}' | grep -oE '[0-9a-f]{24}' | head -1)
+  if [ -z "$id" ]; then
     note "$(printf '  %-60s refused: %s' "$label" "$(printf '%s' "$started" | grep -v '^$' | tail -1 | cut -c1-110)")"
     return
   fi
@@ -149,10 +152,17 @@ ref, status, spawns = doc["ref"], doc.get("status") or "-", doc.get("spawn_count
 print(f"  {ref:<40} {status:<9} spawns={spawns} {error}")' | tee -a "$SUMMARY"
 }
 
-count_files() { # pack dir, kind
-  find "$1/$2" -maxdepth 1 -name '*.yaml' 2>/dev/null | while read -r f; do
-    "$PY" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); print(1 if isinstance(d, dict) and (d.get("runner_type") or d.get("trigger") or d.get("class_name") or d.get("action_ref")) else 0)' "$f"
-  done | grep -c 1
+count_files() { # pack dir, kind: metadata files of that kind
+  "$PY" -c '
+import sys
+from pathlib import Path
+import yaml
+keys = ("runner_type", "trigger", "class_name", "action_ref")
+count = 0
+for path in sorted(Path(sys.argv[1], sys.argv[2]).glob("*.yaml")):
+    document = yaml.safe_load(path.read_text())
+    count += isinstance(document, dict) and any(document.get(key) for key in keys)
+print(count)' "$1" "$2"
 }
 
 registered() { # pack
@@ -255,8 +265,9 @@ for name in $EXCHANGE_PACKS; do
 import json, subprocess, sys
 doc = json.load(sys.stdin)[0]
 detail = json.loads(subprocess.run(["st2", "execution", "get", doc["id"], "-j"], capture_output=True, text=True).stdout)
-lines = [l for l in str((detail.get("result") or {}).get("stderr") or detail.get("result")).splitlines() if "rror" in l]
-print(lines[-1].strip()[:140] if lines else doc["status"])')
+text = str((detail.get("result") or {}).get("stderr") or detail.get("result"))
+lines = [l for l in text.splitlines() if "Failed building wheel" in l] or [l for l in text.splitlines() if "rror" in l]
+print(lines[0].strip()[:140] if lines else doc["status"])')
     note "  $name: install failed: $reason"
     continue
   fi
