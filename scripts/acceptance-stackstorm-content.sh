@@ -42,8 +42,7 @@ cleanup() {
     return
   fi
   ST2_CONFIG_PATH="$WORKDIR/st2.conf" "$ST2CTL" stop >/dev/null 2>&1
-  # SIGINT, so that running_sshd's block ends and stops its sshd.
-  [ -f "$WORKDIR/sshd.pid" ] && kill -INT "$(cat "$WORKDIR/sshd.pid")" 2>/dev/null
+  [ -f "$WORKDIR/sshd.pid" ] && kill "$(cat "$WORKDIR/sshd.pid")" 2>/dev/null
   mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $NAME; DROP DATABASE IF EXISTS ${NAME}_core"
   rabbitmqctl -q delete_vhost "$NAME" >/dev/null 2>&1
 }
@@ -210,9 +209,11 @@ remote=()
 if command -v sshd >/dev/null || [ -x /usr/sbin/sshd ]; then
   mkdir -p "$WORKDIR/sshd"
   "$PY" - "$WORKDIR/sshd" >"$WORKDIR/sshd.log" 2>&1 <<'EOF' &
-import json, sys, time
+import json, signal, sys, time
 from pathlib import Path
 sys.path.insert(0, ".")
+# SIGTERM ends the block below, which stops the sshd.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 from tests.integration.sshd import running_sshd
 with running_sshd(Path(sys.argv[1])) as server:
     Path(sys.argv[1], "info.json").write_text(json.dumps({"port": server.port, "user": server.username, "key": str(server.private_key_path)}))
