@@ -123,12 +123,13 @@ run_action() {
   fi
   for _ in $(seq 300); do
     st2 execution get "$id" -j >"$WORKDIR/execution.json" 2>/dev/null
-    "$PY" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["status"] not in ("succeeded", "failed", "timeout", "canceled", "abandoned"))' "$WORKDIR/execution.json" 2>/dev/null && break
+    # A workflow's JSON is followed by its tasks' list: read the first document only.
+    "$PY" -c 'import json, sys; doc = json.JSONDecoder().raw_decode(open(sys.argv[1]).read())[0]; sys.exit(doc["status"] not in ("succeeded", "failed", "timeout", "canceled", "abandoned"))' "$WORKDIR/execution.json" 2>/dev/null && break
     sleep 1
   done
   "$PY" -c '
 import json, sys
-label, doc = sys.argv[1], json.load(open(sys.argv[2]))
+label, doc = sys.argv[1], json.JSONDecoder().raw_decode(open(sys.argv[2]).read())[0]
 result = doc.get("result") or {}
 if isinstance(result, dict) and len(result) == 1 and isinstance(next(iter(result.values())), dict):
     result = next(iter(result.values()))  # one host of a remote action
