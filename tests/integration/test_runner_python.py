@@ -73,6 +73,13 @@ def make_request(path: Path, **fields: Any) -> RunnerRequest:
     )
 
 
+def succeeded(path: Path, **fields: Any) -> Any:
+    """Run the action at ``path`` and return its result, which must be a success."""
+    outcome = run(PythonRunner(make_request(path, **fields), Recorder()))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    return outcome.result["result"]
+
+
 def run(runner: PythonRunner) -> RunnerOutcome:
     runner.pre_run()
     outcome = runner.run()
@@ -240,7 +247,30 @@ def test_a_module_without_one_action_class_fails(tmp_path: Path) -> None:
     path = write_action(tmp_path, "empty", "VALUE = 1\n")
     outcome = run(PythonRunner(make_request(path), Recorder()))
     assert outcome.status is ExecutionStatus.FAILED
-    assert "must define exactly one subclass" in outcome.result["stderr"]
+    assert "defines no action class" in outcome.result["stderr"]
+
+
+def test_a_class_with_run_that_does_not_subclass_action_is_the_action(tmp_path: Path) -> None:
+    # The Exchange's jira pack defines its own Action base; StackStorm's loader takes the first
+    # class (by name) of the file that implements run, and so does ours.
+    path = write_action(
+        tmp_path,
+        "own_base",
+        """
+        class Action(object):
+            def __init__(self, config):
+                self.config = config
+
+        class ZHelper(object):
+            def run(self):
+                return "not me"
+
+        class GetIssue(Action):
+            def run(self, key):
+                return {"key": key, "config": self.config}
+        """,
+    )
+    assert succeeded(path, action_parameters={"key": "PC-1"}) == {"key": "PC-1", "config": {}}
 
 
 def test_helpers_and_intermediate_bases_are_not_the_action(tmp_path: Path) -> None:
@@ -794,3 +824,69 @@ def test_eventlet_is_there_for_pack_code_as_on_stackstorm(tmp_path: Path) -> Non
     assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
     assert outcome.result["result"] == {"vm_name": "vm1"}
     assert "DSA is deprecated" not in outcome.result["stderr"], "dnspython's import noise"
+
+
+def test_eventlet_is_importable_without_the_pack_listing_it(tmp_path: Path) -> None:
+    # StackStorm's examples.python-mock-create-vm and many Exchange sensors import eventlet
+    # without listing it, because StackStorm hands pack code its own libraries.
+    virtualenvs = tmp_path / "virtualenvs"
+    make_virtualenv(virtualenvs, "examples")
+    path = write_action(
+        tmp_path,
+        "green",
+        """
+        import eventlet
+        from st2common.runners.base_action import Action
+
+        class Green(Action):
+            def run(self):
+                eventlet.sleep(0.01)
+                return "slept"
+        """,
+    )
+    services = RunnerServices(virtualenvs=virtualenvs)
+    outcome = run(PythonRunner(make_request(path), Recorder(), services))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    assert outcome.result["result"] == "slept"
+
+
+def test_st2common_isotime_as_exchange_packs_use_it(tmp_path: Path) -> None:
+    # The Exchange's github actions format PyGithub's naive UTC datetimes with it; its aws
+    # sensor parses CloudTrail's eventTime.
+    path = write_action(
+        tmp_path,
+        "times",
+        """
+        import datetime
+
+        from st2common.runners.base_action import Action
+        from st2common.util import isotime
+        from st2common.util.date import get_datetime_utc_now
+
+        class Times(Action):
+            def run(self):
+                naive = datetime.datetime(2024, 5, 1, 12, 30, 15, 250000)
+                parsed = isotime.parse("2024-05-01T12:30:15Z")
+                try:
+                    isotime.parse("yesterday")
+                    refused = None
+                except ValueError as error:
+                    refused = str(error)
+                return {
+                    "naive": isotime.format(naive),
+                    "short": isotime.format(naive, usec=False, offset=False),
+                    "epoch": isotime.format(0),
+                    "parsed": isotime.format(parsed, usec=False),
+                    "aware": get_datetime_utc_now().tzinfo is not None,
+                    "refused": refused,
+                }
+        """,
+    )
+    assert succeeded(path) == {
+        "naive": "2024-05-01T12:30:15.250000+00:00",
+        "short": "2024-05-01T12:30:15Z",
+        "epoch": "1970-01-01T00:00:00.000000+00:00",
+        "parsed": "2024-05-01T12:30:15+00:00",
+        "aware": True,
+        "refused": "Datetime value does not match expected format.",
+    }

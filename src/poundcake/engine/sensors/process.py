@@ -6,7 +6,9 @@ it holds: a sensor disabled, changed or taken over is stopped; a held sensor tha
 is started, unless it is waiting out its back-off. A sensor process that exits non-zero (a
 crash, SIGKILL, an error at import or setup) is restarted after ``respawn_delay`` doubled at
 each failure in a row, up to ``max_respawn_delay``; one that ran ``STABLE_AFTER`` seconds counts
-as healthy again. A sensor that returns from ``run()`` (exit 0) is not restarted, as in
+as healthy again. A sensor waiting out its back-off starts at once when its pack's virtualenv
+changes (``st2 run packs.setup_virtualenv`` after a failure for a missing requirement). A
+sensor that returns from ``run()`` (exit 0) is not restarted, as in
 StackStorm. Every start and exit stores a ``core.st2.sensor.process_spawn`` or
 ``process_exit`` trigger instance, and the sensor's status and last error are written where
 ``st2 sensor get`` shows them.
@@ -32,7 +34,7 @@ import sqlalchemy as sa
 from poundcake.config_sections import SensorContainerSection
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
-from poundcake.engine.packs.virtualenvs import VirtualenvError
+from poundcake.engine.packs.virtualenvs import VirtualenvError, virtualenvs_dir
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.sensors.children import SensorChild, spawn_child
 from poundcake.engine.sensors.partitioners import Partitioner, make_partitioner
@@ -63,6 +65,7 @@ class Backoff:
     not_before: float = 0.0
     finished: bool = False
     failed_early: bool = False
+    virtualenv: int | None = None
 
 
 class SensorContainer:
@@ -169,8 +172,17 @@ class SensorContainer:
         if record:
             self._status(ref, SensorStatus.STOPPED, exit_code=exit_code, keep_error=True)
 
+    def _virtualenv_stamp(self, pack: str) -> int | None:
+        """When the pack's virtualenv directory last changed (setup adds and removes its
+        marker file there, and a new one replaces it); None when it has none."""
+        try:
+            return (virtualenvs_dir(self.runtime.config) / pack).stat().st_mtime_ns
+        except OSError:
+            return None
+
     def _failed(self, ref: str, status: SensorStatus, error: str, exit_code: int | None) -> None:
         state = self.backoff.setdefault(ref, Backoff())
+        state.virtualenv = self._virtualenv_stamp(ref.split(".", 1)[0])
         state.failures += 1
         state.failed_early = status is SensorStatus.FAILED
         delay = min(
@@ -248,9 +260,17 @@ class SensorContainer:
         for ref in sorted(self.held):
             sensor = wanted.get(ref)
             state = self.backoff.setdefault(ref, Backoff())
-            if sensor is None or ref in self.children or state.finished or now < state.not_before:
+            if sensor is None or ref in self.children or state.finished:
+                continue
+            if now < state.not_before and not self._virtualenv_changed(sensor, state):
                 continue
             self.start(sensor)
+
+    def _virtualenv_changed(self, sensor: SensorToRun, state: Backoff) -> bool:
+        if not state.failures or self._virtualenv_stamp(sensor.pack) == state.virtualenv:
+            return False
+        logger.info("The virtualenv of pack %s changed; starting %s now", sensor.pack, sensor.ref)
+        return True
 
     def round(self) -> None:
         """One round: leases, exits, starts and stops."""

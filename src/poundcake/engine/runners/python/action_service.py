@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
+    from poundcake.config import St2Config
     from poundcake.engine.keyvalue.datastore import SessionDatastore
     from poundcake.engine.messaging import Publisher
 
@@ -42,30 +44,46 @@ class DatastoreService:
         self._pack = pack
         self._class_name = class_name
         self._user = user
+        self._config: St2Config | None = None
         self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
         self._datastore: SessionDatastore | None = None
         self._publisher: Publisher | None = None
 
-    def _store(self) -> SessionDatastore:
-        if self._datastore is None:
+    def _connect(self) -> tuple[sessionmaker[Session], Publisher]:
+        """Open the database and broker connections on first use."""
+        if self._sessions is None or self._publisher is None:
             from poundcake.config import load_st2_config
             from poundcake.db.engine import make_st2_engine
             from poundcake.db.session import make_session_factory
-            from poundcake.engine.keyvalue.crypto import key_path_from_config
-            from poundcake.engine.keyvalue.datastore import SessionDatastore
             from poundcake.engine.messaging import Publisher
 
-            config = load_st2_config()
-            self._engine = make_st2_engine(config, pool_size=1)
-            self._publisher = Publisher(config.messaging_url)
+            self._config = load_st2_config()
+            self._engine = make_st2_engine(self._config, pool_size=1)
+            self._publisher = Publisher(self._config.messaging_url)
+            self._sessions = make_session_factory(self._engine)
+        return self._sessions, self._publisher
+
+    def _store(self) -> SessionDatastore:
+        if self._datastore is None:
+            from poundcake.engine.keyvalue.crypto import key_path_from_config
+            from poundcake.engine.keyvalue.datastore import SessionDatastore
+
+            sessions, publisher = self._connect()
+            assert self._config is not None  # set by _connect
             self._datastore = SessionDatastore(
-                make_session_factory(self._engine),
-                key_path=key_path_from_config(config),
+                sessions,
+                key_path=key_path_from_config(self._config),
                 user=self._user,
                 local_prefix=f"{self._pack}.{self._class_name}",
-                publisher=self._publisher,
+                publisher=publisher,
             )
         return self._datastore
+
+    def get_api_client(self) -> ApiClient:
+        """The part of StackStorm's API client that packs use from an action:
+        ``webhooks.post_generic_webhook`` (``core.inject_trigger``)."""
+        return ApiClient(self)
 
     def get_user_info(self) -> dict[str, Any]:
         """Return who the datastore calls act for: the user who ran the execution."""
@@ -141,3 +159,41 @@ class ActionService(DatastoreService):
     def datastore_service(self) -> DatastoreService:
         """The datastore service itself, as StackStorm exposes it."""
         return self
+
+
+class WebhooksClient:
+    """``client.webhooks`` of StackStorm's API client: posting to the generic webhook."""
+
+    def __init__(self, service: DatastoreService) -> None:
+        self._service = service
+
+    def post_generic_webhook(
+        self, trigger: str, payload: Any = None, trace_tag: str | None = None
+    ) -> dict[str, Any]:
+        """Store an instance of ``trigger`` as ``POST /v1/webhooks/st2`` does and return the
+        body that endpoint echoes. ``trace_tag`` is accepted and not kept (there are no traces)."""
+        from poundcake.engine.triggers.instances import announce_trigger_instances
+        from poundcake.engine.webhooks.service import dispatch_generic
+
+        body = {"trigger": trigger, "payload": payload or {}}
+        sessions, publisher = self._service._connect()
+        with sessions() as session:
+            instance = dispatch_generic(session=session, body=body)
+            session.commit()
+        announce_trigger_instances(publisher, [instance])
+        return body
+
+
+class ApiClient:
+    """What ``datastore_service.get_api_client()`` returns. StackStorm's is a full st2client;
+    here only ``webhooks.post_generic_webhook`` is offered, and any other resource is refused
+    by name rather than missing silently."""
+
+    def __init__(self, service: DatastoreService) -> None:
+        self.webhooks = WebhooksClient(service)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"client.{name} is not offered to actions by PoundCake's engine: "
+            "an action's API client has only webhooks.post_generic_webhook"
+        )

@@ -58,33 +58,49 @@ def _import_module(path: Path) -> ModuleType:
     return module
 
 
+def _implements_run(cls: type[Any]) -> bool:
+    run = inspect.getattr_static(cls, "run", None)
+    return inspect.isfunction(run) and not getattr(run, "__isabstractmethod__", False)
+
+
 def load_action_class(path: Path) -> type[Any]:
-    """Import ``path`` and return the one concrete Action subclass defined in it."""
+    """Import ``path`` and return its action class.
+
+    That is the most derived concrete ``Action`` subclass defined in the file. As StackStorm's
+    loader does, a file whose classes do not subclass ``Action`` (the Exchange's ``jira`` pack
+    defines its own ``Action``) gets the first of its classes, by name, that implements
+    ``run``, and among several candidates the first by name is taken.
+    """
     base: type[Any] = importlib.import_module(ACTION_BASE_MODULE).Action
     # Appended, as StackStorm's loader does: the pack's modules never hide installed ones.
     directory = str(path.parent)
     if directory not in sys.path:
         sys.path.append(directory)
     module = _import_module(path)
+    defined = sorted(
+        (
+            value
+            for value in vars(module).values()
+            if isinstance(value, type) and value.__module__ == module.__name__
+        ),
+        key=lambda cls: cls.__name__,
+    )
     candidates = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, base)
-        and value is not base
-        and value.__module__ == module.__name__
-        and not inspect.isabstract(value)
+        cls
+        for cls in defined
+        if issubclass(cls, base) and cls is not base and not inspect.isabstract(cls)
     ]
     leaves = [
         candidate
         for candidate in candidates
         if not any(other is not candidate and issubclass(other, candidate) for other in candidates)
     ]
-    if len(leaves) != 1:
-        found = ", ".join(sorted(cls.__name__ for cls in leaves)) or "none"
+    if not leaves:
+        leaves = [cls for cls in defined if _implements_run(cls)]
+    if not leaves:
         raise ValidationError(
-            f"{path} must define exactly one subclass of {ACTION_BASE_MODULE}.Action "
-            f"(found: {found})"
+            f"{path} defines no action class: no subclass of {ACTION_BASE_MODULE}.Action "
+            "and no class with a run method"
         )
     return leaves[0]
 

@@ -1,0 +1,1 @@
+"""StackStorm's ``st2common.util`` modules that packs import: ``isotime`` and ``date``."""
