@@ -64,6 +64,11 @@ def test_the_openapi_document_shows_each_answer(
     assert answer("/api/v1/alerts/{alert_id}", "get") == "AlertAnswer"
     assert answer("/api/v1/requests/{trail_id}", "get") == "TrailAnswer"
     assert answer("/api/v1/cabs", "get") == "CabsAnswer"
-    assert answer("/api/v1/cabs/validate", "post", "400") == "ValidationAnswer"
+    refused = paths["/api/v1/cabs/validate"]["post"]["responses"]["400"]["content"]
+    either = refused["application/json"]["schema"]["anyOf"]
+    assert {str(each["$ref"]).rsplit("/", 1)[1] for each in either} == {
+        "ValidationAnswer",
+        "ErrorAnswer",
+    }
     assert answer("/api/v1/cabs/{name}", "put") == "ApplyAnswer"
     assert answer("/api/v1/webhook", "post", "202") == "WebhookAccepted"
