@@ -30,9 +30,12 @@ SENSOR_SERVICES = (
 
 
 def sensor_conf(extra: str = "") -> str:
-    """st2.conf sections for the sensor tests: our pack, quick rounds and a short back-off."""
+    """st2.conf sections for the sensor tests: our pack (whose sensors share its lib/, which
+    StackStorm puts on their path only with ``enable_common_libs``), quick rounds and a short
+    back-off."""
     return (
         f"[content]\npacks_base_paths = {SENSOR_PACKS}\n\n"
+        "[packs]\nenable_common_libs = True\n\n"
         "[rulesengine]\npoll_interval = 0.5\n\n"
         "[sensorcontainer]\npoll_interval = 0.5\nrespawn_delay = 1\nlease_seconds = 4\n"
         f"stop_timeout = 3\n{extra}"
