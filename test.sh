@@ -32,4 +32,4 @@ scripts/install-test-tools.sh
 scripts/gates.sh
 echo "== pytest"
 # Test files run in parallel, each on one worker (tests/conftest.py schedules them).
-POUNDCAKE_REQUIRE_INTEGRATION=1 .venv/bin/pytest -n "${POUNDCAKE_TEST_WORKERS:-2}" "${@:-tests}"
+POUNDCAKE_REQUIRE_INTEGRATION=1 .venv/bin/pytest -n "${POUNDCAKE_TEST_WORKERS:-3}" "${@:-tests}"
