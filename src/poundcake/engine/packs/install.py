@@ -6,8 +6,9 @@ Dependencies from ``pack.yaml`` are fetched the same way and installed first, un
 installed already (at the version asked for: another version is a conflict, as in StackStorm)
 or ``skip_dependencies`` is set. Each pack is copied to ``<packs directory>/<ref>``, the packs
 directory being the first existing, writable directory of ``[content] packs_base_paths``,
-replacing an older copy, its virtualenv set up (:func:`~poundcake.engine.packs.virtualenvs.installed_virtualenvs`) and registered with all
-its content; a pack that already sits in a directory of the pack search path (a bundled pack)
+replacing an older copy, its virtualenv set up
+(:func:`~poundcake.engine.packs.virtualenvs.installed_virtualenvs`) and registered with all its
+content; a pack that already sits in a directory of the pack search path (a bundled pack)
 is registered where it is. A request that fails anywhere leaves the previous copies in place.
 Functions flush; the caller commits.
 """
