@@ -43,8 +43,8 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.conftest import create_fixture_database, drop_fixture_database  # noqa: E402
-from tests.integration.st2cli import PASSWORD, USER, running_engine  # noqa: E402
+from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database  # noqa: E402
+from tests.integration.support.st2cli import PASSWORD, USER, running_engine  # noqa: E402
 
 from poundcake.config import load_st2_config  # noqa: E402
 from poundcake.db.engine import make_st2_engine  # noqa: E402

@@ -542,7 +542,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
-    from tests.integration.conftest import create_fixture_database, drop_fixture_database
+    from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database
 
     database = f"pcbench_{uuid.uuid4().hex[:8]}"
     create_fixture_database(database)

@@ -56,13 +56,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.st2cli import (
+from tests.integration.support.st2cli import (
     RunningEngine,
     api_key_for,
     child_executions,
     running_engine,
 )
-from tests.integration.workflow_pack import write_workflow_pack
+from tests.integration.support.workflow_pack import write_workflow_pack
 
 PACK = "orqbench"
 SERVICES = ("st2api", "st2auth", "st2scheduler", "st2actionrunner", "st2workflowengine")

@@ -30,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.st2cli import RunningEngine, api_key_for, eventually, running_engine
+from tests.integration.support.st2cli import RunningEngine, api_key_for, eventually, running_engine
 
 STORE_GOAL_SECONDS = 5.0
 GET_P99_GOAL_MS = 1000.0

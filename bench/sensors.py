@@ -42,8 +42,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orquesta import cpu_seconds, deployed_settings, percentile
-from tests.integration.sensor_stack import SENSOR_SERVICES
-from tests.integration.st2cli import (
+from tests.integration.support.sensor_stack import SENSOR_SERVICES
+from tests.integration.support.st2cli import (
     RunningEngine,
     api_key_for,
     eventually,

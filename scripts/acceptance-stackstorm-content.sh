@@ -215,7 +215,7 @@ from pathlib import Path
 sys.path.insert(0, ".")
 # SIGTERM ends the block below, which stops the sshd.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-from tests.integration.sshd import running_sshd
+from tests.integration.support.sshd import running_sshd
 with running_sshd(Path(sys.argv[1])) as server:
     Path(sys.argv[1], "info.json").write_text(json.dumps({"port": server.port, "user": server.username, "key": str(server.private_key_path)}))
     time.sleep(3600)

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-INTEGRATION_DIRS = ("integration", "e2e", "faults", "security")
+TESTS = Path(__file__).resolve().parent
+# The kinds that need the real servers: a test's kind is its first folder under tests/.
+INTEGRATION_KINDS = frozenset({"integration", "e2e", "faults", "security"})
 _outcomes = {"passed": 0, "failed": 0, "skipped": 0}
 
 
@@ -43,9 +45,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_FileScheduler(), "poundcake-file-scheduler")
 
 
+def kind_of_test_file(path: Path) -> str | None:
+    """The kind of a test file: the folder under tests/ it sits in, however deep (None outside)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(TESTS):
+        return None
+    parts = resolved.relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 else None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if Path(item.path).parent.name in INTEGRATION_DIRS:
+        if kind_of_test_file(Path(item.path)) in INTEGRATION_KINDS:
             item.add_marker(pytest.mark.integration)
 
 

@@ -24,14 +24,10 @@ import httpx
 import yaml
 
 from poundcake.ops.key_rotation import write_key_file
-from tests.integration.conftest import (
-    BIN,
-    command_environment,
-    create_fixture_database,
-    drop_fixture_database,
-)
-from tests.integration.redis_db import claim_redis_database, redis_url
-from tests.integration.st2cli import (
+from tests.integration.support.commands import BIN, command_environment
+from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database
+from tests.integration.support.redis_db import claim_redis_database, redis_url
+from tests.integration.support.st2cli import (
     SERVICES,
     RunningEngine,
     api_key_for,

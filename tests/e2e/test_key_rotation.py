@@ -20,7 +20,7 @@ import pytest
 
 from tests import alertmanager
 from tests.e2e.stack import Product, eventually, running_product
-from tests.integration.st2cli import St2, listing, logged_in
+from tests.integration.support.st2cli import St2, listing, logged_in
 
 CABS: dict[str, dict[str, Any]] = {
     "rotation": {

@@ -24,7 +24,7 @@ from tests.e2e.web_browser import (
     log_in,
     log_in_and_wait,
 )
-from tests.integration.conftest import admin_sql
+from tests.integration.support.mariadb import admin_sql
 
 UITREE = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "uitree"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect, sync_playwright
 
 from tests.e2e.stack import Product
-from tests.integration.conftest import BIN, command_environment
+from tests.integration.support.commands import BIN, command_environment
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

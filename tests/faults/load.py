@@ -21,8 +21,8 @@ import httpx
 import pymysql
 
 from tests import alertmanager
-from tests.integration.conftest import admin_connection
-from tests.integration.st2cli import eventually
+from tests.integration.support.mariadb import admin_connection
+from tests.integration.support.st2cli import eventually
 
 ALERT_NAME = "FaultLoad"
 SLOW_ALERT_NAME = "FaultSlow"

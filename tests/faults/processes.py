@@ -9,8 +9,8 @@ import subprocess
 import threading
 
 from tests.e2e.stack import ENGINE_SERVICES, Product
-from tests.integration.conftest import BIN, command_environment
-from tests.integration.st2cli import service_command
+from tests.integration.support.commands import BIN, command_environment
+from tests.integration.support.st2cli import service_command
 
 POUNDCAKE_SERVICES = ("poundcake-api", "poundcake-worker", "poundcake-beat")
 

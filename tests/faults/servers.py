@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pymysql
 
-from tests.integration.st2cli import eventually, free_port
+from tests.integration.support.st2cli import eventually, free_port
 
 MARIADB_INSTALL = "/usr/bin/mariadb-install-db"
 MARIADBD = "/usr/sbin/mariadbd"

@@ -22,8 +22,8 @@ import pytest
 from tests.e2e.stack import wait_for_health
 from tests.faults.load import Sender, notification
 from tests.faults.servers import MariaDB, private_mariadb
-from tests.integration.conftest import BIN, command_environment, run_command
-from tests.integration.st2cli import free_port
+from tests.integration.support.commands import BIN, command_environment, run_command
+from tests.integration.support.st2cli import free_port
 
 TOKEN = "faults-intake-token-5d1e0c2b"
 DATABASE = "poundcake_faults"

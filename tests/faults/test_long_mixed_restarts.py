@@ -25,7 +25,7 @@ from tests.faults.load import (
     wait_settled,
 )
 from tests.faults.processes import forget, kill, process, start
-from tests.integration.st2cli import eventually
+from tests.integration.support.st2cli import eventually
 
 RATE = 1.0
 STEP_TIMEOUT = 60

@@ -28,7 +28,7 @@ from tests.faults.load import (
     wait_settled,
 )
 from tests.faults.processes import forget, kill, process, running, start
-from tests.integration.st2cli import eventually
+from tests.integration.support.st2cli import eventually
 
 WORKER_KILL_ALERTS = 40
 KILLS = 4
@@ -123,7 +123,8 @@ def test_a_runner_killed_mid_step_abandons_its_executions(faulty: FaultProduct) 
     ``failed`` instead of hanging, and the next alert is remediated by a fresh runner.
 
     The engine-level case (one execution, its lease and status log) is
-    ``tests/integration/test_engine_process_faults.py``; this one follows it through PoundCake.
+    ``tests/integration/engine/test_engine_process_faults.py``; this one follows it through
+    PoundCake.
     """
     product = faulty.product
     crashes = len(faulty.crashes.crashed)

@@ -30,21 +30,20 @@ import httpx
 import pytest
 
 from tests.faults.load import TERMINAL_EXECUTIONS
-from tests.integration.conftest import (
-    BIN,
+from tests.integration.support.commands import BIN, command_environment
+from tests.integration.support.mariadb import (
     admin_sql,
-    command_environment,
     create_fixture_database,
     drop_fixture_database,
 )
-from tests.integration.st2cli import (
+from tests.integration.support.st2cli import (
     RunningEngine,
     api_key_for,
     child_executions,
     eventually,
     running_engine,
 )
-from tests.integration.workflow_pack import write_workflow_pack
+from tests.integration.support.workflow_pack import write_workflow_pack
 
 PACK = "faults_orquesta"
 EFFECT_ITEMS = 40

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 from poundcake.db.session import unit_of_work
 from poundcake.engine.packs.locations import content_locations
 from poundcake.engine.packs.registration import register_packs
-from tests.integration.conftest import create_fixture_database, drop_fixture_database
-from tests.integration.engine_stack import EngineStack, engine_stack
+from tests.integration.support.engine_stack import EngineStack, engine_stack
+from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.e2e.stack import TOKEN, Product
-from tests.integration.st2cli import PASSWORD, USER
+from tests.integration.support.st2cli import PASSWORD, USER
 
 EXAMPLES_PER_OPERATION = 6
 EXAMPLES_PER_KNOWN_OBJECT = 3

@@ -34,8 +34,8 @@ from poundcake.engine.webhooks.service import dispatch_generic
 from poundcake.remediation.cabs.definition import parse_cab
 from poundcake.remediation.cabs.pack import PACK as CABS_PACK
 from poundcake.remediation.cabs.pack import write_pack
-from tests.integration.engine_stack import EngineStack
-from tests.integration.sshd import SshServer, running_sshd
+from tests.integration.support.engine_stack import EngineStack
+from tests.integration.support.sshd import SshServer, running_sshd
 from tests.security.hostile import VALUES, with_canary
 from tests.security.peers import HttpPeer, http_peer, running_engine
 

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from tests.e2e.stack import TOKEN, Product
-from tests.integration.conftest import admin_connection
-from tests.integration.st2cli import PASSWORD, USER, eventually
+from tests.integration.support.mariadb import admin_connection
+from tests.integration.support.st2cli import PASSWORD, USER, eventually
 from tests.security.conftest import CAB_ALERT, alert_notification
 
 TEXT_TYPES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json")

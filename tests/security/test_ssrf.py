@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from poundcake.engine.executions.models import ExecutionDB
-from tests.integration.engine_stack import EngineStack
+from tests.integration.support.engine_stack import EngineStack
 from tests.security.peers import HttpPeer, http_peer, running_engine
 
 METADATA = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"

@@ -1,0 +1,66 @@
+"""``st2-setup-auth`` creates logins in the engine's database, idempotently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from poundcake.config import load_st2_config
+from poundcake.db.engine import make_st2_engine
+from poundcake.engine.auth.models import UserDB
+from poundcake.engine.auth.users import authenticate
+from tests.integration.support.commands import command_environment, run_command
+
+
+def test_setup_auth_creates_then_changes_nothing_then_changes_password(
+    tmp_path: Path, scratch_database: str
+) -> None:
+    conf = tmp_path / "st2.conf"
+    conf.write_text(
+        "[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\n"
+        f"db_name = {scratch_database}\n"
+    )
+    env = command_environment(tmp_path)
+    assert run_command("st2-setup-db", "--config-file", str(conf), env=env).returncode == 0
+    first = run_command(
+        "st2-setup-auth",
+        "--user",
+        "st2admin",
+        "--password",
+        "Ch@ngeMe-1",
+        "--config-file",
+        str(conf),
+        env=env,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stdout
+    again = run_command(
+        "st2-setup-auth", "-u", "st2admin", "-p", "Ch@ngeMe-1", "--config-file", str(conf), env=env
+    )
+    assert "nothing to do" in again.stdout
+    changed = run_command(
+        "st2-setup-auth",
+        "-u",
+        "st2admin",
+        "-p",
+        "other-password",
+        "--config-file",
+        str(conf),
+        env=env,
+    )
+    assert "changed" in changed.stdout
+    engine = make_st2_engine(load_st2_config(conf))
+    with Session(engine) as session:
+        stored = session.scalar(sa.select(UserDB.password_hash).where(UserDB.name == "st2admin"))
+        assert stored is not None and "other-password" not in stored
+        assert authenticate(session, name="st2admin", password="other-password")
+        assert not authenticate(session, name="st2admin", password="Ch@ngeMe-1")
+        assert not authenticate(session, name="nobody", password="other-password")
+    engine.dispose()
+    short = run_command(
+        "st2-setup-auth", "-u", "x", "-p", "short", "--config-file", str(conf), env=env
+    )
+    assert short.returncode != 0
+    assert short.stderr.strip().startswith("error: password must have at least 8 characters")

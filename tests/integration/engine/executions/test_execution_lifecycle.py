@@ -1,0 +1,159 @@
+"""Executions through the real scheduler and action runner, on MariaDB and RabbitMQ."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from poundcake.db.session import unit_of_work
+from poundcake.engine.actionrunner.request import build_request, load_claimed
+from poundcake.engine.executions.service import cancel_execution
+from poundcake.engine.packs.models import ConfigSchemaDB
+from poundcake.exceptions import ValidationError
+from poundcake.ids import new_id
+from tests import factories
+from tests.integration.support.engine_stack import EngineStack, engine_stack
+
+NOOP_PARAMETERS = {
+    "message": {"type": "string", "required": True},
+    "count": {"type": "integer", "default": 3},
+    "note": {"type": "string", "default": "{{ message }} x{{ count }}"},
+    "locked": {"type": "boolean", "default": False, "immutable": True},
+    "token": {"type": "string", "secret": True},
+}
+
+
+@pytest.fixture
+def stack(tmp_path: Path, scratch_database: str) -> Iterator[EngineStack]:
+    with engine_stack(tmp_path, scratch_database) as running:
+        with unit_of_work(running.runtime.sessions) as session:
+            factories.runner_type(session, "noop")
+            factories.pack(session, "tests")
+            factories.action(session, "tests.noop", "noop", NOOP_PARAMETERS)
+            factories.action(session, "tests.off", "noop", enabled=False)
+        yield running
+
+
+def test_noop_goes_through_every_status(stack: EngineStack) -> None:
+    stack.start_scheduler()
+    stack.start_runner()
+    requested = stack.request("tests.noop", {"message": "hi", "count": "5"})
+    done = stack.wait(requested.execution_id)
+    assert done.status == "succeeded"
+    assert [entry["status"] for entry in done.log] == [
+        "requested",
+        "scheduled",
+        "running",
+        "succeeded",
+    ]
+    assert done.result == {
+        "failed": False,
+        "succeeded": True,
+        "return_code": 0,
+        "stdout": "",
+        "stderr": "",
+    }
+    assert done.parameters == {"message": "hi", "count": 5}
+    assert done.action_snapshot["ref"] == "tests.noop"
+    assert done.runner["name"] == "noop"
+    assert done.end_timestamp is not None and done.end_timestamp >= done.start_timestamp
+    assert done.context["user"] == "tester"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        (
+            {"message": "x", "bogus": 1},
+            "Additional properties are not allowed ('bogus' was unexpected)",
+        ),
+        (
+            {"message": "x", "locked": True},
+            "Override of immutable parameter(s) ['locked'] is unsupported.",
+        ),
+        ({}, "'message' is a required property"),
+        ({"message": "x", "count": "many"}, "Parameter 'count': 'many' is not a valid integer"),
+    ],
+)
+def test_bad_parameters_are_refused_with_stackstorm_messages(
+    stack: EngineStack, parameters: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        stack.request("tests.noop", parameters)
+    assert str(raised.value) == message
+
+
+def test_unknown_and_disabled_actions_are_refused(stack: EngineStack) -> None:
+    with pytest.raises(ValidationError, match=re.escape('Action "tests.nope" cannot be found.')):
+        stack.request("tests.nope")
+    disabled = 'Unable to execute. Action "tests.off" is disabled.'
+    with pytest.raises(ValidationError, match=re.escape(disabled)):
+        stack.request("tests.off")
+
+
+def test_config_context_has_the_schema_defaults_without_a_config_file(
+    stack: EngineStack,
+) -> None:
+    # StackStorm's fixtures.render_config_context defaults a parameter to
+    # {{ config_context.config_item_one }}, which only the pack's config schema defines.
+    with unit_of_work(stack.runtime.sessions) as session:
+        schema = {"config_item_one": {"type": "string", "default": "Testing"}}
+        session.add(ConfigSchemaDB(id=new_id(), pack="tests", attributes=schema))
+        parameters = {
+            "value1": {"type": "string", "default": "{{ config_context.config_item_one }}"}
+        }
+        factories.action(session, "tests.configured", "noop", parameters)
+    requested = stack.request("tests.configured")
+    with unit_of_work(stack.runtime.sessions) as session:
+        work = load_claimed(session, [requested.liveaction_id])[requested.liveaction_id]
+        assert work.config == {"config_item_one": "Testing"}
+        assert build_request(session, work).action_parameters == {"value1": "Testing"}
+
+
+def test_cancel_before_scheduling_cancels_at_once(stack: EngineStack) -> None:
+    requested = stack.request("tests.noop", {"message": "later"})
+    with unit_of_work(stack.runtime.sessions) as session:
+        outcome = cancel_execution(session, requested.execution_id, user="tester")
+    assert outcome.refused is None
+    stack.start_scheduler()
+    stack.start_runner()
+    canceled = stack.wait(requested.execution_id)
+    assert canceled.status == "canceled"
+    assert canceled.result == {"message": "Action canceled by user.", "user": "tester"}
+    with unit_of_work(stack.runtime.sessions) as session:
+        again = cancel_execution(session, requested.execution_id, user="tester")
+    assert again.refused is None
+
+
+def test_cancel_of_a_finished_execution_is_refused(stack: EngineStack) -> None:
+    stack.start_scheduler()
+    stack.start_runner()
+    requested = stack.request("tests.noop", {"message": "hi"})
+    stack.wait(requested.execution_id)
+    with unit_of_work(stack.runtime.sessions) as session:
+        outcome = cancel_execution(session, requested.execution_id, user="tester")
+    assert outcome.refused == "Action cannot be canceled. State = succeeded."
+
+
+def test_lost_requested_message_is_found_by_the_sweep(stack: EngineStack) -> None:
+    from poundcake.engine.executions.service import request_execution
+
+    with unit_of_work(stack.runtime.sessions) as session:
+        requested = request_execution(
+            session, action_ref="tests.noop", parameters={"message": "m"}, user="t"
+        )
+    stack.start_scheduler()
+    stack.start_runner()
+    assert stack.wait(requested.execution_id, timeout=30).status == "succeeded"
+
+
+def test_many_executions_with_two_runners(stack: EngineStack) -> None:
+    stack.start_scheduler()
+    stack.start_runner()
+    stack.start_runner()
+    ids = [stack.request("tests.noop", {"message": str(i)}).execution_id for i in range(60)]
+    statuses = {stack.wait(execution_id).status for execution_id in ids}
+    assert statuses == {"succeeded"}
