@@ -106,7 +106,7 @@ def alert(**overrides: Any) -> Alert:
         "fingerprint": "f00d",
         "starts_at": now,
         "alert_name": "DiskFull",
-        "status": "firing",
+        "alertmanager_status": "firing",
         "state": "received",
         "labels": {"alertname": "DiskFull"},
         "annotations": {},

@@ -80,7 +80,7 @@ def alerts_list(
     env_file: EnvFile = None,
 ) -> None:
     """Alert episodes, most recently updated first."""
-    filters = AlertFilters(state=state, status=status, severity=severity, name=name)
+    filters = AlertFilters(state=state, alertmanager_status=status, severity=severity, name=name)
     with _session(_config(env_file)) as session:
         total, alerts = list_alerts(session, filters, limit=limit)
         documents = [alert_document(alert) for alert in alerts]

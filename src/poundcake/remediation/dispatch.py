@@ -175,7 +175,7 @@ def decide(session: Session, delivery_id: int) -> DeliveryPlan:
     alert, delivery = locked
     if delivery.processed_at is not None:
         return DeliveryPlan(request_id=delivery.request_id, outcome=delivery.outcome or "done")
-    if delivery.status == RESOLVED:
+    if delivery.alertmanager_status == RESOLVED:
         return _close_episode(session, alert, delivery)
     return _plan_dispatch(alert, delivery)
 
@@ -205,7 +205,7 @@ def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
         return _finish(
             delivery, f"repeat: already dispatched as trigger instance {alert.trigger_instance_id}"
         )
-    open_episode = alert.state == AlertState.RECEIVED and alert.status == FIRING
+    open_episode = alert.state == AlertState.RECEIVED and alert.alertmanager_status == FIRING
     if alert.dispatch_key is None:
         if not open_episode:
             return _finish(delivery, f"not dispatched: the episode is {alert.state}")

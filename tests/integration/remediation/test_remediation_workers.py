@@ -223,7 +223,7 @@ def add_alert(
             "ends_at": now if resolved else None,
             "alert_name": name,
             "severity": "critical",
-            "status": "resolved" if resolved else "firing",
+            "alertmanager_status": "resolved" if resolved else "firing",
             "state": "received",
             "labels": {"alertname": name, "team": team, "instance": "web-1"},
             "annotations": {"summary": "disk full"},
@@ -253,7 +253,7 @@ def add_delivery(
         row = AlertDelivery(
             alert_id=identifier,
             request_id=request_id or f"req-{uuid.uuid4().hex[:12]}",
-            status=status,
+            alertmanager_status=status,
             receiver="poundcake",
             group_key='{}:{alertname="x"}',
             received_at=datetime.now(UTC),
@@ -460,7 +460,9 @@ def test_a_resolved_delivery_after_dispatch_keeps_following(
     with unit_of_work(stack.sessions) as session:
         # Intake saw the firing delivery first; the resolved one arrives after the dispatch.
         session.execute(
-            sa.update(Alert).where(Alert.id == identifier).values(status="firing", resolved_at=None)
+            sa.update(Alert)
+            .where(Alert.id == identifier)
+            .values(alertmanager_status="firing", resolved_at=None)
         )
     process_deliveries(resources, [firing])
     process_deliveries(resources, [resolved])
@@ -865,7 +867,11 @@ def test_a_workflow_found_after_the_alert_resolved_is_canceled_by_the_follower(
         session.execute(
             sa.update(Alert)
             .where(Alert.id == cab.id)
-            .values(state="resolved", status="resolved", state_reason=RESOLVED_WHILE_REMEDIATING)
+            .values(
+                state="resolved",
+                alertmanager_status="resolved",
+                state_reason=RESOLVED_WHILE_REMEDIATING,
+            )
         )
     cab.follow(stack.sessions)
     assert cab.engine.canceled == [cab.workflow]

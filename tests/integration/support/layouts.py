@@ -247,7 +247,7 @@ def insert_poundcake_rows(engine: sa.Engine, rows: SampleRows) -> None:
                 starts_at=now,
                 alert_name="DiskFull",
                 severity="critical",
-                status="firing",
+                alertmanager_status="firing",
                 state="remediating",
                 labels={"alertname": "DiskFull", "instance": "web-1"},
                 annotations={"summary": "Disk full on web-1"},

@@ -12,7 +12,8 @@ from poundcake.db.types import IdType, JSONType, UTCDateTime
 
 
 class Alert(Base):
-    """An alert episode with its labels, Alertmanager status and remediation state."""
+    """An alert episode with its labels, what Alertmanager last said of it (``firing`` or
+    ``resolved``: ``alertmanager_status``) and where its remediation is (``state``)."""
 
     __tablename__ = "poundcake_alerts"
     __table_args__ = (
@@ -27,7 +28,11 @@ class Alert(Base):
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     alert_name: Mapped[str] = mapped_column(sa.String(255), index=True)
     severity: Mapped[str | None] = mapped_column(sa.String(64))
-    status: Mapped[str] = mapped_column(sa.String(16))
+    # The column keeps the name ``status`` that operators' queries use; in code it is
+    # ``alertmanager_status``, so it is never mistaken for the episode's ``state``.
+    alertmanager_status: Mapped[str] = mapped_column(
+        "status", sa.String(16), key="alertmanager_status"
+    )
     state: Mapped[str] = mapped_column(sa.String(32))
     labels: Mapped[dict[str, str]] = mapped_column(JSONType(), default=dict)
     annotations: Mapped[dict[str, str]] = mapped_column(JSONType(), default=dict)
@@ -64,7 +69,9 @@ class AlertDelivery(Base):
         IdType(), sa.ForeignKey("poundcake_alerts.id", ondelete="CASCADE"), index=True
     )
     request_id: Mapped[str] = mapped_column(sa.String(64), index=True)
-    status: Mapped[str] = mapped_column(sa.String(16))
+    alertmanager_status: Mapped[str] = mapped_column(
+        "status", sa.String(16), key="alertmanager_status"
+    )
     notification_reason: Mapped[str | None] = mapped_column(sa.String(64))
     receiver: Mapped[str | None] = mapped_column(sa.String(255))
     group_key: Mapped[str | None] = mapped_column(sa.Text)

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from poundcake.engine.public import isoformat
 
 ALERT_TRIGGER = "poundcake.alert"
-# Alertmanager's two statuses of an alert (``Alert.status``); an episode's lifecycle is its state.
+# Alertmanager's two statuses of an alert (``Alert.alertmanager_status``); an episode's lifecycle
+# is its ``state``.
 FIRING = "firing"
 RESOLVED = "resolved"
 
@@ -25,7 +26,7 @@ class AlertFields(Protocol):
     @property
     def fingerprint(self) -> str: ...
     @property
-    def status(self) -> str: ...
+    def alertmanager_status(self) -> str: ...
     @property
     def alert_name(self) -> str: ...
     @property
@@ -60,7 +61,7 @@ def alert_payload(
         "request_id": delivery.request_id,
         "alert_id": delivery.alert_id,
         "fingerprint": alert.fingerprint,
-        "status": alert.status,
+        "status": alert.alertmanager_status,
         "alertname": alert.alert_name,
         "severity": alert.severity,
         "labels": dict(alert.labels or {}),

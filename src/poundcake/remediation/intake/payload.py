@@ -78,7 +78,7 @@ class ParsedAlert:
     index: int
     alert_id: str
     fingerprint: str
-    status: str
+    alertmanager_status: str
     labels: dict[str, str]
     annotations: dict[str, str]
     starts_at: datetime
@@ -211,7 +211,7 @@ def parse_alert(raw: Any, index: int, *, now: datetime) -> ParsedAlert:
         index=index,
         alert_id=alert_id(fingerprint, starts_at),
         fingerprint=fingerprint,
-        status=status,
+        alertmanager_status=status,
         labels=labels,
         annotations=annotations,
         starts_at=starts_at,

@@ -7,7 +7,7 @@
    ``INSERT ... ON CONFLICT DO UPDATE``), rows in id order so that concurrent requests lock
    episodes in the same order. A known episode gets one more delivery: ``delivery_count`` + 1,
    ``last_request_id``, ``updated_at``, the request id appended to ``request_ids`` (up to 50),
-   the newest annotations. A resolved delivery closes the episode (``status`` resolved,
+   the newest annotations. A resolved delivery closes the episode (``alertmanager_status`` resolved,
    ``ends_at``, ``resolved_at``); resolved is final, a later firing delivery does not reopen it.
    ``ends_at`` is only set when the episode ends (a firing alert's ``endsAt`` is a keep-alive
    deadline, not an end);
@@ -113,14 +113,19 @@ def _alert_upsert_mysql() -> sa.Executable:
     # PyMySQL turns an executemany of this statement into one multi-row INSERT, which it only
     # does when the ON DUPLICATE KEY clause has no parameters: constants are inlined.
     resolved: sa.ColumnElement[str] = sa.literal_column(f"'{RESOLVED}'")
-    closes = sa.and_(old.status != resolved, new.status == resolved)
+    closes = sa.and_(old.alertmanager_status != resolved, new.alertmanager_status == resolved)
     # MariaDB applies these assignments in order and later ones see earlier results: whatever
-    # reads the old status comes before status itself.
+    # reads the old status comes before the status itself.
     return statement.on_duplicate_key_update(
         [
             ("ends_at", sa.case((closes, new.ends_at), else_=old.ends_at)),
             ("resolved_at", sa.case((closes, new.updated_at), else_=old.resolved_at)),
-            ("status", sa.case((new.status == resolved, resolved), else_=old.status)),
+            (
+                "alertmanager_status",
+                sa.case(
+                    (new.alertmanager_status == resolved, resolved), else_=old.alertmanager_status
+                ),
+            ),
             ("annotations", new.annotations),
             (
                 "request_ids",
@@ -145,13 +150,15 @@ def _alert_upsert_mysql() -> sa.Executable:
 def _alert_upsert_sqlite() -> sa.Executable:
     statement = sqlite.insert(_ALERTS)
     new, old = statement.excluded, _ALERTS.c
-    closes = sa.and_(old.status != RESOLVED, new.status == RESOLVED)
+    closes = sa.and_(old.alertmanager_status != RESOLVED, new.alertmanager_status == RESOLVED)
     return statement.on_conflict_do_update(
         index_elements=[old.id],
         set_={
             "ends_at": sa.case((closes, new.ends_at), else_=old.ends_at),
             "resolved_at": sa.case((closes, new.updated_at), else_=old.resolved_at),
-            "status": sa.case((new.status == RESOLVED, RESOLVED), else_=old.status),
+            "alertmanager_status": sa.case(
+                (new.alertmanager_status == RESOLVED, RESOLVED), else_=old.alertmanager_status
+            ),
             "annotations": new.annotations,
             "request_ids": sa.case(
                 (
@@ -177,7 +184,7 @@ _INSERT_CALL = sa.insert(_CALLS)
 
 
 def _episode_row(alert: ParsedAlert, request_id: str, now: datetime) -> dict[str, Any]:
-    resolved = alert.status == RESOLVED
+    resolved = alert.alertmanager_status == RESOLVED
     return {
         "id": alert.alert_id,
         "fingerprint": alert.fingerprint,
@@ -185,7 +192,7 @@ def _episode_row(alert: ParsedAlert, request_id: str, now: datetime) -> dict[str
         "ends_at": alert.ends_at if resolved else None,
         "alert_name": alert.alert_name,
         "severity": alert.severity,
-        "status": alert.status,
+        "alertmanager_status": alert.alertmanager_status,
         "state": AlertState.RECEIVED.value,
         "labels": alert.labels,
         "annotations": alert.annotations,
@@ -204,7 +211,7 @@ def _delivery_row(alert: ParsedAlert, payload: WebhookPayload, call: CallRecord)
     return {
         "alert_id": alert.alert_id,
         "request_id": call.request_id,
-        "status": alert.status,
+        "alertmanager_status": alert.alertmanager_status,
         "notification_reason": payload.notification_reason,
         "receiver": payload.receiver,
         "group_key": payload.group_key,

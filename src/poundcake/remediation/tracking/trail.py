@@ -56,7 +56,7 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "fingerprint": alert.fingerprint,
         "alert_name": alert.alert_name,
         "severity": alert.severity,
-        "status": alert.status,
+        "status": alert.alertmanager_status,
         "state": alert.state,
         "state_reason": alert.state_reason,
         "labels": alert.labels or {},
@@ -82,7 +82,7 @@ def delivery_document(delivery: AlertDelivery) -> dict[str, Any]:
         "id": delivery.id,
         "alert_id": delivery.alert_id,
         "request_id": delivery.request_id,
-        "status": delivery.status,
+        "status": delivery.alertmanager_status,
         "notification_reason": delivery.notification_reason,
         "receiver": delivery.receiver,
         "received_at": isoformat(delivery.received_at),
@@ -267,10 +267,11 @@ def request_trail(session: Session, request_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AlertFilters:
-    """What ``GET /api/v1/alerts`` filters on."""
+    """What ``GET /api/v1/alerts`` filters on (its query parameter ``status`` is
+    ``alertmanager_status``)."""
 
     state: str | None = None
-    status: str | None = None
+    alertmanager_status: str | None = None
     severity: str | None = None
     name: str | None = None
 
@@ -286,8 +287,8 @@ def list_alerts(
     conditions: list[sa.ColumnElement[bool]] = []
     if filters.state:
         conditions.append(Alert.state == filters.state)
-    if filters.status:
-        conditions.append(Alert.status == filters.status)
+    if filters.alertmanager_status:
+        conditions.append(Alert.alertmanager_status == filters.alertmanager_status)
     if filters.severity:
         conditions.append(Alert.severity == filters.severity)
     if filters.name:

@@ -67,7 +67,7 @@ def alert_with_deliveries(session: Session, alert: Alert) -> dict[str, Any]:
             {
                 "request_id": delivery.request_id,
                 "received_at": isoformat(delivery.received_at),
-                "status": delivery.status,
+                "status": delivery.alertmanager_status,
                 "started_remediation": delivery.request_id == alert.request_id,
             }
             for delivery in deliveries

@@ -115,7 +115,9 @@ def alert_changes(
     """Alerts updated after ``since`` whose state differs from ``known`` (updated in place)."""
     with sessions() as session:
         rows = session.execute(
-            sa.select(Alert.id, Alert.alert_name, Alert.state, Alert.status, Alert.updated_at)
+            sa.select(
+                Alert.id, Alert.alert_name, Alert.state, Alert.alertmanager_status, Alert.updated_at
+            )
             .where(Alert.updated_at >= since)
             .order_by(Alert.updated_at, Alert.id)
             .limit(MAX_ALERTS_PER_POLL)
@@ -124,10 +126,15 @@ def alert_changes(
     newest = since
     for row in rows:
         newest = max(newest, row.updated_at)
-        if known.get(row.id) != f"{row.state}/{row.status}":
-            known[row.id] = f"{row.state}/{row.status}"
+        if known.get(row.id) != f"{row.state}/{row.alertmanager_status}":
+            known[row.id] = f"{row.state}/{row.alertmanager_status}"
             changed.append(
-                {"id": row.id, "name": row.alert_name, "state": row.state, "status": row.status}
+                {
+                    "id": row.id,
+                    "name": row.alert_name,
+                    "state": row.state,
+                    "status": row.alertmanager_status,
+                }
             )
     if len(known) > 10_000:
         known.clear()

@@ -156,5 +156,7 @@ def match_test(session: Session, payload: WebhookPayload, cabs: list[Cab]) -> di
                 )
                 continue
             matches.append(_match(cab, rule, alert, actions))
-        results.append({"labels": alert["labels"], "status": parsed.status, "matches": matches})
+        results.append(
+            {"labels": alert["labels"], "status": parsed.alertmanager_status, "matches": matches}
+        )
     return {"alerts": results}

@@ -87,7 +87,7 @@ def test_a_full_alertmanager_payload_is_read_with_its_extras() -> None:
     assert payload.truncated_alerts == 3
     assert payload.external_url == "http://alertmanager:9093"
     firing, resolved = payload.alerts
-    assert firing.status == "firing"
+    assert firing.alertmanager_status == "firing"
     assert firing.alert_name == "DiskFull"
     assert firing.severity == "critical"
     assert firing.fingerprint == "8f3c9a01d2e4b5c6"
@@ -96,7 +96,7 @@ def test_a_full_alertmanager_payload_is_read_with_its_extras() -> None:
     assert firing.generator_url == "http://prometheus:9090/graph?g0.expr=disk"
     assert firing.annotations == {"summary": "Disk / is 97% full"}
     # Each alert's own status counts, not the group's.
-    assert resolved.status == "resolved"
+    assert resolved.alertmanager_status == "resolved"
     assert resolved.severity is None
     assert resolved.starts_at == datetime(2026, 5, 1, 7, 0, tzinfo=UTC)
     assert resolved.ends_at == datetime(2026, 5, 1, 11, 30, 0, 500000, tzinfo=UTC)
@@ -211,7 +211,12 @@ def test_zero_ends_at_means_unset_and_a_missing_status_follows_ends_at() -> None
         alert(status=..., endsAt="2026-05-01T12:00:01Z"),
     )
 
-    assert [item.status for item in payload.alerts] == ["firing", "firing", "resolved", "firing"]
+    assert [item.alertmanager_status for item in payload.alerts] == [
+        "firing",
+        "firing",
+        "resolved",
+        "firing",
+    ]
     assert payload.alerts[0].ends_at is None
     assert payload.alerts[1].ends_at is None
 

@@ -34,7 +34,7 @@ def list_all(
     offset: Annotated[int, Query()] = 0,
 ) -> Response:
     """One page of episodes, most recently updated first; ``X-Total-Count`` has the total."""
-    filters = AlertFilters(state=state, status=status, severity=severity, name=name)
+    filters = AlertFilters(state=state, alertmanager_status=status, severity=severity, name=name)
     total, alerts = list_alerts(session, filters, limit=limit, offset=offset)
     page = AlertsPage.model_validate(
         {"request_id": request_id, "total": total, "alerts": [alert_document(a) for a in alerts]}
