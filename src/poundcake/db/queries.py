@@ -1,8 +1,9 @@
-"""Lookups every resource shares: by ref or id, and one counted page of a filtered list."""
+"""What every resource shares: lookup by ref or id, registration by ref (update or insert), and
+one counted page of a filtered list."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from poundcake.db.base import Base
 from poundcake.exceptions import NotFoundError
+from poundcake.ids import new_id
 
 M = TypeVar("M", bound=Base)
 
@@ -21,6 +23,32 @@ def find_by_ref_or_id(session: Session, model: type[M], ref_or_id: str) -> M:
     found = found or session.get(model, ref_or_id)
     if found is None:
         raise NotFoundError(f'Resource with a reference or id "{ref_or_id}" not found')
+    return found
+
+
+def upsert_by_key(
+    session: Session,
+    model: type[M],
+    key: tuple[str, Any],
+    values: Mapping[str, Any],
+    *,
+    on_insert: Mapping[str, Any] | None = None,
+) -> M:
+    """Update the row whose ``key`` column (``("ref", ...)``) has that value with ``values``, or
+    insert one with a new id, the key, ``values`` and ``on_insert``; flush, and return the row.
+
+    An existing row keeps its id, so what refers to it by id (executions, enforcements) stays
+    linked when its pack is registered again.
+    """
+    column, wanted = key
+    found = session.scalars(sa.select(model).where(getattr(model, column) == wanted)).first()
+    if found is None:
+        found = model(id=new_id(), **{column: wanted}, **values, **(on_insert or {}))
+        session.add(found)
+    else:
+        for name, value in values.items():
+            setattr(found, name, value)
+    session.flush()
     return found
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.queries import upsert_by_key
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.packs.errors import FieldError
 from poundcake.engine.packs.resources import ActionSpec
 from poundcake.engine.runners.service import get_runner_type
-from poundcake.ids import new_id
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +93,6 @@ def register_action(*, session: Session, spec: ActionSpec) -> ActionDB:
         "notify": spec.notify,
         "metadata_file": spec.metadata_file,
     }
-    action = get_action(session=session, ref=spec.ref)
-    if action is None:
-        action = ActionDB(id=new_id(), ref=spec.ref, **values)
-        session.add(action)
-    else:
-        for name, value in values.items():
-            setattr(action, name, value)
-    session.flush()
+    action = upsert_by_key(session, ActionDB, ("ref", spec.ref), values)
     logger.debug("Registered action %s", spec.ref)
     return action

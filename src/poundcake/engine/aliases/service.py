@@ -16,12 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.queries import upsert_by_key
 from poundcake.engine.aliases.formats import AliasFormatError, compile_format, format_choices
 from poundcake.engine.aliases.models import ActionAliasDB
 from poundcake.engine.packs.fields import Fields
 from poundcake.engine.packs.resources import ALIAS_FIELDS, AliasSpec, alias_spec
 from poundcake.exceptions import ConflictError, NotFoundError
-from poundcake.ids import new_id
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +56,7 @@ def register_alias(*, session: Session, spec: AliasSpec) -> ActionAliasDB:
         "immutable_parameters": spec.immutable_parameters,
         "metadata_file": spec.metadata_file,
     }
-    alias = get_alias(session=session, ref=spec.ref)
-    if alias is None:
-        alias = ActionAliasDB(id=new_id(), ref=spec.ref, **values)
-        session.add(alias)
-    else:
-        for name, value in values.items():
-            setattr(alias, name, value)
-    session.flush()
+    alias = upsert_by_key(session, ActionAliasDB, ("ref", spec.ref), values)
     logger.debug("Registered action alias %s", spec.ref)
     return alias
 

@@ -16,10 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session
 
+from poundcake.db.queries import upsert_by_key
 from poundcake.engine.actions.service import register_action
 from poundcake.engine.aliases.service import format_problems, register_alias
 from poundcake.engine.packs.errors import FieldError, MetadataError
@@ -60,7 +60,6 @@ from poundcake.engine.workflows.registration import (
     workflow_path,
 )
 from poundcake.exceptions import NotFoundError, ValidationError
-from poundcake.ids import new_id
 
 logger = logging.getLogger(__name__)
 
@@ -138,14 +137,7 @@ def register_pack(*, session: Session, spec: PackSpec) -> PackDB:
         "dependencies": spec.dependencies,
         "system": spec.system,
     }
-    pack = session.scalars(sa.select(PackDB).where(PackDB.ref == spec.ref)).first()
-    if pack is None:
-        pack = PackDB(id=new_id(), ref=spec.ref, **values)
-        session.add(pack)
-    else:
-        for name, value in values.items():
-            setattr(pack, name, value)
-    session.flush()
+    pack = upsert_by_key(session, PackDB, ("ref", spec.ref), values)
     logger.debug("Registered pack %s from %s", spec.ref, spec.path)
     return pack
 
@@ -154,25 +146,12 @@ def register_config_schema(
     *, session: Session, pack: str, attributes: dict[str, Any]
 ) -> ConfigSchemaDB:
     """Create or update the config schema of ``pack``."""
-    row = session.scalars(sa.select(ConfigSchemaDB).where(ConfigSchemaDB.pack == pack)).first()
-    if row is None:
-        row = ConfigSchemaDB(id=new_id(), pack=pack, attributes=attributes)
-        session.add(row)
-    else:
-        row.attributes = attributes
-    session.flush()
-    return row
+    return upsert_by_key(session, ConfigSchemaDB, ("pack", pack), {"attributes": attributes})
 
 
 def register_config(*, session: Session, pack: str, values: dict[str, Any]) -> ConfigDB:
     """Create or update the config values of ``pack``."""
-    row = session.scalars(sa.select(ConfigDB).where(ConfigDB.pack == pack)).first()
-    if row is None:
-        row = ConfigDB(id=new_id(), pack=pack, values=values)
-        session.add(row)
-    else:
-        row.values = values
-    session.flush()
+    row = upsert_by_key(session, ConfigDB, ("pack", pack), {"values": values})
     logger.debug("Registered config of pack %s", pack)
     return row
 
@@ -196,14 +175,7 @@ def register_sensor(*, session: Session, spec: SensorSpec) -> SensorTypeDB:
         "enabled": spec.enabled,
         "metadata_file": spec.metadata_file,
     }
-    sensor = session.scalars(sa.select(SensorTypeDB).where(SensorTypeDB.ref == spec.ref)).first()
-    if sensor is None:
-        sensor = SensorTypeDB(id=new_id(), ref=spec.ref, **values)
-        session.add(sensor)
-    else:
-        for name, value in values.items():
-            setattr(sensor, name, value)
-    session.flush()
+    sensor = upsert_by_key(session, SensorTypeDB, ("ref", spec.ref), values)
     logger.debug("Registered sensor %s", spec.ref)
     return sensor
 

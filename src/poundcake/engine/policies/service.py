@@ -1,25 +1,35 @@
-"""Policy types and policies in the database.
+"""Policy types and policies in the database: registration from packs, and the documents,
+filters, create, update and delete of StackStorm's API (``/v1/policies``, ``/v1/policytypes``).
 
 The engine enforces StackStorm's three policy types, ``action.concurrency`` and
 ``action.concurrency.attr`` (in the scheduler) and ``action.retry`` (in the notifier); a
 policy's parameters are checked against its type's schema and stored with the type's defaults
 filled in.
+
+A policy created or updated through the API is checked as a pack's ``policies/*.yaml`` is: its
+fields against StackStorm's ``PolicyAPI`` schema (an unknown field is refused by name), its
+``policy_type`` against the registered types, and its parameters against the type's schema.
+Policies of the system packs cannot be changed or deleted, as in StackStorm.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.queries import upsert_by_key
 from poundcake.engine.packs.errors import FieldError
-from poundcake.engine.packs.resources import PolicySpec
+from poundcake.engine.packs.fields import Fields
+from poundcake.engine.packs.loader import SYSTEM_PACK_REFS
+from poundcake.engine.packs.resources import PolicySpec, policy_spec
 from poundcake.engine.packs.schema import apply_defaults, object_schema, validate
 from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
-from poundcake.ids import new_id
+from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +134,7 @@ def register_policy_types(*, session: Session) -> int:
             "module": None,
             "parameters": spec.parameters,
         }
-        policy_type = get_policy_type(session=session, ref=spec.ref)
-        if policy_type is None:
-            session.add(PolicyTypeDB(id=new_id(), ref=spec.ref, **values))
-        else:
-            for name, value in values.items():
-                setattr(policy_type, name, value)
-    session.flush()
+        upsert_by_key(session, PolicyTypeDB, ("ref", spec.ref), values)
     return len(POLICY_TYPES)
 
 
@@ -154,13 +158,162 @@ def register_policy(*, session: Session, spec: PolicySpec) -> PolicyDB:
         "parameters": parameters,
         "metadata_file": spec.metadata_file,
     }
-    policy = get_policy(session=session, ref=spec.ref)
-    if policy is None:
-        policy = PolicyDB(id=new_id(), ref=spec.ref, **values)
-        session.add(policy)
-    else:
-        for name, value in values.items():
-            setattr(policy, name, value)
-    session.flush()
+    policy = upsert_by_key(session, PolicyDB, ("ref", spec.ref), values)
     logger.debug("Registered policy %s", spec.ref)
     return policy
+
+
+Row = TypeVar("Row", PolicyDB, PolicyTypeDB)
+POLICY_FIELDS = frozenset(
+    {
+        "id",
+        "uid",
+        "name",
+        "pack",
+        "ref",
+        "description",
+        "enabled",
+        "resource_ref",
+        "policy_type",
+        "parameters",
+        "metadata_file",
+    }
+)
+
+
+@dataclass(frozen=True)
+class PolicyFilters:
+    """The list filters of ``GET /v1/policies``."""
+
+    pack: str | None = None
+    name: str | None = None
+    resource_ref: str | None = None
+    policy_type: str | None = None
+
+
+def policy_type_document(row: PolicyTypeDB) -> dict[str, Any]:
+    """A policy type in StackStorm's wire format."""
+    return {
+        "id": row.id,
+        "uid": row.uid,
+        "ref": row.ref,
+        "name": row.name,
+        "resource_type": row.resource_type,
+        "description": row.description,
+        "enabled": row.enabled,
+        "module": row.module,
+        "parameters": row.parameters or {},
+    }
+
+
+def policy_document(row: PolicyDB) -> dict[str, Any]:
+    """A policy in StackStorm's wire format."""
+    return {
+        "id": row.id,
+        "uid": row.uid,
+        "ref": row.ref,
+        "name": row.name,
+        "pack": row.pack,
+        "description": row.description,
+        "enabled": row.enabled,
+        "resource_ref": row.resource_ref,
+        "policy_type": row.policy_type,
+        "parameters": row.parameters or {},
+        "metadata_file": row.metadata_file or "",
+    }
+
+
+def list_policy_types(
+    *, session: Session, resource_type: str | None = None, name: str | None = None
+) -> list[PolicyTypeDB]:
+    """Policy types sorted by resource type and name."""
+    query = sa.select(PolicyTypeDB).order_by(PolicyTypeDB.resource_type, PolicyTypeDB.name)
+    if resource_type:
+        query = query.where(PolicyTypeDB.resource_type == resource_type)
+    if name:
+        query = query.where(PolicyTypeDB.name == name)
+    return list(session.scalars(query))
+
+
+def _by_ref_or_id(session: Session, model: type[Row], ref_or_id: str, missing: str) -> Row:
+    found = session.scalar(sa.select(model).where(model.ref == ref_or_id))
+    found = found or session.get(model, ref_or_id)
+    if found is None:
+        raise NotFoundError(missing)
+    return found
+
+
+def find_policy_type(*, session: Session, ref_or_id: str) -> PolicyTypeDB:
+    """A policy type by ref (``action.retry``) or id."""
+    missing = f'PolicyType with a reference of id "{ref_or_id}" not found.'
+    return _by_ref_or_id(session, PolicyTypeDB, ref_or_id, missing)
+
+
+def list_policies(
+    *, session: Session, filters: PolicyFilters, offset: int, limit: int | None
+) -> tuple[int, list[PolicyDB]]:
+    """The total matching ``filters`` and one page of them, sorted by pack and name."""
+    conditions = [
+        column == value
+        for column, value in (
+            (PolicyDB.pack, filters.pack),
+            (PolicyDB.name, filters.name),
+            (PolicyDB.resource_ref, filters.resource_ref),
+            (PolicyDB.policy_type, filters.policy_type),
+        )
+        if value
+    ]
+    total = session.scalar(sa.select(sa.func.count()).select_from(PolicyDB).where(*conditions))
+    query = sa.select(PolicyDB).where(*conditions).order_by(PolicyDB.pack, PolicyDB.name)
+    query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return int(total or 0), list(session.scalars(query))
+
+
+def find_policy(*, session: Session, ref_or_id: str) -> PolicyDB:
+    """A policy by ref (``pack.name``) or id."""
+    missing = f'Resource with a reference or id "{ref_or_id}" not found'
+    return _by_ref_or_id(session, PolicyDB, ref_or_id, missing)
+
+
+def policy_from_document(document: Mapping[str, Any], pack: str | None = None) -> PolicySpec:
+    """The policy an API request describes (``pack`` when the document names none)."""
+    fields = Fields(document)
+    fields.only(POLICY_FIELDS)
+    pack = fields.optional_string("pack") or pack
+    if not pack:
+        raise ValidationError("pack: is required (the pack the policy belongs to)")
+    return policy_spec(fields, pack, fields.optional_string("metadata_file"))
+
+
+def _refuse_system_pack(pack: str, doing: str) -> None:
+    if pack in SYSTEM_PACK_REFS:
+        raise ValidationError(f"Resources belonging to system level packs can't be {doing}")
+
+
+def create_policy(*, session: Session, document: Mapping[str, Any]) -> PolicyDB:
+    """Create a policy; a ref already taken is a conflict."""
+    spec = policy_from_document(document)
+    if session.scalar(sa.select(PolicyDB.id).where(PolicyDB.ref == spec.ref)) is not None:
+        raise ConflictError(f'Tried to save duplicate unique keys: policy "{spec.ref}" exists')
+    return register_policy(session=session, spec=spec)
+
+
+def update_policy(*, session: Session, policy: PolicyDB, document: Mapping[str, Any]) -> PolicyDB:
+    """Replace a policy's fields (it keeps its id); the pack defaults to its own."""
+    _refuse_system_pack(policy.pack, "manipulated")
+    spec = policy_from_document(document, pack=policy.pack)
+    taken = session.scalar(sa.select(PolicyDB.id).where(PolicyDB.ref == spec.ref))
+    if taken is not None and taken != policy.id:
+        raise ConflictError(f'Tried to save duplicate unique keys: policy "{spec.ref}" exists')
+    policy.ref = spec.ref
+    session.flush()
+    return register_policy(session=session, spec=spec)
+
+
+def delete_policy(*, session: Session, policy: PolicyDB) -> None:
+    """Delete a policy (not one of a system pack)."""
+    _refuse_system_pack(policy.pack, "manipulated")
+    session.delete(policy)
+    session.flush()

@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.queries import upsert_by_key
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.runners.registry import RunnerTypeSpec, runner_types
-from poundcake.ids import new_id
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +34,7 @@ def upsert_runner_type(*, session: Session, spec: RunnerTypeSpec) -> RunnerTypeD
         "output_schema": spec.output_schema,
         "query_module": None,
     }
-    runner = get_runner_type(session=session, name=spec.name)
-    if runner is None:
-        runner = RunnerTypeDB(id=new_id(), name=spec.name, **values)
-        session.add(runner)
-    else:
-        for name, value in values.items():
-            setattr(runner, name, value)
-    session.flush()
+    runner = upsert_by_key(session, RunnerTypeDB, ("name", spec.name), values)
     logger.debug("Registered runner type %s", spec.name)
     return runner
 

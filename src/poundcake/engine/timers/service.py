@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from poundcake.engine.documents import isoformat
 from poundcake.engine.timers.models import TimerScheduleDB
 from poundcake.engine.timers.schedule import TIMER_TRIGGER_TYPES
-from poundcake.engine.triggers.api_service import find_trigger_by_ref_or_id
 from poundcake.engine.triggers.instances import create_trigger_instance
 from poundcake.engine.triggers.models import TriggerDB, TriggerInstanceDB
+from poundcake.engine.triggers.service import find_trigger_by_ref_or_id
 from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.ids import new_id
 

@@ -1,4 +1,5 @@
-"""Trigger types and triggers in the database.
+"""Trigger types and triggers in the database: registration, the references rules hold, and the
+API's reads (by ref or id, filtered lists).
 
 A trigger type without a ``parameters_schema`` has exactly one trigger, its "shadow", with the
 same pack and name. A parameterised type (webhook, timers) gets one trigger per distinct set of
@@ -19,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.queries import counted_page, find_by_ref_or_id, upsert_by_key
 from poundcake.engine.packs.resources import TriggerTypeSpec
 from poundcake.engine.triggers.models import TriggerDB, TriggerTypeDB
 from poundcake.engine.webhooks.registry import sync_webhook
@@ -252,14 +254,7 @@ def upsert_trigger_type(*, session: Session, spec: TriggerTypeSpec) -> TriggerTy
         "tags": spec.tags,
         "metadata_file": spec.metadata_file,
     }
-    trigger_type = get_trigger_type(session=session, ref=spec.ref)
-    if trigger_type is None:
-        trigger_type = TriggerTypeDB(id=new_id(), ref=spec.ref, **values)
-        session.add(trigger_type)
-    else:
-        for name, value in values.items():
-            setattr(trigger_type, name, value)
-    session.flush()
+    trigger_type = upsert_by_key(session, TriggerTypeDB, ("ref", spec.ref), values)
     if not spec.parameters_schema:
         _ensure_shadow_trigger(session, trigger_type)
     logger.debug("Registered trigger type %s", spec.ref)
@@ -275,15 +270,9 @@ def _ensure_shadow_trigger(session: Session, trigger_type: TriggerTypeDB) -> Tri
         "parameters": {},
         "description": trigger_type.description,
     }
-    trigger = get_trigger(session=session, ref=trigger_type.ref)
-    if trigger is None:
-        trigger = TriggerDB(id=new_id(), ref=trigger_type.ref, ref_count=0, **values)
-        session.add(trigger)
-    else:
-        for name, value in values.items():
-            setattr(trigger, name, value)
-    session.flush()
-    return trigger
+    return upsert_by_key(
+        session, TriggerDB, ("ref", trigger_type.ref), values, on_insert={"ref_count": 0}
+    )
 
 
 def register_builtin_trigger_types(*, session: Session) -> int:
@@ -335,3 +324,52 @@ def release_trigger(*, session: Session, ref: str) -> None:
     session.flush()
     if trigger.type == WEBHOOK_TRIGGER_TYPE:
         sync_webhook(session=session, trigger=trigger)
+
+
+def find_trigger_type(*, session: Session, ref_or_id: str) -> TriggerTypeDB:
+    """Return a trigger type by ref, else by id; NotFoundError otherwise."""
+    return find_by_ref_or_id(session, TriggerTypeDB, ref_or_id)
+
+
+def list_trigger_types(
+    *,
+    session: Session,
+    offset: int,
+    limit: int | None,
+    pack: str | None = None,
+    name: str | None = None,
+) -> tuple[int, list[TriggerTypeDB]]:
+    """Return how many trigger types match and one page of them, by pack and name."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if pack:
+        conditions.append(TriggerTypeDB.pack == pack)
+    if name:
+        conditions.append(TriggerTypeDB.name == name)
+    order = (TriggerTypeDB.pack, TriggerTypeDB.name)
+    return counted_page(session, TriggerTypeDB, conditions, order, offset, limit)
+
+
+def find_trigger_by_ref_or_id(*, session: Session, ref_or_id: str) -> TriggerDB:
+    """Return a trigger by ref, else by id; NotFoundError otherwise."""
+    return find_by_ref_or_id(session, TriggerDB, ref_or_id)
+
+
+def list_triggers(
+    *,
+    session: Session,
+    offset: int,
+    limit: int | None,
+    type_ref: str | None = None,
+    pack: str | None = None,
+    name: str | None = None,
+) -> tuple[int, list[TriggerDB]]:
+    """Return how many triggers match and one page of them, by pack and name."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if type_ref:
+        conditions.append(TriggerDB.type == type_ref)
+    if pack:
+        conditions.append(TriggerDB.pack == pack)
+    if name:
+        conditions.append(TriggerDB.name == name)
+    order = (TriggerDB.pack, TriggerDB.name)
+    return counted_page(session, TriggerDB, conditions, order, offset, limit)

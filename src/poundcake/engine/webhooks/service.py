@@ -17,10 +17,14 @@ from urllib.parse import parse_qs
 from sqlalchemy.orm import Session
 
 from poundcake.engine.packs.schema import validate
-from poundcake.engine.triggers.api_service import list_triggers
 from poundcake.engine.triggers.instances import create_trigger_instance
 from poundcake.engine.triggers.models import TriggerDB, TriggerInstanceDB
-from poundcake.engine.triggers.service import WEBHOOK_TRIGGER_TYPE, get_trigger, get_trigger_type
+from poundcake.engine.triggers.service import (
+    WEBHOOK_TRIGGER_TYPE,
+    get_trigger,
+    get_trigger_type,
+    list_triggers,
+)
 from poundcake.engine.webhooks.registry import normalise_url, triggers_for_url
 from poundcake.exceptions import NotFoundError, ValidationError
 

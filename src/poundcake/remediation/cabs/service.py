@@ -21,9 +21,9 @@ import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.config import PoundCakeConfig, find_st2_config, load_st2_config
+from poundcake.db.queries import upsert_by_key
 from poundcake.db.session import unit_of_work
 from poundcake.engine.public import content_locations
-from poundcake.ids import new_id
 from poundcake.remediation.cabs.definition import (
     Cab,
     CabError,
@@ -108,13 +108,9 @@ def _upsert_extensions(session: Session, cab: Cab, rule_id: str, action_id: str 
         "is_active": cab.enabled,
         "updated_at": now,
     }
-    found = session.scalars(sa.select(RuleExtension).where(RuleExtension.cab_name == cab.name))
-    extension = found.first()
-    if extension is None:
-        session.add(RuleExtension(id=new_id(), cab_name=cab.name, created_at=now, **values))
-    else:
-        for name, value in values.items():
-            setattr(extension, name, value)
+    upsert_by_key(
+        session, RuleExtension, ("cab_name", cab.name), values, on_insert={"created_at": now}
+    )
     if action_id is None:
         return
     action_values: dict[str, Any] = {
@@ -127,16 +123,13 @@ def _upsert_extensions(session: Session, cab: Cab, rule_id: str, action_id: str 
         "is_active": cab.enabled,
         "updated_at": now,
     }
-    action_row = session.scalars(
-        sa.select(ActionExtension).where(ActionExtension.st2_action_id == action_id)
-    ).first()
-    if action_row is None:
-        session.add(
-            ActionExtension(id=new_id(), st2_action_id=action_id, created_at=now, **action_values)
-        )
-    else:
-        for name, value in action_values.items():
-            setattr(action_row, name, value)
+    upsert_by_key(
+        session,
+        ActionExtension,
+        ("st2_action_id", action_id),
+        action_values,
+        on_insert={"created_at": now},
+    )
 
 
 def apply_cabs(

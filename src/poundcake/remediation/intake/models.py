@@ -33,7 +33,12 @@ class ApiCall(Base):
 
 
 class WebhookExtension(Base):
-    """What PoundCake adds to an engine webhook: who sends to it and how it authenticates."""
+    """What PoundCake would add to an engine webhook: who sends to it and how it authenticates.
+
+    The install guide creates this table (step 9), so it stays; no code writes a row. Alerts
+    reach the engine through its built-in ``st2`` webhook, which has no ``webhook_db`` row, as in
+    StackStorm; a row here would describe a webhook PoundCake does not use.
+    """
 
     __tablename__ = "poundcake_st2_webhook_extensions"
     __table_args__ = MYSQL_TABLE_OPTIONS

@@ -19,22 +19,22 @@ from poundcake.db.session import make_session_factory, unit_of_work
 from poundcake.db.types import utcnow
 from poundcake.engine.messaging import Publisher
 from poundcake.engine.packs.resources import RuleSpec
-from poundcake.engine.rules.api_service import (
-    RuleFilters,
-    create_rule,
-    delete_rule,
-    find_rule,
-    list_rules,
-    rule_documents,
-    update_rule,
-)
 from poundcake.engine.rules.enforcements import (
     EnforcementFilters,
     get_rule_enforcement,
     list_rule_enforcements,
 )
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
-from poundcake.engine.rules.service import register_rule
+from poundcake.engine.rules.service import (
+    RuleFilters,
+    create_rule,
+    delete_rule,
+    find_rule,
+    list_rules,
+    register_rule,
+    rule_documents,
+    update_rule,
+)
 from poundcake.engine.triggers.instances import (
     announce_trigger_instances,
     create_trigger_instance,

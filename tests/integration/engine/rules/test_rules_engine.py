@@ -18,9 +18,9 @@ from poundcake.engine.executions.sealed import open_parameters
 from poundcake.engine.keyvalue.service import set_value
 from poundcake.engine.packs.locations import content_locations
 from poundcake.engine.packs.registration import register_packs
-from poundcake.engine.rules.api_service import create_rule, find_rule
 from poundcake.engine.rules.models import RuleEnforcementDB
 from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
+from poundcake.engine.rules.service import create_rule, find_rule
 from poundcake.engine.triggers.instances import announce_trigger_instances
 from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.engine.webhooks.service import dispatch_webhook

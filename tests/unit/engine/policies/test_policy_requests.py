@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from poundcake.engine.policies.api_service import policy_from_document
+from poundcake.engine.policies.service import policy_from_document
 from poundcake.engine.runners.orquesta.runner import unknown_notify_tasks
 from poundcake.exceptions import ValidationError
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from poundcake.engine.rules.api_service import rule_spec_from_document
 from poundcake.engine.rules.documents import rule_document, rule_enforcement_document
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
+from poundcake.engine.rules.service import rule_spec_from_document
 from poundcake.engine.triggers.documents import (
     trigger_document,
     trigger_instance_document,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
-from poundcake.engine.policies.api_service import (
+from poundcake.engine.policies.service import (
     PolicyFilters,
     create_policy,
     delete_policy,

@@ -15,7 +15,7 @@ from poundcake.engine.api.dependencies import (
     paging,
     truthy,
 )
-from poundcake.engine.rules.api_service import (
+from poundcake.engine.rules.service import (
     RuleFilters,
     create_rule,
     delete_rule,

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
-from poundcake.engine.triggers.api_service import (
+from poundcake.engine.triggers.documents import trigger_document, trigger_type_document
+from poundcake.engine.triggers.service import (
     find_trigger_by_ref_or_id,
     find_trigger_type,
     list_trigger_types,
     list_triggers,
 )
-from poundcake.engine.triggers.documents import trigger_document, trigger_type_document
 
 router = APIRouter(tags=["triggers"])
 
