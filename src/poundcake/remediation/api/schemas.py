@@ -1,5 +1,10 @@
 """The shapes of PoundCake's own API (``/api/v1/alerts``, ``/requests``, ``/cabs``, the webhook).
 
+A request body is read into one of these models before a route sees it: a field of the wrong
+type, or one the model does not declare, is a 400 naming it. Alertmanager's webhook body is the
+exception: it is read alert by alert (``remediation/intake/payload.py``), so one malformed alert
+does not refuse the others.
+
 Every answer is built through one of these models, so a field added, renamed or left out by a
 service fails here rather than reaching a client; the OpenAPI document
 (``/api/v1/openapi.json``) shows them. Engine documents inside an answer (an execution's
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
 class Schema(BaseModel):
@@ -247,6 +252,34 @@ class CabAnswer(Schema):
 
     request_id: str
     cab: AppliedCab
+
+
+class CabStepBody(Schema):
+    """One step of a CAB in a request body, as its file would hold it (no ``step_order``)."""
+
+    name: StrictStr | None = None
+    action: StrictStr
+    parameters: dict[str, Any] | None = None
+    expected_result: dict[str, Any] | None = None
+    timeout_seconds: StrictInt | None = None
+
+
+class CabBody(Schema):
+    """The body of ``PUT /api/v1/cabs/{name}`` and ``POST /api/v1/cabs/validate``: a CAB file's
+    fields. Its shape is checked here; what a CAB file must also satisfy (a valid regex, step
+    names, templates naming earlier steps) is checked by ``parse_cab``, as for the files."""
+
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    alert_name_pattern: StrictStr
+    severity_filter: list[StrictStr] | StrictStr | None = None
+    stop_on_first_failure: StrictBool = True
+    enabled: StrictBool = True
+    steps: list[CabStepBody] = Field(min_length=1)
+
+    def document(self) -> dict[str, Any]:
+        """The fields the caller sent, as ``parse_cab`` reads a CAB file."""
+        return self.model_dump(exclude_unset=True)
 
 
 class ErrorAnswer(Schema):

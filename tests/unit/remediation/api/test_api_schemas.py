@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from poundcake.config import load_poundcake_config
 from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.api.app import create_app
-from poundcake.remediation.api.schemas import AlertDocument, AlertsPage, CabDocument, body
+from poundcake.remediation.api.schemas import AlertDocument, AlertsPage, CabBody, CabDocument, body
 from poundcake.remediation.cabs.definition import parse_cab
 from poundcake.remediation.tracking.trail import alert_document
 from tests import factories
@@ -72,3 +72,42 @@ def test_the_openapi_document_shows_each_answer(
     }
     assert answer("/api/v1/cabs/{name}", "put") == "ApplyAnswer"
     assert answer("/api/v1/webhook", "post", "202") == "WebhookAccepted"
+
+
+def test_a_cab_body_is_read_into_its_model_before_parse_cab() -> None:
+    sent = {"alert_name_pattern": "^Disk", "steps": [{"action": "core.local"}]}
+    document = CabBody.model_validate(sent).document()
+    assert document == sent
+    assert parse_cab({**document, "name": "disk"}) == parse_cab({**sent, "name": "disk"})
+
+
+@pytest.mark.parametrize(
+    ("sent", "named"),
+    [
+        ({"steps": [{"action": "core.local", "bogus": 1}]}, "steps.0.bogus"),
+        ({"steps": [{"action": "core.local"}], "enabled": "yes"}, "enabled"),
+        ({"steps": [{"action": "core.local", "timeout_seconds": True}]}, "steps.0.timeout_seconds"),
+        ({"steps": []}, "steps"),
+        ({"steps": [{"action": "core.local"}], "colour": "red"}, "colour"),
+    ],
+)
+def test_a_cab_body_of_the_wrong_shape_is_refused_naming_the_field(
+    sent: dict[str, object], named: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as refused:
+        CabBody.model_validate({"alert_name_pattern": "^Disk", **sent})
+    places = {".".join(str(part) for part in error["loc"]) for error in refused.value.errors()}
+    assert any(place.startswith(named) for place in places), places
+
+
+def test_the_openapi_document_shows_the_cab_request_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POUNDCAKE_DATA_DIR", str(tmp_path))
+    sessions = sessionmaker(bind=sa.create_engine("sqlite://"))
+    app = create_app(load_poundcake_config(), sessions=sessions, enqueue=lambda _ids: None)
+    paths = app.openapi()["paths"]
+    put = paths["/api/v1/cabs/{name}"]["put"]["requestBody"]["content"]["application/json"]
+    assert str(put["schema"]["$ref"]).endswith("/CabBody")
+    posted = paths["/api/v1/cabs/validate"]["post"]["requestBody"]["content"]["application/json"]
+    assert "CabBody" in str(posted["schema"])

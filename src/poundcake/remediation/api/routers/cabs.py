@@ -19,6 +19,7 @@ from poundcake.remediation.api.responses import json_response
 from poundcake.remediation.api.schemas import (
     ApplyAnswer,
     CabAnswer,
+    CabBody,
     CabsAnswer,
     ErrorAnswer,
     ValidationAnswer,
@@ -39,8 +40,7 @@ from poundcake.remediation.cabs.service import (
 from poundcake.remediation.engine_api import EngineClient
 
 router = APIRouter(tags=["cabs"])
-Document = Annotated[dict[str, Any], Body()]
-OptionalDocument = Annotated[dict[str, Any] | None, Body()]
+OptionalCabBody = Annotated[CabBody | None, Body()]
 
 
 def _engine_api(api: ApiState) -> EngineClient:
@@ -110,11 +110,13 @@ def validate(
     _operator: Operator,
     api: Api,
     request_id: RequestId,
-    document: OptionalDocument = None,
+    document: OptionalCabBody = None,
 ) -> Response:
     """Validate one CAB document (the body), or every CAB file when there is no body."""
     cabs: list[Cab] = (
-        [parse_cab(document)] if document is not None else load_cabs(cabs_directory(api.config))
+        [parse_cab(document.document())]
+        if document is not None
+        else load_cabs(cabs_directory(api.config))
     )
     engine_api = _engine_api(api)
     try:
@@ -142,12 +144,12 @@ def put(
     _operator: Operator,
     api: Api,
     request_id: RequestId,
-    document: Document,
+    document: CabBody,
 ) -> Response:
     """Create or replace the CAB ``name`` from the body, then apply every CAB."""
-    if document.get("name", name) != name:
-        raise ValidationError(f'name: "{document.get("name")}" differs from the URL\'s "{name}"')
-    cab = parse_cab({**document, "name": name})
+    if document.name is not None and document.name != name:
+        raise ValidationError(f'name: "{document.name}" differs from the URL\'s "{name}"')
+    cab = parse_cab({**document.document(), "name": name})
     engine_api = _engine_api(api)
     try:
         problems = validate_cabs([cab], engine_api)
