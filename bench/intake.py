@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import itertools
 import json
 import os
 import queue
 import resource
-import secrets
 import shutil
 import socket
 import statistics
@@ -74,6 +74,8 @@ LUA = ROOT / "bench" / "wrk" / "alertmanager.lua"
 REQUESTS_GOAL = 0.8
 ALERTS_GOAL = 0.8
 P99_GOAL_MS = 50.0
+WRK_RUNS = itertools.count(1)
+"""Numbers of the wrk runs, part of every fingerprint: no run repeats another's alerts."""
 
 
 # --- the bare endpoint (built inside its uvicorn subprocess) --------------------------------
@@ -229,7 +231,7 @@ def run_wrk(
         "wrk",
         *("-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s"),
         *("-s", str(LUA), f"{server.url}/api/v1/webhook"),
-        *("--", TOKEN, str(size), f"{rate_per_second:.3f}", secrets.token_hex(2)),
+        *("--", TOKEN, str(size), f"{rate_per_second:.3f}", f"{next(WRK_RUNS):06x}"),
     ]
     server_cpu, wrk_cpu = process_cpu_seconds(server.process.pid), children_cpu_seconds()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -449,9 +451,11 @@ def check_rows(results: Results, url: sa.URL) -> None:
             f"rows: {name} {counts[table]:,} alerts stored, {answered:,} answered 2xx while "
             f"measured (plus the warm-up and requests in flight at each phase's end): {verdict}"
         )
+    replays = counts["poundcake_alert_deliveries"] - counts["poundcake_alerts"]
     print(
         f"      poundcake-api {counts['poundcake_alert_deliveries']:,} outbox rows, "
-        f"{counts['poundcake_api_calls']:,} API calls"
+        f"{counts['poundcake_api_calls']:,} API calls; {replays:,} deliveries of a known episode "
+        "(0 expected: every alert sent is new)"
     )
 
 

@@ -1,9 +1,10 @@
 -- wrk script: Alertmanager version 4 notifications, every alert a new episode.
 --
 -- Arguments (after wrk's "--"): bearer token, alerts per notification, requests per second per
--- thread (0: closed loop, each connection sends as soon as its answer came), a 4-hex nonce
--- that makes this run's fingerprints unique. Every request is built afresh: fingerprint =
--- nonce, thread number (2 hex), alert number (10 hex), so no payload is ever a replay.
+-- thread (0: closed loop, each connection sends as soon as its answer came), this wrk run's
+-- number (6 hex digits, distinct for every run against one database). Every request is built
+-- afresh: fingerprint = run, thread number (2 hex), alert number (8 hex), so no payload is
+-- ever a replay.
 --
 -- With a rate, delay() gives each request its slot on the thread's schedule; a connection that
 -- reaches its slot late (every connection busy) sends at once and the lateness is counted, so
@@ -31,7 +32,7 @@ function setup(thread)
 end
 
 -- Globals: done() reads the counters of every thread with thread:get().
-local size, interval, nonce
+local size, interval, run
 sent, non_2xx, server_errors, late, max_late_ms = 0, 0, 0, 0, 0
 local next_slot = nil
 
@@ -39,7 +40,7 @@ function init(args)
   size = tonumber(args[2])
   local rate = tonumber(args[3])
   interval = rate > 0 and 1000 / rate or 0
-  nonce = args[4]
+  run = args[4]
   wrk.method = "POST"
   wrk.headers["Authorization"] = "Bearer " .. args[1]
   wrk.headers["Content-Type"] = "application/json"
@@ -56,7 +57,7 @@ function request()
   local parts = {}
   for i = 1, size do
     sent = sent + 1
-    local fingerprint = string.format("%s%02x%010x", nonce, thread_number, sent)
+    local fingerprint = string.format("%s%02x%08x", run, thread_number, sent)
     parts[i] = string.format(ALERT, sent % 50, fingerprint, SEVERITIES[sent % 3 + 1],
       fingerprint, math.floor(sent / 60) % 60, sent % 60, fingerprint)
   end
