@@ -234,7 +234,7 @@ def run_wrk(
         *("--", TOKEN, str(size), f"{rate_per_second:.3f}", f"{next(WRK_RUNS):06x}"),
     ]
     server_cpu, wrk_cpu = process_cpu_seconds(server.process.pid), children_cpu_seconds()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=LUA.parent)
     if done.returncode != 0:
         raise SystemExit(f"wrk exited {done.returncode}: {done.stderr}{done.stdout}")
     return Outcome(

@@ -67,7 +67,7 @@ def write_mixed_lines(size: int) -> None:
 
 @dataclass(frozen=True)
 class WrkFigures:
-    """What one ``wrk`` run reports, read from the ``done`` hook of ``bench/wrk/*.lua``."""
+    """What one ``wrk`` run reports, read from the ``done`` hook of ``bench/wrk/common.lua``."""
 
     requests: int
     seconds: float
