@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import WrkFigures, load_average, parse_wrk, process_cpu_seconds  # noqa: E402
+from tests.e2e.stack import untuned  # noqa: E402
 from tests.integration.st2cli import (  # noqa: E402
     SERVICES,
     RunningEngine,
@@ -50,19 +51,6 @@ LUA = ROOT / "bench" / "wrk" / "post_json.lua"
 ENGINE_SERVICES = (*SERVICES, "st2rulesengine")
 GOAL = 200.0
 BODY = json.dumps({"action": "core.noop", "parameters": {}})
-TUNED_SECTIONS = ("scheduler", "actionrunner")
-
-
-def default_settings(config_path: Path) -> Path:
-    """The test st2.conf without its tuned scheduler and runner sections: the engine's defaults."""
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(config_path)
-    for section in TUNED_SECTIONS:
-        parser.remove_section(section)
-    shipped = config_path.with_name("st2-defaults.conf")
-    with shipped.open("w") as handle:
-        parser.write(handle)
-    return shipped
 
 
 @dataclass
@@ -277,9 +265,7 @@ def main() -> None:
     print(f"engine throughput (core.noop through st2api, end to end); {load_average()}")
     with (
         tempfile.TemporaryDirectory(prefix="bench-engine-") as directory,
-        running_engine(
-            Path(directory), services=ENGINE_SERVICES, service_config=default_settings
-        ) as engine,
+        running_engine(Path(directory), services=ENGINE_SERVICES, service_config=untuned) as engine,
     ):
         bench = Bench(engine, api_key_for(engine))
         try:
