@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import yaml
 
+from poundcake.cli.st2ctl_services import engine_services
+from poundcake.config import load_st2_config
 from poundcake.ops.key_rotation import write_key_file
 from tests.integration.conftest import (
     BIN,
@@ -49,20 +51,6 @@ ENGINE_SERVICES = (
     "st2notifier",
     "st2stream",
     "st2workflowengine",
-)
-# What ``st2ctl start`` starts with the default st2.conf (one of each; timers enabled).
-SHIPPED_ENGINE_SERVICES = (
-    "st2api",
-    "st2auth",
-    "st2stream",
-    "st2scheduler",
-    "st2workflowengine",
-    "st2rulesengine",
-    "st2notifier",
-    "st2timersengine",
-    "st2garbagecollector",
-    "st2sensorcontainer",
-    "st2actionrunner",
 )
 # The sections of the engine's test st2.conf that tune it for short tests.
 TUNED_SECTIONS = ("scheduler", "actionrunner")
@@ -222,6 +210,15 @@ def wait_for_health(url: str, timeout: float = 60) -> None:
 TUNED_POUNDCAKE = {"POUNDCAKE_RELAY_AFTER_SECONDS": "2", "POUNDCAKE_WORKER_CONCURRENCY": "4"}
 
 
+def shipped_engine_services(directory: Path) -> tuple[str, ...]:
+    """What ``st2ctl start`` starts with a default st2.conf: the product's own list."""
+    probe = directory / "st2-defaults-probe.conf"
+    probe.write_text("[database]\nbackend = mysql\nhost = 127.0.0.1\ndb_name = probe\n")
+    return tuple(
+        spec.name for spec in engine_services(load_st2_config(probe)) for _ in range(spec.instances)
+    )
+
+
 def untuned(config_path: Path) -> Path:
     """A copy of ``config_path`` without the sections tuned for tests: the engine's defaults."""
     parser = configparser.ConfigParser(interpolation=None)
@@ -284,7 +281,7 @@ def running_product(
                 running_engine(
                     directory / "engine",
                     database,
-                    SHIPPED_ENGINE_SERVICES if shipped_defaults else ENGINE_SERVICES,
+                    shipped_engine_services(directory) if shipped_defaults else ENGINE_SERVICES,
                     extra,
                     service_config if database_users or shipped_defaults else None,
                 )
