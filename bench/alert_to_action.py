@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 NEVER = float("inf")
 
-from bench.loadgen import load_average  # noqa: E402
+from bench.loadgen import load_average, own_cpu_seconds  # noqa: E402
 from tests.e2e.stack import Product, eventually, running_product  # noqa: E402
 
 CAB: dict[str, Any] = {
@@ -139,10 +139,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-alert-to-action-") as directory:
         print(f"starting the engine, PoundCake and Alertmanager ...; {load_average()}", flush=True)
         with running_product(Path(directory), {CAB["name"]: CAB}, shipped_defaults=True) as product:
+            cpu = own_cpu_seconds()
             acked, failures = send(product, options.rate, options.seconds)
             print(
                 f"sent {len(acked) + len(failures)} alerts; {len(failures)} not 202 {failures[:5]}"
-                f"; {load_average()}"
+                f"; the sender (this process) used {own_cpu_seconds() - cpu:.2f} s of CPU; "
+                f"{load_average()}"
             )
             latencies: dict[str, float] = {}
 

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import load_average  # noqa: E402
+from bench.loadgen import load_average, own_cpu_seconds  # noqa: E402
 from tests.integration.conftest import create_fixture_database, drop_fixture_database  # noqa: E402
 from tests.integration.st2cli import PASSWORD, USER, running_engine  # noqa: E402
 
@@ -390,12 +390,17 @@ def run(options: argparse.Namespace) -> Iterator[tuple[str, list[float], list[fl
                 httpx.Client(base_url=engine.api_url, headers=headers, timeout=60) as client,
                 Writer(database, documents, options.write_rate) as writer,
             ):
+                cpu = own_cpu_seconds()
                 for label, query in CASES:
                     if options.only and options.only not in label:
                         continue
                     cold, repeated, size, total = measure(client, query, options.requests)
                     yield label, cold, repeated, size, total
-                print(f"  {writer.written:,} executions written while measuring; {load_average()}")
+                print(
+                    f"  {writer.written:,} executions written while measuring; the client and the"
+                    f" writer (this process) used {own_cpu_seconds() - cpu:.1f} s of CPU; "
+                    f"{load_average()}"
+                )
     finally:
         if not options.keep:
             drop_fixture_database(database)

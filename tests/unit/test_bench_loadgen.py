@@ -13,6 +13,7 @@ from bench.loadgen import (
     encoded_mixed_lines,
     mixed_line,
     mixed_lines,
+    own_cpu_seconds,
     parse_wrk,
     percentile,
     process_cpu_seconds,
@@ -94,3 +95,12 @@ def test_process_cpu_seconds_grows_with_work() -> None:
             break
         sum(range(10_000))
     assert process_cpu_seconds(os.getpid()) >= before + 0.05
+
+
+def test_own_cpu_seconds_counts_this_process() -> None:
+    before, reference = own_cpu_seconds(), process_cpu_seconds(os.getpid())
+    for _ in range(100_000):
+        if process_cpu_seconds(os.getpid()) >= reference + 0.1:
+            break
+        sum(range(10_000))
+    assert own_cpu_seconds() - before >= 0.08
