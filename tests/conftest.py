@@ -52,8 +52,10 @@ _record = _IntegrationRecord()
 
 
 def is_integration(nodeid: str) -> bool:
-    """Tell whether a node id (test or module) is under one of the integration folders."""
-    return Path(nodeid.split("::", 1)[0]).parent.name in INTEGRATION_DIRS
+    """Tell whether a node id (test or module) is under one of the integration folders, at any
+    depth (``tests/integration/engine/rules/test_x.py`` too)."""
+    folders = Path(nodeid.split("::", 1)[0]).parts[:-1]
+    return any(folder in INTEGRATION_DIRS for folder in folders)
 
 
 # Modules that create the install guide's literal ``poundcake``/``stackstorm`` databases and users:
@@ -88,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if Path(item.path).parent.name in INTEGRATION_DIRS:
+        if is_integration(item.nodeid):
             item.add_marker(pytest.mark.integration)
 
 

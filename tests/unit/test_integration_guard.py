@@ -24,7 +24,7 @@ SWALLOW = (
 def run_tree(tmp_path: Path, files: dict[str, str], *arguments: str) -> tuple[int, str]:
     """Run pytest (integration required) on a tree with our conftest; exit code and output."""
     tests = tmp_path / "tests"
-    (tests / "integration").mkdir(parents=True)
+    (tests / "integration" / "engine").mkdir(parents=True)
     shutil.copy(CONFTEST, tests / "conftest.py")
     for name, text in files.items():
         (tests / name).write_text(text)
@@ -51,6 +51,15 @@ def test_a_run_of_every_integration_test_passes(tmp_path: Path) -> None:
     code, output = run_tree(tmp_path, {"integration/test_a.py": PASSING})
     assert code == 0, output
     assert "integration tests are required" not in output
+
+
+def test_tests_in_subfolders_of_an_integration_folder_count(tmp_path: Path) -> None:
+    code, output = run_tree(
+        tmp_path, {"integration/engine/test_b.py": SKIPPED_AT_COLLECTION, "test_unit.py": PASSING}
+    )
+    assert code == 1, output
+    assert "no integration test ran" in output
+    assert "skipped at collection: tests/integration/engine/test_b.py" in output
 
 
 def test_a_skipped_module_and_a_test_that_never_ran_fail_the_run(tmp_path: Path) -> None:
