@@ -1,156 +1,255 @@
-"""Engine throughput: core.noop-style executions per second, end to end, on MariaDB and RabbitMQ.
+"""Engine throughput: core.noop executions per second, requested through st2api over HTTP.
 
-Starts real ``st2scheduler`` and ``st2actionrunner`` processes against a scratch MariaDB database
-and a RabbitMQ vhost of their own, requests executions of a noop action through the execution
-service (as the API does: one transaction and one message per request), and reports completed
-executions per second from the first request to the last completion:
+Starts the engine as processes on a scratch MariaDB database and RabbitMQ vhost (``st2api``,
+``st2auth``, ``st2scheduler``, ``st2actionrunner``, ``st2rulesengine``, with the engine's
+default settings), then loads it as users do: ``wrk`` (a separate process, with
+``bench/wrk/post_json.lua``) POSTs ``/v1/executions`` of ``core.noop`` with an API key over
+``--connections`` keep-alive connections until ``--count`` were accepted. Every finished
+execution writes a ``core.st2.generic.actiontrigger`` instance that the rules engine processes;
+a phase ends when every execution succeeded and every completion trigger was processed. Reported
+per phase, from the database's own timestamps: executions/s from the first request to the last
+completion, the HTTP request rate and latency (wrk), the trigger backlog's drain, the CPU of wrk
+and of every engine process, and the load average:
 
 * with 1 and with 2 action runner processes;
-* draining a backlog of ``--backlog`` executions requested while no runner was up.
+* a backlog of ``--backlog`` executions requested while no runner was up, then drained by 2.
 
 Usage: .venv/bin/python bench/engine_throughput.py [--count 2000] [--backlog 20000]
-Needs MariaDB (root on 127.0.0.1) and RabbitMQ (guest on 127.0.0.1) like the test suite.
+Needs MariaDB (root on 127.0.0.1), RabbitMQ (guest on 127.0.0.1) and wrk.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import factories  # noqa: E402
-
-from poundcake.config import load_st2_config  # noqa: E402
-from poundcake.db.migrate import setup_engine_schema  # noqa: E402
-from poundcake.db.session import unit_of_work  # noqa: E402
-from poundcake.engine.executions.models import LiveActionDB  # noqa: E402
-from poundcake.engine.executions.service import request_execution  # noqa: E402
-from poundcake.engine.runtime import EngineRuntime, make_runtime  # noqa: E402
+from bench.loadgen import WrkFigures, load_average, parse_wrk, process_cpu_seconds  # noqa: E402
+from tests.e2e.stack import untuned  # noqa: E402
+from tests.integration.support.st2cli import (  # noqa: E402
+    SERVICES,
+    RunningEngine,
+    api_key_for,
+    running_engine,
+)
 
 BIN = Path(sys.executable).parent
+LUA = ROOT / "bench" / "wrk" / "post_json.lua"
+ENGINE_SERVICES = (*SERVICES, "st2rulesengine")
+GOAL = 200.0
+BODY = json.dumps({"action": "core.noop", "parameters": {}})
 
 
-def admin(statement: str) -> None:
-    with pymysql.connect(host="127.0.0.1", user="root", autocommit=True) as connection:
-        connection.cursor().execute(statement)
+@dataclass
+class Phase:
+    """One measured phase."""
 
+    label: str
+    count: int
+    seconds: float
+    wrk: WrkFigures
+    wrk_cpu: float
+    cpu: dict[str, float]
+    trigger_lag: float
+    load: str
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
 
 
 class Bench:
-    def __init__(self, workdir: Path) -> None:
-        self.database = f"pcbench_{uuid.uuid4().hex[:8]}"
-        self.vhost = f"pcbench_{uuid.uuid4().hex[:8]}"
-        admin(f"CREATE DATABASE {self.database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-        self.conf = workdir / "st2.conf"
-        self.conf.write_text(
-            "[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\n"
-            f"db_name = {self.database}\n\n[messaging]\n"
-            f"url = amqp://guest:guest@127.0.0.1:5672/{self.vhost}\n\n"
-            "[actionrunner]\nconcurrency = 16\n\n[log]\nlevel = WARNING\n"
-        )
-        self.workdir = workdir
-        config = load_st2_config(self.conf)
-        setup_engine_schema(config)
-        self.runtime: EngineRuntime = make_runtime(config, pool_size=20)
-        with unit_of_work(self.runtime.sessions) as session:
-            factories.runner_type(session, "noop")
-            factories.pack(session, "core")
-            factories.action(session, "core.noop", "noop")
-        self.processes: list[subprocess.Popen[bytes]] = []
+    """The running engine, its database, and the extra runner processes a phase starts."""
 
-    def spawn(self, command: str) -> None:
-        log = (self.workdir / f"{command}.log").open("ab")
-        self.processes.append(
-            subprocess.Popen(
-                [str(BIN / command), "--config-file", str(self.conf)], stdout=log, stderr=log
-            )
-        )
+    def __init__(self, engine: RunningEngine, key: str) -> None:
+        self.engine = engine
+        self.key = key
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(engine.config_path)
+        self.database = parser["database"]["db_name"]
+        self.extra: list[subprocess.Popen[bytes]] = []
 
-    def stop_all(self) -> None:
-        for process in self.processes:
+    def sql(self, statement: str) -> tuple[object, ...]:
+        with pymysql.connect(host="127.0.0.1", user="root", database=self.database) as db:
+            cursor = db.cursor()
+            cursor.execute(statement)
+            row = cursor.fetchone()
+            return tuple(row) if row else ()
+
+    def runner(self) -> subprocess.Popen[bytes]:
+        """Start one more ``st2actionrunner``."""
+        log = (self.engine.directory / "st2actionrunner-extra.log").open("ab")
+        process = subprocess.Popen(
+            [str(BIN / "st2actionrunner"), "--config-file", str(self.engine.config_path)],
+            stdout=log,
+            stderr=log,
+        )
+        self.extra.append(process)
+        return process
+
+    def stop_extra(self) -> None:
+        for process in self.extra:
             process.terminate()
-        for process in self.processes:
+        for process in self.extra:
             process.wait(timeout=60)
-        self.processes = []
+        self.extra = []
 
-    def request(self, count: int, threads: int = 4) -> None:
-        def one(_: int) -> None:
-            with unit_of_work(self.runtime.sessions) as session:
-                requested = request_execution(session, action_ref="core.noop", user="bench")
-            self.runtime.publisher.requested(requested.liveaction_id, requested.execution_id)
+    def processes(self) -> dict[str, int]:
+        found = {name: process.pid for name, process in self.engine.processes.items()}
+        found.update({f"st2actionrunner-{i + 2}": p.pid for i, p in enumerate(self.extra)})
+        return {name: pid for name, pid in found.items() if Path(f"/proc/{pid}").exists()}
 
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, range(count)))
+    def request(self, since: str, count: int, connections: int) -> tuple[WrkFigures, float]:
+        """POST ``count`` executions with wrk; its figures and its CPU seconds.
 
-    def succeeded(self) -> int:
-        with self.runtime.sessions() as session:
-            return int(
-                session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(LiveActionDB)
-                    .where(LiveActionDB.status == "succeeded")
-                )
-                or 0
-            )
+        The Lua script stops sending after ``count`` answers, but wrk itself runs for its whole
+        duration: once the database holds ``count`` executions, wrk is interrupted (SIGINT,
+        upon which it reports as usual).
+        """
+        command = [
+            "wrk",
+            *("-t1", f"-c{connections}", "-d3600s", "--timeout", "60s"),
+            *("-s", str(LUA), f"{self.engine.api_url}/executions"),
+            *("--", "St2-Api-Key", self.key, BODY, "0", str(count)),
+        ]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk = subprocess.Popen(
+            command, cwd=LUA.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            while self.requested_since(since) < count and wrk.poll() is None:
+                time.sleep(0.1)
+            wrk.send_signal(signal.SIGINT)
+            stdout, stderr = wrk.communicate(timeout=120)
+        finally:
+            if wrk.poll() is None:
+                wrk.kill()
+                wrk.wait()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if wrk.returncode != 0:
+            raise SystemExit(f"wrk exited {wrk.returncode}: {stderr}{stdout}")
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return parse_wrk(stdout), cpu
 
-    def wait_for(self, total: int, timeout: float = 900) -> float:
+    def requested_since(self, since: str) -> int:
+        """Executions created since ``since`` (a POST answers 201 once its row is committed)."""
+        found = self.sql(f"SELECT COUNT(*) FROM execution_db WHERE start_timestamp > '{since}'")
+        return int(str(found[0]))
+
+    def finished_after(self, since: str) -> tuple[int, int, float, float]:
+        """Executions requested since ``since``: succeeded, completion triggers processed, and
+        the first start and last end (epoch seconds, from the database's timestamps)."""
+        executions = self.sql(
+            "SELECT COUNT(*), COALESCE(UNIX_TIMESTAMP(MIN(start_timestamp)), 0), "
+            "COALESCE(UNIX_TIMESTAMP(MAX(end_timestamp)), 0) FROM execution_db "
+            f"WHERE status = 'succeeded' AND start_timestamp > '{since}'"
+        )
+        triggers = self.sql(
+            "SELECT COUNT(*) FROM trigger_instance_db WHERE status = 'processed' "
+            f"AND `trigger` = 'core.st2.generic.actiontrigger' AND occurrence_time > '{since}'"
+        )
+        succeeded, first, last = (float(str(value)) for value in executions)
+        return int(succeeded), int(str(triggers[0])), first, last
+
+    def wait_done(
+        self, since: str, count: int, timeout: float = 1800
+    ) -> tuple[float, float, float]:
+        """Wait for ``count`` successes and their processed completion triggers.
+
+        Returns the first start and last end (epoch seconds) and how long after the last
+        success the last trigger was seen processed (the poll's 0.2 s is its resolution).
+        """
         deadline = time.monotonic() + timeout
-        while self.succeeded() < total:
+        all_succeeded_at = None
+        while True:
+            succeeded, processed, first, last = self.finished_after(since)
+            if succeeded >= count and all_succeeded_at is None:
+                all_succeeded_at = time.monotonic()
+            if succeeded >= count and processed >= count:
+                assert all_succeeded_at is not None
+                return first, last, time.monotonic() - all_succeeded_at
             if time.monotonic() > deadline:
-                raise SystemExit(f"timed out: {self.succeeded()} of {total} succeeded")
-            time.sleep(0.1)
-        return time.monotonic()
+                raise SystemExit(
+                    f"timed out: {succeeded} of {count} succeeded, {processed} triggers processed"
+                )
+            time.sleep(0.2)
 
-    def run_phase(self, runners: int, count: int) -> float:
-        already = self.succeeded()
-        self.spawn("st2scheduler")
-        for _ in range(runners):
-            self.spawn("st2actionrunner")
-        time.sleep(2)
-        started = time.monotonic()
-        submitter = threading.Thread(target=self.request, args=(count,))
-        submitter.start()
-        finished = self.wait_for(already + count)
-        submitter.join()
-        self.stop_all()
-        return count / (finished - started)
+    def now(self) -> str:
+        return str(self.sql("SELECT UTC_TIMESTAMP(6)")[0])
 
-    def backlog_phase(self, backlog: int, runners: int) -> tuple[float, float]:
-        already = self.succeeded()
-        started = time.monotonic()
-        self.request(backlog, threads=8)
-        submitted = time.monotonic() - started
-        self.spawn("st2scheduler")
-        for _ in range(runners):
-            self.spawn("st2actionrunner")
-        started = time.monotonic()
-        finished = self.wait_for(already + backlog)
-        self.stop_all()
-        return backlog / submitted, backlog / (finished - started)
+    def phase(self, label: str, count: int, connections: int, runners: int) -> Phase:
+        for _ in range(runners - 1):
+            self.runner()
+        since = self.now()
+        pids = self.processes()
+        cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        figures, wrk_cpu = self.request(since, count, connections)
+        first, last, lag = self.wait_done(since, count)
+        cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        load = load_average()
+        self.stop_extra()
+        return Phase(label, count, last - first, figures, wrk_cpu, cpu, lag, load)
 
-    def close(self) -> None:
-        self.stop_all()
-        self.runtime.close()
-        admin(f"DROP DATABASE {self.database}")
-        rabbitmqctl("delete_vhost", self.vhost)
+    def backlog_phase(self, count: int, connections: int) -> tuple[Phase, Phase]:
+        """Request ``count`` with no runner up, then drain with two."""
+        runner = self.engine.processes.pop("st2actionrunner")
+        runner.terminate()
+        runner.wait(timeout=60)
+        since = self.now()
+        figures, wrk_cpu = self.request(since, count, connections)
+        requested = Phase(
+            f"requests into a {count} backlog (no runner up)",
+            count,
+            figures.seconds,
+            figures,
+            wrk_cpu,
+            {},
+            0.0,
+            load_average(),
+        )
+        pids = {name: process.pid for name, process in self.engine.processes.items()}
+        cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        started = time.time()
+        self.runner()
+        self.runner()
+        _, last, lag = self.wait_done(since, count)
+        cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        drained = Phase(
+            f"2 runners draining the {count} backlog",
+            count,
+            last - started,
+            figures,
+            0.0,
+            cpu,
+            lag,
+            load_average(),
+        )
+        self.stop_extra()
+        return requested, drained
+
+
+def show(phase: Phase) -> None:
+    cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(phase.cpu.items()))
+    print(
+        f"  {phase.label:<46} {phase.rate:8.1f}/s  HTTP {phase.wrk.requests_per_second:7.1f} req/s "
+        f"p50 {phase.wrk.p50_ms:.0f} ms p99 {phase.wrk.p99_ms:.0f} ms, non-2xx "
+        f"{phase.wrk.non_2xx}; triggers processed {phase.trigger_lag:.1f} s after the last "
+        f"execution; CPU s: wrk {phase.wrk_cpu:.2f}{', ' + cpu if cpu else ''}; {phase.load}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -159,28 +258,32 @@ def main() -> None:
     )
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--backlog", type=int, default=20000)
+    parser.add_argument("--connections", type=int, default=8, help="wrk's connections")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
-        bench = Bench(Path(workdir))
+    phases: list[Phase] = []
+    print(f"engine throughput (core.noop through st2api, end to end); {load_average()}")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-engine-") as directory,
+        running_engine(Path(directory), services=ENGINE_SERVICES, service_config=untuned) as engine,
+    ):
+        bench = Bench(engine, api_key_for(engine))
         try:
-            rows = [
-                (f"1 runner, {options.count} executions", bench.run_phase(1, options.count)),
-                (f"2 runners, {options.count} executions", bench.run_phase(2, options.count)),
-            ]
-            request_rate, drain_rate = bench.backlog_phase(options.backlog, 2)
-            rows.append((f"requests into a {options.backlog} backlog (no runner up)", request_rate))
-            rows.append((f"2 runners draining the {options.backlog} backlog", drain_rate))
+            for runners in (1, 2):
+                label = f"{runners} runner{'s' if runners > 1 else ''}, {options.count} executions"
+                phases.append(bench.phase(label, options.count, options.connections, runners))
+                show(phases[-1])
+            for phase in bench.backlog_phase(options.backlog, options.connections):
+                phases.append(phase)
+                show(phase)
         finally:
-            bench.close()
-    print("engine throughput (core.noop, end to end, executions/s)")
-    for label, rate in rows:
-        print(f"  {label:<52} {rate:8.1f}")
+            bench.stop_extra()
     if options.json:
         figures = [
-            {"figure": label, "value": rate, "unit": "/s", "goal": 200, "better": "higher"}
-            for label, rate in rows
-            if "no runner up" not in label
+            {"figure": phase.label, "value": phase.rate, "unit": "/s", "goal": GOAL}
+            | {"better": "higher"}
+            for phase in phases
+            if "no runner up" not in phase.label
         ]
         options.json.write_text(json.dumps(figures))
 

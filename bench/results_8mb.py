@@ -2,7 +2,9 @@
 
 Starts real ``st2api``, ``st2auth``, ``st2scheduler`` and ``st2actionrunner`` processes on a
 scratch MariaDB database (as the integration tests do), requests ``core.local`` executions whose
-command prints ``--megabytes`` of output, and reports:
+command prints ``--megabytes`` of log-like output (``bench.loadgen.mixed_lines``: 80-character
+lines with quotes, backslashes, tabs and 2-, 3- and 4-byte UTF-8, one write per line, so the
+runner's per-line path and the output writer see about 100,000 lines), and reports:
 
 * the time from ``POST /v1/executions`` to the execution recorded ``succeeded`` with its whole
   result (the runner reads the output, builds the result, writes it to ``execution_db``);
@@ -10,6 +12,8 @@ command prints ``--megabytes`` of output, and reports:
   the bytes served;
 * the peak resident memory (``VmHWM``) of ``st2actionrunner`` and ``st2api`` above what each
   used before the first large result, as a multiple of the result size.
+
+The stored and served ``stdout`` is checked to be exactly the text the command printed.
 
 Usage: .venv/bin/python bench/results_8mb.py [--megabytes 8] [--executions 3] [--requests 20]
 Needs MariaDB (root on 127.0.0.1) and RabbitMQ (guest on 127.0.0.1) like the test suite.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -28,13 +33,20 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from tests.integration.support.st2cli import RunningEngine, api_key_for, eventually, running_engine
+from bench.loadgen import load_average, mixed_lines, percentile  # noqa: E402
+from tests.integration.support.st2cli import (  # noqa: E402
+    RunningEngine,
+    api_key_for,
+    eventually,
+    running_engine,
+)
 
 STORE_GOAL_SECONDS = 5.0
 GET_P99_GOAL_MS = 1000.0
-MEMORY_GOAL_MULTIPLE = 8.0
+MEMORY_GOAL_MULTIPLE = 4.0
 TERMINAL = {"succeeded", "failed", "timeout", "abandoned", "canceled"}
 
 
@@ -48,7 +60,11 @@ def memory_kib(pid: int, field: str) -> int:
 
 def run_one(client: httpx.Client, size: int) -> tuple[str, float]:
     """Request one execution printing ``size`` bytes; (its id, seconds until it is stored)."""
-    command = f"head -c {size} /dev/zero | tr '\\0' x"
+    program = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+        f"from bench.loadgen import write_mixed_lines; write_mixed_lines({size})"
+    )
+    command = f"{shlex.quote(sys.executable)} -c {shlex.quote(program)}"
     started = time.perf_counter()
     response = client.post(
         "/executions", json={"action": "core.local", "parameters": {"cmd": command}}
@@ -80,17 +96,13 @@ def fetch(
         assert response.status_code == 200, response.text[:200]
         served = len(response.content)
     stdout = response.json()["result"]["stdout"]
-    assert len(stdout) == size and not response.json().get("result_truncated"), len(stdout)
+    expected = mixed_lines(size).removesuffix("\n")
+    assert stdout == expected and not response.json().get("result_truncated"), len(stdout)
     return latencies, served
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def measure(engine: RunningEngine, options: argparse.Namespace) -> list[dict[str, Any]]:
-    size = options.megabytes * 1024 * 1024
+    size = int(options.megabytes * 1024 * 1024)
     headers = {"St2-Api-Key": api_key_for(engine)}
     pids = {name: engine.processes[name].pid for name in ("st2actionrunner", "st2api")}
     with httpx.Client(base_url=engine.api_url, headers=headers, timeout=120) as client:
@@ -101,7 +113,8 @@ def measure(engine: RunningEngine, options: argparse.Namespace) -> list[dict[str
     peaks = {name: memory_kib(pid, "VmHWM") - baseline[name] for name, pid in pids.items()}
     seconds = [value for _, value in stored]
     print(
-        f"{options.megabytes} MB results: {options.executions} executions, {served:,} bytes served"
+        f"{options.megabytes:g} MB results ({size // 80:,} lines of 80 characters, mixed bytes): "
+        f"{options.executions} executions, {served:,} bytes served; {load_average()}"
     )
     print(
         f"  POST -> succeeded (stored)    median {statistics.median(seconds):7.2f} s, "
@@ -118,13 +131,13 @@ def measure(engine: RunningEngine, options: argparse.Namespace) -> list[dict[str
         )
     figures = [
         (
-            f"{options.megabytes} MB result: POST -> stored, median",
+            f"{options.megabytes:g} MB result: POST -> stored, median",
             statistics.median(seconds),
             "s",
             STORE_GOAL_SECONDS,
         ),
         (
-            f"{options.megabytes} MB result: GET p99",
+            f"{options.megabytes:g} MB result: GET p99",
             percentile(latencies, 0.99),
             "ms",
             GET_P99_GOAL_MS,
@@ -132,7 +145,7 @@ def measure(engine: RunningEngine, options: argparse.Namespace) -> list[dict[str
     ]
     figures += [
         (
-            f"{options.megabytes} MB result: {name} peak memory / result",
+            f"{options.megabytes:g} MB result: {name} peak memory / result",
             kib * 1024 / size,
             "x",
             MEMORY_GOAL_MULTIPLE,
@@ -147,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--megabytes", type=int, default=8, help="size of each result")
+    parser.add_argument("--megabytes", type=float, default=8, help="size of each result")
     parser.add_argument("--executions", type=int, default=3, help="large executions to store")
     parser.add_argument("--requests", type=int, default=20, help="GETs of the last one")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")

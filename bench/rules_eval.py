@@ -7,11 +7,17 @@ alerts, GitHub pushes, deploy and error-rate events), then reports:
 
 * the compile cost of the 100 rules;
 * evaluations per second (CPU time and wall time) of every payload against every rule, as the
-  rules engine does, rendering templated patterns with the engine's ``render_string`` over a
-  datastore held in a dict; then the static rules only and the templated rules only.
+  rules engine does: templated patterns rendered with the engine's ``render_string`` over the
+  rules engine's own render context (``datastore_context`` on a session: every
+  ``st2kv.system`` key read from ``keyvalue_db`` in a scratch MariaDB database when used);
+  then the static rules only and the templated rules only.
+
+The goal is on wall time, which counts the datastore's round trips: 100,000 evaluations per
+second, what ``bench/sensors.py``'s goal (1,000 trigger instances per second) asks of a rules
+engine with these 100 rules on the trigger.
 
 Usage: .venv/bin/python bench/rules_eval.py [--seconds 3]
-Needs no servers: criteria evaluation is pure computation.
+Needs MariaDB (root on 127.0.0.1) for the datastore, like the test suite.
 """
 
 from __future__ import annotations
@@ -20,14 +26,27 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import load_average  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database  # noqa: E402
+
+from poundcake.config import load_st2_config  # noqa: E402
+from poundcake.db.engine import make_st2_engine  # noqa: E402
+from poundcake.db.migrate import setup_engine_schema  # noqa: E402
+from poundcake.db.session import make_session_factory, unit_of_work  # noqa: E402
+from poundcake.engine.keyvalue.lookup import datastore_context  # noqa: E402
+from poundcake.engine.keyvalue.service import set_value  # noqa: E402
 from poundcake.engine.rendering import render_string  # noqa: E402
 from poundcake.engine.rules.criteria import CompiledCriteria, compile_criteria  # noqa: E402
 
@@ -220,10 +239,40 @@ def rule_criteria(rng: random.Random) -> list[dict[str, Any]]:
     return rules
 
 
-def engine_renderer(datastore: dict[str, Any]) -> Callable[[str], Any]:
-    """Render a pattern as the rules engine does (``render_string``, compiled templates cached)."""
-    context = {"st2kv": {"system": datastore}}
+GOAL = 100_000.0
+
+
+def engine_renderer(session: Session) -> Callable[[str], Any]:
+    """Render a pattern as the rules engine's batch does: ``render_string`` over
+    ``datastore_context`` (each ``st2kv`` key read from the database when used)."""
+    context = datastore_context(session, user="stanley", cipher=None)
     return lambda template: render_string(template, context)
+
+
+@contextmanager
+def scratch_datastore(workdir: Path) -> Iterator[Session]:
+    """A session on a scratch MariaDB database whose datastore holds ``DATASTORE``."""
+    database = f"pcbench_rules_{uuid.uuid4().hex[:8]}"
+    create_fixture_database(database)
+    conf = workdir / "st2.conf"
+    conf.write_text(
+        f"[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\ndb_name = {database}\n"
+    )
+    db_engine = None
+    try:
+        config = load_st2_config(conf)
+        setup_engine_schema(config)
+        db_engine = make_st2_engine(config, pool_size=1)
+        sessions = make_session_factory(db_engine)
+        with unit_of_work(sessions) as session:
+            for name, value in DATASTORE.items():
+                set_value(session, name=name, value=str(value))
+        with sessions() as session:
+            yield session
+    finally:
+        if db_engine is not None:
+            db_engine.dispose()
+        drop_fixture_database(database)
 
 
 def is_templated(criteria: dict[str, Any]) -> bool:
@@ -294,25 +343,34 @@ def main() -> None:
     rules = [compile_criteria(criteria) for criteria in sources]
     static = [rule for rule, flag in zip(rules, templated, strict=True) if not flag]
     dynamic = [rule for rule, flag in zip(rules, templated, strict=True) if flag]
-    render = engine_renderer(dict(DATASTORE))
     print(
         f"  {'evaluations (trigger x rule)':<46} {'count':>11} {'per CPU s':>12} "
         f"{'per wall s':>12} {'us/eval':>8} {'matched':>7}"
     )
-    everything = measure(rules, samples, render, options.seconds)
-    report("all rules", everything)
-    report("static rules only", measure(static, samples, render, options.seconds))
-    report("templated rules only", measure(dynamic, samples, render, options.seconds))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-rules-") as workdir,
+        scratch_datastore(Path(workdir)) as session,
+    ):
+        render = engine_renderer(session)
+        everything = measure(rules, samples, render, options.seconds)
+        report("all rules", everything)
+        report("static rules only", measure(static, samples, render, options.seconds))
+        report("templated rules only", measure(dynamic, samples, render, options.seconds))
+    print(f"  {load_average()}")
     if options.json:
-        evaluations, _, cpu, _ = everything
-        figure = {
-            "figure": "evaluations per CPU second, all rules",
-            "value": evaluations / cpu,
-            "unit": "/s",
-            "goal": 5000,
-            "better": "higher",
-        }
-        options.json.write_text(json.dumps([figure]))
+        evaluations, _, cpu, wall = everything
+        figures = [
+            {
+                "figure": "evaluations per wall second, all rules (datastore read)",
+                "value": evaluations / wall,
+                "unit": "/s",
+                "goal": GOAL,
+                "better": "higher",
+            },
+            {"figure": "evaluations per CPU second, all rules", "value": evaluations / cpu}
+            | {"unit": "/s", "better": "higher"},
+        ]
+        options.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,16 @@
 
 Each script runs as its own process with ``--json`` and writes its figures (figure, value, unit,
 goal, whether higher or lower is better); its own output goes to ``<logs>/<script>.log``. The
-table gives each figure, its goal, the ratio value / goal from this same run, and whether the
-goal is met. ``--quick`` runs every script with small sizes (a few minutes in all); without it
-the sizes are those in ``bench/README.md``. Exits 1 if a script failed or wrote no figures (an
-unmet goal is reported, not an error).
+table gives each figure, its goal, the ratio value / goal from this same run, whether the goal
+is met, and the previous figure beside the new one: the same benchmark and figure in
+``--previous`` (default ``bench/figures.json``, the figures of the last run saved with
+``--save``; a ``--json`` file of an earlier run works too). ``--save`` writes this run's figures
+there, keeping those of the benchmarks it did not run. ``--quick`` runs every script with small
+sizes (a few minutes in all); without it the sizes are those in ``bench/README.md``. Exits 1 if
+a script failed or wrote no figures (an unmet goal is reported, not an error).
 
 Usage: .venv/bin/python bench/run_all.py [--quick] [--only NAME] [--logs DIR] [--json FILE]
+                                         [--previous FILE] [--save]
 Needs MariaDB, RabbitMQ and Redis like the test suite (./test.sh starts them).
 """
 
@@ -21,10 +25,16 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+
+from bench.loadgen import load_average  # noqa: E402
+
+FIGURES = BENCH / "figures.json"
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,41 @@ def shown(value: float, unit: str) -> str:
     return f"{number} {unit}".strip()
 
 
-def table(results: list[tuple[str, list[dict[str, Any]], str]]) -> None:
+Previous = dict[tuple[str, str], dict[str, Any]]
+
+
+def load_previous(path: Path | None) -> Previous:
+    """Figures of an earlier run by (benchmark, figure); none if there is no such file."""
+    if path is None or not path.exists():
+        return {}
+    rows: list[dict[str, Any]] = json.loads(path.read_text())
+    return {(row["benchmark"], row["figure"]): row for row in rows}
+
+
+def save_figures(path: Path, previous: Previous, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` over ``previous`` (figures of benchmarks not run stay) to ``path``."""
+    merged = dict(previous)
+    for name in {row["benchmark"] for row in rows}:
+        merged = {key: row for key, row in merged.items() if key[0] != name}
+    merged.update({(row["benchmark"], row["figure"]): row for row in rows})
+    path.write_text(json.dumps(list(merged.values()), indent=2) + "\n")
+
+
+def before(previous: Previous, name: str, figure: dict[str, Any]) -> str:
+    """The previous value of a figure, or "-"."""
+    row = previous.get((name, figure["figure"]))
+    if row is None:
+        return "-"
+    quick = " (quick)" if row.get("quick") else ""
+    return shown(float(row["value"]), figure.get("unit", "")) + quick
+
+
+def table(results: list[tuple[str, list[dict[str, Any]], str]], previous: Previous) -> None:
     print()
-    header = f"{'benchmark':<18} {'figure':<58} {'value':>13} {'goal':>13} {'v/goal':>7} met"
+    header = (
+        f"{'benchmark':<18} {'figure':<58} {'previous':>21} {'value':>13} {'goal':>13}"
+        f" {'v/goal':>7} met"
+    )
     print(header)
     print("-" * len(header))
     for name, figures, note in results:
@@ -117,8 +159,8 @@ def table(results: list[tuple[str, list[dict[str, Any]], str]]) -> None:
             better = ">=" if figure.get("better", "higher") == "higher" else "<="
             goal_text = f"{better} {shown(float(goal), unit)}" if goal is not None else ""
             print(
-                f"{name:<18} {figure['figure'][:58]:<58} {shown(float(figure['value']), unit):>13}"
-                f" {goal_text:>13} {ratio:>7} {met}"
+                f"{name:<18} {figure['figure'][:58]:<58} {before(previous, name, figure):>21}"
+                f" {shown(float(figure['value']), unit):>13} {goal_text:>13} {ratio:>7} {met}"
             )
 
 
@@ -130,6 +172,12 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run only this script (repeatable)")
     parser.add_argument("--logs", type=Path, help="keep each script's output and figures here")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--previous", type=Path, default=FIGURES, help="figures to show beside the new ones"
+    )
+    parser.add_argument(
+        "--save", action="store_true", help=f"write this run's figures to {FIGURES.name}"
+    )
     options = parser.parse_args()
     chosen = [
         benchmark
@@ -140,17 +188,24 @@ def main() -> None:
         parser.error(f"--only names none of {[b.script.removesuffix('.py') for b in BENCHMARKS]}")
     logs = options.logs or Path(tempfile.mkdtemp(prefix="poundcake-bench-"))
     logs.mkdir(parents=True, exist_ok=True)
-    print(f"{'quick' if options.quick else 'full'} run, logs in {logs}")
+    print(f"{'quick' if options.quick else 'full'} run, logs in {logs}; {load_average()}")
+    measured = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results = []
     for benchmark in chosen:
         figures, note = run(benchmark, options.quick, logs)
         results.append((benchmark.script.removesuffix(".py"), figures, note))
-    table(results)
+    previous = load_previous(options.previous)
+    table(results, previous)
+    print(f"\nmachine: {load_average()}; previous figures from {options.previous}")
+    everything = [
+        {"benchmark": name, **figure, "measured": measured, "quick": options.quick}
+        for name, figures, _ in results
+        for figure in figures
+    ]
     if options.json:
-        everything = [
-            {"benchmark": name, **figure} for name, figures, _ in results for figure in figures
-        ]
         options.json.write_text(json.dumps(everything, indent=2))
+    if options.save:
+        save_figures(FIGURES, load_previous(FIGURES), everything)
     if any(note for _, _, note in results):
         sys.exit(1)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian tools the integration tests need besides the database servers, if missing:
 # OpenSSH's server (the remote-shell runner tests start their own sshd on a loopback port),
-# Prometheus's Alertmanager, and the official st2 CLI in .venv-st2. Safe to run again; needs root to install Debian packages.
+# Prometheus's Alertmanager, wrk for the benchmarks, and the official st2 CLI in .venv-st2. Safe to run again; needs root to install Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,8 @@ install_if_missing /usr/bin/prometheus-alertmanager prometheus-alertmanager
 install_if_missing /usr/bin/chromium chromium
 # ping for the network pack's ping action and its tests.
 install_if_missing ping iputils-ping
+# wrk, the HTTP load generator of bench/intake.py (benchmarks only; no test needs it).
+install_if_missing wrk wrk
 
 # The official StackStorm CLI, in a venv of its own (it pins its dependencies exactly and must
 # never share the project's environment): the engine API tests drive it.

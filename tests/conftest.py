@@ -1,7 +1,11 @@
 """Test-suite wide hooks: mark integration tests, and fail a run that needed them but skipped them.
 
 With ``POUNDCAKE_REQUIRE_INTEGRATION=1`` (set by the README's test command and CI) a run fails if no
-integration test ran or any was skipped: a green run must have talked to the real servers.
+integration test ran, if any was skipped (a test, or a whole module skipped while it was collected,
+e.g. by ``pytest.importorskip``), or if an integration test that was collected never reported a
+result: a green run must have run every integration test it found against the real servers.
+Under pytest-xdist the controller learns what each worker collected from
+``pytest_xdist_node_collection_finished`` and gets every report, so the check runs there.
 """
 
 from __future__ import annotations
@@ -12,10 +16,46 @@ from typing import Any
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-# The kinds that need the real servers: a test's kind is its first folder under tests/.
-INTEGRATION_KINDS = frozenset({"integration", "e2e", "faults", "security"})
-_outcomes = {"passed": 0, "failed": 0, "skipped": 0}
+INTEGRATION_DIRS = ("integration", "e2e", "faults", "security")
+
+
+class _IntegrationRecord:
+    """What the integration guard saw: node ids collected, run, skipped; modules skipped."""
+
+    def __init__(self) -> None:
+        self.collected: set[str] = set()
+        self.ran: set[str] = set()
+        self.skipped: set[str] = set()
+        self.skipped_modules: set[str] = set()
+
+    def problems(self) -> list[str]:
+        """Why this run does not count as having run the integration tests (none: it does)."""
+        found = []
+        if not self.ran:
+            found.append("no integration test ran")
+        if self.skipped:
+            found.append(f"{len(self.skipped)} skipped")
+        if self.skipped_modules:
+            found.append(
+                f"{len(self.skipped_modules)} module(s) skipped at collection: "
+                + ", ".join(sorted(self.skipped_modules))
+            )
+        missing = self.collected - self.ran - self.skipped
+        if missing:
+            found.append(
+                f"{len(missing)} collected but never run: " + ", ".join(sorted(missing)[:5])
+            )
+        return found
+
+
+_record = _IntegrationRecord()
+
+
+def is_integration(nodeid: str) -> bool:
+    """Tell whether a node id (test or module) is under one of the integration folders, at any
+    depth (``tests/integration/engine/rules/test_x.py`` too)."""
+    folders = Path(nodeid.split("::", 1)[0]).parts[:-1]
+    return any(folder in INTEGRATION_DIRS for folder in folders)
 
 
 # Modules that create the install guide's literal ``poundcake``/``stackstorm`` databases and users:
@@ -39,34 +79,37 @@ class _FileScheduler:
 
         return Scheduler(config, log)
 
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        _record.collected.update(nodeid for nodeid in ids if is_integration(nodeid))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_FileScheduler(), "poundcake-file-scheduler")
 
 
-def kind_of_test_file(path: Path) -> str | None:
-    """The kind of a test file: the folder under tests/ it sits in, however deep (None outside)."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(TESTS):
-        return None
-    parts = resolved.relative_to(TESTS).parts
-    return parts[0] if len(parts) > 1 else None
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if kind_of_test_file(Path(item.path)) in INTEGRATION_KINDS:
+        if is_integration(item.nodeid):
             item.add_marker(pytest.mark.integration)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _record.collected.update(item.nodeid for item in session.items if is_integration(item.nodeid))
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped and is_integration(report.nodeid):
+        _record.skipped_modules.add(report.nodeid)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "integration" not in report.keywords:
+    if not is_integration(report.nodeid):
         return
     if report.skipped:
-        _outcomes["skipped"] += 1
-    elif report.when == "call":
-        _outcomes["passed" if report.passed else "failed"] += 1
+        _record.skipped.add(report.nodeid)
+    elif report.when == "call" or report.failed:
+        _record.ran.add(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -75,12 +118,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         or "PYTEST_XDIST_WORKER" in os.environ
     ):
         return
-    ran = _outcomes["passed"] + _outcomes["failed"]
-    if ran == 0 or _outcomes["skipped"]:
+    problems = _record.problems()
+    if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = (
-            f"integration tests are required: {ran} ran, {_outcomes['skipped']} skipped "
-            "(are MariaDB, Redis and RabbitMQ running?)"
+            f"integration tests are required: {len(_record.ran)} ran; "
+            + "; ".join(problems)
+            + " (are MariaDB, Redis and RabbitMQ running?)"
         )
         if reporter is not None:
             reporter.write_line(f"ERROR: {message}", red=True)

@@ -9,6 +9,7 @@ CAB files are applied with ``poundcake cabs apply``.
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import signal
@@ -23,6 +24,8 @@ from typing import Any
 import httpx
 import yaml
 
+from poundcake.cli.st2ctl_services import engine_services
+from poundcake.config import load_st2_config
 from poundcake.ops.key_rotation import write_key_file
 from tests.integration.support.commands import BIN, command_environment
 from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database
@@ -45,6 +48,8 @@ ENGINE_SERVICES = (
     "st2stream",
     "st2workflowengine",
 )
+# The sections of the engine's test st2.conf that tune it for short tests.
+TUNED_SECTIONS = ("scheduler", "actionrunner")
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 TOKEN = "e2e-alertmanager-bearer-9c4f1a7d"
 
@@ -198,6 +203,30 @@ def wait_for_health(url: str, timeout: float = 60) -> None:
     eventually(healthy, url, timeout)
 
 
+TUNED_POUNDCAKE = {"POUNDCAKE_RELAY_AFTER_SECONDS": "2", "POUNDCAKE_WORKER_CONCURRENCY": "4"}
+
+
+def shipped_engine_services(directory: Path) -> tuple[str, ...]:
+    """What ``st2ctl start`` starts with a default st2.conf: the product's own list."""
+    probe = directory / "st2-defaults-probe.conf"
+    probe.write_text("[database]\nbackend = mysql\nhost = 127.0.0.1\ndb_name = probe\n")
+    return tuple(
+        spec.name for spec in engine_services(load_st2_config(probe)) for _ in range(spec.instances)
+    )
+
+
+def untuned(config_path: Path) -> Path:
+    """A copy of ``config_path`` without the sections tuned for tests: the engine's defaults."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(config_path)
+    for section in TUNED_SECTIONS:
+        parser.remove_section(section)
+    shipped = config_path.with_name(f"{config_path.stem}-defaults.conf")
+    with shipped.open("w") as handle:
+        parser.write(handle)
+    return shipped
+
+
 @contextmanager
 def running_product(
     directory: Path,
@@ -207,6 +236,7 @@ def running_product(
     database_users: Callable[[Path, str], tuple[Path, str]] | None = None,
     key_in_file: bool = False,
     packs: Sequence[Path] = (),
+    shipped_defaults: bool = False,
 ) -> Iterator[Product]:
     """Start everything, apply ``cabs`` (name -> CAB document), yield, stop everything.
 
@@ -218,35 +248,38 @@ def running_product(
     from the default key file (``<data_dir>/secrets/st2-api-key``) instead of ``ST2_API_KEY``,
     and its processes' pid files are written where ``poundcake reload`` looks for them.
     ``packs`` are pack directories copied into the engine's packs path before it registers
-    its content.
+    its content. With ``shipped_defaults`` (the benchmarks) nothing is tuned for short tests:
+    every service ``st2ctl start`` starts, the engine's default scheduler, runner and rules
+    engine settings, and PoundCake's default relay delay and worker concurrency.
     """
     database = f"pctest_e2e_{uuid.uuid4().hex[:10]}"
     create_fixture_database(database)
     poundcake_url = [f"mysql+pymysql://root@127.0.0.1:3306/{database}"]
 
     def service_config(admin_config: Path) -> Path:
-        assert database_users is not None
-        config, poundcake_url[0] = database_users(admin_config, database)
-        return config
+        config = admin_config
+        if database_users is not None:
+            config, poundcake_url[0] = database_users(admin_config, database)
+        return untuned(config) if shipped_defaults else config
 
     packs_dir = directory / "packs"
     packs_dir.mkdir(parents=True, exist_ok=True)
     for pack in packs:
         shutil.copytree(pack, packs_dir / pack.name)
     (directory / "engine").mkdir(exist_ok=True)
-    extra = (
-        f"[content]\npacks_base_paths = {packs_dir}\n\n[rulesengine]\npoll_interval = 0.3\n\n"
-        "[garbagecollector]\naction_executions_output_ttl = 7\n"
-    )
+    extra = f"[content]\npacks_base_paths = {packs_dir}\n\n"
+    if not shipped_defaults:
+        extra += "[rulesengine]\npoll_interval = 0.3\n\n[garbagecollector]\n"
+        extra += "action_executions_output_ttl = 7\n"
     try:
         with ExitStack() as stack:
             engine = stack.enter_context(
                 running_engine(
                     directory / "engine",
                     database,
-                    ENGINE_SERVICES,
+                    shipped_engine_services(directory) if shipped_defaults else ENGINE_SERVICES,
                     extra,
-                    service_config if database_users else None,
+                    service_config if database_users or shipped_defaults else None,
                 )
             )
             key = api_key_for(engine)
@@ -269,8 +302,7 @@ def running_product(
                 POUNDCAKE_CABS_DIR=str(cabs_dir),
                 POUNDCAKE_CABS_PACK_DIR=str(packs_dir / "poundcake_cabs"),
                 POUNDCAKE_PORT=str(api_port),
-                POUNDCAKE_RELAY_AFTER_SECONDS="2",
-                POUNDCAKE_WORKER_CONCURRENCY="4",
+                **({} if shipped_defaults else TUNED_POUNDCAKE),
             )
             env["POUNDCAKE_DATA_DIR"] = str(directory / "poundcake")
             if key_in_file:

@@ -116,18 +116,25 @@ def test_an_action_that_outlives_its_lease_keeps_running(stack: EngineStack) -> 
     assert statuses(done) == ["requested", "scheduled", "running", "succeeded"]
 
 
-def test_output_is_stored_while_the_action_runs(stack: EngineStack) -> None:
+def test_output_is_stored_while_the_action_runs(stack: EngineStack, tmp_path: Path) -> None:
     stack.start_scheduler()
     stack.start_runner()
-    cmd = "echo first; echo warning >&2; sleep 5; echo second"
+    # The action prints "second" only once the test has seen "first" stored (or after a minute,
+    # saying so): the first line can only be seen while the action runs, at any machine speed.
+    gate = tmp_path / "seen-first"
+    cmd = (
+        "echo first; echo warning >&2; opened=no; "
+        f"for _ in $(seq 1200); do if [ -e {gate} ]; then opened=yes; break; fi; sleep 0.05; "
+        'done; [ "$opened" = yes ] || echo gate-timeout; echo second'
+    )
     requested = stack.request(SHELL, {"cmd": cmd})
     stack.wait(requested.execution_id, {"running"}, timeout=15)
-    deadline = time.monotonic() + 4
+    deadline = time.monotonic() + 60
     while "first" not in output_text(stack, requested.execution_id, "stdout"):
-        if time.monotonic() > deadline:
-            break
+        assert time.monotonic() < deadline, "the first line was not stored within 60 s"
         time.sleep(0.05)
     status_when_seen = stack.execution(requested.execution_id).status
+    gate.touch()
     stored_early = output_rows(stack, requested.execution_id)
     assert ("stdout", "first\n") in stored_early, (
         f"the first line was not stored while the action ran (stored: {stored_early})"

@@ -2,7 +2,9 @@
 
 Consecutive chunks of one stream are coalesced and written at most every ``flush_interval``
 seconds or ``flush_bytes`` bytes, so a chatty action costs few inserts and a large one never
-holds its output in memory until the end.
+holds its output in memory until the end. A run of chunks is kept as a list of pieces and
+joined once at the flush: appending each line to a growing string would copy the buffer on
+every line, quadratic in the lines of one flush.
 """
 
 from __future__ import annotations
@@ -42,16 +44,16 @@ class OutputWriter:
         self._flush_interval = flush_interval
         self._flush_bytes = flush_bytes
         self._lock = threading.Lock()
-        self._chunks: list[tuple[str, str]] = []
+        self._runs: list[tuple[str, list[str]]] = []
         self._size = 0
         self._last_flush = time.monotonic()
 
     def __call__(self, output_type: str, data: str) -> None:
         with self._lock:
-            if self._chunks and self._chunks[-1][0] == output_type:
-                self._chunks[-1] = (output_type, self._chunks[-1][1] + data)
+            if self._runs and self._runs[-1][0] == output_type:
+                self._runs[-1][1].append(data)
             else:
-                self._chunks.append((output_type, data))
+                self._runs.append((output_type, [data]))
             self._size += len(data)
             due = self._size >= self._flush_bytes
             due = due or time.monotonic() - self._last_flush >= self._flush_interval
@@ -61,9 +63,9 @@ class OutputWriter:
     def flush(self) -> None:
         """Store and announce what is buffered."""
         with self._lock:
-            chunks, self._chunks, self._size = self._chunks, [], 0
+            runs, self._runs, self._size = self._runs, [], 0
             self._last_flush = time.monotonic()
-            if not chunks:
+            if not runs:
                 return
             now = utcnow()
             rows = [
@@ -74,10 +76,11 @@ class OutputWriter:
                     runner_ref=self._runner_ref,
                     timestamp=now,
                     output_type=output_type,
-                    data=data,
+                    data="".join(pieces),
                 )
-                for output_type, data in chunks
+                for output_type, pieces in runs
             ]
+            del runs
             with unit_of_work(self._sessions) as session:
                 session.add_all(rows)
             for row in rows:

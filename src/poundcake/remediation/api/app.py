@@ -43,6 +43,7 @@ from poundcake.remediation.api.metrics import (
 )
 from poundcake.remediation.api.responses import error_response, json_response
 from poundcake.remediation.api.routers import alerts, cabs, requests, webhook
+from poundcake.remediation.api.slots import TransactionSlots
 from poundcake.remediation.intake.service import WEBHOOK_PATHS
 from poundcake.remediation.tasks.app import QUEUE, broker_url
 from poundcake.remediation.tasks.enqueue import close_enqueue, configure_enqueue, enqueue_deliveries
@@ -110,6 +111,7 @@ def create_app(
         webhook_auth=TokenChecker(webhook_tokens(config.settings)),
         handoff=handoff,
         recorder=recorder,
+        intake_slots=TransactionSlots(POOL_SIZE, timeout=config.settings.database_timeout_seconds),
     )
 
     @asynccontextmanager

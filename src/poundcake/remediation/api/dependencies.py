@@ -18,6 +18,7 @@ from poundcake.config import PoundCakeConfig, Settings
 from poundcake.remediation.api.auth import TokenChecker
 from poundcake.remediation.api.background import DeliveryHandoff
 from poundcake.remediation.api.calls import ApiCallRecorder, request_info
+from poundcake.remediation.api.slots import TransactionSlots
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ApiState:
     webhook_auth: TokenChecker
     handoff: DeliveryHandoff
     recorder: ApiCallRecorder
+    intake_slots: TransactionSlots
 
     @property
     def settings(self) -> Settings:

@@ -3,8 +3,9 @@
 The bearer token is checked before the body is read; a body over ``POUNDCAKE_MAX_BODY_BYTES``
 is refused (413) from its ``Content-Length`` or as soon as the streamed bytes pass the limit.
 The API call, the alert episodes and their deliveries are committed in one transaction before
-the 202; the delivery ids are then handed to the task queue by a background thread, so the
-broker never delays the answer (best effort: the relay re-sends whatever stays unprocessed).
+the 202, with no more such transactions at once than the pool keeps connections (``slots.py``);
+the delivery ids are then handed to the task queue by a background thread, so the broker never
+delays the answer (best effort: the relay re-sends whatever stays unprocessed).
 Database unavailable: 503 with ``Retry-After``, which Alertmanager retries.
 """
 
@@ -94,7 +95,7 @@ async def receive_webhook(request: Request) -> Response:
         client_chose_id=info.client_chose_id,
         started=info.started,
     )
-    accepted = await run_in_threadpool(accept)
+    accepted = await run_in_threadpool(api.intake_slots.run, accept)
     if accepted.request_id != info.request_id:
         info.use_request_id(accepted.request_id)
     info.recorded = True
