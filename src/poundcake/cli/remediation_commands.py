@@ -23,6 +23,7 @@ from poundcake.config import PoundCakeConfig, load_poundcake_config, load_settin
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.remediation.cabs.definition import load_cab_directory
+from poundcake.remediation.cabs.run_safety import RunSafety
 from poundcake.remediation.cabs.service import (
     applied_cabs,
     apply_cabs,
@@ -198,6 +199,19 @@ def cabs_dir(env_file: EnvFile = None) -> None:
     out.print(str(cabs_directory(_config(env_file))))
 
 
+def _run_safety_summary(safety: RunSafety) -> str:
+    """``silence, verify 300s -> escalate, retry 2`` (``-`` when every default holds)."""
+    parts = []
+    if safety.silence:
+        parts.append("silence")
+    if safety.verify_within is not None:
+        then = f" -> {safety.on_unverified}" if safety.on_unverified else ""
+        parts.append(f"verify {safety.verify_within}s{then}")
+    if safety.retry_on_abandoned:
+        parts.append(f"retry abandoned {safety.retry_on_abandoned}")
+    return ", ".join(parts) or "-"
+
+
 @cabs_app.command("list")
 @handles_errors
 def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
@@ -209,7 +223,15 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
     if as_json:
         _print_json([{**cab.document(), "applied": cab.name in applied} for cab in cabs])
         return
-    table = Table("name", "alert_name_pattern", "severity", "steps", "stop on failure", "applied")
+    table = Table(
+        "name",
+        "alert_name_pattern",
+        "severity",
+        "steps",
+        "stop on failure",
+        "run safety",
+        "applied",
+    )
     for cab in cabs:
         table.add_row(
             cab.name,
@@ -217,6 +239,7 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
             ",".join(cab.severity_filter) or "any",
             str(len(cab.steps)),
             "yes" if cab.stop_on_first_failure else "no",
+            _run_safety_summary(cab.run_safety),
             "yes" if cab.name in applied else "no",
         )
     out.print(table)
@@ -263,6 +286,7 @@ def cabs_apply(env_file: EnvFile = None) -> None:
             engine_api=engine_api,
             pack_dir=cabs_pack_directory(config),
             sessions=make_session_factory(db_engine),
+            alertmanager_url=config.settings.alertmanager_url,
         )
     finally:
         engine_api.close()

@@ -55,6 +55,7 @@ def _apply(api: ApiState) -> ApplyReport:
             engine_api=engine_api,
             pack_dir=cabs_pack_directory(api.config),
             sessions=api.sessions,
+            alertmanager_url=api.settings.alertmanager_url,
         )
     finally:
         engine_api.close()

@@ -1,0 +1,211 @@
+"""Verifying a fix: after a CAB succeeds, did the alert resolve? (a CAB's ``verify_within``).
+
+Tracking marks a remediated episode ``verification = pending`` with ``verify_by`` (the end of the
+run plus the CAB's ``verify_within``). Each pass of :func:`verify_pending` then ends it:
+
+* ``verified`` when Alertmanager's resolved notification closed the episode (intake and dispatch
+  handle it), or, once ``verify_by`` has passed, when Alertmanager's API no longer holds the
+  alert as firing;
+* ``unverified`` when it still fires at ``verify_by`` (or no Alertmanager URL is configured and
+  no resolved notification came). The CAB's ``on_unverified`` then runs another CAB's workflow
+  on the alert (recorded as an execution extension row of the episode) or escalates (recorded
+  in ``verification_reason`` and counted by ``/metrics``).
+
+The move out of ``pending`` is a compare-and-set, so of two workers only one acts on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from poundcake.db.retry import in_transaction
+from poundcake.db.types import utcnow
+from poundcake.engine.public import isoformat
+from poundcake.ids import new_id
+from poundcake.remediation.alertmanager_api import (
+    AlertmanagerClient,
+    AlertmanagerUnavailableError,
+)
+from poundcake.remediation.alerts.lifecycle import AlertState
+from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.alerts.trigger import Delivery, alert_payload
+from poundcake.remediation.cabs.run_safety import ESCALATE
+from poundcake.remediation.cabs.service import cab_run_safety
+from poundcake.remediation.tracking.models import ExecutionExtension
+
+logger = logging.getLogger(__name__)
+
+PENDING = "pending"
+VERIFIED = "verified"
+UNVERIFIED = "unverified"
+ESCALATED = "escalated"
+BATCH = 100
+
+
+class CabRunner(Protocol):
+    """What running an ``on_unverified`` CAB needs from the engine's API."""
+
+    def run_cab(
+        self, cab_name: str, alert: dict[str, object], request_id: str, alert_id: str
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An episode whose fix waits to be verified."""
+
+    id: str
+    state: str
+    verify_by: datetime | None
+    resolved_at: datetime | None
+    cab_name: str | None
+    labels: dict[str, str]
+    fingerprint: str
+
+
+def _pending(session: Session, now: datetime, limit: int) -> list[Pending]:
+    rows = session.scalars(
+        sa.select(Alert)
+        .where(
+            Alert.verification == PENDING,
+            sa.or_(Alert.state == AlertState.RESOLVED.value, Alert.verify_by <= now),
+        )
+        .order_by(Alert.verify_by, Alert.id)
+        .limit(limit)
+    )
+    return [
+        Pending(
+            row.id,
+            row.state,
+            row.verify_by,
+            row.resolved_at,
+            row.cab_name,
+            dict(row.labels or {}),
+            row.fingerprint,
+        )
+        for row in rows
+    ]
+
+
+def _conclude(session: Session, alert_id: str, verification: str, reason: str) -> bool:
+    """Move the episode out of ``pending``; tell whether this caller did."""
+    result = session.execute(
+        sa.update(Alert)
+        .where(Alert.id == alert_id, Alert.verification == PENDING)
+        .values(verification=verification, verification_reason=reason, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _judge(pending: Pending, alertmanager: AlertmanagerClient | None) -> tuple[str, str]:
+    """verified or unverified, and why; AlertmanagerUnavailableError leaves it for later."""
+    if pending.state == AlertState.RESOLVED.value:
+        resolved = isoformat(pending.resolved_at) or "now"
+        return VERIFIED, f"the alert resolved after the fix (resolved at {resolved})"
+    deadline = isoformat(pending.verify_by)
+    if alertmanager is None:
+        return UNVERIFIED, f"no resolved notification by {deadline}"
+    if alertmanager.is_firing(pending.labels, pending.fingerprint):
+        return UNVERIFIED, f"Alertmanager still had the alert firing at {deadline}"
+    return VERIFIED, f"Alertmanager no longer had the alert firing at {deadline}"
+
+
+def _follow_up(
+    sessions: sessionmaker[Session], engine_api: CabRunner, pending: Pending
+) -> str | None:
+    """Run the CAB's ``on_unverified``; what was done, for the reason."""
+    target = in_transaction(
+        sessions, lambda session: cab_run_safety(session, pending.cab_name).on_unverified
+    )
+    if target is None:
+        return None
+    if target == ESCALATE:
+        logger.warning(
+            "Alert %s: the fix by CAB %s is unverified; escalated", pending.id, pending.cab_name
+        )
+        return ESCALATED
+
+    def payload(session: Session) -> tuple[dict[str, object], str]:
+        alert = session.get(Alert, pending.id)
+        assert alert is not None
+        delivery = Delivery(alert.request_id, alert.id, None, None)
+        return alert_payload(alert, delivery), alert.request_id
+
+    document, request_id = in_transaction(sessions, payload)
+    execution_id = engine_api.run_cab(target, document, request_id, pending.id)
+
+    def link(session: Session) -> None:
+        now = utcnow()
+        session.add(
+            ExecutionExtension(
+                id=new_id(),
+                st2_execution_id=execution_id,
+                request_id=request_id,
+                alert_id=pending.id,
+                cab_name=target,
+                step_order=0,
+                action_ref=f"poundcake_cabs.{target}",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    in_transaction(sessions, link)
+    return f'on_unverified: CAB "{target}" started as execution {execution_id}'
+
+
+def _set_reason(session: Session, alert_id: str, reason: str) -> None:
+    session.execute(
+        sa.update(Alert)
+        .where(Alert.id == alert_id)
+        .values(verification_reason=reason, updated_at=utcnow())
+    )
+
+
+def _verify_one(
+    sessions: sessionmaker[Session],
+    alertmanager: AlertmanagerClient | None,
+    engine_api: CabRunner,
+    pending: Pending,
+) -> str | None:
+    """End one verification; verified, unverified, or None when another worker did."""
+    verification, reason = _judge(pending, alertmanager)
+    if not in_transaction(
+        sessions, lambda session: _conclude(session, pending.id, verification, reason)
+    ):
+        return None
+    logger.info("Alert %s: fix %s (%s)", pending.id, verification, reason)
+    if verification == UNVERIFIED:
+        done = _follow_up(sessions, engine_api, pending)
+        if done is not None:
+            in_transaction(
+                sessions, lambda session: _set_reason(session, pending.id, f"{reason}; {done}")
+            )
+    return verification
+
+
+def verify_pending(
+    sessions: sessionmaker[Session],
+    alertmanager: AlertmanagerClient | None,
+    engine_api: CabRunner,
+    limit: int = BATCH,
+) -> dict[str, int]:
+    """End the verification of every episode whose alert resolved or whose window passed."""
+    counts = {VERIFIED: 0, UNVERIFIED: 0}
+    due = in_transaction(sessions, lambda session: _pending(session, utcnow(), limit))
+    for pending in due:
+        try:
+            verification = _verify_one(sessions, alertmanager, engine_api, pending)
+        except AlertmanagerUnavailableError as error:
+            logger.warning("Verifying alert %s waits for Alertmanager: %s", pending.id, error)
+            break
+        if verification is not None:
+            counts[verification] += 1
+    return counts
