@@ -118,6 +118,7 @@ def alerts_show(alert_id: str, as_json: AsJson = False, env_file: EnvFile = None
     )
     if detail["state_reason"]:
         tree.add(f"reason: {detail['state_reason']}")
+    _add_run_safety(tree, detail)
     labels = tree.add("labels")
     for key, value in sorted(detail["labels"].items()):
         labels.add(f"{key}={value}")
@@ -129,6 +130,20 @@ def alerts_show(alert_id: str, as_json: AsJson = False, env_file: EnvFile = None
         )
     _add_remediation(tree, detail["remediation"])
     out.print(tree)
+
+
+def _add_run_safety(parent: Tree, alert: dict[str, Any]) -> None:
+    """Issue 21's outcomes of an episode: its silence, verification and resumed runs."""
+    silence = alert.get("silence")
+    if silence:
+        parent.add(
+            f"silence {silence['silence_id'] or '(not created)'}: {silence['state']}"
+            + (f" at {silence['expired_at']}" if silence["expired_at"] else "")
+        )
+    if alert.get("verification"):
+        parent.add(f"verification: {alert['verification']} ({alert['verification_reason']})")
+    if alert.get("abandoned_retries"):
+        parent.add(f"abandoned runs resumed: {alert['abandoned_retries']}")
 
 
 def _add_remediation(parent: Tree, remediation: dict[str, Any]) -> None:
@@ -186,6 +201,7 @@ def requests_show(request_id: str, as_json: AsJson = False, env_file: EnvFile = 
             f"alert {alert['id']} {alert['alert_name']} ({alert['delivery']['status']}; "
             f"{how}; now {alert['state']})"
         )
+        _add_run_safety(node, alert)
         _add_remediation(node, alert["remediation"])
     if not trail["alerts"]:
         tree.add("no alerts")

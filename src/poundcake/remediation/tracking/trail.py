@@ -104,6 +104,11 @@ def _silences(session: Session, alert_ids: list[str]) -> dict[str, Silence]:
     return {row.alert_id: row for row in rows}
 
 
+def silence_of(session: Session, alert_id: str) -> dict[str, Any] | None:
+    """The silence of one episode's run, as the trail shows it."""
+    return silence_document(_silences(session, [alert_id]).get(alert_id))
+
+
 def delivery_document(delivery: AlertDelivery) -> dict[str, Any]:
     """One delivery of an episode."""
     return {
@@ -364,6 +369,6 @@ def alert_detail(session: Session, alert_id: str) -> dict[str, Any]:
         "deliveries": [delivery_document(d) for d in deliveries],
         "requests": list(dict.fromkeys(d.request_id for d in deliveries)),
         "remediation": _remediation(alert, records, by_execution),
-        "silence": silence_document(_silences(session, [alert_id]).get(alert_id)),
+        "silence": silence_of(session, alert_id),
         "execution_extensions": [extension_document(row) for row in extensions],
     }
