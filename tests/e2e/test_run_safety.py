@@ -89,8 +89,13 @@ def product(tmp_path_factory: pytest.TempPathFactory, effects: Path) -> Iterator
         yield running
 
 
+# A label that looks like a template: it must stay data wherever the alert goes.
+NOTE = "{{ 6 * 7 }}"
+
+
 def labels(name: str) -> dict[str, str]:
-    return {"alertname": name, "severity": "warning", "instance": f"rs-{uuid.uuid4().hex[:10]}"}
+    instance = f"rs-{uuid.uuid4().hex[:10]}"
+    return {"alertname": name, "severity": "warning", "instance": instance, "note": NOTE}
 
 
 def now() -> str:
@@ -229,6 +234,9 @@ def test_an_alert_that_resolves_after_the_fix_is_verified(product: Product) -> N
     assert verified["verification"] == "verified", verified
     assert verified["state"] == "resolved"
     assert "resolved after the fix" in verified["verification_reason"]
+    shown = product.poundcake("alerts", "show", verified["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "verification: verified" in shown.stdout
 
 
 def test_an_alert_that_keeps_firing_is_unverified_and_escalated(product: Product) -> None:
@@ -273,6 +281,9 @@ def test_an_unverified_fix_runs_its_on_unverified_cab(product: Product, effects:
         return status if status in ("succeeded", "failed") else None
 
     assert eventually(finished, "the on_unverified CAB to finish", 120) == "succeeded"
+    started = product.engine_api("GET", f"/executions/{execution_id}").json()
+    assert started["parameters"]["alert"]["labels"]["note"] == NOTE
+    assert started["context"]["alert_id"] == ended["id"]
     assert side_effects(effects)[f"second {fired['instance']}"] == 1
 
 
@@ -302,6 +313,11 @@ def test_an_abandoned_step_of_an_idempotent_cab_runs_again_and_no_other_step_doe
     )
     assert resumed["state"] == "remediated", resumed
     assert resumed["abandoned_retries"] == 1
+    workflow = product.engine_api("GET", f"/executions/{resumed['workflow_execution_id']}").json()
+    abandoned = product.engine_api("GET", f"/executions/{workflow['context']['resume_from']}")
+    assert abandoned.json()["status"] == "abandoned"
+    assert workflow["parameters"]["alert"]["labels"]["note"] == NOTE
+    assert workflow["status"] == "succeeded"
     counts = side_effects(effects)
     assert counts[f"first {again['instance']}"] == 1, "a step that was not abandoned ran again"
     assert counts[f"slow {again['instance']}"] == 2

@@ -397,7 +397,13 @@ class EngineClient:
     def _create_execution(
         self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
     ) -> str:
-        body = {"action": action_ref, "parameters": dict(parameters), "context": dict(context)}
+        # The parameters carry an alert's text: final values, never rendered as templates.
+        body = {
+            "action": action_ref,
+            "parameters": dict(parameters),
+            "context": dict(context),
+            "render_parameters": False,
+        }
         document = self._json(self._request("POST", "/executions", body=body))
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise EngineUnavailableError("POST /executions: the engine did not name the execution")
