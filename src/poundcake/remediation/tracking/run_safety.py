@@ -2,7 +2,9 @@
 a run an action runner abandoned when the CAB declares it idempotent (crash-safe retries).
 
 A run whose only failure is abandoned work (:func:`~poundcake.remediation.tracking.observe.
-abandoned_only`) is resumed at most ``retry.on_abandoned`` times: the alert row (locked) records
+abandoned_only`) is resumed at most ``retry.on_abandoned`` times, once none of its steps is
+still in flight (a step whose runner died too ends ``abandoned`` a little later; one on a live
+runner finishes and is taken over). The alert row (locked) records
 the abandoned workflow in ``retry_of`` and counts the retry before the engine is asked, so two
 workers following the alert never both ask; the new workflow (``resume_from`` the abandoned one:
 the steps runner takes over every step that was not abandoned, so none that ran is doubled)
@@ -32,6 +34,7 @@ from poundcake.remediation.tracking.observe import Observation
 logger = logging.getLogger(__name__)
 
 PENDING = "pending"
+IN_FLIGHT = frozenset({"requested", "scheduled", "delayed", "running"})
 RESUME_RECOVERY = timedelta(seconds=60)
 
 
@@ -62,6 +65,10 @@ def retry_or_fail(session: Session, alert: Alert, seen: Observation) -> RetryDec
     workflow = seen.workflow_execution_id
     if not seen.abandoned or workflow is None:
         return RetryDecision(fail_reason=reason)
+    if any(step.status in IN_FLIGHT for step in seen.steps):
+        # A step of the abandoned run still runs (or is about to): its own runner may have died
+        # too, so wait until it ends, rather than spend a retry on a run that would lose it.
+        return RetryDecision()
     if alert.retry_of == workflow:
         requested = alert.retry_requested_at
         stale = requested is None or requested < utcnow() - RESUME_RECOVERY
