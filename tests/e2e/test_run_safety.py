@@ -148,6 +148,27 @@ def test_run_safety_fields_are_shown_with_their_defaults(product: Product) -> No
     assert listed.returncode == 0, listed.stderr
     assert "retry abandoned 2" in listed.stdout and "silence" in listed.stdout
 
+    document = {
+        "name": "checked",
+        "alert_name_pattern": "^RSChecked$",
+        "verify_within": 60,
+        "steps": [{"action": "core.local", "parameters": {"cmd": "true"}}],
+    }
+    known = product.api(
+        "POST", "/api/v1/cabs/validate", json={**document, "on_unverified": "second_try"}
+    )
+    assert known.status_code == 200, known.text
+    unknown = product.api(
+        "POST", "/api/v1/cabs/validate", json={**document, "on_unverified": "nowhere"}
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["problems"] == ['checked: on_unverified: no CAB named "nowhere"']
+    refused = product.api(
+        "PUT", "/api/v1/cabs/checked", json={**document, "retry": {"on_abandoned": "twice"}}
+    )
+    assert refused.status_code == 400
+    assert "retry.on_abandoned: must be a whole number" in refused.json()["error"]
+
 
 def _silenced_while_running(product: Product, instance: str) -> tuple[dict[str, Any], str]:
     """Wait for the running episode's silence in Alertmanager; the episode and silence id."""
@@ -285,6 +306,20 @@ def test_an_unverified_fix_runs_its_on_unverified_cab(product: Product, effects:
     assert started["parameters"]["alert"]["labels"]["note"] == NOTE
     assert started["context"]["alert_id"] == ended["id"]
     assert side_effects(effects)[f"second {fired['instance']}"] == 1
+    # Its extension row follows it to the end (the episode's trail shows how it went).
+    episode_where(
+        product,
+        fired["instance"],
+        "the on_unverified run's status recorded",
+        lambda found: (
+            [
+                row["status"]
+                for row in found["execution_extensions"]
+                if row["st2_execution_id"] == execution_id
+            ]
+            == ["succeeded"]
+        ),
+    )
 
 
 def test_an_abandoned_step_of_an_idempotent_cab_runs_again_and_no_other_step_does(

@@ -29,6 +29,7 @@ from poundcake.remediation.cabs.service import (
     apply_cabs,
     cabs_directory,
     cabs_pack_directory,
+    run_safety_problems,
     validate_cabs,
 )
 from poundcake.remediation.engine_api import EngineClient
@@ -274,6 +275,7 @@ def cabs_validate(env_file: EnvFile = None) -> None:
     config = _config(env_file)
     directory = cabs_directory(config)
     cabs, problems = load_cab_directory(directory)
+    problems.extend(run_safety_problems(cabs, alertmanager_url=config.settings.alertmanager_url))
     engine_api = _engine_api(config)
     try:
         problems.extend(validate_cabs(cabs, engine_api))

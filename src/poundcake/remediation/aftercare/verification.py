@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
-from poundcake.engine.public import isoformat
+from poundcake.engine.public import COMPLETED_STATUSES, ExecutionDB, ExecutionStatus, isoformat
 from poundcake.ids import new_id
 from poundcake.remediation.alertmanager_api import (
     AlertmanagerClient,
@@ -41,6 +41,7 @@ from poundcake.remediation.tracking.models import ExecutionExtension
 
 logger = logging.getLogger(__name__)
 
+SUCCEEDED = ExecutionStatus.SUCCEEDED.value
 PENDING = "pending"
 VERIFIED = "verified"
 UNVERIFIED = "unverified"
@@ -191,6 +192,31 @@ def _verify_one(
     return verification
 
 
+def refresh_follow_up_runs(session: Session) -> int:
+    """Copy the engine's status onto the extension rows of ``on_unverified`` runs (tracking
+    follows an episode's own run only); how many changed."""
+    rows = session.execute(
+        sa.select(ExecutionExtension, ExecutionDB.status)
+        .join(ExecutionDB, ExecutionDB.id == ExecutionExtension.st2_execution_id)
+        .join(Alert, Alert.id == ExecutionExtension.alert_id)
+        .where(
+            Alert.verification == UNVERIFIED,
+            ExecutionExtension.step_order == 0,
+            ExecutionExtension.cab_name.is_not(None),
+            sa.or_(
+                ExecutionExtension.status.is_(None),
+                ExecutionExtension.status != ExecutionDB.status,
+            ),
+        )
+        .limit(BATCH)
+    ).all()
+    for extension, status in rows:
+        extension.status = status
+        extension.result_matched = (status == SUCCEEDED) if status in COMPLETED_STATUSES else None
+        extension.updated_at = utcnow()
+    return len(rows)
+
+
 def verify_pending(
     sessions: sessionmaker[Session],
     alertmanager: AlertmanagerClient | None,
@@ -208,4 +234,5 @@ def verify_pending(
             break
         if verification is not None:
             counts[verification] += 1
+    in_transaction(sessions, refresh_follow_up_runs)
     return counts

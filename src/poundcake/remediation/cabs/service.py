@@ -221,22 +221,33 @@ def silenced_cabs(session: Session) -> list[str]:
     return [name for name, stored in rows if RunSafety.from_document(stored).silence]
 
 
-def check_run_safety(cabs: list[Cab], *, alertmanager_url: str | None) -> None:
-    """Refuse run safety fields that cannot work with these CABs and this configuration."""
-    names = {cab.name for cab in cabs}
-    problems: list[str] = []
+def run_safety_problems(
+    cabs: list[Cab], *, alertmanager_url: str | None, known: frozenset[str] = frozenset()
+) -> list[CabError]:
+    """What cannot work in these CABs' run safety with this configuration; ``known`` names
+    other CABs an ``on_unverified`` may name (the files, when one document is checked)."""
+    names = {cab.name for cab in cabs} | known
+    problems: list[CabError] = []
     for cab in cabs:
         where = f"{cab.source}: " if cab.source else f"{cab.name}: "
         safety = cab.run_safety
         if safety.silence and alertmanager_url is None:
             problems.append(
-                f"{where}silence: needs POUNDCAKE_ALERTMANAGER_URL (where to create silences)"
+                CabError(
+                    f"{where}silence: needs POUNDCAKE_ALERTMANAGER_URL (where to create silences)"
+                )
             )
         target = safety.on_unverified
         if target is not None and target != ESCALATE:
             if target == cab.name:
-                problems.append(f"{where}on_unverified: cannot run the same CAB again")
+                problems.append(CabError(f"{where}on_unverified: cannot run the same CAB again"))
             elif target not in names:
-                problems.append(f'{where}on_unverified: no CAB named "{target}"')
+                problems.append(CabError(f'{where}on_unverified: no CAB named "{target}"'))
+    return problems
+
+
+def check_run_safety(cabs: list[Cab], *, alertmanager_url: str | None) -> None:
+    """Refuse run safety fields that cannot work with these CABs and this configuration."""
+    problems = run_safety_problems(cabs, alertmanager_url=alertmanager_url)
     if problems:
-        raise CabError("; ".join(problems))
+        raise CabError("; ".join(str(problem) for problem in problems))

@@ -24,7 +24,7 @@ from poundcake.remediation.api.schemas import (
     ValidationAnswer,
     body,
 )
-from poundcake.remediation.cabs.definition import Cab, parse_cab
+from poundcake.remediation.cabs.definition import Cab, load_cab_directory, parse_cab
 from poundcake.remediation.cabs.service import (
     ApplyReport,
     applied_cabs,
@@ -33,6 +33,7 @@ from poundcake.remediation.cabs.service import (
     cabs_pack_directory,
     delete_cab_file,
     load_cabs,
+    run_safety_problems,
     save_cab_file,
     validate_cabs,
 )
@@ -117,9 +118,16 @@ def validate(
     cabs: list[Cab] = (
         [parse_cab(document)] if document is not None else load_cabs(cabs_directory(api.config))
     )
+    known: frozenset[str] = frozenset()
+    if document is not None:
+        files, _ = load_cab_directory(cabs_directory(api.config))
+        known = frozenset(cab.name for cab in files)
+    problems = run_safety_problems(
+        cabs, alertmanager_url=api.settings.alertmanager_url, known=known
+    )
     engine_api = _engine_api(api)
     try:
-        problems = validate_cabs(cabs, engine_api)
+        problems.extend(validate_cabs(cabs, engine_api))
     finally:
         engine_api.close()
     answer = ValidationAnswer(
