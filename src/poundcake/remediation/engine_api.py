@@ -55,6 +55,7 @@ MAX_LOOKUP_PAGES = 50
 EVALUATED_INSTANCE_STATUSES = frozenset({"processed", "processing_failed"})
 _UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
 RESUMED_CONTEXT_KEYS = ("request_id", "alert_id")
+ON_UNVERIFIED_FOR = "on_unverified_for"
 CAB_PACK = "poundcake_cabs"
 
 
@@ -102,7 +103,7 @@ class EngineApi(Protocol):
 
     def resume_run(self, execution_id: str) -> str: ...
 
-    def find_resumed_run(self, execution_id: str, action_ref: str) -> str | None: ...
+    def find_execution(self, action_ref: str, context_key: str, value: str) -> str | None: ...
 
     def run_cab(
         self, cab_name: str, alert: dict[str, object], request_id: str, alert_id: str
@@ -425,8 +426,9 @@ class EngineClient:
         parameters = parameters if isinstance(parameters, Mapping) else {}
         return self._create_execution(action_ref, parameters, {**kept, RESUME_FROM: execution_id})
 
-    def find_resumed_run(self, execution_id: str, action_ref: str) -> str | None:
-        """The execution that resumes ``execution_id``, if one was requested."""
+    def find_execution(self, action_ref: str, context_key: str, value: str) -> str | None:
+        """The newest of the last executions of ``action_ref`` whose context has ``context_key``
+        equal to ``value`` (a run PoundCake asked for, looked for after a crash)."""
         found = self._json(
             self._request(
                 "GET",
@@ -440,18 +442,19 @@ class EngineClient:
         )
         for item in found if isinstance(found, list) else []:
             context = item.get("context") if isinstance(item, dict) else None
-            if isinstance(context, dict) and context.get(RESUME_FROM) == execution_id:
+            if isinstance(context, dict) and context.get(context_key) == value:
                 return str(item["id"])
         return None
 
     def run_cab(
         self, cab_name: str, alert: dict[str, object], request_id: str, alert_id: str
     ) -> str:
-        """Run a CAB's workflow on an alert directly (an ``on_unverified`` CAB); its id."""
+        """Run a CAB's workflow on an alert directly (an ``on_unverified`` CAB); its id. Its
+        context's ``on_unverified_for`` names the alert (how it is found after a crash)."""
         return self._create_execution(
             f"{CAB_PACK}.{cab_name}",
             {"alert": alert, "request_id": request_id},
-            {"request_id": request_id, "alert_id": alert_id},
+            {"request_id": request_id, "alert_id": alert_id, ON_UNVERIFIED_FOR: alert_id},
         )
 
     # --- CABs -------------------------------------------------------------------------------

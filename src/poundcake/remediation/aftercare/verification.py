@@ -11,14 +11,17 @@ run plus the CAB's ``verify_within``). Each pass of :func:`verify_pending` then 
   on the alert (recorded as an execution extension row of the episode) or escalates (recorded
   in ``verification_reason`` and counted by ``/metrics``).
 
-The move out of ``pending`` is a compare-and-set, so of two workers only one acts on it.
+The move out of ``pending`` is a compare-and-set, so of two workers only one acts on it; the
+``on_unverified`` run is claimed (``follow_up_requested_at``) before it is asked for and recorded
+(``follow_up_execution_id``) after, so a worker that dies between the two leaves a claim the
+next pass takes over after :data:`FOLLOW_UP_RECOVERY`, looking for the run in the engine first.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -37,6 +40,7 @@ from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.alerts.trigger import Delivery, alert_payload
 from poundcake.remediation.cabs.run_safety import ESCALATE
 from poundcake.remediation.cabs.service import cab_run_safety
+from poundcake.remediation.engine_api import CAB_PACK, ON_UNVERIFIED_FOR
 from poundcake.remediation.tracking.models import ExecutionExtension
 
 logger = logging.getLogger(__name__)
@@ -47,6 +51,8 @@ VERIFIED = "verified"
 UNVERIFIED = "unverified"
 ESCALATED = "escalated"
 BATCH = 100
+# An on_unverified run asked for this long ago and never recorded: its asker died.
+FOLLOW_UP_RECOVERY = timedelta(seconds=60)
 
 
 class CabRunner(Protocol):
@@ -55,6 +61,8 @@ class CabRunner(Protocol):
     def run_cab(
         self, cab_name: str, alert: dict[str, object], request_id: str, alert_id: str
     ) -> str: ...
+
+    def find_execution(self, action_ref: str, context_key: str, value: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -118,56 +126,142 @@ def _judge(pending: Pending, alertmanager: AlertmanagerClient | None) -> tuple[s
     return VERIFIED, f"Alertmanager no longer had the alert firing at {deadline}"
 
 
-def _follow_up(
-    sessions: sessionmaker[Session], engine_api: CabRunner, pending: Pending
+def _claim_follow_up(session: Session, alert_id: str) -> bool:
+    """Take the right to ask for the ``on_unverified`` run: one worker at a time, and again
+    only after :data:`FOLLOW_UP_RECOVERY` (its asker died)."""
+    now = utcnow()
+    result = session.execute(
+        sa.update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.follow_up_execution_id.is_(None),
+            sa.or_(
+                Alert.follow_up_requested_at.is_(None),
+                Alert.follow_up_requested_at < now - FOLLOW_UP_RECOVERY,
+            ),
+        )
+        .values(follow_up_requested_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _payload(session: Session, alert_id: str) -> tuple[dict[str, object], str, bool]:
+    """The alert as the CAB gets it, its request, and whether the run was asked for before
+    (then it is looked for in the engine first)."""
+    alert = session.get(Alert, alert_id)
+    assert alert is not None
+    delivery = Delivery(alert.request_id, alert.id, None, None)
+    asked = alert.follow_up_requested_at is not None
+    return alert_payload(alert, delivery), alert.request_id, asked
+
+
+def _record_follow_up(
+    session: Session, alert_id: str, target: str, execution_id: str, request_id: str
+) -> None:
+    alert = session.get(Alert, alert_id)
+    assert alert is not None
+    now = utcnow()
+    alert.follow_up_execution_id = execution_id
+    alert.verification_reason = (
+        f'{alert.verification_reason}; on_unverified: CAB "{target}" started as execution '
+        f"{execution_id}"
+    )
+    alert.updated_at = now
+    session.add(
+        ExecutionExtension(
+            id=new_id(),
+            st2_execution_id=execution_id,
+            request_id=request_id,
+            alert_id=alert_id,
+            cab_name=target,
+            step_order=0,
+            action_ref=f"{CAB_PACK}.{target}",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def start_follow_up(
+    sessions: sessionmaker[Session], engine_api: CabRunner, alert_id: str, target: str
 ) -> str | None:
-    """Run the CAB's ``on_unverified``; what was done, for the reason."""
+    """Run the ``on_unverified`` CAB ``target`` on the alert once; its execution id, or None
+    when another worker has it."""
+    _, _, asked_before = in_transaction(sessions, lambda session: _payload(session, alert_id))
+    if not in_transaction(sessions, lambda session: _claim_follow_up(session, alert_id)):
+        return None
+    document, request_id, _ = in_transaction(sessions, lambda session: _payload(session, alert_id))
+    execution_id = None
+    if asked_before:
+        action_ref = f"{CAB_PACK}.{target}"
+        execution_id = engine_api.find_execution(action_ref, ON_UNVERIFIED_FOR, alert_id)
+    if execution_id is None:
+        execution_id = engine_api.run_cab(target, document, request_id, alert_id)
+    found = execution_id
+    in_transaction(
+        sessions, lambda session: _record_follow_up(session, alert_id, target, found, request_id)
+    )
+    logger.info("Alert %s: on_unverified CAB %s runs as %s", alert_id, target, execution_id)
+    return execution_id
+
+
+def _append_reason(session: Session, alert_id: str, addition: str) -> None:
+    alert = session.get(Alert, alert_id)
+    assert alert is not None
+    alert.verification_reason = f"{alert.verification_reason}; {addition}"
+    alert.updated_at = utcnow()
+
+
+def _follow_up(sessions: sessionmaker[Session], engine_api: CabRunner, pending: Pending) -> None:
+    """Do what the CAB's ``on_unverified`` says: escalate, or run another CAB."""
     target = in_transaction(
         sessions, lambda session: cab_run_safety(session, pending.cab_name).on_unverified
     )
     if target is None:
-        return None
+        return
     if target == ESCALATE:
         logger.warning(
             "Alert %s: the fix by CAB %s is unverified; escalated", pending.id, pending.cab_name
         )
-        return ESCALATED
+        in_transaction(sessions, lambda session: _append_reason(session, pending.id, ESCALATED))
+        return
+    start_follow_up(sessions, engine_api, pending.id, target)
 
-    def payload(session: Session) -> tuple[dict[str, object], str]:
-        alert = session.get(Alert, pending.id)
-        assert alert is not None
-        delivery = Delivery(alert.request_id, alert.id, None, None)
-        return alert_payload(alert, delivery), alert.request_id
 
-    document, request_id = in_transaction(sessions, payload)
-    execution_id = engine_api.run_cab(target, document, request_id, pending.id)
-
-    def link(session: Session) -> None:
-        now = utcnow()
-        session.add(
-            ExecutionExtension(
-                id=new_id(),
-                st2_execution_id=execution_id,
-                request_id=request_id,
-                alert_id=pending.id,
-                cab_name=target,
-                step_order=0,
-                action_ref=f"poundcake_cabs.{target}",
-                created_at=now,
-                updated_at=now,
-            )
+def _stale_follow_ups(session: Session, limit: int) -> list[tuple[str, str | None]]:
+    """Unverified episodes whose ``on_unverified`` run was asked for but never recorded."""
+    rows = session.execute(
+        sa.select(Alert.id, Alert.cab_name)
+        .where(
+            Alert.verification == UNVERIFIED,
+            Alert.follow_up_execution_id.is_(None),
+            Alert.follow_up_requested_at < utcnow() - FOLLOW_UP_RECOVERY,
         )
-
-    in_transaction(sessions, link)
-    return f'on_unverified: CAB "{target}" started as execution {execution_id}'
-
-
-def _set_reason(session: Session, alert_id: str, reason: str) -> None:
-    session.execute(
-        sa.update(Alert)
-        .where(Alert.id == alert_id)
-        .values(verification_reason=reason, updated_at=utcnow())
+        .limit(limit)
     )
+    return [(row[0], row[1]) for row in rows]
+
+
+def _on_unverified_cab(sessions: sessionmaker[Session], cab_name: str | None) -> str | None:
+    target = in_transaction(
+        sessions, lambda session: cab_run_safety(session, cab_name).on_unverified
+    )
+    return None if target == ESCALATE else target
+
+
+def retry_follow_ups(
+    sessions: sessionmaker[Session], engine_api: CabRunner, limit: int = BATCH
+) -> int:
+    """Ask again for ``on_unverified`` runs whose asker died (or met an engine it could not
+    reach); how many were started."""
+    started = 0
+    stale = in_transaction(sessions, lambda session: _stale_follow_ups(session, limit))
+    for alert_id, cab_name in stale:
+        target = _on_unverified_cab(sessions, cab_name)
+        if target is not None and start_follow_up(sessions, engine_api, alert_id, target):
+            started += 1
+    return started
 
 
 def _verify_one(
@@ -184,11 +278,7 @@ def _verify_one(
         return None
     logger.info("Alert %s: fix %s (%s)", pending.id, verification, reason)
     if verification == UNVERIFIED:
-        done = _follow_up(sessions, engine_api, pending)
-        if done is not None:
-            in_transaction(
-                sessions, lambda session: _set_reason(session, pending.id, f"{reason}; {done}")
-            )
+        _follow_up(sessions, engine_api, pending)
     return verification
 
 
@@ -234,5 +324,6 @@ def verify_pending(
             break
         if verification is not None:
             counts[verification] += 1
+    retry_follow_ups(sessions, engine_api, limit)
     in_transaction(sessions, refresh_follow_up_runs)
     return counts

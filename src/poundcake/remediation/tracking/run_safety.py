@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
+from poundcake.engine.public import RESUME_FROM
 from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.cabs.service import cab_run_safety
 from poundcake.remediation.engine_api import EngineApi
@@ -120,7 +121,7 @@ def resume_abandoned(
     resumed = None
     if look_first:
         action = engine_api.get_execution(abandoned).get("action") or {}
-        resumed = engine_api.find_resumed_run(abandoned, str(action.get("ref") or ""))
+        resumed = engine_api.find_execution(str(action.get("ref") or ""), RESUME_FROM, abandoned)
     if resumed is None:
         # Claimed again before asking, so a second worker that also found it stale waits.
         in_transaction(

@@ -23,6 +23,8 @@ ALERT_COLUMNS = (
     ("verification", sa.String(16)),
     ("verify_by", UTCDateTime()),
     ("verification_reason", sa.Text()),
+    ("follow_up_requested_at", UTCDateTime()),
+    ("follow_up_execution_id", IdType()),
     ("retry_of", IdType()),
     ("retry_requested_at", UTCDateTime()),
 )
