@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
 from poundcake.ids import new_id
+from poundcake.logging import request_id_var
 from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.alertmanager_api import (
     CREATED_BY,
@@ -208,9 +209,12 @@ def sweep_silences(
             made += 1
     ended = in_transaction(sessions, lambda session: _ended(session, BATCH))
     for row in ended:
+        token = request_id_var.set(row.request_id)
         try:
             settle_silence(sessions, alertmanager, row)
         except AlertmanagerUnavailableError as error:
             logger.warning("Expiring silences waits for Alertmanager: %s", error)
             break
+        finally:
+            request_id_var.reset(token)
     return made, len(ended)

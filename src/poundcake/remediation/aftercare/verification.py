@@ -31,6 +31,7 @@ from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
 from poundcake.engine.public import COMPLETED_STATUSES, ExecutionDB, ExecutionStatus, isoformat
 from poundcake.ids import new_id
+from poundcake.logging import request_id_var
 from poundcake.remediation.alertmanager_api import (
     AlertmanagerClient,
     AlertmanagerUnavailableError,
@@ -76,6 +77,7 @@ class Pending:
     cab_name: str | None
     labels: dict[str, str]
     fingerprint: str
+    request_id: str
 
 
 def _pending(session: Session, now: datetime, limit: int) -> list[Pending]:
@@ -97,6 +99,7 @@ def _pending(session: Session, now: datetime, limit: int) -> list[Pending]:
             row.cab_name,
             dict(row.labels or {}),
             row.fingerprint,
+            row.request_id,
         )
         for row in rows
     ]
@@ -317,11 +320,14 @@ def verify_pending(
     counts = {VERIFIED: 0, UNVERIFIED: 0}
     due = in_transaction(sessions, lambda session: _pending(session, utcnow(), limit))
     for pending in due:
+        token = request_id_var.set(pending.request_id)
         try:
             verification = _verify_one(sessions, alertmanager, engine_api, pending)
         except AlertmanagerUnavailableError as error:
             logger.warning("Verifying alert %s waits for Alertmanager: %s", pending.id, error)
             break
+        finally:
+            request_id_var.reset(token)
         if verification is not None:
             counts[verification] += 1
     retry_follow_ups(sessions, engine_api, limit)
