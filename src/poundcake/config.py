@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -420,6 +421,12 @@ class Settings(BaseSettings):
     )
     # How long a web UI login lasts (its server-side session), in seconds.
     ui_session_seconds: int = Field(default=28800, ge=60, alias="POUNDCAKE_UI_SESSION_SECONDS")
+    # Run safety (issue 21): Alertmanager's base URL (its v2 API: silences while a CAB runs,
+    # asking whether an alert still fires), and the longest a silence lasts if nobody expires it.
+    alertmanager_url: str | None = Field(default=None, alias="POUNDCAKE_ALERTMANAGER_URL")
+    silence_max_seconds: int = Field(
+        default=3600, ge=60, le=7 * 24 * 3600, alias="POUNDCAKE_SILENCE_MAX_SECONDS"
+    )
 
     @field_validator("st2_stream_url")
     @classmethod
@@ -429,6 +436,19 @@ class Settings(BaseSettings):
             if value.startswith(websocket):
                 return http + value[len(websocket) :]
         return value
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _alertmanager_is_http(cls, value: str | None) -> str | None:
+        """An http(s) base URL with a host, such as ``http://127.0.0.1:9093``."""
+        if value is None or not value.strip():
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http(s) URL with a host, like http://127.0.0.1:9093")
+        if parsed.query or parsed.fragment:
+            raise ValueError("must be a base URL without a query or fragment")
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

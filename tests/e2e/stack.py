@@ -309,6 +309,8 @@ def running_product(
                 del env["ST2_API_KEY"]
                 write_key_file(directory / "poundcake" / "secrets" / "st2-api-key", key)
             product = Product(directory, database, engine, key, env, api_port, free_port())
+            # Run safety's silences and verification ask this Alertmanager (started below).
+            env["POUNDCAKE_ALERTMANAGER_URL"] = product.alertmanager_url
             stack.callback(lambda: [product.stop(name) for name in list(product.processes)])
             initialised = product.poundcake("db", "init")
             assert initialised.returncode == 0, initialised.stdout + initialised.stderr

@@ -34,6 +34,8 @@ CABS: dict[str, dict[str, Any]] = {
         "description": "Clean up a full disk, then say so",
         "alert_name_pattern": "^UIDiskFull$",
         "severity_filter": ["critical"],
+        "verify_within": 600,
+        "idempotent": True,
         "steps": [
             {
                 "name": "clean",
@@ -135,6 +137,8 @@ def test_an_alert_appears_and_its_trail_completes_without_a_reload(
     expect(row).to_contain_text(instance)
     row.get_by_role("link", name="UIDiskFull").click()
     expect(page.get_by_role("heading", level=1, name="UIDiskFull")).to_be_visible()
+    expect(page.get_by_text("Verification", exact=True)).to_be_visible()
+    expect(page.get_by_text("Abandoned runs resumed", exact=True)).to_be_visible()
     page.locator("a.trail-link").first.click()
     expect(page.get_by_role("heading", level=1, name="Request trail")).to_be_visible()
 
@@ -312,6 +316,12 @@ def test_the_cab_match_test_shows_rendered_parameters_and_rules_toggle(
     log_in_and_wait(page, product)
     page.get_by_role("link", name="Rules & CABs").click()
     expect(page.get_by_role("heading", level=2, name="CAB match test")).to_be_visible()
+    # The CAB's run safety fields, defaults included.
+    card = page.locator("article.cab")
+    expect(card).to_contain_text("Verify the fix")
+    expect(card).to_contain_text("within 600 s")
+    expect(card).to_contain_text("Silence while running")
+    expect(card).to_contain_text("Resume abandoned runs")
     payload = page.get_by_label("Alertmanager webhook payload (JSON)")
     payload.fill("{ not json")
     page.get_by_role("button", name="Test match").click()

@@ -172,6 +172,10 @@ def test_bad_st2_conf_names_the_setting(tmp_path: Path, ini: str, setting: str) 
         ("ST2_DATABASE_URL", "mysql+pymysql://u@other:3306/st2", "ST2_DATABASE_URL: must be on"),
         ("ST2_TABLE_PREFIX", "st2 ", "ST2_TABLE_PREFIX"),
         ("POUNDCAKE_PORT", "eighty", "POUNDCAKE_PORT"),
+        ("POUNDCAKE_ALERTMANAGER_URL", "alertmanager:9093", "POUNDCAKE_ALERTMANAGER_URL"),
+        ("POUNDCAKE_ALERTMANAGER_URL", "ftp://host/", "POUNDCAKE_ALERTMANAGER_URL"),
+        ("POUNDCAKE_ALERTMANAGER_URL", "http://h:9093/?x=1", "POUNDCAKE_ALERTMANAGER_URL"),
+        ("POUNDCAKE_SILENCE_MAX_SECONDS", "5", "POUNDCAKE_SILENCE_MAX_SECONDS"),
     ],
 )
 def test_bad_environment_names_the_setting(
@@ -213,3 +217,12 @@ def test_action_sensor_emit_when(tmp_path: Path) -> None:
     path = write(tmp_path / "st2.conf", "[action_sensor]\nemit_when = failed,done\n")
     with pytest.raises(ConfigurationError, match=r"emit_when.*done is not a finished status"):
         load_st2_config(path)
+
+
+def test_the_alertmanager_url_is_kept_without_its_trailing_slash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POUNDCAKE_ALERTMANAGER_URL", " http://127.0.0.1:9093/ ")
+    assert load_settings().alertmanager_url == "http://127.0.0.1:9093"
+    monkeypatch.setenv("POUNDCAKE_ALERTMANAGER_URL", "")
+    assert load_settings().alertmanager_url is None

@@ -23,11 +23,13 @@ from poundcake.config import PoundCakeConfig, load_poundcake_config, load_settin
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.remediation.cabs.definition import load_cab_directory
+from poundcake.remediation.cabs.run_safety import RunSafety
 from poundcake.remediation.cabs.service import (
     applied_cabs,
     apply_cabs,
     cabs_directory,
     cabs_pack_directory,
+    run_safety_problems,
     validate_cabs,
 )
 from poundcake.remediation.engine_api import EngineClient
@@ -117,6 +119,7 @@ def alerts_show(alert_id: str, as_json: AsJson = False, env_file: EnvFile = None
     )
     if detail["state_reason"]:
         tree.add(f"reason: {detail['state_reason']}")
+    _add_run_safety(tree, detail)
     labels = tree.add("labels")
     for key, value in sorted(detail["labels"].items()):
         labels.add(f"{key}={value}")
@@ -128,6 +131,20 @@ def alerts_show(alert_id: str, as_json: AsJson = False, env_file: EnvFile = None
         )
     _add_remediation(tree, detail["remediation"])
     out.print(tree)
+
+
+def _add_run_safety(parent: Tree, alert: dict[str, Any]) -> None:
+    """Issue 21's outcomes of an episode: its silence, verification and resumed runs."""
+    silence = alert.get("silence")
+    if silence:
+        parent.add(
+            f"silence {silence['silence_id'] or '(not created)'}: {silence['state']}"
+            + (f" at {silence['expired_at']}" if silence["expired_at"] else "")
+        )
+    if alert.get("verification"):
+        parent.add(f"verification: {alert['verification']} ({alert['verification_reason']})")
+    if alert.get("abandoned_retries"):
+        parent.add(f"abandoned runs resumed: {alert['abandoned_retries']}")
 
 
 def _add_remediation(parent: Tree, remediation: dict[str, Any]) -> None:
@@ -185,6 +202,7 @@ def requests_show(request_id: str, as_json: AsJson = False, env_file: EnvFile = 
             f"alert {alert['id']} {alert['alert_name']} ({alert['delivery']['status']}; "
             f"{how}; now {alert['state']})"
         )
+        _add_run_safety(node, alert)
         _add_remediation(node, alert["remediation"])
     if not trail["alerts"]:
         tree.add("no alerts")
@@ -198,6 +216,19 @@ def cabs_dir(env_file: EnvFile = None) -> None:
     out.print(str(cabs_directory(_config(env_file))))
 
 
+def _run_safety_summary(safety: RunSafety) -> str:
+    """``silence, verify 300s -> escalate, retry 2`` (``-`` when every default holds)."""
+    parts = []
+    if safety.silence:
+        parts.append("silence")
+    if safety.verify_within is not None:
+        then = f" -> {safety.on_unverified}" if safety.on_unverified else ""
+        parts.append(f"verify {safety.verify_within}s{then}")
+    if safety.retry_on_abandoned:
+        parts.append(f"retry abandoned {safety.retry_on_abandoned}")
+    return ", ".join(parts) or "-"
+
+
 @cabs_app.command("list")
 @handles_errors
 def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
@@ -209,7 +240,15 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
     if as_json:
         _print_json([{**cab.document(), "applied": cab.name in applied} for cab in cabs])
         return
-    table = Table("name", "alert_name_pattern", "severity", "steps", "stop on failure", "applied")
+    table = Table(
+        "name",
+        "alert_name_pattern",
+        "severity",
+        "steps",
+        "stop on failure",
+        "run safety",
+        "applied",
+    )
     for cab in cabs:
         table.add_row(
             cab.name,
@@ -217,6 +256,7 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
             ",".join(cab.severity_filter) or "any",
             str(len(cab.steps)),
             "yes" if cab.stop_on_first_failure else "no",
+            _run_safety_summary(cab.run_safety),
             "yes" if cab.name in applied else "no",
         )
     out.print(table)
@@ -235,6 +275,7 @@ def cabs_validate(env_file: EnvFile = None) -> None:
     config = _config(env_file)
     directory = cabs_directory(config)
     cabs, problems = load_cab_directory(directory)
+    problems.extend(run_safety_problems(cabs, alertmanager_url=config.settings.alertmanager_url))
     engine_api = _engine_api(config)
     try:
         problems.extend(validate_cabs(cabs, engine_api))
@@ -263,6 +304,7 @@ def cabs_apply(env_file: EnvFile = None) -> None:
             engine_api=engine_api,
             pack_dir=cabs_pack_directory(config),
             sessions=make_session_factory(db_engine),
+            alertmanager_url=config.settings.alertmanager_url,
         )
     finally:
         engine_api.close()

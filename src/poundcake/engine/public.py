@@ -39,7 +39,7 @@ from poundcake.engine.rules.criteria import CriteriaError, compile_criteria
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.runners.steps.definition import parse_steps
-from poundcake.engine.runners.steps.runner import SHELL_COMMAND_RUNNERS
+from poundcake.engine.runners.steps.runner import RESUME_FROM, SHELL_COMMAND_RUNNERS
 from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.engine.workflows.models import TaskExecutionDB
 
@@ -54,6 +54,7 @@ __all__ = [
     "COMPLETED_STATUSES",
     "FAILED_STATUSES",
     "PAUSABLE_RUNNERS",
+    "RESUME_FROM",
     "SHELL_COMMAND_RUNNERS",
     "WORKFLOW_RUNNER_TYPES",
     "ActionDB",

@@ -34,7 +34,7 @@ import httpx
 from pydantic import SecretStr
 
 from poundcake.config import Settings
-from poundcake.engine.public import isoformat
+from poundcake.engine.public import RESUME_FROM, isoformat
 from poundcake.exceptions import PoundCakeError
 from poundcake.remediation.alerts.trigger import ALERT_TRIGGER
 
@@ -54,6 +54,9 @@ MAX_LOOKUP_PAGES = 50
 # Trigger instance statuses after which the rules engine has nothing more to add.
 EVALUATED_INSTANCE_STATUSES = frozenset({"processed", "processing_failed"})
 _UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
+RESUMED_CONTEXT_KEYS = ("request_id", "alert_id")
+ON_UNVERIFIED_FOR = "on_unverified_for"
+CAB_PACK = "poundcake_cabs"
 
 
 def path_segment(value: str) -> str:
@@ -97,6 +100,14 @@ class EngineApi(Protocol):
     def children(self, execution_id: str) -> list[dict[str, Any]]: ...
 
     def cancel_execution(self, execution_id: str) -> dict[str, Any]: ...
+
+    def resume_run(self, execution_id: str) -> str: ...
+
+    def find_execution(self, action_ref: str, context_key: str, value: str) -> str | None: ...
+
+    def run_cab(
+        self, cab_name: str, alert: dict[str, object], request_id: str, alert_id: str
+    ) -> str: ...
 
     def close(self) -> None: ...
 
@@ -381,6 +392,70 @@ class EngineClient:
             self._request("DELETE", f"/executions/{path_segment(execution_id)}")
         )
         return document
+
+    # --- run safety (issue 21) --------------------------------------------------------------
+
+    def _create_execution(
+        self, action_ref: str, parameters: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> str:
+        # The parameters carry an alert's text: final values, never rendered as templates.
+        body = {
+            "action": action_ref,
+            "parameters": dict(parameters),
+            "context": dict(context),
+            "render_parameters": False,
+        }
+        document = self._json(self._request("POST", "/executions", body=body))
+        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+            raise EngineUnavailableError("POST /executions: the engine did not name the execution")
+        return str(document["id"])
+
+    def resume_run(self, execution_id: str) -> str:
+        """Run an abandoned steps workflow again as a new execution that resumes it: its
+        context's ``resume_from`` tells the steps runner to take over every step the old run
+        did not lose (see the steps runner). The new execution's id."""
+        old = self.get_execution(execution_id)
+        action = old.get("action")
+        action_ref = action.get("ref") if isinstance(action, Mapping) else None
+        if not isinstance(action_ref, str):
+            raise EngineNotFoundError(f"execution {execution_id} names no action")
+        context = old.get("context")
+        context = context if isinstance(context, Mapping) else {}
+        kept = {key: context[key] for key in RESUMED_CONTEXT_KEYS if key in context}
+        parameters = old.get("parameters")
+        parameters = parameters if isinstance(parameters, Mapping) else {}
+        return self._create_execution(action_ref, parameters, {**kept, RESUME_FROM: execution_id})
+
+    def find_execution(self, action_ref: str, context_key: str, value: str) -> str | None:
+        """The newest of the last executions of ``action_ref`` whose context has ``context_key``
+        equal to ``value`` (a run PoundCake asked for, looked for after a crash)."""
+        found = self._json(
+            self._request(
+                "GET",
+                "/executions",
+                params={
+                    "action": action_ref,
+                    "limit": PAGE_SIZE,
+                    "include_attributes": "id,context",
+                },
+            )
+        )
+        for item in found if isinstance(found, list) else []:
+            context = item.get("context") if isinstance(item, dict) else None
+            if isinstance(context, dict) and context.get(context_key) == value:
+                return str(item["id"])
+        return None
+
+    def run_cab(
+        self, cab_name: str, alert: dict[str, object], request_id: str, alert_id: str
+    ) -> str:
+        """Run a CAB's workflow on an alert directly (an ``on_unverified`` CAB); its id. Its
+        context's ``on_unverified_for`` names the alert (how it is found after a crash)."""
+        return self._create_execution(
+            f"{CAB_PACK}.{cab_name}",
+            {"alert": alert, "request_id": request_id},
+            {"request_id": request_id, "alert_id": alert_id, ON_UNVERIFIED_FOR: alert_id},
+        )
 
     # --- CABs -------------------------------------------------------------------------------
 

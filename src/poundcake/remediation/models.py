@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.cabs.models import ActionExtension, RuleExtension
 from poundcake.remediation.intake.models import ApiCall, WebhookExtension
@@ -15,6 +16,7 @@ __all__ = [
     "ApiCall",
     "ExecutionExtension",
     "RuleExtension",
+    "Silence",
     "UiSession",
     "WebhookExtension",
 ]

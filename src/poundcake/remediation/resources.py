@@ -16,11 +16,16 @@ from poundcake.config import PoundCakeConfig, Settings
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.exceptions import DatabaseUnavailableError
+from poundcake.remediation.alertmanager_api import (
+    AlertmanagerClient,
+    AlertmanagerUnavailableError,
+)
 from poundcake.remediation.engine_api import EngineApi, EngineClient, EngineUnavailableError
 
 # Errors after which the same work may succeed later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     EngineUnavailableError,
+    AlertmanagerUnavailableError,
     DatabaseUnavailableError,
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
@@ -51,6 +56,8 @@ class WorkerResources:
         self._pid: int | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._engine_api: EngineApi | None = None
+        self._alertmanager: AlertmanagerClient | None = None
+        self._alertmanager_pid: int | None = None
 
     @property
     def settings(self) -> Settings:
@@ -79,9 +86,24 @@ class WorkerResources:
         """The engine's API."""
         return self._ensure()[1]
 
+    @property
+    def alertmanager(self) -> AlertmanagerClient | None:
+        """Alertmanager's API (``POUNDCAKE_ALERTMANAGER_URL``), or None when not configured."""
+        url = self.settings.alertmanager_url
+        if url is None:
+            return None
+        with self._lock:
+            if self._alertmanager is None or self._alertmanager_pid != os.getpid():
+                self._alertmanager = AlertmanagerClient(url)
+                self._alertmanager_pid = os.getpid()
+            return self._alertmanager
+
     def close(self) -> None:
         """Close what this process opened."""
         with self._lock:
+            if self._alertmanager is not None and self._alertmanager_pid == os.getpid():
+                self._alertmanager.close()
+            self._alertmanager = self._alertmanager_pid = None
             if self._pid != os.getpid():
                 return
             if self._engine_api is not None and self._given_engine_api is None:

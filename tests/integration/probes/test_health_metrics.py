@@ -27,6 +27,7 @@ from poundcake.engine.api.app import create_app as create_engine_app
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.runtime import make_runtime
 from poundcake.ids import new_id
+from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.tracking.models import ExecutionExtension
 from tests.integration.remediation.intake.test_intake_api import (
@@ -224,6 +225,27 @@ def test_metrics_match_the_rows(intake: Intake, redis_database: int) -> None:
             session.execute(
                 sa.update(Alert).where(Alert.id == alert_id).values(state=state, cab_name=cab)
             )
+        for alert_id, values_ in (
+            (ids[0], {"verification": "verified"}),
+            (ids[1], {"abandoned_retries": 2}),
+            (ids[2], {"verification": "unverified", "verification_reason": "firing; escalated"}),
+            (ids[3], {"verification": "unverified", "verification_reason": "firing"}),
+        ):
+            session.execute(sa.update(Alert).where(Alert.id == alert_id).values(**values_))
+        now = datetime.now(UTC)
+        session.add(
+            Silence(
+                id=new_id(),
+                alert_id=ids[3],
+                request_id="r",
+                cab_name="disk_full",
+                state="active",
+                matchers=[],
+                ends_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         first_delivery = min(session.scalars(sa.select(AlertDelivery.id)))
         session.execute(
             sa.update(AlertDelivery)
@@ -299,6 +321,19 @@ def test_metrics_match_the_rows(intake: Intake, redis_database: int) -> None:
     assert intake_requests == {("202",): 2.0, ("401",): 1.0, ("400",): 1.0}
     latency = families["poundcake_intake_duration_seconds"]
     assert values(latency, "poundcake_intake_duration_seconds_count") == {(): 4.0}
+
+    assert values(
+        families["poundcake_verifications"], "poundcake_verifications", "verification", "escalated"
+    ) == {
+        ("verified", "false"): 1.0,
+        ("unverified", "true"): 1.0,
+        ("unverified", "false"): 1.0,
+    }
+    assert values(families["poundcake_silences"], "poundcake_silences", "state") == {
+        ("active",): 1.0
+    }
+    resumed = families["poundcake_abandoned_runs_resumed"]
+    assert values(resumed, "poundcake_abandoned_runs_resumed") == {(): 2.0}
 
     assert values(families["poundcake_database_up"], "poundcake_database_up") == {(): 1.0}
     assert values(families["poundcake_broker_up"], "poundcake_broker_up") == {(): 1.0}

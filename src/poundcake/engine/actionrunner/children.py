@@ -116,6 +116,28 @@ class ExecutionChildren:
         contexts = {row.id: dict(row.context or {}) for row in rows}
         return [(child, contexts[child]) for child in ids if child in contexts]
 
+    def earlier_run(self, execution_id: str) -> tuple[list[tuple[str, dict[str, Any], str]], Any]:
+        """The children of another execution (a run this one resumes), in order, as
+        (execution id, context, status), and that execution's own context."""
+        with self._sessions() as session:
+            row = session.execute(
+                sa.select(ExecutionDB.children, ExecutionDB.context).where(
+                    ExecutionDB.id == execution_id
+                )
+            ).one_or_none()
+            if row is None:
+                return [], {}
+            ids = list(row.children or [])
+            rows = session.execute(
+                sa.select(ExecutionDB.id, ExecutionDB.context, ExecutionDB.status).where(
+                    ExecutionDB.id.in_(ids)
+                )
+            ).all()
+        found = {
+            child.id: (child.id, dict(child.context or {}), str(child.status)) for child in rows
+        }
+        return [found[child] for child in ids if child in found], dict(row.context or {})
+
     def request(
         self,
         action_ref: str,

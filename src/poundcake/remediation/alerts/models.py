@@ -50,6 +50,19 @@ class Alert(Base):
     trigger_instance_id: Mapped[str | None] = mapped_column(IdType())
     workflow_execution_id: Mapped[str | None] = mapped_column(IdType())
     state_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # Run safety (issue 21). Verification after a successful run: pending until the alert
+    # resolves (verified) or ``verify_by`` passes while it fires (unverified).
+    verification: Mapped[str | None] = mapped_column(sa.String(16), index=True)
+    verify_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verification_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # The on_unverified CAB's run: asked for at (a claim, so only one worker asks), and its id.
+    follow_up_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    follow_up_execution_id: Mapped[str | None] = mapped_column(IdType())
+    # Crash-safe retries: how many abandoned runs were resumed, and the abandoned workflow whose
+    # resumed run is being requested (set before the request, cleared once it is recorded).
+    abandoned_retries: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    retry_of: Mapped[str | None] = mapped_column(IdType())
+    retry_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AlertDelivery(Base):

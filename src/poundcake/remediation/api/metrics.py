@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.engine.public import ExecutionDB
 from poundcake.probes.queues import celery_queue_depth
+from poundcake.remediation.aftercare.models import Silence
+from poundcake.remediation.aftercare.verification import ESCALATED
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.tracking.models import ExecutionExtension
 
@@ -173,6 +175,7 @@ class DatabaseCollector(Collector):
         outbox.add_metric([], int(unprocessed or 0))
         yield outbox
         yield from self._execution_families(session)
+        yield from _run_safety_families(session)
 
     def _execution_families(self, session: Session) -> Iterator[Metric]:
         steps = GaugeMetricFamily(
@@ -254,6 +257,42 @@ class DatabaseCollector(Collector):
             )
             queued.add_metric([depth.queue], depth.messages)
             yield queued
+
+
+def _run_safety_families(session: Session) -> Iterator[Metric]:
+    """Issue 21's outcomes: verifications (and escalations), silences, resumed runs."""
+    verifications = GaugeMetricFamily(
+        "poundcake_verifications",
+        "Episodes whose fix was verified, by outcome (pending, verified, unverified) and "
+        "whether an unverified fix was escalated (on_unverified: escalate).",
+        labels=["verification", "escalated"],
+    )
+    escalated = Alert.verification_reason.like(f"%; {ESCALATED}")
+    query = (
+        sa.select(Alert.verification, escalated, sa.func.count())
+        .where(Alert.verification.is_not(None))
+        .group_by(Alert.verification, escalated)
+    )
+    for verification, was_escalated, count in session.execute(query):
+        verifications.add_metric([str(verification), "true" if was_escalated else "false"], count)
+    yield verifications
+    silences = GaugeMetricFamily(
+        "poundcake_silences",
+        "Alertmanager silences made while CABs ran, by state (creating, active, expired, failed).",
+        labels=["state"],
+    )
+    for state, count in session.execute(
+        sa.select(Silence.state, sa.func.count()).group_by(Silence.state)
+    ):
+        silences.add_metric([state], count)
+    yield silences
+    resumed = GaugeMetricFamily(
+        "poundcake_abandoned_runs_resumed",
+        "Runs abandoned by a crashed action runner that were resumed (idempotent CABs).",
+    )
+    total = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Alert.abandoned_retries), 0)))
+    resumed.add_metric([], int(total or 0))
+    yield resumed
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

@@ -72,6 +72,11 @@ class AlertDocument(Schema):
     workflow_execution_id: str | None
     created_at: str | None
     updated_at: str | None
+    # Run safety (issue 21): verified | unverified | pending (null: not verified).
+    verification: str | None = None
+    verify_by: str | None = None
+    verification_reason: str | None = None
+    abandoned_retries: int = 0
 
 
 class DeliveryDocument(Schema):
@@ -158,12 +163,27 @@ class Remediation(Schema):
     executions: list[WorkflowExecution]
 
 
+class SilenceDocument(Schema):
+    """The Alertmanager silence that covered an episode's run (``poundcake_silences``)."""
+
+    id: str
+    silence_id: str | None
+    state: str
+    cab_name: str
+    matchers: list[dict[str, Any]]
+    ends_at: str | None
+    error: str | None
+    created_at: str | None
+    expired_at: str | None
+
+
 class AlertDetail(AlertDocument):
     """One episode with its deliveries, requests and remediation."""
 
     deliveries: list[DeliveryDocument]
     requests: list[str]
     remediation: Remediation
+    silence: SilenceDocument | None = None
     execution_extensions: list[ExtensionDocument]
 
 
@@ -173,6 +193,7 @@ class TrailAlert(AlertDocument):
     delivery: DeliveryDocument
     started_remediation: bool
     remediation: Remediation
+    silence: SilenceDocument | None = None
 
 
 class Trail(Schema):
@@ -220,6 +241,12 @@ class CabStepDocument(Schema):
     timeout_seconds: int | None = None
 
 
+class CabRetryDocument(Schema):
+    """A CAB's ``retry``: how many times an abandoned run is resumed."""
+
+    on_abandoned: int = 0
+
+
 class CabDocument(Schema):
     """A CAB as its file defines it."""
 
@@ -230,6 +257,12 @@ class CabDocument(Schema):
     stop_on_first_failure: bool
     enabled: bool
     steps: list[CabStepDocument]
+    # Run safety (issue 21).
+    silence: bool = False
+    verify_within: int | None = None
+    on_unverified: str | None = None
+    idempotent: bool = False
+    retry: CabRetryDocument = CabRetryDocument()
 
 
 class AppliedCab(CabDocument):

@@ -7,6 +7,8 @@ alert_name_pattern: "^(DiskFull|DiskAlmostFull)$"   # regex searched in labels.a
 severity_filter: [critical, warning]   # optional; empty = any severity
 stop_on_first_failure: true            # default true
 enabled: true                          # default true
+# Run safety (see poundcake.remediation.cabs.run_safety): silence, verify_within,
+# on_unverified, idempotent, retry.
 steps:
   - name: clean_tmp                    # optional; default step_<n>
     action: core.local                 # an engine action
@@ -34,20 +36,24 @@ from jinja2 import TemplateError, meta
 
 from poundcake.engine.public import environment, is_template
 from poundcake.exceptions import ValidationError
+from poundcake.remediation.cabs.run_safety import RUN_SAFETY_KEYS, RunSafety, parse_run_safety
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 ACTION_REF = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$")
-CAB_KEYS = frozenset(
-    {
-        "name",
-        "description",
-        "alert_name_pattern",
-        "severity_filter",
-        "stop_on_first_failure",
-        "enabled",
-        "steps",
-    }
+CAB_KEYS = (
+    frozenset(
+        {
+            "name",
+            "description",
+            "alert_name_pattern",
+            "severity_filter",
+            "stop_on_first_failure",
+            "enabled",
+            "steps",
+        }
+    )
+    | RUN_SAFETY_KEYS
 )
 STEP_KEYS = frozenset({"name", "action", "parameters", "expected_result", "timeout_seconds"})
 # What step parameter templates may name: the alert, the request, the datastore, and the
@@ -98,6 +104,8 @@ class Cab:
     stop_on_first_failure: bool = True
     enabled: bool = True
     source: str | None = None
+    # Run safety: silence, verification, crash-safe retries (issue 21).
+    run_safety: RunSafety = field(default_factory=RunSafety)
 
     def document(self) -> dict[str, Any]:
         """The CAB as the API and ``cabs list`` show it (steps numbered)."""
@@ -109,6 +117,7 @@ class Cab:
             "stop_on_first_failure": self.stop_on_first_failure,
             "enabled": self.enabled,
             "steps": [step.document() for step in self.steps],
+            **self.run_safety.document(),
         }
 
     def file_document(self) -> dict[str, Any]:
@@ -233,6 +242,9 @@ def parse_cab(document: Any, *, source: str | None = None) -> Cab:
     description = document.get("description") or ""
     if not isinstance(description, str):
         raise _problem(where, "description", "must be text")
+    run_safety = parse_run_safety(
+        document, lambda field_name, message: _problem(where, field_name, message)
+    )
     return Cab(
         name=name,
         description=description,
@@ -242,6 +254,7 @@ def parse_cab(document: Any, *, source: str | None = None) -> Cab:
         enabled=flags["enabled"],
         steps=tuple(steps),
         source=source,
+        run_safety=run_safety,
     )
 
 

@@ -51,6 +51,8 @@ class RuleExtension(Base):
     severity_filter: Mapped[list[str]] = mapped_column(JSONType(), default=list)
     stop_on_first_failure: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType(), default=list)
+    # Run safety (issue 21): RunSafety.document() of the CAB.
+    run_safety: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), default=dict)
     is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -32,6 +32,7 @@ from poundcake.remediation.cabs.definition import (
 )
 from poundcake.remediation.cabs.models import ActionExtension, RuleExtension
 from poundcake.remediation.cabs.pack import PACK, rule_ref, write_pack
+from poundcake.remediation.cabs.run_safety import ESCALATE, RunSafety
 from poundcake.remediation.cabs.validation import ActionLookup, validate_cab
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def _upsert_extensions(session: Session, cab: Cab, rule_id: str, action_id: str 
         "severity_filter": list(cab.severity_filter),
         "stop_on_first_failure": cab.stop_on_first_failure,
         "steps": [step.document() for step in cab.steps],
+        "run_safety": cab.run_safety.document(),
         "is_active": cab.enabled,
         "updated_at": now,
     }
@@ -138,12 +140,15 @@ def apply_cabs(
     engine_api: CabEngineApi,
     pack_dir: Path,
     sessions: sessionmaker[Session],
+    alertmanager_url: str | None,
 ) -> ApplyReport:
-    """Make the engine hold exactly ``cabs`` (see the module docstring)."""
+    """Make the engine hold exactly ``cabs`` (see the module docstring); ``alertmanager_url``
+    is where silences are made (a CAB with ``silence: true`` is refused without it)."""
     names = [cab.name for cab in cabs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise CabError(f"CAB names must be unique: {', '.join(duplicates)}")
+    check_run_safety(cabs, alertmanager_url=alertmanager_url)
     problems = validate_cabs(cabs, engine_api)
     if problems:
         raise CabError("; ".join(str(problem) for problem in problems))
@@ -191,3 +196,51 @@ def delete_cab_file(directory: Path, name: str) -> bool:
 def applied_cabs(session: Session) -> list[RuleExtension]:
     """The CABs the engine holds, as their rule extensions, by name."""
     return list(session.scalars(sa.select(RuleExtension).order_by(RuleExtension.cab_name)))
+
+
+def cab_run_safety(session: Session, cab_name: str | None) -> RunSafety:
+    """The run safety of an applied CAB (the defaults for an unknown one or None)."""
+    if cab_name is None:
+        return RunSafety()
+    stored = session.scalar(
+        sa.select(RuleExtension.run_safety).where(RuleExtension.cab_name == cab_name)
+    )
+    return RunSafety.from_document(stored)
+
+
+def silenced_cabs(session: Session) -> list[str]:
+    """The applied CABs whose runs an Alertmanager silence covers."""
+    rows = session.execute(sa.select(RuleExtension.cab_name, RuleExtension.run_safety))
+    return [name for name, stored in rows if RunSafety.from_document(stored).silence]
+
+
+def run_safety_problems(
+    cabs: list[Cab], *, alertmanager_url: str | None, known: frozenset[str] = frozenset()
+) -> list[CabError]:
+    """What cannot work in these CABs' run safety with this configuration; ``known`` names
+    other CABs an ``on_unverified`` may name (the files, when one document is checked)."""
+    names = {cab.name for cab in cabs} | known
+    problems: list[CabError] = []
+    for cab in cabs:
+        where = f"{cab.source}: " if cab.source else f"{cab.name}: "
+        safety = cab.run_safety
+        if safety.silence and alertmanager_url is None:
+            problems.append(
+                CabError(
+                    f"{where}silence: needs POUNDCAKE_ALERTMANAGER_URL (where to create silences)"
+                )
+            )
+        target = safety.on_unverified
+        if target is not None and target != ESCALATE:
+            if target == cab.name:
+                problems.append(CabError(f"{where}on_unverified: cannot run the same CAB again"))
+            elif target not in names:
+                problems.append(CabError(f'{where}on_unverified: no CAB named "{target}"'))
+    return problems
+
+
+def check_run_safety(cabs: list[Cab], *, alertmanager_url: str | None) -> None:
+    """Refuse run safety fields that cannot work with these CABs and this configuration."""
+    problems = run_safety_problems(cabs, alertmanager_url=alertmanager_url)
+    if problems:
+        raise CabError("; ".join(str(problem) for problem in problems))

@@ -34,6 +34,7 @@ PROCESS_DELIVERIES = "poundcake.process_deliveries"
 RELAY_OUTBOX = "poundcake.relay_outbox"
 FOLLOW_REMEDIATIONS = "poundcake.follow_remediations"
 FOLLOW_ALERT = "poundcake.follow_alert"
+AFTERCARE = "poundcake.aftercare"
 
 BROKER_FILE = "celery-broker.sqlite3"
 VISIBILITY_TIMEOUT = 300
@@ -69,7 +70,7 @@ def _transport_options(url: str) -> dict[str, Any]:
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
-    """The relay and the follower, every :data:`BEAT_INTERVAL` seconds."""
+    """The relay, the follower and aftercare, every :data:`BEAT_INTERVAL` seconds."""
     options = {"queue": QUEUE, "expires": BEAT_EXPIRES}
     return {
         "relay-outbox": {"task": RELAY_OUTBOX, "schedule": BEAT_INTERVAL, "options": options},
@@ -78,6 +79,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": BEAT_INTERVAL,
             "options": options,
         },
+        # Run safety: silences while CABs run, verification after they succeed.
+        "aftercare": {"task": AFTERCARE, "schedule": BEAT_INTERVAL, "options": options},
     }
 
 
@@ -124,11 +127,12 @@ def retry_countdown(retries: int) -> float:
 def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None = None) -> Celery:
     """The workers' Celery app with PoundCake's three tasks registered."""
     # The task modules use this module's names; imported here so each can be read alone.
-    from poundcake.remediation.tasks import deliveries, follow, relay
+    from poundcake.remediation.tasks import aftercare, deliveries, follow, relay
 
     app = make_celery(config.settings)
     resources = resources or WorkerResources(config)
     deliveries.register(app, resources)
     relay.register(app, resources)
     follow.register(app, resources)
+    aftercare.register(app, resources)
     return app

@@ -19,6 +19,8 @@ from kombu.exceptions import KombuError
 
 from poundcake.config import Settings
 from poundcake.exceptions import PoundCakeError
+from poundcake.remediation.aftercare.service import after_follow
+from poundcake.remediation.alertmanager_api import AlertmanagerUnavailableError
 from poundcake.remediation.engine_api import EngineUnavailableError
 from poundcake.remediation.resources import WorkerResources
 from poundcake.remediation.tasks.app import FOLLOW_ALERT, FOLLOW_REMEDIATIONS, QUEUE
@@ -75,12 +77,20 @@ def _follow_one(resources: WorkerResources, alert_id: str) -> bool:
     if alert is None:
         return False
     try:
-        return follow_alert(
+        moved = follow_alert(
             sessions=resources.sessions, engine_api=resources.engine_api, alert=alert
         )
-    except EngineUnavailableError as error:
+        # The run may have started: its silence comes now rather than at the next pass.
+        after_follow(
+            sessions=resources.sessions,
+            alertmanager=resources.alertmanager,
+            alert_id=alert_id,
+            silence_max_seconds=resources.settings.silence_max_seconds,
+        )
+    except (EngineUnavailableError, AlertmanagerUnavailableError) as error:
         logger.debug("Following alert %s waits for the next pass: %s", alert_id, error)
         return False
+    return moved
 
 
 def start_stream_follower(app: Celery, settings: Settings) -> threading.Thread:

@@ -71,6 +71,9 @@ class Observation:
     finished: bool = True
     succeeded: bool = False
     started: bool = False
+    # The CAB's run failed only because an action runner abandoned its work (crash-safe
+    # retries may resume it).
+    abandoned: bool = False
 
     @property
     def cancelable(self) -> bool:
@@ -203,11 +206,40 @@ def _step_failure(steps: Iterable[StepRecord]) -> str | None:
     return None
 
 
+ABANDONED = ExecutionStatus.ABANDONED.value
+# Step statuses an abandoned run may leave without anything having gone wrong in the step: not
+# run yet, still running (a resumed run takes it over), done and matched, or abandoned itself.
+_RESUMABLE_STEP_STATUSES = frozenset(
+    {SUCCEEDED, ABANDONED, "skipped", "requested", "scheduled", "delayed", "running"}
+)
+
+
+def abandoned_only(workflow_status: str | None, steps: Iterable[StepRecord]) -> bool:
+    """Tell whether a CAB run failed only because an action runner abandoned its work: the
+    workflow or a step ``abandoned``, and no step failed or returned an unexpected result."""
+    steps = list(steps)
+    if workflow_status not in (ABANDONED, ExecutionStatus.FAILED.value):
+        return False
+    if workflow_status != ABANDONED and all(step.status != ABANDONED for step in steps):
+        return False
+    for step in steps:
+        if step.status not in _RESUMABLE_STEP_STATUSES:
+            return False
+        if step.status == SUCCEEDED and step.result_matched is False:
+            return False
+    return True
+
+
 def _observe_cab(
-    engine_api: EngineApi, enforcement: Mapping[str, Any], cab_name: str
+    engine_api: EngineApi,
+    enforcement: Mapping[str, Any],
+    cab_name: str,
+    current: str | None = None,
 ) -> tuple[str | None, str | None, list[StepRecord], str | None]:
-    """The CAB workflow: its id, status, steps, and why it failed (if it did)."""
-    workflow_id = _text(enforcement.get("execution_id"))
+    """The CAB workflow: its id, status, steps, and why it failed (if it did). ``current`` is the
+    alert's workflow when it differs from the enforcement's: a run resumed after an abandoned
+    one."""
+    workflow_id = current or _text(enforcement.get("execution_id"))
     if workflow_id is None:
         why = _text(enforcement.get("failure_reason")) or "its rule enforcement failed"
         return None, None, [], f'CAB "{cab_name}" did not start: {why}'
@@ -278,13 +310,16 @@ def observe(engine_api: EngineApi, alert: FollowedAlert) -> Observation | None:
             "failed", f"the engine could not evaluate trigger instance {instance_id}"
         )
     try:
-        return _observe_enforcements(engine_api, enforcements)
+        return _observe_enforcements(engine_api, enforcements, alert.workflow_execution_id)
     except EngineNotFoundError as error:
         return Observation("failed", f"an execution of the remediation no longer exists ({error})")
 
 
-def _observe_enforcements(engine_api: EngineApi, enforcements: list[dict[str, Any]]) -> Observation:
+def _observe_enforcements(
+    engine_api: EngineApi, enforcements: list[dict[str, Any]], current: str | None = None
+) -> Observation:
     cab_name: str | None = None
+    abandoned = False
     workflow_id: str | None = None
     workflow_status: str | None = None
     steps: list[StepRecord] = []
@@ -297,9 +332,10 @@ def _observe_enforcements(engine_api: EngineApi, enforcements: list[dict[str, An
             # as an execution of its own.
             cab_name = name
             workflow_id, workflow_status, cab_steps, failure = _observe_cab(
-                engine_api, enforcement, name
+                engine_api, enforcement, name, current
             )
             steps.extend(cab_steps)
+            abandoned = failure is not None and abandoned_only(workflow_status, cab_steps)
             if workflow_id is not None:
                 statuses.append(workflow_status)
         else:
@@ -332,4 +368,5 @@ def _observe_enforcements(engine_api: EngineApi, enforcements: list[dict[str, An
             status is not None and status not in NOT_STARTED
             for status in [*statuses, *(step.status for step in steps)]
         ),
+        abandoned=abandoned and len(failures) == 1,
     )

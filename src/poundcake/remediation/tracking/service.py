@@ -47,6 +47,11 @@ from poundcake.remediation.engine_api import (
 )
 from poundcake.remediation.tracking.models import ExecutionExtension
 from poundcake.remediation.tracking.observe import FollowedAlert, Observation, StepRecord, observe
+from poundcake.remediation.tracking.run_safety import (
+    resume_abandoned,
+    retry_or_fail,
+    verification_start,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +192,28 @@ def _update_row(row: ExecutionExtension, step: StepRecord, now: Any) -> bool:
     return bool(changes)
 
 
-def apply_observation(session: Session, alert_id: str, seen: Observation) -> str | None:
-    """Record an observation; return a workflow execution to cancel (the alert resolved)."""
+@dataclass(frozen=True)
+class EngineWork:
+    """What following an alert asks of the engine once its observation is committed."""
+
+    # A workflow to cancel (the alert resolved while it ran).
+    cancel: str | None = None
+    # An abandoned workflow to resume (crash-safe retries), and whether an earlier request for
+    # it may have reached the engine (then it is looked for before asking again).
+    resume: str | None = None
+    look_first: bool = False
+
+
+def apply_observation(session: Session, alert_id: str, seen: Observation) -> EngineWork:
+    """Record an observation; return what to ask of the engine after the commit."""
     alert = lock_alert(session, alert_id)
     if alert is None or not is_followed(alert):
-        return None
+        return EngineWork()
+    work = _apply(session, alert, seen)
+    return work if isinstance(work, EngineWork) else EngineWork(cancel=work)
+
+
+def _apply(session: Session, alert: Alert, seen: Observation) -> str | EngineWork | None:
     write_execution_extensions(session, alert, seen.steps)
     now = utcnow()
     if seen.cab_name and alert.cab_name is None:
@@ -216,12 +238,33 @@ def apply_observation(session: Session, alert_id: str, seen: Observation) -> str
     if state is AlertState.RECEIVED:
         transition(session, alert.id, AlertState.MATCHED, {state}, state_reason=None)
         state = AlertState.MATCHED
-    if seen.finished:
-        target = AlertState.REMEDIATED if seen.succeeded else AlertState.FAILED
-        transition(session, alert.id, target, {state}, state_reason=seen.reason)
+    if seen.finished and seen.succeeded:
+        transition(
+            session,
+            alert.id,
+            AlertState.REMEDIATED,
+            {state},
+            state_reason=seen.reason,
+            **verification_start(session, alert),
+        )
+    elif seen.finished:
+        return _failed_or_resumed(session, alert, state, seen)
     elif state is AlertState.MATCHED and seen.started:
         transition(session, alert.id, AlertState.REMEDIATING, {state})
     return None
+
+
+def _failed_or_resumed(
+    session: Session, alert: Alert, state: AlertState, seen: Observation
+) -> EngineWork | None:
+    """End the run ``failed``, or resume it when only abandoned work failed and the CAB allows."""
+    decision = retry_or_fail(session, alert, seen)
+    if decision.fail_reason is not None:
+        transition(session, alert.id, AlertState.FAILED, {state}, state_reason=decision.fail_reason)
+        return None
+    if decision.resume is None:
+        return None
+    return EngineWork(resume=decision.resume, look_first=decision.look_first)
 
 
 def follow_alert(
@@ -231,9 +274,17 @@ def follow_alert(
     seen = observe(engine_api, alert)
     if seen is None:
         return False
-    to_cancel = in_transaction(sessions, lambda session: apply_observation(session, alert.id, seen))
-    if to_cancel:
-        cancel_workflow(engine_api, to_cancel)
+    work = in_transaction(sessions, lambda session: apply_observation(session, alert.id, seen))
+    if work.cancel:
+        cancel_workflow(engine_api, work.cancel)
+    if work.resume:
+        resume_abandoned(
+            sessions=sessions,
+            engine_api=engine_api,
+            alert_id=alert.id,
+            abandoned=work.resume,
+            look_first=work.look_first,
+        )
     return True
 
 

@@ -26,6 +26,7 @@ from poundcake.engine.public import (
     merge_schemas,
 )
 from poundcake.exceptions import NotFoundError, ValidationError
+from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.intake.models import ApiCall
 from poundcake.remediation.tracking.models import ExecutionExtension
@@ -73,7 +74,39 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "workflow_execution_id": alert.workflow_execution_id,
         "created_at": isoformat(alert.created_at),
         "updated_at": isoformat(alert.updated_at),
+        # Run safety (issue 21).
+        "verification": alert.verification,
+        "verify_by": isoformat(alert.verify_by),
+        "verification_reason": alert.verification_reason,
+        "abandoned_retries": alert.abandoned_retries or 0,
     }
+
+
+def silence_document(silence: Silence | None) -> dict[str, Any] | None:
+    """The Alertmanager silence that covered an episode's run, if its CAB asked for one."""
+    if silence is None:
+        return None
+    return {
+        "id": silence.id,
+        "silence_id": silence.silence_id,
+        "state": silence.state,
+        "cab_name": silence.cab_name,
+        "matchers": silence.matchers,
+        "ends_at": isoformat(silence.ends_at),
+        "error": silence.error,
+        "created_at": isoformat(silence.created_at),
+        "expired_at": isoformat(silence.expired_at),
+    }
+
+
+def _silences(session: Session, alert_ids: list[str]) -> dict[str, Silence]:
+    rows = session.scalars(sa.select(Silence).where(Silence.alert_id.in_(alert_ids)))
+    return {row.alert_id: row for row in rows}
+
+
+def silence_of(session: Session, alert_id: str) -> dict[str, Any] | None:
+    """The silence of one episode's run, as the trail shows it."""
+    return silence_document(_silences(session, [alert_id]).get(alert_id))
 
 
 def delivery_document(delivery: AlertDelivery) -> dict[str, Any]:
@@ -156,6 +189,8 @@ def _engine_records(session: Session, alerts: Iterable[Alert]) -> _EngineRecords
     ):
         enforcements.setdefault(enforcement.trigger_instance_id, []).append(enforcement)
     top_ids = [e.execution_id for rows in enforcements.values() for e in rows if e.execution_id]
+    # A run resumed after an abandoned one is the alert's workflow, not an enforcement's.
+    top_ids += [a.workflow_execution_id for a in alerts if a.workflow_execution_id]
     executions = {
         row.id: row
         for row in session.scalars(sa.select(ExecutionDB).where(ExecutionDB.id.in_(top_ids)))
@@ -176,8 +211,11 @@ def _remediation(
     instance = records.instances.get(alert.trigger_instance_id or "")
     enforcements = records.enforcements.get(alert.trigger_instance_id or "", [])
     executions = []
-    for enforcement in enforcements:
-        execution = records.executions.get(enforcement.execution_id or "")
+    shown = [enforcement.execution_id for enforcement in enforcements]
+    if alert.workflow_execution_id and alert.workflow_execution_id not in shown:
+        shown.append(alert.workflow_execution_id)
+    for execution_id in shown:
+        execution = records.executions.get(execution_id or "")
         if execution is None:
             continue
         document = execution_document(execution)
@@ -244,6 +282,7 @@ def request_trail(session: Session, request_id: str) -> dict[str, Any]:
         raise NotFoundError(f'No request with id "{request_id}"')
     records = _engine_records(session, alerts.values())
     by_execution = {row.st2_execution_id: row for row in extension_rows if row.st2_execution_id}
+    silences = _silences(session, alert_ids)
     trail_alerts = []
     for delivery in deliveries:
         alert = alerts.get(delivery.alert_id)
@@ -255,6 +294,7 @@ def request_trail(session: Session, request_id: str) -> dict[str, Any]:
                 "delivery": delivery_document(delivery),
                 "started_remediation": alert.request_id == request_id,
                 "remediation": _remediation(alert, records, by_execution),
+                "silence": silence_document(silences.get(alert.id)),
             }
         )
     return {
@@ -330,5 +370,6 @@ def alert_detail(session: Session, alert_id: str) -> dict[str, Any]:
         "deliveries": [delivery_document(d) for d in deliveries],
         "requests": list(dict.fromkeys(d.request_id for d in deliveries)),
         "remediation": _remediation(alert, records, by_execution),
+        "silence": silence_of(session, alert_id),
         "execution_extensions": [extension_document(row) for row in extensions],
     }

@@ -154,6 +154,8 @@ def cab_documents(session: Session, cabs: list[Cab]) -> list[dict[str, Any]]:
                 }
                 for step in cab.steps
             ],
+            # Run safety (issue 21).
+            "run_safety": cab.run_safety.document(),
         }
         for cab in cabs
     ]

@@ -25,7 +25,12 @@ from poundcake.remediation.alerts.lifecycle import AlertState
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.intake.models import ApiCall
 from poundcake.remediation.intake.service import WEBHOOK_PATHS
-from poundcake.remediation.tracking.trail import AlertFilters, alert_document, list_alerts
+from poundcake.remediation.tracking.trail import (
+    AlertFilters,
+    alert_document,
+    list_alerts,
+    silence_of,
+)
 
 DAYS = 7
 RECENT = 20
@@ -63,6 +68,7 @@ def alert_with_deliveries(session: Session, alert: Alert) -> dict[str, Any]:
     )
     return {
         **ui_alert(alert),
+        "silence": silence_of(session, alert.id),
         "deliveries": [
             {
                 "request_id": delivery.request_id,

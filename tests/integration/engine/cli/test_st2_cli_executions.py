@@ -126,6 +126,29 @@ def test_the_api_refuses_bad_requests(api: httpx.Client) -> None:
     assert unknown.json() == {"faultstring": f'Unable to identify resource with id "{"0" * 24}".'}
 
 
+def test_render_parameters_false_keeps_template_text_as_data(api: httpx.Client) -> None:
+    """PoundCake's own ``render_parameters: false`` (an alert's labels are data): a template in
+    a parameter stays text; by default it is rendered, as in StackStorm."""
+    text = "{{ 6 * 7 }}"
+    literal = api.post(
+        "/executions",
+        json={"action": "core.echo", "parameters": {"message": text}, "render_parameters": False},
+    )
+    assert literal.status_code == 201, literal.text
+    assert literal.json()["parameters"] == {"message": text}
+    rendered = api.post(
+        "/executions", json={"action": "core.echo", "parameters": {"message": text}}
+    )
+    assert rendered.status_code == 201, rendered.text
+    assert rendered.json()["parameters"] == {"message": "42"}
+    refused = api.post(
+        "/executions",
+        json={"action": "core.echo", "parameters": {"message": "x"}, "render_parameters": "no"},
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {"faultstring": "'render_parameters' must be true or false"}
+
+
 def test_async_run_then_get(st2: St2, api: httpx.Client) -> None:
     execution_id = run_async(st2, "core.echo", "message=x")
     wait_for(api, execution_id, COMPLETED)

@@ -324,11 +324,18 @@ def create(
     body: JsonBody = None,
     show_secrets: OptionalText = None,
 ) -> Response:
-    """Run an action: ``{"action", "parameters", "user", "delay", "context", "notify"}``."""
+    """Run an action: ``{"action", "parameters", "user", "delay", "context", "notify"}``.
+
+    PoundCake's own extension ``"render_parameters": false`` says the given parameters are
+    final (an alert's labels, say): nothing in them is rendered as a template.
+    """
     body = body or {}
     action = body.get("action")
     if not isinstance(action, str) or not action:
         raise ValidationError("'action' is a required property")
+    render = body.get("render_parameters", True)
+    if not isinstance(render, bool):
+        raise ValidationError("'render_parameters' must be true or false")
     context = {**_object(body, "context"), **_header_context(request)}
     requested = request_execution(
         session,
@@ -339,6 +346,7 @@ def create(
         delay=_delay(body),
         cipher=_cipher(runtime),
         notify=check_notify(Fields(_object(body, "notify"), "notify")),
+        rendered=not render,
     )
     return _created(session, runtime, requested, show_secrets)
 

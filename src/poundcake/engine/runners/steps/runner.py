@@ -24,6 +24,12 @@ a step whose child was already requested (the children's ``step_order`` and ``st
 context) is not requested again, its child is waited for (or its result taken), so no step runs
 twice.
 
+A workflow whose context names ``resume_from`` (an earlier run of the same steps that its
+action runner abandoned, as PoundCake's crash-safe retries request it) takes over that run's
+children the same way: a step whose child there did not end ``abandoned`` is waited for (or its
+result taken), never requested again; an abandoned one runs again. The earlier run may itself
+name a ``resume_from``, and so on (at most :data:`MAX_RESUMED_RUNS`).
+
 Canceling the workflow is graceful, as StackStorm's orquesta does: the running step finishes,
 no other step starts, and the steps not started are reported ``canceled``. A step's execution
 that ends ``canceled`` (other than by its timeout) cancels the workflow too. Every action a
@@ -74,6 +80,8 @@ SHELL_COMMAND_RUNNERS = frozenset({"local-shell-cmd", "remote-shell-cmd"})
 STEP_RESULT_MAX_BYTES = 16 * 1024
 TIMEOUT_GRACE_SECONDS = 3.0
 COPIED_CONTEXT_KEYS = ("request_id", "alert_id")
+RESUME_FROM = "resume_from"
+MAX_RESUMED_RUNS = 20
 
 
 @runtime_checkable
@@ -162,7 +170,7 @@ class StepsRunner(Runner):
             result = _result(workflow, skipped, stopped_at=None, canceled=False)
             return RunnerOutcome(S.FAILED, {**result, "error": str(error)})
         names = {**datastore_variables(self.services.datastore), **self.request.action_parameters}
-        started = _started(children)
+        started = {**_resumed(children, self.request.context), **_started(children)}
         entries: list[dict[str, Any]] = []
         stopped_at: str | None = None
         canceled = False
@@ -299,6 +307,28 @@ def _started(children: StepExecutions) -> dict[tuple[int, str], str]:
         if isinstance(order, int) and isinstance(name, str):
             started.setdefault((order, name), str(execution_id))
     return started
+
+
+def _resumed(children: StepExecutions, context: Mapping[str, Any]) -> dict[tuple[int, str], str]:
+    """The children earlier runs this one resumes left, by (step order, step name), newest run
+    first; abandoned ones are left out, so their steps run again."""
+    earlier_run = getattr(children, "earlier_run", None)
+    current = context.get(RESUME_FROM)
+    if not callable(earlier_run) or not isinstance(current, str):
+        return {}
+    taken: dict[tuple[int, str], str] = {}
+    seen: set[str] = set()
+    while isinstance(current, str) and current not in seen and len(seen) < MAX_RESUMED_RUNS:
+        seen.add(current)
+        steps, earlier_context = earlier_run(current)
+        for execution_id, step_context, status in steps:
+            order, name = step_context.get("step_order"), step_context.get("step")
+            if status == S.ABANDONED.value or not isinstance(order, int):
+                continue
+            if isinstance(name, str):
+                taken.setdefault((order, name), str(execution_id))
+        current = earlier_context.get(RESUME_FROM)
+    return taken
 
 
 def _action(children: StepExecutions, step: Step) -> StepAction:

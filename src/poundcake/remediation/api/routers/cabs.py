@@ -25,7 +25,7 @@ from poundcake.remediation.api.schemas import (
     ValidationAnswer,
     body,
 )
-from poundcake.remediation.cabs.definition import Cab, parse_cab
+from poundcake.remediation.cabs.definition import Cab, load_cab_directory, parse_cab
 from poundcake.remediation.cabs.service import (
     ApplyReport,
     applied_cabs,
@@ -34,6 +34,7 @@ from poundcake.remediation.cabs.service import (
     cabs_pack_directory,
     delete_cab_file,
     load_cabs,
+    run_safety_problems,
     save_cab_file,
     validate_cabs,
 )
@@ -55,6 +56,7 @@ def _apply(api: ApiState) -> ApplyReport:
             engine_api=engine_api,
             pack_dir=cabs_pack_directory(api.config),
             sessions=api.sessions,
+            alertmanager_url=api.settings.alertmanager_url,
         )
     finally:
         engine_api.close()
@@ -118,9 +120,16 @@ def validate(
         if document is not None
         else load_cabs(cabs_directory(api.config))
     )
+    known: frozenset[str] = frozenset()
+    if document is not None:
+        files, _ = load_cab_directory(cabs_directory(api.config))
+        known = frozenset(cab.name for cab in files)
+    problems = run_safety_problems(
+        cabs, alertmanager_url=api.settings.alertmanager_url, known=known
+    )
     engine_api = _engine_api(api)
     try:
-        problems = validate_cabs(cabs, engine_api)
+        problems.extend(validate_cabs(cabs, engine_api))
     finally:
         engine_api.close()
     answer = ValidationAnswer(

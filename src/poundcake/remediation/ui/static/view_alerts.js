@@ -153,6 +153,15 @@ function detail(alert) {
         ["Status", badge(alert.status)],
         ["Severity", alert.severity],
         ["CAB", alert.cab_name],
+        ["Verification", alert.verification ? badge(alert.verification) : "—"],
+        ["Verification detail", alert.verification_reason],
+        ["Abandoned runs resumed", String(alert.abandoned_retries ?? 0)],
+        [
+          "Silence",
+          alert.silence
+            ? `${alert.silence.state} (${alert.silence.silence_id ?? "not created"})`
+            : "—",
+        ],
         ["Fingerprint", h("code", null, alert.fingerprint ?? "—")],
         ["Started", formatTime(alert.starts_at)],
         ["Ended", formatTime(alert.ends_at)],

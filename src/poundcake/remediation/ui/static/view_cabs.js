@@ -109,6 +109,18 @@ function stepsTable(caption, steps, withExpected) {
   );
 }
 
+// Run safety (issue 21): every field with its value, defaults included.
+function runSafetyFacts(safety) {
+  const verify = safety.verify_within ? `within ${safety.verify_within} s` : "no";
+  return [
+    ["Silence while running", safety.silence ? "yes" : "no"],
+    ["Verify the fix", verify],
+    ["If unverified", safety.on_unverified ?? "—"],
+    ["Idempotent", safety.idempotent ? "yes" : "no"],
+    ["Resume abandoned runs", String(safety.retry?.on_abandoned ?? 0)],
+  ];
+}
+
 function cabCard(cab) {
   return h(
     "article",
@@ -126,6 +138,7 @@ function cabCard(cab) {
       ["Alert name", cab.alertname ? h("code", null, String(cab.alertname)) : null],
       ["Severities", (cab.severities || []).length ? cab.severities.join(", ") : "any"],
       ["Rule", cab.rule_ref ? h("code", null, cab.rule_ref) : null],
+      ...runSafetyFacts(cab.run_safety || {}),
     ]),
     stepsTable(`Steps of ${cab.name}`, cab.steps, true),
   );

@@ -157,11 +157,23 @@ function timeline(trail) {
             : "A repeat delivery of a known episode.",
         ),
         alert.state_reason ? h("p", { class: "muted" }, alert.state_reason) : null,
+        runSafetyLine(alert),
       ),
     );
     if (alert.started_remediation) items.push(...remediationEntries(alert.remediation));
   }
   return items;
+}
+
+// Run safety (issue 21): the episode's silence and the verification of its fix.
+function runSafetyLine(alert) {
+  const parts = [];
+  if (alert.silence)
+    parts.push(`Silence ${alert.silence.silence_id ?? "(not created)"}: ${alert.silence.state}`);
+  if (alert.verification)
+    parts.push(`Fix ${alert.verification}: ${alert.verification_reason ?? ""}`);
+  if (alert.abandoned_retries) parts.push(`Abandoned runs resumed: ${alert.abandoned_retries}`);
+  return parts.length ? h("p", { class: "muted run-safety" }, parts.join(" · ")) : null;
 }
 
 function isComplete(trail) {

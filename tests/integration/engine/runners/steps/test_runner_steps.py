@@ -468,3 +468,36 @@ def test_a_workflow_in_flight_at_shutdown_is_released_and_resumed(
     assert done.result["steps"][0]["execution_id"] == first
     assert len(done.children) == 2
     assert marker.read_text() == "first\nsecond\n"
+
+
+def test_a_run_resuming_an_abandoned_one_reruns_only_its_abandoned_steps(
+    stack: EngineStack, tmp_path: Path
+) -> None:
+    """A workflow whose context names ``resume_from`` takes over the earlier run's steps: one
+    that did not end ``abandoned`` is taken as it is (its child, not a new one), an abandoned
+    one runs again; a second resume follows the chain."""
+    marker = tmp_path / "marker"
+    alert = {"labels": {"alertname": "DiskFull", "marker": str(marker)}, "annotations": {}}
+    earlier = stack.wait(run_workflow(stack, "resumable", alert))
+    assert earlier.status == "succeeded", earlier.result
+    first, second = earlier.children
+    with unit_of_work(stack.runtime.sessions) as session:
+        session.get(ExecutionDB, second).status = "abandoned"  # type: ignore[union-attr]
+
+    resumed = stack.wait(
+        run_workflow(stack, "resumable", alert, context={"resume_from": earlier.id})
+    )
+    assert resumed.status == "succeeded", resumed.result
+    steps = resumed.result["steps"]
+    assert steps[0]["execution_id"] == first
+    assert steps[1]["execution_id"] != second
+    assert len(resumed.children) == 1
+    assert marker.read_text() == "first\nsecond\nsecond\n"
+
+    again = stack.wait(run_workflow(stack, "resumable", alert, context={"resume_from": resumed.id}))
+    assert [step["execution_id"] for step in again.result["steps"]] == [
+        first,
+        steps[1]["execution_id"],
+    ]
+    assert again.children == []
+    assert marker.read_text() == "first\nsecond\nsecond\n"
