@@ -37,8 +37,8 @@ from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.cabs.models import RuleExtension
 from poundcake.remediation.cabs.run_safety import RunSafety
 from tests.factories import alert as alert_row
-from tests.integration.engine_stack import write_st2_conf
-from tests.integration.test_alertmanager_client import alertmanager  # noqa: F401 - fixture
+from tests.integration.remediation.test_alertmanager_client import alertmanager  # noqa: F401 - fixture
+from tests.integration.support.engine_stack import write_st2_conf
 
 MAX_SECONDS = 600
 

@@ -17,7 +17,7 @@ from poundcake.remediation.alertmanager_api import (
     label_matchers,
 )
 from tests.e2e.stack import ALERTMANAGER, wait_for_health
-from tests.integration.st2cli import eventually, free_port, wait_for_port
+from tests.integration.support.st2cli import eventually, free_port, wait_for_port
 
 
 @pytest.fixture(scope="module")
