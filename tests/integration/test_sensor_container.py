@@ -188,28 +188,54 @@ def test_a_sigkilled_sensor_is_restarted_and_keeps_dispatching(
     )
 
 
-def test_a_sensor_raising_at_import_is_reported_and_backed_off(
-    database: EngineDatabase, st2: St2
+def test_a_sensor_that_always_fails_is_given_up_after_two_respawns(
+    engine: RunningEngine, database: EngineDatabase, st2: St2
 ) -> None:
-    enabled = ok(st2("sensor", "enable", "sensor_tests.BrokenSensor", "-j"))
+    ref = "sensor_tests.BrokenSensor"
+    exits_before = len(database.payloads("core.st2.sensor.process_exit"))
+    enabled = ok(st2("sensor", "enable", ref, "-j"))
     assert enabled["enabled"] is True
     try:
-        database.wait_for_status("sensor_tests.BrokenSensor", "failed")
-        shown = ok(st2("sensor", "get", "sensor_tests.BrokenSensor", "-j"))
-        assert shown["status"] == "failed"
+        first = database.wait_for_status(ref, "failed")
+        assert "No module named 'a_module_that_does_not_exist'" in (first.last_error or "")
+        given_up = database.wait_for_status(ref, "given_up")
+        # StackStorm's container: the first start and two respawns, then no more.
+        assert given_up.spawn_count == 3
+        shown = ok(st2("sensor", "get", ref, "-j"))
+        assert shown["status"] == "given_up"
+        assert shown.get("pid") is None
         assert (
             "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"
-            in (shown["last_error"])
+            in shown["last_error"]
         )
-        time.sleep(6)
-        lease = database.lease("sensor_tests.BrokenSensor")
-        assert lease is not None
-        # respawn_delay 1 s doubling: started at about 0, 1, 3 and 7 s, never in a tight loop.
-        assert 2 <= lease.spawn_count <= 5
+        exits = [
+            payload
+            for payload in database.payloads("core.st2.sensor.process_exit")[exits_before:]
+            if payload["id"] == "BrokenSensor"
+        ]
+        assert [payload["given_up"] for payload in exits] == [False, False, True]
+        assert "Sensor sensor_tests.BrokenSensor failed 3 times in a row (2 respawns); giving" in (
+            engine.log("st2sensorcontainer")
+        )
+        # Two more lease renewals later (rounds of the container) it is still down.
+        renewed = given_up.expires_at
+        for _ in range(2):
+            renewed = eventually(
+                lambda since=renewed: (
+                    (lease := database.lease(ref))
+                    and lease.expires_at is not None
+                    and lease.expires_at > since
+                    and lease.expires_at
+                ),
+                "the container's next round",
+            )
+        after = database.lease(ref)
+        assert after is not None and after.spawn_count == 3 and after.status == "given_up"
+        assert not sensor_pids("BrokenSensor")
     finally:
-        ok(st2("sensor", "disable", "sensor_tests.BrokenSensor", "-j"))
+        ok(st2("sensor", "disable", ref, "-j"))
     eventually(lambda: not sensor_pids("BrokenSensor"), "the disabled sensor stopped")
-    shown = ok(st2("sensor", "get", "sensor_tests.BrokenSensor", "-j"))
+    shown = ok(st2("sensor", "get", ref, "-j"))
     assert shown["enabled"] is False
 
 
