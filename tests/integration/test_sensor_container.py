@@ -239,12 +239,40 @@ def test_a_sensor_that_always_fails_is_given_up_after_two_respawns(
     assert shown["enabled"] is False
 
 
+def test_sensors_run_monkey_patched_by_eventlet_as_in_stackstorm(
+    engine: RunningEngine, database: EngineDatabase, st2: St2
+) -> None:
+    ref = "sensor_tests.GreenSensor"
+    ok(st2("sensor", "enable", ref, "-j"))
+    try:
+        # run() blocks in accept(); only a patched socket lets the green thread dispatch.
+        ticks = eventually(
+            lambda: [p for p in database.payloads("sensor_tests.green") if p["n"] >= 3],
+            "three ticks from the green thread",
+        )
+        assert ticks[0]["socket_patched"] is True and ticks[0]["thread_patched"] is True
+        running = database.wait_for_status(ref, "running")
+    finally:
+        ok(st2("sensor", "disable", ref, "-j"))
+    # SIGTERM reaches the patched process: cleanup() runs and it exits 0.
+    eventually(lambda: not sensor_pids("GreenSensor"), "the disabled sensor stopped")
+    exits = [
+        p for p in database.payloads("core.st2.sensor.process_exit") if p["id"] == "GreenSensor"
+    ]
+    assert exits == [
+        {"id": "GreenSensor", "timestamp": exits[0]["timestamp"], "exit_code": 0, "given_up": False}
+    ]
+    assert running.pid is not None
+    assert f"Sensor {ref} stopped (exit code 0)" in engine.log("st2sensorcontainer")
+
+
 def test_st2_sensor_list_and_get_show_each_sensor_and_its_status(st2: St2) -> None:
     listed = listing(st2("sensor", "list", "--pack", "sensor_tests", "-j"))
     assert [sensor["ref"] for sensor in listed] == [
         "sensor_tests.BrokenSensor",
         "sensor_tests.CountingPollingSensor",
         "sensor_tests.DatastoreSensor",
+        "sensor_tests.GreenSensor",
         "sensor_tests.PassiveSensor",
         "sensor_tests.WatchSensor",
     ]
