@@ -207,6 +207,17 @@ class St2Config:
         """Tell whether this is the embedded default (no st2.conf found)."""
         return self.source == "embedded default"
 
+    @property
+    def public_api_url(self) -> str:
+        """The API's address with its version, as actions and workflows are given it:
+        ``[auth] api_url`` when set, else where the API listens (StackStorm's fallback)."""
+        if self.auth.api_url:
+            return f"{self.auth.api_url.rstrip('/')}/v1"
+        host = self.api.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
+            host = "127.0.0.1"
+        return f"http://{host}:{self.api.port}/v1"
+
 
 def find_st2_config(explicit: str | Path | None = None) -> Path | None:
     """Locate st2.conf: explicit path, ``ST2_CONFIG_PATH``, ``/etc/st2/st2.conf``, else None."""

@@ -51,6 +51,10 @@ class AuthSection(ListenerSection):
     # Authentication is always on here; ``enable = False`` is refused when st2.conf is read.
     enable: bool = True
     token_ttl: int = Field(default=86400, ge=1)
+    # StackStorm's: the API's public base URL (without the version) given to actions, and the
+    # lifetime of the tokens issued to them.
+    api_url: str | None = None
+    service_token_ttl: int = Field(default=86400, ge=1)
 
 
 class ApiSection(ListenerSection):

@@ -69,6 +69,18 @@ class ChildExecutions(Protocol):
     def cancel(self, execution_id: str) -> None: ...
 
 
+class ActionTokens(Protocol):
+    """API tokens for the code an action runs, as StackStorm's runner container issues them
+    (``ST2_ACTION_AUTH_TOKEN``), and the API address they are good for."""
+
+    @property
+    def api_url(self) -> str: ...
+
+    def issue(self, *, user: str, execution_id: str, action_ref: str, ttl: float) -> str: ...
+
+    def revoke(self, token: str) -> None: ...
+
+
 class Announcements(Protocol):
     """How the ``announcement`` runner posts to the event stream."""
 
@@ -104,6 +116,7 @@ class RunnerServices:
     announcements: Announcements | None = None
     # ``[packs] enable_common_libs``: a pack's lib/ goes first on its Python actions' path.
     pack_common_libs: bool = False
+    tokens: ActionTokens | None = None
 
 
 @dataclass(frozen=True)

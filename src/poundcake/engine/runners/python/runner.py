@@ -6,6 +6,12 @@ process group, with its pack's virtualenv's interpreter and import path
 request (entry point, parameters, pack config) goes to the child on one pipe and the return value of
 ``run()`` comes back on another, so whatever the action prints stays in its stdout. The child finds
 the engine's database through ``ST2_CONFIG_PATH`` (from :attr:`RunnerServices.config_file`).
+
+As StackStorm's python runner does, the child's environment names the run
+(``ST2_ACTION_PACK_NAME``, ``ST2_ACTION_EXECUTION_ID``, ``ST2_ACTION_DEBUG``) and, when the
+runner has :attr:`RunnerServices.tokens`, the API and a token of the execution's user for this
+run only (``ST2_ACTION_API_URL`` and ``ST2_ACTION_AUTH_TOKEN``, also as st2client's own
+``ST2_API_URL`` and ``ST2_AUTH_TOKEN``), revoked when the run ends.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class PythonRunner(Runner):
         self._process: StreamedProcess | None = None
         self._canceled = False
         self._python: PackPythonEnvironment | None = None
+        self._token: str | None = None
 
     @property
     def timeout(self) -> float:
@@ -107,9 +114,36 @@ class PythonRunner(Runner):
         )
 
     def _log_level(self) -> str:
-        if self.request.runner_parameters.get("debug"):
+        if self._debug():
             return "DEBUG"
         return str(self.request.runner_parameters.get("log_level") or DEFAULT_LOG_LEVEL)
+
+    def _debug(self) -> bool:
+        return bool(self.request.runner_parameters.get("debug"))
+
+    def _api_access(self) -> dict[str, str]:
+        """StackStorm's variables that let the action call the API as its user."""
+        tokens = self.services.tokens
+        if tokens is None:
+            return {}
+        if self._token is None:
+            self._token = tokens.issue(
+                user=self.request.user,
+                execution_id=self.request.execution_id,
+                action_ref=self.request.action_ref,
+                ttl=self.timeout,
+            )
+        return {
+            "ST2_ACTION_API_URL": tokens.api_url,
+            "ST2_ACTION_AUTH_TOKEN": self._token,
+            "ST2_API_URL": tokens.api_url,
+            "ST2_AUTH_TOKEN": self._token,
+        }
+
+    def _revoke_token(self) -> None:
+        if self._token is not None and self.services.tokens is not None:
+            self.services.tokens.revoke(self._token)
+            self._token = None
 
     def _environment(self, python: PackPythonEnvironment) -> dict[str, str]:
         env = {
@@ -129,7 +163,9 @@ class PythonRunner(Runner):
             PYTHONIOENCODING="utf-8",
             ST2_ACTION_PACK_NAME=self.request.pack,
             ST2_ACTION_EXECUTION_ID=self.request.execution_id,
+            ST2_ACTION_DEBUG=str(self._debug()),
         )
+        env.update(self._api_access())
         return env
 
     def _action_parameters(self) -> dict[str, Any]:
@@ -153,9 +189,17 @@ class PythonRunner(Runner):
             "config": dict(request.pack_config),
             "log_level": self._log_level(),
         }
+        if self._token is not None and self.services.tokens is not None:
+            document["api"] = {"url": self.services.tokens.api_url, "token": self._token}
         return json.dumps(document, default=str).encode("utf-8")
 
     def run(self) -> RunnerOutcome:
+        try:
+            return self._run()
+        finally:
+            self._revoke_token()
+
+    def _run(self) -> RunnerOutcome:
         timeout = self.timeout
         input_read, input_write = os.pipe()
         result_read, result_write = os.pipe()
