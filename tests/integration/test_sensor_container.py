@@ -120,6 +120,7 @@ def test_a_sensor_uses_every_datastore_method(database: EngineDatabase) -> None:
         "delete": True,
         "get_deleted": None,
         "delete_missing": False,
+        "user": "sensor_service",
         "config": {"greeting": "hello from the pack config"},
     }
 

@@ -87,6 +87,15 @@ class SensorService:
         named.propagate = True
         return named
 
+    def get_user_info(self) -> dict[str, Any]:
+        """Who the datastore calls act for: the sensors' service user (StackStorm asks its API
+        as that user; the answer has the same shape)."""
+        return {
+            "username": SENSOR_USER,
+            "authentication": {"method": "sensor service", "location": "sensor container"},
+            "rbac": {"enabled": False, "roles": [], "is_admin": True},
+        }
+
     def dispatch(self, trigger: Any, payload: Any = None, trace_tag: Any = None) -> None:
         """Dispatch one occurrence of ``trigger`` (a reference or a trigger dictionary)."""
         self._note_trace(trace_tag)
