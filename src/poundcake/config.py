@@ -40,6 +40,7 @@ from poundcake.config_sections import (
     KeyValueSection,
     LogSection,
     MessagingSection,
+    NotifierSection,
     PacksSection,
     RulesEngineSection,
     SchedulerSection,
@@ -189,6 +190,7 @@ class St2Config:
     scheduler: SchedulerSection
     workflow_engine: WorkflowEngineSection
     rulesengine: RulesEngineSection
+    notifier: NotifierSection
     timersengine: TimersEngineSection
     garbagecollector: GarbageCollectorSection
     action_sensor: ActionSensorSection
@@ -349,6 +351,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         scheduler=_section(raw, "scheduler", source),
         workflow_engine=_section(raw, "workflow_engine", source),
         rulesengine=_section(raw, "rulesengine", source),
+        notifier=_section(raw, "notifier", source),
         timersengine=_section(raw, "timersengine", source),
         garbagecollector=_section(raw, "garbagecollector", source),
         action_sensor=_section(raw, "action_sensor", source),
