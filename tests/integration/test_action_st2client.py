@@ -87,3 +87,20 @@ def test_an_action_calls_the_api_with_st2client_and_its_runs_token(
     assert action_tokens(engine) == []
     key = st2("key", "get", "from_action", "-j")
     assert key.json()["value"] == "42"
+
+
+SHELL_CALL = (
+    "python3 -c 'import json, os, urllib.request as web; "
+    'url = os.environ["ST2_ACTION_API_URL"] + "/executions/"; '
+    'url += os.environ["ST2_ACTION_EXECUTION_ID"]; '
+    'request = web.Request(url, headers={"X-Auth-Token": os.environ["ST2_ACTION_AUTH_TOKEN"]}); '
+    'print(json.load(web.urlopen(request))["action"]["ref"])\''
+)
+
+
+def test_a_shell_action_calls_the_api_with_its_runs_token(st2: St2, engine: RunningEngine) -> None:
+    ran = st2("run", "core.local", f"cmd={SHELL_CALL}", "-j")
+    execution = ran.json()
+    assert execution["status"] == "succeeded", output(ran)
+    assert execution["result"]["stdout"] == "core.local"
+    assert action_tokens(engine) == []

@@ -5,7 +5,8 @@ StackStorm gives every action run a service token of the user who ran it
 st2client, and deletes it when the run ends. :class:`ExecutionTokens` issues such a token: a
 service token of the execution's user whose metadata names the action and execution, living
 no longer than the run may (its timeout and a minute, at most ``[auth] service_token_ttl``), so
-one left behind by a runner that died expires soon. The runner revokes it when the run ends.
+one left behind by a runner that died expires soon. The runner revokes it when the run ends
+(:func:`poundcake.engine.runners.base.action_api_access`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,12 @@ class ExecutionTokens:
         """The API address the tokens are for."""
         return self._api_url
 
-    def issue(self, *, user: str, execution_id: str, action_ref: str, ttl: float) -> str:
-        """A new token of ``user`` for the run of ``execution_id``."""
-        lifetime = min(int(ttl) + GRACE_SECONDS, self._service_token_ttl)
+    def issue(self, *, user: str, execution_id: str, action_ref: str, ttl: float | None) -> str:
+        """A new token of ``user`` for the run of ``execution_id``, which may take ``ttl``
+        seconds (None: no limit, so the token lives ``service_token_ttl``)."""
+        lifetime = self._service_token_ttl
+        if ttl is not None:
+            lifetime = min(int(ttl) + GRACE_SECONDS, lifetime)
         metadata = {
             "service": "actions_container",
             "action_name": action_ref,

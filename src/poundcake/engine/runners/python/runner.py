@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from poundcake.engine.executions.states import ExecutionStatus
@@ -30,6 +31,7 @@ from poundcake.engine.runners.base import (
     RunnerOutcome,
     RunnerRequest,
     RunnerServices,
+    action_api_access,
 )
 from poundcake.engine.runners.python.process import StreamedProcess
 from poundcake.engine.runners.python.wrapper import INVALID_STATUS_EXIT_CODE
@@ -81,7 +83,6 @@ class PythonRunner(Runner):
         self._process: StreamedProcess | None = None
         self._canceled = False
         self._python: PackPythonEnvironment | None = None
-        self._token: str | None = None
 
     @property
     def timeout(self) -> float:
@@ -121,31 +122,9 @@ class PythonRunner(Runner):
     def _debug(self) -> bool:
         return bool(self.request.runner_parameters.get("debug"))
 
-    def _api_access(self) -> dict[str, str]:
-        """StackStorm's variables that let the action call the API as its user."""
-        tokens = self.services.tokens
-        if tokens is None:
-            return {}
-        if self._token is None:
-            self._token = tokens.issue(
-                user=self.request.user,
-                execution_id=self.request.execution_id,
-                action_ref=self.request.action_ref,
-                ttl=self.timeout,
-            )
-        return {
-            "ST2_ACTION_API_URL": tokens.api_url,
-            "ST2_ACTION_AUTH_TOKEN": self._token,
-            "ST2_API_URL": tokens.api_url,
-            "ST2_AUTH_TOKEN": self._token,
-        }
-
-    def _revoke_token(self) -> None:
-        if self._token is not None and self.services.tokens is not None:
-            self.services.tokens.revoke(self._token)
-            self._token = None
-
-    def _environment(self, python: PackPythonEnvironment) -> dict[str, str]:
+    def _environment(
+        self, python: PackPythonEnvironment, api_access: Mapping[str, str]
+    ) -> dict[str, str]:
         env = {
             name: value
             for name, value in os.environ.items()
@@ -165,7 +144,12 @@ class PythonRunner(Runner):
             ST2_ACTION_EXECUTION_ID=self.request.execution_id,
             ST2_ACTION_DEBUG=str(self._debug()),
         )
-        env.update(self._api_access())
+        env.update(api_access)
+        if api_access:
+            # st2client's own names, which ``Client()`` reads (StackStorm's python runner sets
+            # them for its datastore access).
+            env["ST2_API_URL"] = api_access["ST2_ACTION_API_URL"]
+            env["ST2_AUTH_TOKEN"] = api_access["ST2_ACTION_AUTH_TOKEN"]
         return env
 
     def _action_parameters(self) -> dict[str, Any]:
@@ -177,7 +161,7 @@ class PythonRunner(Runner):
         )
         return {**declared, **self.request.action_parameters}
 
-    def _payload(self) -> bytes:
+    def _payload(self, api_access: Mapping[str, str]) -> bytes:
         request = self.request
         document = {
             "entry_point": str(request.entry_point_path),
@@ -189,17 +173,18 @@ class PythonRunner(Runner):
             "config": dict(request.pack_config),
             "log_level": self._log_level(),
         }
-        if self._token is not None and self.services.tokens is not None:
-            document["api"] = {"url": self.services.tokens.api_url, "token": self._token}
+        if api_access:
+            document["api"] = {
+                "url": api_access["ST2_ACTION_API_URL"],
+                "token": api_access["ST2_ACTION_AUTH_TOKEN"],
+            }
         return json.dumps(document, default=str).encode("utf-8")
 
     def run(self) -> RunnerOutcome:
-        try:
-            return self._run()
-        finally:
-            self._revoke_token()
+        with action_api_access(self.services, self.request, ttl=self.timeout) as api_access:
+            return self._run(api_access)
 
-    def _run(self) -> RunnerOutcome:
+    def _run(self, api_access: Mapping[str, str]) -> RunnerOutcome:
         timeout = self.timeout
         input_read, input_write = os.pipe()
         result_read, result_write = os.pipe()
@@ -217,7 +202,7 @@ class PythonRunner(Runner):
         assert self.request.entry_point_path is not None
         process = StreamedProcess(
             argv,
-            env=self._environment(self._python),
+            env=self._environment(self._python, api_access),
             output=self.output,
             cwd=self.request.entry_point_path.parent,
             pass_fds=(input_read, result_write),
@@ -238,7 +223,9 @@ class PythonRunner(Runner):
         finally:
             os.close(input_read)
             os.close(result_write)
-        feeder = threading.Thread(target=_feed, args=(input_write, self._payload()), daemon=True)
+        feeder = threading.Thread(
+            target=_feed, args=(input_write, self._payload(api_access)), daemon=True
+        )
         feeder.start()
         returned: list[bytes] = []
         collector = threading.Thread(target=_collect, args=(result_read, returned), daemon=True)
