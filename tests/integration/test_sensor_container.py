@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -189,6 +190,12 @@ def test_a_sigkilled_sensor_is_restarted_and_keeps_dispatching(
     )
 
 
+def broken_exits(database: EngineDatabase, since: int) -> list[dict[str, Any]]:
+    """The ``process_exit`` payloads of BrokenSensor after the first ``since`` exits."""
+    exits = database.payloads("core.st2.sensor.process_exit")[since:]
+    return [payload for payload in exits if payload["id"] == "BrokenSensor"]
+
+
 def test_a_sensor_that_always_fails_is_given_up_after_two_respawns(
     engine: RunningEngine, database: EngineDatabase, st2: St2
 ) -> None:
@@ -209,11 +216,11 @@ def test_a_sensor_that_always_fails_is_given_up_after_two_respawns(
             "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"
             in shown["last_error"]
         )
-        exits = [
-            payload
-            for payload in database.payloads("core.st2.sensor.process_exit")[exits_before:]
-            if payload["id"] == "BrokenSensor"
-        ]
+        # The last exit's instance is stored just after the status.
+        exits = eventually(
+            lambda: len(found := broken_exits(database, exits_before)) == 3 and found,
+            "the third process_exit of BrokenSensor",
+        )
         assert [payload["given_up"] for payload in exits] == [False, False, True]
         assert "Sensor sensor_tests.BrokenSensor failed 3 times in a row (2 respawns); giving" in (
             engine.log("st2sensorcontainer")
@@ -257,9 +264,12 @@ def test_sensors_run_monkey_patched_by_eventlet_as_in_stackstorm(
         ok(st2("sensor", "disable", ref, "-j"))
     # SIGTERM reaches the patched process: cleanup() runs and it exits 0.
     eventually(lambda: not sensor_pids("GreenSensor"), "the disabled sensor stopped")
-    exits = [
-        p for p in database.payloads("core.st2.sensor.process_exit") if p["id"] == "GreenSensor"
-    ]
+    exits = eventually(
+        lambda: [
+            p for p in database.payloads("core.st2.sensor.process_exit") if p["id"] == "GreenSensor"
+        ],
+        "the GreenSensor's process_exit",
+    )
     assert exits == [
         {"id": "GreenSensor", "timestamp": exits[0]["timestamp"], "exit_code": 0, "given_up": False}
     ]
