@@ -176,7 +176,7 @@ def sensor_pid() -> int | None:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"poundcake.engine.sensors.wrapper" in command and b"--class-name=LoadSensor" in command:
+        if b"poundcake.engine.sensors.green" in command and b"--class-name=LoadSensor" in command:
             return int(entry.name)
     return None
 

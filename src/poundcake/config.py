@@ -41,6 +41,7 @@ from poundcake.config_sections import (
     KeyValueSection,
     LogSection,
     MessagingSection,
+    NotifierSection,
     PacksSection,
     RulesEngineSection,
     SchedulerSection,
@@ -190,6 +191,7 @@ class St2Config:
     scheduler: SchedulerSection
     workflow_engine: WorkflowEngineSection
     rulesengine: RulesEngineSection
+    notifier: NotifierSection
     timersengine: TimersEngineSection
     garbagecollector: GarbageCollectorSection
     action_sensor: ActionSensorSection
@@ -207,6 +209,17 @@ class St2Config:
     def is_embedded(self) -> bool:
         """Tell whether this is the embedded default (no st2.conf found)."""
         return self.source == "embedded default"
+
+    @property
+    def public_api_url(self) -> str:
+        """The API's address with its version, as actions and workflows are given it:
+        ``[auth] api_url`` when set, else where the API listens (StackStorm's fallback)."""
+        if self.auth.api_url:
+            return f"{self.auth.api_url.rstrip('/')}/v1"
+        host = self.api.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
+            host = "127.0.0.1"
+        return f"http://{host}:{self.api.port}/v1"
 
 
 def find_st2_config(explicit: str | Path | None = None) -> Path | None:
@@ -339,6 +352,7 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         scheduler=_section(raw, "scheduler", source),
         workflow_engine=_section(raw, "workflow_engine", source),
         rulesengine=_section(raw, "rulesengine", source),
+        notifier=_section(raw, "notifier", source),
         timersengine=_section(raw, "timersengine", source),
         garbagecollector=_section(raw, "garbagecollector", source),
         action_sensor=_section(raw, "action_sensor", source),

@@ -51,6 +51,10 @@ class AuthSection(ListenerSection):
     # Authentication is always on here; ``enable = False`` is refused when st2.conf is read.
     enable: bool = True
     token_ttl: int = Field(default=86400, ge=1)
+    # StackStorm's: the API's public base URL (without the version) given to actions, and the
+    # lifetime of the tokens issued to them.
+    api_url: str | None = None
+    service_token_ttl: int = Field(default=86400, ge=1)
 
 
 class ApiSection(ListenerSection):
@@ -166,6 +170,15 @@ class RulesEngineSection(Section):
     poll_interval: float = Field(default=1.0, gt=0)
 
 
+class NotifierSection(Section):
+    """``[notifier]``: how the notifier takes finished executions (our settings; StackStorm's
+    ``logging`` is named in the unread-settings warning)."""
+
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    # The fallback: an execution update wakes the notifier at once.
+    poll_interval: float = Field(default=0.5, gt=0)
+
+
 class TimersEngineSection(Section):
     """``[timersengine]``: interval, date and cron timers."""
 
@@ -258,6 +271,7 @@ SECTIONS: dict[str, type[Section]] = {
     "http_runner": HttpRunnerSection,
     "winrm_runner": WinRmRunnerSection,
     "rulesengine": RulesEngineSection,
+    "notifier": NotifierSection,
     "timersengine": TimersEngineSection,
     "garbagecollector": GarbageCollectorSection,
     "action_sensor": ActionSensorSection,

@@ -27,7 +27,7 @@ port = 9101
 allow_origin = *
 
 [auth]
-service_token_ttl = 3600
+use_ssl = True
 
 [rbac]
 enable = True
@@ -49,7 +49,7 @@ def test_every_unread_st2_setting_is_named_once(
     config = load_st2_config(path)
     assert unread_st2_settings(config.sections) == [
         "[api] allow_origin (not supported)",
-        "[auth] service_token_ttl (not supported)",
+        "[auth] use_ssl (not supported)",
         "[coordination] luck_timeout (unknown)",
         "[database] authentication_mechanism (not supported)",
         "[my_plugin] colour (unknown)",

@@ -20,7 +20,7 @@ from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSett
 from poundcake.engine.api.app import Listener, create_app
 from poundcake.engine.coordination.service import register_service
 from poundcake.engine.garbage.process import GarbageCollector, GarbageCollectorSettings
-from poundcake.engine.notifier.process import Notifier
+from poundcake.engine.notifier.process import Notifier, NotifierSettings
 from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
@@ -161,7 +161,8 @@ def _rulesengine(config_file: ConfigFile = None) -> None:
 def _notifier(config_file: ConfigFile = None) -> None:
     """Post notify triggers of finished executions and apply their retry policies."""
     config, runtime = _runtime(config_file, pool_size=2)
-    serve("st2notifier", config, Notifier(runtime), runtime)
+    settings = NotifierSettings.from_section(config.notifier)
+    serve("st2notifier", config, Notifier(runtime, settings), runtime)
 
 
 @handles_errors

@@ -11,6 +11,7 @@ from poundcake.cli.common import handles_errors, out
 from poundcake.config import St2Config, load_st2_config
 from poundcake.db.engine import make_st2_engine
 from poundcake.engine.messaging import (
+    NOTIFIER_QUEUE,
     RULES_ENGINE_QUEUE,
     RUNNER_QUEUE,
     SCHEDULER_QUEUE,
@@ -134,6 +135,7 @@ def engine_probes(config: St2Config) -> list[Probe]:
             WORKFLOW_QUEUE,
             WORKFLOW_ENGINE_QUEUE,
             WORKFLOW_UPDATES_QUEUE,
+            NOTIFIER_QUEUE,
         )
     ]
     queues.append(str(RULES_ENGINE_QUEUE.name))

@@ -10,7 +10,8 @@ loses it:
 * ``st2.execution`` (topic): event notifications (``st2.execution__update`` ...) for the stream;
   ``st2.trigger_instance__create`` also rings the rules engine's queue, and every
   ``st2.execution__update`` the workflow engines' (a task's action changed, or a workflow was
-  asked to pause, resume or cancel).
+  asked to pause, resume or cancel) and the notifiers' (an execution may have ended with
+  something for them to do).
 """
 
 from __future__ import annotations
@@ -71,10 +72,21 @@ RULES_ENGINE_QUEUE = Queue(
     durable=True,
 )
 
+# The notifiers' doorbell: every execution change, since one that ends may have notify settings
+# or a post-run policy. Doorbells pile up while no notifier runs, so the queue keeps the newest
+# few only (one is as good as many).
+NOTIFIER_QUEUE = Queue(
+    "st2.notifier.execution_updates",
+    exchange=EVENT_EXCHANGE,
+    routing_key="st2.execution__update",
+    durable=True,
+    queue_arguments={"x-max-length": 100},
+)
+
 ORQUESTA_RUNNER_TYPE = "orquesta"
 
-# Queues that events ring (the rules engine's and the workflow engines').
-DOORBELLS = (RULES_ENGINE_QUEUE, WORKFLOW_UPDATES_QUEUE)
+# Queues that events ring (the rules engine's, the workflow engines' and the notifiers').
+DOORBELLS = (RULES_ENGINE_QUEUE, WORKFLOW_UPDATES_QUEUE, NOTIFIER_QUEUE)
 
 _RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 

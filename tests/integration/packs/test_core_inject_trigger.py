@@ -113,6 +113,6 @@ def test_the_action_api_client_names_what_it_does_not_offer(
     outcome = run_action(Path(config.source), entry_point, "tests")
     assert outcome.status is ExecutionStatus.FAILED
     assert (
-        "client.actions is not offered to actions by PoundCake's engine"
+        "client.actions needs st2client: list it in the pack's requirements.txt"
         in (outcome.result["stderr"])
     )

@@ -120,7 +120,7 @@ def sensor_pids(ref_class: str) -> list[int]:
         except OSError:
             continue
         if (
-            b"poundcake.engine.sensors.wrapper" in command
+            b"poundcake.engine.sensors.green" in command
             and f"--class-name={ref_class}".encode() in command
             and process_alive(int(entry.name))
         ):

@@ -48,6 +48,7 @@ from poundcake.db.session import unit_of_work
 from poundcake.engine.actionrunner.children import ExecutionChildren, WorkflowReleasedError
 from poundcake.engine.actionrunner.output import OutputWriter
 from poundcake.engine.actionrunner.request import ClaimedWork, build_request, load_claimed
+from poundcake.engine.actionrunner.tokens import ExecutionTokens
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.pausing import Resumed, hand_over_resumed, record_paused
 from poundcake.engine.executions.service import (
@@ -380,6 +381,11 @@ class ActionRunner:
             virtualenvs=virtualenvs_dir(self.runtime.config),
             announcements=self.runtime.publisher,
             pack_common_libs=self.runtime.config.packs.enable_common_libs,
+            tokens=ExecutionTokens(
+                self.runtime.sessions,
+                api_url=self.runtime.config.public_api_url,
+                service_token_ttl=self.runtime.config.auth.service_token_ttl,
+            ),
         )
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:

@@ -9,30 +9,22 @@ keeps working by polling alone and reconnects in the background. Several rules e
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
-from amqp.exceptions import AMQPError  # type: ignore[import-untyped]
-from kombu.exceptions import KombuError
-from kombu.messaging import Consumer
-from kombu.transport.base import Message
 
 from poundcake.config_sections import RulesEngineSection
 from poundcake.db.retry import in_transaction
+from poundcake.engine.doorbell import run_rounds
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
-from poundcake.engine.messaging import RULES_ENGINE_QUEUE, hand_over_many, make_connection
+from poundcake.engine.messaging import RULES_ENGINE_QUEUE, hand_over_many
 from poundcake.engine.rules.enforcer import BatchOutcome, Enforcer
 from poundcake.engine.runtime import EngineRuntime
 
 logger = logging.getLogger(__name__)
-
-_BROKER_ERRORS = (OSError, KombuError, AMQPError)
-_RECONNECT_AFTER = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,6 @@ class RulesEngine:
         self.settings = settings or RulesEngineSettings()
         cipher = DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
         self.enforcer = Enforcer(system_user=runtime.config.system_user, cipher=cipher)
-        self._rung = threading.Event()
 
     def process_pending(self) -> int:
         """Process pending instances until none are left; return how many were processed."""
@@ -86,10 +77,6 @@ class RulesEngine:
             if outcome.instances < self.settings.batch_size:
                 return total
 
-    def _on_doorbell(self, _body: dict[str, Any], message: Message) -> None:
-        message.ack()
-        self._rung.set()
-
     def _round(self) -> None:
         try:
             self.process_pending()
@@ -97,48 +84,13 @@ class RulesEngine:
             logger.exception("Processing trigger instances failed; retrying next round")
             time.sleep(min(self.settings.poll_interval, 1.0))
 
-    def _poll_only(self, stop: threading.Event, until: float) -> None:
-        while not stop.is_set() and time.monotonic() < until:
-            self._round()
-            stop.wait(self.settings.poll_interval)
-
-    def _consume(self, stop: threading.Event) -> None:
-        with make_connection(self.runtime.config.messaging_url) as connection:
-            channel = connection.channel()
-            consumer = Consumer(
-                channel,
-                queues=[RULES_ENGINE_QUEUE],
-                callbacks=[self._on_doorbell],
-                accept=["json"],
-            )
-            consumer.qos(prefetch_count=500)
-            with consumer:
-                logger.info("Rules engine consuming %s", RULES_ENGINE_QUEUE.name)
-                while not stop.is_set():
-                    self._rung.clear()
-                    self._round()
-                    deadline = time.monotonic() + self.settings.poll_interval
-                    while not self._rung.is_set() and not stop.is_set():
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        connection.heartbeat_check()
-                        with contextlib.suppress(TimeoutError):
-                            connection.drain_events(timeout=min(remaining, 0.5))
-                    # Take every doorbell already delivered before the next round.
-                    with contextlib.suppress(TimeoutError, BlockingIOError):
-                        while True:
-                            connection.drain_events(timeout=0)
-
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                self._consume(stop)
-            except _BROKER_ERRORS:
-                logger.exception(
-                    "The broker is unavailable; polling the database only for %.0f s",
-                    _RECONNECT_AFTER,
-                )
-                self._poll_only(stop, time.monotonic() + _RECONNECT_AFTER)
+        run_rounds(
+            url=self.runtime.config.messaging_url,
+            queue=RULES_ENGINE_QUEUE,
+            work=self._round,
+            poll_interval=self.settings.poll_interval,
+            stop=stop,
+        )
         logger.info("Rules engine stopped")

@@ -12,7 +12,8 @@ kills the whole process group it started.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -69,6 +70,18 @@ class ChildExecutions(Protocol):
     def cancel(self, execution_id: str) -> None: ...
 
 
+class ActionTokens(Protocol):
+    """API tokens for the code an action runs, as StackStorm's runner container issues them
+    (``ST2_ACTION_AUTH_TOKEN``), and the API address they are good for."""
+
+    @property
+    def api_url(self) -> str: ...
+
+    def issue(self, *, user: str, execution_id: str, action_ref: str, ttl: float | None) -> str: ...
+
+    def revoke(self, token: str) -> None: ...
+
+
 class Announcements(Protocol):
     """How the ``announcement`` runner posts to the event stream."""
 
@@ -104,6 +117,7 @@ class RunnerServices:
     announcements: Announcements | None = None
     # ``[packs] enable_common_libs``: a pack's lib/ goes first on its Python actions' path.
     pack_common_libs: bool = False
+    tokens: ActionTokens | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,29 @@ class RunnerRequest:
     result: Any = None
     # The execution's notify settings (a workflow passes them on to its tasks).
     notify: Mapping[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def action_api_access(
+    services: RunnerServices, request: RunnerRequest, *, ttl: float | None
+) -> Iterator[dict[str, str]]:
+    """StackStorm's ``ST2_ACTION_API_URL`` and ``ST2_ACTION_AUTH_TOKEN`` for one run of
+    ``request`` (none without :attr:`RunnerServices.tokens`); the token is revoked when the
+    block ends."""
+    tokens = services.tokens
+    if tokens is None:
+        yield {}
+        return
+    token = tokens.issue(
+        user=request.user,
+        execution_id=request.execution_id,
+        action_ref=request.action_ref,
+        ttl=ttl,
+    )
+    try:
+        yield {"ST2_ACTION_API_URL": tokens.api_url, "ST2_ACTION_AUTH_TOKEN": token}
+    finally:
+        tokens.revoke(token)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """One sensor's child process: starting it, hearing its stages, stopping it.
 
-The child runs :mod:`poundcake.engine.sensors.wrapper` under the pack's interpreter with the
-``PYTHONPATH`` of :mod:`poundcake.engine.sensors.environment`, in a process group of its own, and
-reports its stages on a pipe the container reads from a thread. Its stdout and stderr are the
-container's, so what a sensor logs lands in the container's log.
+The child runs :mod:`poundcake.engine.sensors.green` (eventlet's monkey-patching, then the
+wrapper) under the pack's interpreter with the ``PYTHONPATH`` of
+:mod:`poundcake.engine.sensors.environment`, in a process group of its own, and reports its
+stages on a pipe the container reads from a thread. Its stdout and stderr are the container's,
+so what a sensor logs lands in the container's log.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from poundcake.engine.sensors.service import SensorToRun
 
 logger = logging.getLogger(__name__)
 
-WRAPPER_MODULE = "poundcake.engine.sensors.wrapper"
+WRAPPER_MODULE = "poundcake.engine.sensors.green"
 
 
 @dataclass

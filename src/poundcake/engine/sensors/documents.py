@@ -23,6 +23,7 @@ STATUS_FIELDS = (
     "node",
     "status_updated_at",
 )
+ACTIVE = (SensorStatus.RUNNING.value, SensorStatus.STARTING.value)
 
 
 def _live_holder(lease: SensorLeaseDB, now: datetime) -> str | None:
@@ -48,9 +49,9 @@ def sensor_status(
         }
     holder = _live_holder(lease, now)
     status = lease.status
-    if not sensor.enabled and status == SensorStatus.STOPPED.value:
-        status = "disabled"
-    elif holder is None and status in (SensorStatus.RUNNING.value, SensorStatus.STARTING.value):
+    if not sensor.enabled and status not in ACTIVE:
+        status = "disabled"  # nothing runs or retries it any more
+    elif holder is None and status in ACTIVE:
         status = "unknown"  # its container stopped renewing the lease
     return {
         "status": status,

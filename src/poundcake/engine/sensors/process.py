@@ -3,13 +3,17 @@
 Each round (``[sensorcontainer] poll_interval``) it reads the enabled sensors, keeps those its
 partitioner offers, takes or renews their leases, then makes the running processes match what
 it holds: a sensor disabled, changed or taken over is stopped; a held sensor that is not running
-is started, unless it is waiting out its back-off. A sensor process that exits non-zero (a
-crash, SIGKILL, an error at import or setup) is restarted after ``respawn_delay`` doubled at
-each failure in a row, up to ``max_respawn_delay``; one that ran ``STABLE_AFTER`` seconds counts
-as healthy again. A sensor waiting out its back-off starts at once when its pack's virtualenv
-changes (``st2 run packs.setup_virtualenv`` after a failure for a missing requirement). A
-sensor that returns from ``run()`` (exit 0) is not restarted, as in
-StackStorm. Every start and exit stores a ``core.st2.sensor.process_spawn`` or
+is started, unless it is waiting out its respawn delay or was given up.
+
+A sensor process that exits non-zero (a crash, SIGKILL, an error at import or setup) is respawned
+as StackStorm's container does: after ``respawn_delay`` times the number of respawns in a row,
+at most ``MAX_RESPAWN_COUNTS`` times; one that ran ``STABLE_AFTER`` seconds counts as healthy
+again. After that it is given up (status ``given_up``, an error in the log, ``given_up: true`` in
+its ``process_exit`` payload) and stays down until the container restarts, the sensor is changed
+or disabled and enabled again, or its pack's virtualenv changes (``st2 run
+packs.setup_virtualenv`` after a failure for a missing requirement, which also starts a sensor
+waiting out its delay at once). A sensor that returns from ``run()`` (exit 0) is not restarted,
+as in StackStorm. Every start and exit stores a ``core.st2.sensor.process_spawn`` or
 ``process_exit`` trigger instance, and the sensor's status and last error are written where
 ``st2 sensor get`` shows them.
 
@@ -53,7 +57,9 @@ from poundcake.engine.triggers.instances import announce_trigger_instances
 
 logger = logging.getLogger(__name__)
 
+# StackStorm's SENSOR_SUCCESSFUL_START_THRESHOLD and SENSOR_MAX_RESPAWN_COUNTS (constants there).
 STABLE_AFTER = 10.0
+MAX_RESPAWN_COUNTS = 2
 SETUP_STAGES = frozenset({"starting", "import", "setup"})
 
 
@@ -66,6 +72,13 @@ class Backoff:
     finished: bool = False
     failed_early: bool = False
     virtualenv: int | None = None
+    # The sensor's definition when it was given up: a changed one is tried afresh.
+    given_up: tuple[Any, ...] | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the last failure used up the respawns StackStorm allows."""
+        return self.failures > MAX_RESPAWN_COUNTS
 
 
 class SensorContainer:
@@ -142,7 +155,7 @@ class SensorContainer:
         except (OSError, VirtualenvError) as error:
             message = f"Failed to spawn process for sensor {sensor.ref}: {error}"
             logger.error("%s", message)
-            self._failed(sensor.ref, SensorStatus.FAILED, message, None)
+            self._failed(sensor, SensorStatus.FAILED, message, None)
             return
         self.children[sensor.ref] = child
         logger.info("Sensor %s started (PID %s)", sensor.ref, child.pid)
@@ -165,10 +178,7 @@ class SensorContainer:
         child = self.children.pop(ref)
         exit_code = child.stop(self.settings.stop_timeout)
         logger.info("Sensor %s stopped (exit code %s)", ref, exit_code)
-        self._event(
-            EXIT_TRIGGER,
-            {"id": child.sensor.class_name, "timestamp": int(time.time()), "exit_code": exit_code},
-        )
+        self._exit_event(child.sensor, exit_code, given_up=False)
         if record:
             self._status(ref, SensorStatus.STOPPED, exit_code=exit_code, keep_error=True)
 
@@ -180,28 +190,56 @@ class SensorContainer:
         except OSError:
             return None
 
-    def _failed(self, ref: str, status: SensorStatus, error: str, exit_code: int | None) -> None:
-        state = self.backoff.setdefault(ref, Backoff())
-        state.virtualenv = self._virtualenv_stamp(ref.split(".", 1)[0])
+    def _exit_event(self, sensor: SensorToRun, exit_code: int | None, *, given_up: bool) -> None:
+        """Store StackStorm's ``process_exit`` payload, with whether the sensor was given up."""
+        self._event(
+            EXIT_TRIGGER,
+            {
+                "id": sensor.class_name,
+                "timestamp": int(time.time()),
+                "exit_code": exit_code,
+                "given_up": given_up,
+            },
+        )
+
+    def _failed(
+        self, sensor: SensorToRun, status: SensorStatus, error: str, exit_code: int | None
+    ) -> bool:
+        """Count a failure, then schedule the respawn or give the sensor up; True if given up."""
+        state = self.backoff.setdefault(sensor.ref, Backoff())
+        state.virtualenv = self._virtualenv_stamp(sensor.pack)
         state.failures += 1
         state.failed_early = status is SensorStatus.FAILED
-        delay = min(
-            self.settings.respawn_delay * 2 ** (state.failures - 1),
-            self.settings.max_respawn_delay,
-        )
+        summary = error.strip().splitlines()[-1] if error.strip() else error
+        if state.exhausted:
+            state.given_up = sensor.fingerprint
+            logger.error(
+                "Sensor %s failed %d times in a row (%d respawns); giving it up until the "
+                "container restarts, the sensor changes or its pack's virtualenv changes: %s",
+                sensor.ref,
+                state.failures,
+                MAX_RESPAWN_COUNTS,
+                summary,
+            )
+            self._status(sensor.ref, SensorStatus.GIVEN_UP, error=error, exit_code=exit_code)
+            return True
+        delay = min(self.settings.respawn_delay * state.failures, self.settings.max_respawn_delay)
         state.not_before = time.monotonic() + delay
         logger.warning(
-            "Sensor %s %s (failure %d in a row); next start in %.1f s: %s",
-            ref,
+            "Sensor %s %s (failure %d in a row); respawn %d of %d in %.1f s: %s",
+            sensor.ref,
             status.value,
             state.failures,
+            state.failures,
+            MAX_RESPAWN_COUNTS,
             delay,
-            error.strip().splitlines()[-1] if error.strip() else error,
+            summary,
         )
-        self._status(ref, status, error=error, exit_code=exit_code)
+        self._status(sensor.ref, status, error=error, exit_code=exit_code)
+        return False
 
     def reap(self) -> None:
-        """Notice exited sensor processes: record the exit, schedule a restart with back-off."""
+        """Notice exited sensor processes: record the exit, schedule a respawn or give up."""
         for ref, child in list(self.children.items()):
             exit_code = child.poll()
             if exit_code is None:
@@ -210,27 +248,27 @@ class SensorContainer:
             del self.children[ref]
             child.wait_reports()
             logger.info("Process for sensor %s has exited with code %s", ref, exit_code)
-            self._event(
-                EXIT_TRIGGER,
-                {
-                    "id": child.sensor.class_name,
-                    "timestamp": int(time.time()),
-                    "exit_code": exit_code,
-                },
-            )
+            given_up = False
             if exit_code == 0:
                 self.backoff.setdefault(ref, Backoff()).finished = True
                 self._status(ref, SensorStatus.STOPPED, exit_code=0, keep_error=True)
-                continue
-            if self.single_sensor_mode:
-                logger.info("Not respawning %s: single sensor mode; the container exits", ref)
-                self.exit_code = exit_code if exit_code > 0 else 1
-                if self._stop is not None:
-                    self._stop.set()
-            failed_early = child.stage in SETUP_STAGES
-            status = SensorStatus.FAILED if failed_early else SensorStatus.BACKOFF
-            error = child.error or f"Sensor process exited with code {exit_code}"
-            self._failed(ref, status, error, exit_code)
+            else:
+                given_up = self._crashed(child, exit_code)
+            self._exit_event(child.sensor, exit_code, given_up=given_up)
+
+    def _crashed(self, child: SensorChild, exit_code: int) -> bool:
+        """Record a non-zero exit; True if the sensor is given up."""
+        if self.single_sensor_mode:
+            logger.info(
+                "Not respawning %s: single sensor mode; the container exits", child.sensor.ref
+            )
+            self.exit_code = exit_code if exit_code > 0 else 1
+            if self._stop is not None:
+                self._stop.set()
+        failed_early = child.stage in SETUP_STAGES
+        status = SensorStatus.FAILED if failed_early else SensorStatus.BACKOFF
+        error = child.error or f"Sensor process exited with code {exit_code}"
+        return self._failed(child.sensor, status, error, exit_code)
 
     def _note_progress(self, ref: str, child: SensorChild) -> None:
         state = self.backoff.setdefault(ref, Backoff())
@@ -256,18 +294,24 @@ class SensorContainer:
         for ref in list(self.backoff):
             if ref not in wanted:
                 del self.backoff[ref]  # disabled or gone: starts afresh when it comes back
-        now = time.monotonic()
         for ref in sorted(self.held):
             sensor = wanted.get(ref)
             state = self.backoff.setdefault(ref, Backoff())
             if sensor is None or ref in self.children or state.finished:
                 continue
-            if now < state.not_before and not self._virtualenv_changed(sensor, state):
+            if state.failures and self._try_afresh(sensor, state):
+                self.backoff[ref] = Backoff()
+            elif state.given_up is not None or time.monotonic() < state.not_before:
                 continue
             self.start(sensor)
 
-    def _virtualenv_changed(self, sensor: SensorToRun, state: Backoff) -> bool:
-        if not state.failures or self._virtualenv_stamp(sensor.pack) == state.virtualenv:
+    def _try_afresh(self, sensor: SensorToRun, state: Backoff) -> bool:
+        """Whether a failing sensor starts now with all its respawns: its pack's virtualenv
+        changed, or it was given up and has been changed since (as a StackStorm update does)."""
+        if state.given_up is not None and state.given_up != sensor.fingerprint:
+            logger.info("Sensor %s changed since it was given up; starting it", sensor.ref)
+            return True
+        if self._virtualenv_stamp(sensor.pack) == state.virtualenv:
             return False
         logger.info("The virtualenv of pack %s changed; starting %s now", sensor.pack, sensor.ref)
         return True

@@ -41,6 +41,7 @@ class SensorStatus(StrEnum):
     RUNNING = "running"
     BACKOFF = "backoff"
     FAILED = "failed"
+    GIVEN_UP = "given_up"
     STOPPED = "stopped"
 
 

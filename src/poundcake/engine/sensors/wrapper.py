@@ -1,7 +1,8 @@
 """The process one sensor runs in: StackStorm's sensor wrapper, written for PoundCake.
 
-Run as ``python -P -m poundcake.engine.sensors.wrapper --pack P --file-path F --class-name C
-[--trigger-type-refs a,b] [--poll-interval N] --status-fd S`` by the sensor container, with
+Run by the sensor container as ``python -P -m poundcake.engine.sensors.green --pack P
+--file-path F --class-name C [--trigger-type-refs a,b] [--poll-interval N] --status-fd S``
+(:mod:`~poundcake.engine.sensors.green` monkey-patches with eventlet, then calls :func:`main`), with
 the pack's interpreter and ``PYTHONPATH`` (:mod:`poundcake.engine.sensors.environment`). It
 imports the sensor class, gives it a :class:`SensorService` and the pack's config, calls
 ``setup()``, watches the triggers of the sensor's types (``add_trigger``, ``update_trigger``,
@@ -85,6 +86,15 @@ class SensorService:
         named = logging.getLogger(f"{self._logger_name}.{name}")
         named.propagate = True
         return named
+
+    def get_user_info(self) -> dict[str, Any]:
+        """Who the datastore calls act for: the sensors' service user (StackStorm asks its API
+        as that user; the answer has the same shape)."""
+        return {
+            "username": SENSOR_USER,
+            "authentication": {"method": "sensor service", "location": "sensor container"},
+            "rbac": {"enabled": False, "roles": [], "is_admin": True},
+        }
 
     def dispatch(self, trigger: Any, payload: Any = None, trace_tag: Any = None) -> None:
         """Dispatch one occurrence of ``trigger`` (a reference or a trigger dictionary)."""

@@ -74,10 +74,7 @@ class WorkflowEngineSettings:
 
 def api_url(runtime: EngineRuntime) -> str:
     """The API address workflows see as ``ctx(st2).api_url``."""
-    host = runtime.config.api.host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding to it
-        host = "127.0.0.1"
-    return f"http://{host}:{runtime.config.api.port}/v1"
+    return runtime.config.public_api_url
 
 
 class _Host:

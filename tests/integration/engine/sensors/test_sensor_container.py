@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -120,6 +121,7 @@ def test_a_sensor_uses_every_datastore_method(database: EngineDatabase) -> None:
         "delete": True,
         "get_deleted": None,
         "delete_missing": False,
+        "user": "sensor_service",
         "config": {"greeting": "hello from the pack config"},
     }
 
@@ -188,29 +190,91 @@ def test_a_sigkilled_sensor_is_restarted_and_keeps_dispatching(
     )
 
 
-def test_a_sensor_raising_at_import_is_reported_and_backed_off(
-    database: EngineDatabase, st2: St2
+def broken_exits(database: EngineDatabase, since: int) -> list[dict[str, Any]]:
+    """The ``process_exit`` payloads of BrokenSensor after the first ``since`` exits."""
+    exits = database.payloads("core.st2.sensor.process_exit")[since:]
+    return [payload for payload in exits if payload["id"] == "BrokenSensor"]
+
+
+def test_a_sensor_that_always_fails_is_given_up_after_two_respawns(
+    engine: RunningEngine, database: EngineDatabase, st2: St2
 ) -> None:
-    enabled = ok(st2("sensor", "enable", "sensor_tests.BrokenSensor", "-j"))
+    ref = "sensor_tests.BrokenSensor"
+    exits_before = len(database.payloads("core.st2.sensor.process_exit"))
+    enabled = ok(st2("sensor", "enable", ref, "-j"))
     assert enabled["enabled"] is True
     try:
-        database.wait_for_status("sensor_tests.BrokenSensor", "failed")
-        shown = ok(st2("sensor", "get", "sensor_tests.BrokenSensor", "-j"))
-        assert shown["status"] == "failed"
+        first = database.wait_for_status(ref, "failed")
+        assert "No module named 'a_module_that_does_not_exist'" in (first.last_error or "")
+        given_up = database.wait_for_status(ref, "given_up")
+        # StackStorm's container: the first start and two respawns, then no more.
+        assert given_up.spawn_count == 3
+        shown = ok(st2("sensor", "get", ref, "-j"))
+        assert shown["status"] == "given_up"
+        assert shown.get("pid") is None
         assert (
             "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"
-            in (shown["last_error"])
+            in shown["last_error"]
         )
-        time.sleep(6)
-        lease = database.lease("sensor_tests.BrokenSensor")
-        assert lease is not None
-        # respawn_delay 1 s doubling: started at about 0, 1, 3 and 7 s, never in a tight loop.
-        assert 2 <= lease.spawn_count <= 5
+        # The last exit's instance is stored just after the status.
+        exits = eventually(
+            lambda: len(found := broken_exits(database, exits_before)) == 3 and found,
+            "the third process_exit of BrokenSensor",
+        )
+        assert [payload["given_up"] for payload in exits] == [False, False, True]
+        assert "Sensor sensor_tests.BrokenSensor failed 3 times in a row (2 respawns); giving" in (
+            engine.log("st2sensorcontainer")
+        )
+        # Two more lease renewals later (rounds of the container) it is still down.
+        renewed = given_up.expires_at
+        for _ in range(2):
+            renewed = eventually(
+                lambda since=renewed: (
+                    (lease := database.lease(ref))
+                    and lease.expires_at is not None
+                    and lease.expires_at > since
+                    and lease.expires_at
+                ),
+                "the container's next round",
+            )
+        after = database.lease(ref)
+        assert after is not None and after.spawn_count == 3 and after.status == "given_up"
+        assert not sensor_pids("BrokenSensor")
     finally:
-        ok(st2("sensor", "disable", "sensor_tests.BrokenSensor", "-j"))
+        ok(st2("sensor", "disable", ref, "-j"))
     eventually(lambda: not sensor_pids("BrokenSensor"), "the disabled sensor stopped")
-    shown = ok(st2("sensor", "get", "sensor_tests.BrokenSensor", "-j"))
+    shown = ok(st2("sensor", "get", ref, "-j"))
     assert shown["enabled"] is False
+
+
+def test_sensors_run_monkey_patched_by_eventlet_as_in_stackstorm(
+    engine: RunningEngine, database: EngineDatabase, st2: St2
+) -> None:
+    ref = "sensor_tests.GreenSensor"
+    ok(st2("sensor", "enable", ref, "-j"))
+    try:
+        # run() blocks in accept(); only a patched socket lets the green thread dispatch.
+        ticks = eventually(
+            lambda: [p for p in database.payloads("sensor_tests.green") if p["n"] >= 3],
+            "three ticks from the green thread",
+        )
+        assert ticks[0]["socket_patched"] is True and ticks[0]["thread_patched"] is True
+        running = database.wait_for_status(ref, "running")
+    finally:
+        ok(st2("sensor", "disable", ref, "-j"))
+    # SIGTERM reaches the patched process: cleanup() runs and it exits 0.
+    eventually(lambda: not sensor_pids("GreenSensor"), "the disabled sensor stopped")
+    exits = eventually(
+        lambda: [
+            p for p in database.payloads("core.st2.sensor.process_exit") if p["id"] == "GreenSensor"
+        ],
+        "the GreenSensor's process_exit",
+    )
+    assert exits == [
+        {"id": "GreenSensor", "timestamp": exits[0]["timestamp"], "exit_code": 0, "given_up": False}
+    ]
+    assert running.pid is not None
+    assert f"Sensor {ref} stopped (exit code 0)" in engine.log("st2sensorcontainer")
 
 
 def test_st2_sensor_list_and_get_show_each_sensor_and_its_status(st2: St2) -> None:
@@ -219,6 +283,7 @@ def test_st2_sensor_list_and_get_show_each_sensor_and_its_status(st2: St2) -> No
         "sensor_tests.BrokenSensor",
         "sensor_tests.CountingPollingSensor",
         "sensor_tests.DatastoreSensor",
+        "sensor_tests.GreenSensor",
         "sensor_tests.PassiveSensor",
         "sensor_tests.WatchSensor",
     ]

@@ -7,10 +7,15 @@ StackStorm's action service refuses. The database is reached directly (StackStor
 API with a temporary token) and only on first use, so an action that never touches the datastore
 needs no database and imports none of the engine's database libraries, whose versions a pack's
 virtualenv may pin differently.
+
+``get_api_client()`` is StackStorm's: st2client's ``Client`` for the API with the run's token,
+when st2client can be imported (the pack's virtualenv lists it); without st2client it offers
+``webhooks.post_generic_webhook`` only and refuses any other resource by name.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +27,14 @@ if TYPE_CHECKING:
     from poundcake.engine.messaging import Publisher
 
 SYSTEM_SCOPE = "system"
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """The API address and the run's token (``ST2_ACTION_API_URL``, ``ST2_ACTION_AUTH_TOKEN``)."""
+
+    url: str
+    token: str = field(repr=False)
 
 
 class KeyValuePair(dict[str, Any]):
@@ -40,10 +53,19 @@ class KeyValuePair(dict[str, Any]):
 class DatastoreService:
     """Datastore access for one pack's class (action or sensor), acting for ``user``."""
 
-    def __init__(self, *, pack: str, class_name: str, user: str) -> None:
+    def __init__(
+        self,
+        *,
+        pack: str,
+        class_name: str,
+        user: str,
+        api: ApiAccess | None = None,
+    ) -> None:
         self._pack = pack
         self._class_name = class_name
         self._user = user
+        self._api = api
+        self._client: Any = None
         self._config: St2Config | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
@@ -80,10 +102,21 @@ class DatastoreService:
             )
         return self._datastore
 
-    def get_api_client(self) -> ApiClient:
-        """The part of StackStorm's API client that packs use from an action:
-        ``webhooks.post_generic_webhook`` (``core.inject_trigger``)."""
-        return ApiClient(self)
+    def get_api_client(self) -> Any:
+        """StackStorm's API client with this run's token, or, without st2client, the part of it
+        packs use from an action: ``webhooks.post_generic_webhook`` (``core.inject_trigger``)."""
+        if self._client is None:
+            self._client = self._st2client() or ApiClient(self)
+        return self._client
+
+    def _st2client(self) -> Any:
+        if self._api is None:
+            return None
+        try:
+            from st2client.client import Client  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        return Client(api_url=self._api.url, token=self._api.token)
 
     def get_user_info(self) -> dict[str, Any]:
         """Return who the datastore calls act for: the user who ran the execution."""
@@ -149,8 +182,16 @@ class ActionService(DatastoreService):
     """What ``self.action_service`` offers: the datastore methods, ``get_user_info`` and
     ``datastore_service``."""
 
-    def __init__(self, *, pack: str, class_name: str, user: str, log_level: str) -> None:
-        super().__init__(pack=pack, class_name=class_name, user=user)
+    def __init__(
+        self,
+        *,
+        pack: str,
+        class_name: str,
+        user: str,
+        log_level: str,
+        api: ApiAccess | None = None,
+    ) -> None:
+        super().__init__(pack=pack, class_name=class_name, user=user, api=api)
         # Read by StackStorm's Action base class through ``_action_wrapper``.
         self._log_level = log_level
         self._action_wrapper = self
@@ -185,15 +226,16 @@ class WebhooksClient:
 
 
 class ApiClient:
-    """What ``datastore_service.get_api_client()`` returns. StackStorm's is a full st2client;
-    here only ``webhooks.post_generic_webhook`` is offered, and any other resource is refused
-    by name rather than missing silently."""
+    """What ``get_api_client()`` returns when st2client cannot be imported: only
+    ``webhooks.post_generic_webhook``; any other resource is refused by name rather than
+    missing silently."""
 
     def __init__(self, service: DatastoreService) -> None:
         self.webhooks = WebhooksClient(service)
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(
-            f"client.{name} is not offered to actions by PoundCake's engine: "
-            "an action's API client has only webhooks.post_generic_webhook"
+            f"client.{name} needs st2client: list it in the pack's requirements.txt for "
+            "StackStorm's whole API client; without it an action's API client has only "
+            "webhooks.post_generic_webhook"
         )

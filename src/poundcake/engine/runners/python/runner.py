@@ -6,6 +6,12 @@ process group, with its pack's virtualenv's interpreter and import path
 request (entry point, parameters, pack config) goes to the child on one pipe and the return value of
 ``run()`` comes back on another, so whatever the action prints stays in its stdout. The child finds
 the engine's database through ``ST2_CONFIG_PATH`` (from :attr:`RunnerServices.config_file`).
+
+As StackStorm's python runner does, the child's environment names the run
+(``ST2_ACTION_PACK_NAME``, ``ST2_ACTION_EXECUTION_ID``, ``ST2_ACTION_DEBUG``) and, when the
+runner has :attr:`RunnerServices.tokens`, the API and a token of the execution's user for this
+run only (``ST2_ACTION_API_URL`` and ``ST2_ACTION_AUTH_TOKEN``, also as st2client's own
+``ST2_API_URL`` and ``ST2_AUTH_TOKEN``), revoked when the run ends.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import json
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from poundcake.engine.executions.states import ExecutionStatus
@@ -24,6 +31,7 @@ from poundcake.engine.runners.base import (
     RunnerOutcome,
     RunnerRequest,
     RunnerServices,
+    action_api_access,
 )
 from poundcake.engine.runners.python.process import StreamedProcess
 from poundcake.engine.runners.python.wrapper import INVALID_STATUS_EXIT_CODE
@@ -107,11 +115,16 @@ class PythonRunner(Runner):
         )
 
     def _log_level(self) -> str:
-        if self.request.runner_parameters.get("debug"):
+        if self._debug():
             return "DEBUG"
         return str(self.request.runner_parameters.get("log_level") or DEFAULT_LOG_LEVEL)
 
-    def _environment(self, python: PackPythonEnvironment) -> dict[str, str]:
+    def _debug(self) -> bool:
+        return bool(self.request.runner_parameters.get("debug"))
+
+    def _environment(
+        self, python: PackPythonEnvironment, api_access: Mapping[str, str]
+    ) -> dict[str, str]:
         env = {
             name: value
             for name, value in os.environ.items()
@@ -129,7 +142,14 @@ class PythonRunner(Runner):
             PYTHONIOENCODING="utf-8",
             ST2_ACTION_PACK_NAME=self.request.pack,
             ST2_ACTION_EXECUTION_ID=self.request.execution_id,
+            ST2_ACTION_DEBUG=str(self._debug()),
         )
+        env.update(api_access)
+        if api_access:
+            # st2client's own names, which ``Client()`` reads (StackStorm's python runner sets
+            # them for its datastore access).
+            env["ST2_API_URL"] = api_access["ST2_ACTION_API_URL"]
+            env["ST2_AUTH_TOKEN"] = api_access["ST2_ACTION_AUTH_TOKEN"]
         return env
 
     def _action_parameters(self) -> dict[str, Any]:
@@ -141,7 +161,7 @@ class PythonRunner(Runner):
         )
         return {**declared, **self.request.action_parameters}
 
-    def _payload(self) -> bytes:
+    def _payload(self, api_access: Mapping[str, str]) -> bytes:
         request = self.request
         document = {
             "entry_point": str(request.entry_point_path),
@@ -153,9 +173,18 @@ class PythonRunner(Runner):
             "config": dict(request.pack_config),
             "log_level": self._log_level(),
         }
+        if api_access:
+            document["api"] = {
+                "url": api_access["ST2_ACTION_API_URL"],
+                "token": api_access["ST2_ACTION_AUTH_TOKEN"],
+            }
         return json.dumps(document, default=str).encode("utf-8")
 
     def run(self) -> RunnerOutcome:
+        with action_api_access(self.services, self.request, ttl=self.timeout) as api_access:
+            return self._run(api_access)
+
+    def _run(self, api_access: Mapping[str, str]) -> RunnerOutcome:
         timeout = self.timeout
         input_read, input_write = os.pipe()
         result_read, result_write = os.pipe()
@@ -173,7 +202,7 @@ class PythonRunner(Runner):
         assert self.request.entry_point_path is not None
         process = StreamedProcess(
             argv,
-            env=self._environment(self._python),
+            env=self._environment(self._python, api_access),
             output=self.output,
             cwd=self.request.entry_point_path.parent,
             pass_fds=(input_read, result_write),
@@ -194,7 +223,9 @@ class PythonRunner(Runner):
         finally:
             os.close(input_read)
             os.close(result_write)
-        feeder = threading.Thread(target=_feed, args=(input_write, self._payload()), daemon=True)
+        feeder = threading.Thread(
+            target=_feed, args=(input_write, self._payload(api_access)), daemon=True
+        )
         feeder.start()
         returned: list[bytes] = []
         collector = threading.Thread(target=_collect, args=(result_read, returned), daemon=True)

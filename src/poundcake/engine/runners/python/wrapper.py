@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from poundcake.engine.runners.python.action_service import ActionService
+from poundcake.engine.runners.python.action_service import ActionService, ApiAccess
 from poundcake.exceptions import ValidationError
 
 ACTION_BASE_MODULE = "st2common.runners.base_action"
@@ -147,11 +147,13 @@ def _encode(document: dict[str, Any]) -> str:
 def run_action(request: dict[str, Any]) -> dict[str, Any]:
     """Load and run the action described by ``request``; return the result document."""
     action_class = load_action_class(Path(request["entry_point"]))
+    api = request.get("api")
     service = ActionService(
         pack=str(request.get("pack") or ""),
         class_name=action_class.__name__,
         user=str(request.get("user") or "stanley"),
         log_level=str(request.get("log_level") or ""),
+        api=ApiAccess(url=str(api["url"]), token=str(api["token"])) if api else None,
     )
     try:
         action = _instantiate(action_class, request.get("config") or {}, service)

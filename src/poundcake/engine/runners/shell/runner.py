@@ -8,7 +8,9 @@ stdin when ``sudo_password`` is given), or directly when the service already run
 The child's environment is a fixed base (``PATH``, ``HOME``, ``USER``, ``LOGNAME``, ``SHELL``,
 ``LANG``), not the service's own, so the service's settings and secrets never reach actions; the
 ``env`` runner parameter is merged over it, then ``ST2_ACTION_PACK_NAME``,
-``ST2_ACTION_EXECUTION_ID`` and ``ST2_ACTION_DEBUG``.
+``ST2_ACTION_EXECUTION_ID`` and ``ST2_ACTION_DEBUG``, and, as StackStorm's local runner gives
+them, ``ST2_ACTION_API_URL`` and ``ST2_ACTION_AUTH_TOKEN`` (a token of the execution's user for
+this run, revoked when it ends) when the action runner provides tokens.
 
 ``local-shell-cmd`` runs ``cmd`` with ``bash -c``. ``local-shell-script`` runs the action's entry
 point with arguments built from the action parameters (see :mod:`.arguments`), passed as an argv
@@ -33,6 +35,7 @@ from poundcake.engine.runners.base import (
     RunnerOutcome,
     RunnerRequest,
     RunnerServices,
+    action_api_access,
 )
 from poundcake.engine.runners.shell.arguments import DEFAULT_KWARG_OP, script_arguments
 from poundcake.engine.runners.shell.process import Ending, ProcessOutcome, ProcessRun
@@ -157,6 +160,11 @@ class LocalShellRunner(Runner):
         """Return the argv to run, before any sudo."""
 
     def run(self) -> RunnerOutcome:
+        access = action_api_access(self.services, self.request, ttl=self.options.timeout)
+        with access as api_access:
+            return self._run({**action_environment(self.request, self.options), **api_access})
+
+    def _run(self, env: dict[str, str]) -> RunnerOutcome:
         argv, stdin_data = with_sudo(
             self.command(),
             sudo=self.options.sudo,
@@ -166,7 +174,7 @@ class LocalShellRunner(Runner):
         try:
             outcome = self._process.run(
                 argv,
-                env=action_environment(self.request, self.options),
+                env=env,
                 cwd=self.options.cwd,
                 stdin_data=stdin_data,
                 timeout=self.options.timeout,

@@ -28,7 +28,7 @@ from poundcake.engine.runners.registry import runner_class, runner_types
 from poundcake.exceptions import ValidationError
 from poundcake.ids import new_id
 from tests.integration.support.datastore_helpers import engine_config
-from tests.integration.support.sshd import running_sshd
+from tests.integration.support.sshd import SshServer, running_sshd
 
 
 class Recorder:
@@ -758,14 +758,20 @@ def test_the_packs_common_library_with_enable_common_libs(tmp_path: Path) -> Non
     assert enabled.result["result"] == "the pack lib"
 
 
+def system_user_conf(directory: Path, server: SshServer) -> Path:
+    """An st2.conf whose system user logs in to ``server`` with its key."""
+    conf = directory / "st2.conf"
+    conf.write_text(
+        f"[system_user]\nuser = {server.username}\nssh_key_file = {server.private_key_path}\n"
+    )
+    return conf
+
+
 def test_stackstorms_wait_for_ssh_with_oslo_config_and_paramiko_ssh(tmp_path: Path) -> None:
     # StackStorm's linux.wait_for_ssh, reduced to its imports and calls: cfg.CONF supplies the
     # system user's key file and ParamikoSSHClient connects with it.
     with running_sshd(tmp_path / "sshd") as server:
-        conf = tmp_path / "st2.conf"
-        conf.write_text(
-            f"[system_user]\nuser = {server.username}\nssh_key_file = {server.private_key_path}\n"
-        )
+        conf = system_user_conf(tmp_path, server)
         path = write_action(
             tmp_path,
             "wait_for_ssh",
@@ -797,10 +803,98 @@ def test_stackstorms_wait_for_ssh_with_oslo_config_and_paramiko_ssh(tmp_path: Pa
     assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
     assert outcome.result["result"] == {
         "keyfile": str(server.private_key_path),
-        "stdout": "reached\n",
+        "stdout": "reached",  # StackStorm strips the trailing newline
         "status": 0,
         "missing": "no such option [system_user] no_such_option in st2.conf",
     }
+
+
+def test_paramiko_ssh_client_files_timeouts_and_line_handlers(tmp_path: Path) -> None:
+    # StackStorm's ParamikoSSHClient beyond run(): SFTP file methods, a command timeout and the
+    # per-line output handlers, against a real sshd.
+    upload = tmp_path / "upload"
+    (upload / "nested").mkdir(parents=True)
+    (upload / "top.sh").write_text("echo top\n")
+    (upload / "top.sh").chmod(0o750)
+    (upload / "nested" / "inner.txt").write_text("inner\n")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    with running_sshd(tmp_path / "sshd") as server:
+        conf = system_user_conf(tmp_path, server)
+        path = write_action(
+            tmp_path,
+            "files",
+            """
+            import os
+            from st2common.runners.base_action import Action
+            from st2common.runners.paramiko_ssh import ParamikoSSHClient, SSHCommandTimeoutError
+
+            class Files(Action):
+                def run(self, hostname, port, upload, remote):
+                    lines = {"out": [], "err": []}
+                    client = ParamikoSSHClient(
+                        hostname=hostname, port=port, timeout=10,
+                        handle_stdout_line_func=lambda line: lines["out"].append(line),
+                        handle_stderr_line_func=lambda line: lines["err"].append(line),
+                    )
+                    client.connect()
+                    report = {}
+                    single = os.path.join(remote, "single.sh")
+                    attributes = client.put(os.path.join(upload, "top.sh"), single, mode="0700")
+                    report["put_mode"] = oct(attributes.st_mode & 0o7777)
+                    report["exists"] = [client.exists(single), client.exists(single + ".no")]
+                    tree = client.put_dir(upload, remote, mirror_local_mode=True)
+                    report["put_dir"] = len(tree)
+                    copied = os.path.join(remote, "upload")
+                    report["mirrored"] = [
+                        oct(os.stat(os.path.join(copied, "top.sh")).st_mode & 0o7777),
+                        open(os.path.join(copied, "nested", "inner.txt")).read(),
+                    ]
+                    client.mkdir(os.path.join(remote, "made"))
+                    report["delete_file"] = client.delete_file(single)
+                    report["delete_dir"] = client.delete_dir(os.path.join(remote, "made"))
+                    report["run"] = client.run(
+                        "printf 'one\\ntw'; sleep 0.2; printf 'o\\nthree\\n'; echo oops >&2",
+                        call_line_handler_func=True,
+                    )
+                    report["lines"] = lines
+                    try:
+                        client.run("echo started; sleep 30", timeout=1)
+                    except SSHCommandTimeoutError as error:
+                        report["timeout"] = [error.stdout, error.message]
+                    forced = client.delete_dir(os.path.join(remote, "upload"), force=True)
+                    report["forced"] = forced
+                    client.close()
+                    return report
+            """,
+        )
+        request = make_request(
+            path,
+            action_parameters={
+                "hostname": server.host,
+                "port": server.port,
+                "upload": str(upload),
+                "remote": str(remote),
+            },
+        )
+        outcome = run(PythonRunner(request, Recorder(), RunnerServices(config_file=conf)))
+    assert outcome.status is ExecutionStatus.SUCCEEDED, outcome.result
+    report = outcome.result["result"]
+    assert report["put_mode"] == "0o700"
+    assert report["exists"] == [True, False]
+    assert report["put_dir"] == 2
+    assert report["mirrored"] == ["0o750", "inner\n"]
+    assert report["delete_file"] is True and report["delete_dir"] is True
+    assert report["run"] == ["one\ntwo\nthree", "oops", 0]
+    assert report["lines"] == {"out": ["one\n", "two\n", "three\n"], "err": ["oops\n"]}
+    assert report["timeout"] == [
+        "started",
+        "Command didn't finish in 1 seconds or the SSH connection did not succeed in 10.0 seconds",
+    ]
+    assert report["forced"] == ["", "", 0]
+    # put_dir copied the tree with the local modes; the forced delete removed it.
+    assert not (remote / "upload").exists()
+    assert not (remote / "single.sh").exists() and not (remote / "made").exists()
 
 
 def test_eventlet_is_there_for_pack_code_as_on_stackstorm(tmp_path: Path) -> None:
