@@ -225,6 +225,17 @@ class CabDocument(Schema):
     stop_on_first_failure: bool
     enabled: bool
     steps: list[CabStepDocument]
+    # The admission guards (remediation/cabs/guard_fields.py); durations as the file gives them.
+    mode: str
+    max_runs: int
+    budget_window: str | int
+    group: str
+    cooldown: str | int
+    flap: dict[str, Any]
+    target: str
+    target_wait: str | int
+    storm: dict[str, Any]
+    blast_radius: dict[str, Any] | None
 
 
 class AppliedCab(CabDocument):

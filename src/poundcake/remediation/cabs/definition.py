@@ -34,20 +34,30 @@ from jinja2 import TemplateError, meta
 
 from poundcake.engine.public import environment, is_template
 from poundcake.exceptions import ValidationError
+from poundcake.remediation.cabs.guard_fields import (
+    GUARD_KEYS,
+    GUARD_TEMPLATE_NAMES,
+    CabGuards,
+    GuardFieldError,
+    parse_guards,
+)
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 ACTION_REF = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$")
-CAB_KEYS = frozenset(
-    {
-        "name",
-        "description",
-        "alert_name_pattern",
-        "severity_filter",
-        "stop_on_first_failure",
-        "enabled",
-        "steps",
-    }
+CAB_KEYS = (
+    frozenset(
+        {
+            "name",
+            "description",
+            "alert_name_pattern",
+            "severity_filter",
+            "stop_on_first_failure",
+            "enabled",
+            "steps",
+        }
+    )
+    | GUARD_KEYS
 )
 STEP_KEYS = frozenset({"name", "action", "parameters", "expected_result", "timeout_seconds"})
 # What step parameter templates may name: the alert, the request, the datastore, and the
@@ -98,6 +108,8 @@ class Cab:
     stop_on_first_failure: bool = True
     enabled: bool = True
     source: str | None = None
+    # The admission guards (budgets, locks, breaker, shadow mode): cabs/guard_fields.py.
+    guards: CabGuards = field(default_factory=CabGuards)
 
     def document(self) -> dict[str, Any]:
         """The CAB as the API and ``cabs list`` show it (steps numbered)."""
@@ -109,6 +121,7 @@ class Cab:
             "stop_on_first_failure": self.stop_on_first_failure,
             "enabled": self.enabled,
             "steps": [step.document() for step in self.steps],
+            **self.guards.document(),
         }
 
     def file_document(self) -> dict[str, Any]:
@@ -233,6 +246,12 @@ def parse_cab(document: Any, *, source: str | None = None) -> Cab:
     description = document.get("description") or ""
     if not isinstance(description, str):
         raise _problem(where, "description", "must be text")
+    try:
+        guards = parse_guards(document, where)
+    except GuardFieldError as error:
+        raise CabError(str(error)) from None
+    for field_name, template in guards.templates().items():
+        _check_templates(template, GUARD_TEMPLATE_NAMES, where, field_name)
     return Cab(
         name=name,
         description=description,
@@ -242,6 +261,7 @@ def parse_cab(document: Any, *, source: str | None = None) -> Cab:
         enabled=flags["enabled"],
         steps=tuple(steps),
         source=source,
+        guards=guards,
     )
 
 

@@ -51,6 +51,8 @@ class RuleExtension(Base):
     severity_filter: Mapped[list[str]] = mapped_column(JSONType(), default=list)
     stop_on_first_failure: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType(), default=list)
+    # The CAB's guard fields (cabs/guard_fields.py, CabGuards.document()).
+    guards: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), nullable=True)
     is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

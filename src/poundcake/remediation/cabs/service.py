@@ -105,6 +105,7 @@ def _upsert_extensions(session: Session, cab: Cab, rule_id: str, action_id: str 
         "severity_filter": list(cab.severity_filter),
         "stop_on_first_failure": cab.stop_on_first_failure,
         "steps": [step.document() for step in cab.steps],
+        "guards": cab.guards.document(),
         "is_active": cab.enabled,
         "updated_at": now,
     }
