@@ -153,6 +153,23 @@ class Remediation(Schema):
     executions: list[WorkflowExecution]
 
 
+class DecisionDocument(Schema):
+    """One row of the decision log: a guard's decision for an alert and a CAB."""
+
+    id: int
+    alert_id: str
+    request_id: str | None
+    cab: str
+    decision: str
+    reason: str
+    detail: str | None
+    group: str
+    target: str | None
+    blast_group: str | None
+    rendered: Any = None
+    decided_at: str | None
+
+
 class AlertDetail(AlertDocument):
     """One episode with its deliveries, requests and remediation."""
 
@@ -160,6 +177,7 @@ class AlertDetail(AlertDocument):
     requests: list[str]
     remediation: Remediation
     execution_extensions: list[ExtensionDocument]
+    decisions: list[DecisionDocument]
 
 
 class TrailAlert(AlertDocument):
@@ -168,6 +186,7 @@ class TrailAlert(AlertDocument):
     delivery: DeliveryDocument
     started_remediation: bool
     remediation: Remediation
+    decisions: list[DecisionDocument]
 
 
 class Trail(Schema):

@@ -125,6 +125,26 @@ class CabGuards:
         return document
 
 
+def guards_summary(guards: CabGuards) -> str:
+    """The guard fields in one short line (``cabs list``, the UI's CAB table)."""
+    document = guards.document()
+    parts = [
+        f"{guards.mode}",
+        f"{guards.max_runs}/{document['budget_window']}"
+        + (f" per {guards.group}" if guards.group else ""),
+    ]
+    if guards.cooldown:
+        parts.append(f"cooldown {document['cooldown']}")
+    parts.append(f"flap>{guards.flap.max_episodes}/{document['flap']['window']}")
+    if guards.target:
+        parts.append(f"lock {guards.target}")
+    if guards.storm.max_alerts:
+        parts.append(f"storm>{guards.storm.max_alerts}/{document['storm']['window']}")
+    if guards.blast_radius is not None:
+        parts.append(f"blast {guards.blast_radius.max_share:g} of {guards.blast_radius.group}")
+    return ", ".join(parts)
+
+
 GUARD_KEYS = frozenset(
     {
         "mode",

@@ -27,6 +27,7 @@ from poundcake.engine.public import (
 )
 from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
+from poundcake.remediation.guards.decisions import decisions_of
 from poundcake.remediation.intake.models import ApiCall
 from poundcake.remediation.tracking.models import ExecutionExtension
 
@@ -244,6 +245,7 @@ def request_trail(session: Session, request_id: str) -> dict[str, Any]:
         raise NotFoundError(f'No request with id "{request_id}"')
     records = _engine_records(session, alerts.values())
     by_execution = {row.st2_execution_id: row for row in extension_rows if row.st2_execution_id}
+    decisions = decisions_of(session, alert_ids)
     trail_alerts = []
     for delivery in deliveries:
         alert = alerts.get(delivery.alert_id)
@@ -255,6 +257,7 @@ def request_trail(session: Session, request_id: str) -> dict[str, Any]:
                 "delivery": delivery_document(delivery),
                 "started_remediation": alert.request_id == request_id,
                 "remediation": _remediation(alert, records, by_execution),
+                "decisions": decisions.get(alert.id, []),
             }
         )
     return {
@@ -330,4 +333,5 @@ def alert_detail(session: Session, alert_id: str) -> dict[str, Any]:
         "requests": list(dict.fromkeys(d.request_id for d in deliveries)),
         "remediation": _remediation(alert, records, by_execution),
         "execution_extensions": [extension_document(row) for row in extensions],
+        "decisions": decisions_of(session, [alert_id])[alert_id],
     }
