@@ -126,7 +126,9 @@ function cabCard(cab) {
       ["Alert name", cab.alertname ? h("code", null, String(cab.alertname)) : null],
       ["Severities", (cab.severities || []).length ? cab.severities.join(", ") : "any"],
       ["Rule", cab.rule_ref ? h("code", null, cab.rule_ref) : null],
+      ["Guards", cab.guards_summary],
     ]),
+    cab.guards ? jsonBlock(cab.guards, `Guard fields of ${cab.name}`) : null,
     stepsTable(`Steps of ${cab.name}`, cab.steps, true),
   );
 }
