@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from tests.e2e.stack import BIN, TOKEN, Product, eventually, running_product
 from tests.e2e.test_alertmanager_remediation import webhook_payload, workflow_executions
+from tests.e2e.web_browser import Served, browser_page, chromium, create_login, log_in_and_wait
 from tests.integration.st2cli import free_port
 
 FIX = {"action": "core.local", "parameters": {"cmd": "echo fix {{ alert.labels.instance }}"}}
@@ -313,3 +315,19 @@ def test_shadow_mode_records_what_would_run_and_runs_nothing(
     assert workflow_executions(product, "shadowed") == []
     shown = product.poundcake("alerts", "show", alert["id"])
     assert "would run step 1 core.local" in shown.stdout
+
+
+def test_the_ui_shows_decisions_breakers_and_guard_fields(product: Product) -> None:
+    create_login(product)
+    alert = product.alert_in_state("GuardShadow", "held")
+    with chromium() as browser, browser_page(browser, Served()) as (_context, page):
+        log_in_and_wait(page, product)
+        breakers = page.get_by_role("table", name="Breakers")
+        expect(breakers).to_contain_text("blast:blast:c1")
+        expect(page.get_by_role("table", name="Recent guard decisions")).to_contain_text("shadow")
+        page.goto(f"{product.api_url}/#/alerts/{alert['id']}")
+        decisions_table = page.get_by_role("table", name="Guard decisions")
+        expect(decisions_table).to_contain_text("shadowed")
+        expect(decisions_table).to_contain_text("echo fix 'shadow-host; id'")
+        page.goto(f"{product.api_url}/#/cabs")
+        expect(page.get_by_text("lock {{ alert.labels.instance }}").first).to_be_visible()
