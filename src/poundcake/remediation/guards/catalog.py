@@ -7,7 +7,9 @@ step itself satisfies: the guard step asks "would this CAB's rule take the alert
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +39,7 @@ class GuardedCab:
         return self.criteria.explain(payload)
 
 
-def _cab(extension: RuleExtension, guards: CabGuards) -> Cab:
+def _cab(extension: dict[str, Any], guards: CabGuards) -> Cab:
     steps = tuple(
         CabStep(
             order=int(step.get("step_order") or index + 1),
@@ -47,26 +49,47 @@ def _cab(extension: RuleExtension, guards: CabGuards) -> Cab:
             expected_result=step.get("expected_result"),
             timeout_seconds=step.get("timeout_seconds"),
         )
-        for index, step in enumerate(extension.steps or [])
+        for index, step in enumerate(extension["steps"] or [])
     )
     return Cab(
-        name=extension.cab_name,
-        alert_name_pattern=extension.alert_name_pattern,
+        name=extension["cab_name"],
+        alert_name_pattern=extension["alert_name_pattern"],
         steps=steps,
-        severity_filter=tuple(extension.severity_filter or ()),
-        stop_on_first_failure=extension.stop_on_first_failure,
+        severity_filter=tuple(extension["severity_filter"] or ()),
+        stop_on_first_failure=extension["stop_on_first_failure"],
         guards=guards,
     )
 
 
-def _guarded(extension: RuleExtension, rule: RuleDB) -> GuardedCab:
-    guards = guards_from_document(extension.guards)
+@lru_cache(maxsize=1024)
+def _compiled(criteria: str) -> tuple[CompiledCriteria | None, str | None]:
+    """A rule's criteria compiled once per process (keyed by their JSON: a change recompiles)."""
     try:
-        compiled: CompiledCriteria | None = compile_criteria(without_admission(rule.criteria))
-        error = None
+        return compile_criteria(without_admission(json.loads(criteria))), None
     except CriteriaError as failure:
-        compiled, error = None, str(failure)
-    return GuardedCab(extension.cab_name, compiled, error, guards, _cab(extension, guards))
+        return None, str(failure)
+
+
+@lru_cache(maxsize=1024)
+def _guarded_cab(extension: str) -> tuple[CabGuards, Cab]:
+    """A CAB's guard fields and steps read once per process (keyed by the stored JSON)."""
+    document = json.loads(extension)
+    guards = guards_from_document(document["guards"])
+    return guards, _cab(document, guards)
+
+
+def _guarded(extension: RuleExtension, rule: RuleDB) -> GuardedCab:
+    compiled, error = _compiled(json.dumps(rule.criteria or {}, sort_keys=True))
+    stored = {
+        "cab_name": extension.cab_name,
+        "alert_name_pattern": extension.alert_name_pattern,
+        "severity_filter": extension.severity_filter,
+        "stop_on_first_failure": extension.stop_on_first_failure,
+        "steps": extension.steps,
+        "guards": extension.guards,
+    }
+    guards, cab = _guarded_cab(json.dumps(stored, sort_keys=True, default=str))
+    return GuardedCab(extension.cab_name, compiled, error, guards, cab)
 
 
 def active_cabs(session: Session) -> list[GuardedCab]:

@@ -2,8 +2,8 @@
 
 MariaDB runs PoundCake's transactions at READ COMMITTED, where locking a row that does not exist
 locks nothing; so a row is first inserted if missing (``INSERT IGNORE``, SQLite's ``OR IGNORE``)
-and then locked. SQLite has no row locks: its writers are serialised by the database lock the
-episode's alert row already took.
+and then locked, or both at once with ``INSERT ... ON DUPLICATE KEY UPDATE``. SQLite has no row
+locks: its writers are serialised by the database lock the episode's alert row already took.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session
 
 from poundcake.db.base import Base, table_of
@@ -25,8 +26,14 @@ def insert_missing(session: Session, model: type[Base], values: dict[str, Any]) 
 
 
 def lock_scope(session: Session, scope: str) -> None:
-    """Hold the guard row of ``scope`` until the transaction ends: one decision at a time."""
-    insert_missing(session, GuardRow, {"scope": scope, "created_at": utcnow()})
+    """Hold the guard row of ``scope`` until the transaction ends: one decision at a time.
+
+    On MariaDB one ``INSERT ... ON DUPLICATE KEY UPDATE`` creates the row or, when it exists,
+    takes its exclusive lock (as ``SELECT ... FOR UPDATE`` would) in a single round trip.
+    """
+    values = {"scope": scope, "created_at": utcnow()}
     if session.get_bind().dialect.name == "sqlite":
+        insert_missing(session, GuardRow, values)
         return
-    session.execute(sa.select(GuardRow.scope).where(GuardRow.scope == scope).with_for_update())
+    statement = mysql.insert(table_of(GuardRow)).values(**values)
+    session.execute(statement.on_duplicate_key_update(scope=statement.inserted.scope))

@@ -28,7 +28,6 @@ PoundCake has seen alerts for in that group within ``blast_radius.lookback``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,23 +35,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.base import table_of
 from poundcake.db.types import utcnow
 from poundcake.engine.public import RenderError, render_value
 from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.cabs.guard_fields import CabGuards
 from poundcake.remediation.cabs.rendering import StepActions, render_step
-from poundcake.remediation.guards import breaker
+from poundcake.remediation.guards import breaker, counts
 from poundcake.remediation.guards.catalog import GuardedCab, active_cabs
+from poundcake.remediation.guards.counts import CabCounts
 from poundcake.remediation.guards.locks import holder, take_lock
-from poundcake.remediation.guards.models import Decision, GuardMember
-from poundcake.remediation.guards.rows import insert_missing, lock_scope
+from poundcake.remediation.guards.models import Decision
+from poundcake.remediation.guards.rows import lock_scope
 
 RUN = "run"
 SHADOW = "shadow"
 HELD = "held"
 WAITING = "waiting"
 NOT_MATCHED = "not_matched"
-# Decisions that count as runs for budgets, cooldowns and blast radius.
-RUNS = (RUN, SHADOW)
 
 
 @dataclass(frozen=True)
@@ -125,51 +125,6 @@ class _Pass:
         return {"alert": self.payload, "request_id": self.request_id}
 
 
-# --- counting -----------------------------------------------------------------------------
-
-
-def _runs(session: Session, cab: str, since: datetime, **where: str) -> int:
-    query = sa.select(sa.func.count()).where(
-        Decision.cab_name == cab, Decision.decision.in_(RUNS), Decision.created_at > since
-    )
-    for column, value in where.items():
-        query = query.where(getattr(Decision, column) == value)
-    return int(session.scalar(query) or 0)
-
-
-def _episodes_of_fingerprint(session: Session, alert: Alert, window: float) -> int:
-    return int(
-        session.scalar(
-            sa.select(sa.func.count()).where(
-                Alert.fingerprint == alert.fingerprint,
-                Alert.created_at > alert.created_at - timedelta(seconds=window),
-                Alert.created_at <= alert.created_at,
-            )
-        )
-        or 0
-    )
-
-
-def _global_storm(step: _Pass) -> str | None:
-    """Why the global storm breaker holds this alert (None when it does not)."""
-    limit = step.limits.storm_max_alerts
-    if not limit:
-        return None
-    window = timedelta(seconds=step.limits.storm_window_seconds)
-    since = breaker.counting_since(step.session, breaker.GLOBAL, step.alert.created_at - window)
-    opened = int(
-        step.session.scalar(
-            sa.select(sa.func.count()).where(
-                Alert.created_at > since, Alert.created_at <= step.alert.created_at
-            )
-        )
-        or 0
-    )
-    if opened <= limit:
-        return None
-    return f"{opened} new alerts in {step.limits.storm_window_seconds:g} s (limit {limit})"
-
-
 # --- the guards, one CAB ------------------------------------------------------------------
 
 
@@ -177,58 +132,60 @@ def _render(template: str, names: dict[str, Any]) -> str:
     return str(render_value(template, names)) if template else ""
 
 
-def _flap(step: _Pass, cab: GuardedCab) -> str | None:
-    flap = cab.guards.flap
-    count = _episodes_of_fingerprint(step.session, step.alert, flap.window)
-    if count <= flap.max_episodes:
+def _global_storm(step: _Pass, resets: dict[str, datetime]) -> str | None:
+    """Why the global storm breaker holds this alert (None when it does not)."""
+    limit = step.limits.storm_max_alerts
+    if not limit:
         return None
-    return f"flapping: {count} episodes in {flap.window:g} s (limit {flap.max_episodes})"
+    start = step.alert.created_at - timedelta(seconds=step.limits.storm_window_seconds)
+    reset = resets.get(breaker.GLOBAL)
+    opened = counts.opened_since(step.session, step.alert, max(start, reset or start))
+    if opened <= limit:
+        return None
+    return f"{opened} new alerts in {step.limits.storm_window_seconds:g} s (limit {limit})"
 
 
-def _budget(step: _Pass, cab: GuardedCab, group: str) -> str | None:
-    guards = cab.guards
-    since = step.now - timedelta(seconds=guards.budget_window)
-    runs = _runs(step.session, cab.name, since, group_key=group)
+def _flap(guards: CabGuards, found: CabCounts) -> str | None:
+    flap = guards.flap
+    if found.episodes <= flap.max_episodes:
+        return None
+    return f"flapping: {found.episodes} episodes in {flap.window:g} s (limit {flap.max_episodes})"
+
+
+def _budget(guards: CabGuards, found: CabCounts, group: str) -> str | None:
+    runs = found.runs_in_budget
     if runs < guards.max_runs:
         return None
     window = guards.budget_window
     return f"{runs} runs in {window:g} s for group {group!r} (max_runs {guards.max_runs})"
 
 
-def _cooldown(step: _Pass, cab: GuardedCab, group: str) -> str | None:
-    seconds = cab.guards.cooldown
-    if not seconds:
-        return None
-    last = step.session.scalar(
-        sa.select(sa.func.max(Decision.created_at)).where(
-            Decision.cab_name == cab.name,
-            Decision.decision.in_(RUNS),
-            Decision.group_key == group,
-        )
-    )
-    if last is None or last <= step.now - timedelta(seconds=seconds):
+def _cooldown(guards: CabGuards, found: CabCounts, group: str, now: datetime) -> str | None:
+    last, seconds = found.last_run, guards.cooldown
+    if not seconds or last is None or last <= now - timedelta(seconds=seconds):
         return None
     return f"group {group!r} ran at {last.isoformat()}; cooldown {seconds:g} s"
 
 
-def _cab_storm(step: _Pass, cab: GuardedCab) -> str | None:
-    storm = cab.guards.storm
-    if not storm.max_alerts:
-        return None
-    scope = breaker.cab_scope(cab.name)
-    since = breaker.counting_since(step.session, scope, step.now - timedelta(seconds=storm.window))
-    earlier = step.session.scalar(
-        sa.select(sa.func.count(sa.distinct(Decision.alert_id))).where(
-            Decision.cab_name == cab.name,
-            Decision.decision != NOT_MATCHED,
-            Decision.created_at > since,
-            Decision.alert_id != step.alert.id,
-        )
-    )
-    matched = int(earlier or 0) + 1
-    if matched <= storm.max_alerts:
+def _cab_storm(guards: CabGuards, found: CabCounts) -> str | None:
+    storm = guards.storm
+    matched = found.storm_alerts + 1
+    if not storm.max_alerts or matched <= storm.max_alerts:
         return None
     return f"{matched} alerts for the CAB in {storm.window:g} s (limit {storm.max_alerts})"
+
+
+def _blast_radius(guards: CabGuards, found: CabCounts, group: str | None) -> str | None:
+    radius = guards.blast_radius
+    if radius is None or group is None:
+        return None
+    allowed = math.floor(radius.max_share * found.blast_size + 1e-9)
+    if found.blast_runs + 1 <= allowed:
+        return None
+    return (
+        f"{found.blast_runs} runs in group {group!r} of {found.blast_size} targets; "
+        f"max_share {radius.max_share:g} allows {allowed}"
+    )
 
 
 def _member(step: _Pass, target: str | None) -> str:
@@ -236,39 +193,36 @@ def _member(step: _Pass, target: str | None) -> str:
     return (target or str(labels.get("instance") or "") or step.alert.fingerprint)[:255]
 
 
-def _blast_radius(step: _Pass, cab: GuardedCab, group: str, target: str | None) -> str | None:
-    radius = cab.guards.blast_radius
-    if radius is None:
-        return None
-    scope = breaker.blast_scope(cab.name, group)
-    session, now = step.session, step.now
-    insert_missing(
-        session, GuardMember, {"scope": scope, "member": _member(step, target), "seen_at": now}
-    )
-    session.execute(
-        sa.update(GuardMember)
-        .where(GuardMember.scope == scope, GuardMember.member == _member(step, target))
-        .values(seen_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    size = radius.size or int(
-        session.scalar(
-            sa.select(sa.func.count()).where(
-                GuardMember.scope == scope,
-                GuardMember.seen_at > now - timedelta(seconds=radius.lookback),
-            )
+@dataclass(frozen=True)
+class _Rendered:
+    """A matched CAB's rendered guard templates, or why they did not render."""
+
+    cab: GuardedCab
+    group: str = ""
+    target: str | None = None
+    blast: str | None = None
+    error: str | None = None
+
+    @property
+    def scopes(self) -> list[str]:
+        found = [breaker.cab_scope(self.cab.name)]
+        if self.blast is not None:
+            found.append(breaker.blast_scope(self.cab.name, self.blast))
+        return found
+
+
+def _rendered(step: _Pass, cab: GuardedCab) -> _Rendered:
+    guards = cab.guards
+    try:
+        radius = guards.blast_radius
+        return _Rendered(
+            cab,
+            group=_render(guards.group, step.names())[:255],
+            target=_render(guards.target, step.names())[:255] or None,
+            blast=_render(radius.group, step.names())[:255] if radius else None,
         )
-        or 0
-    )
-    since = breaker.counting_since(session, scope, now - timedelta(seconds=radius.window))
-    runs = _runs(session, cab.name, since, blast_group=group)
-    allowed = math.floor(radius.max_share * size + 1e-9)
-    if runs + 1 <= allowed:
-        return None
-    return (
-        f"{runs} runs in group {group!r} of {size} targets; max_share {radius.max_share:g} "
-        f"allows {allowed}"
-    )
+    except RenderError as error:
+        return _Rendered(cab, error=f"a guard template failed: {error}")
 
 
 def _shadow(step: _Pass, cab: GuardedCab) -> list[dict[str, Any]]:
@@ -288,29 +242,31 @@ def _shadow(step: _Pass, cab: GuardedCab) -> list[dict[str, Any]]:
     return steps
 
 
-def _before_lock(step: _Pass, cab: GuardedCab, global_hold: str | None) -> CabDecision:
+def _before_lock(
+    step: _Pass, rendered: _Rendered, global_hold: str | None, resets: dict[str, datetime]
+) -> CabDecision:
     """Every guard up to the target lock, for one matched CAB (its guard row is locked)."""
-    guards = cab.guards
-    try:
-        group = _render(guards.group, step.names())[:255]
-        target = _render(guards.target, step.names())[:255] or None
-        radius = guards.blast_radius
-        blast = _render(radius.group, step.names())[:255] if radius else None
-    except RenderError as error:
-        return CabDecision(cab.name, HELD, "template", f"a guard template failed: {error}")
-    decided = CabDecision(cab.name, RUN, "admitted", None, group, target, blast)
-    blast_hold = _blast_radius(step, cab, blast, target) if blast is not None else None
+    cab, guards = rendered.cab, rendered.cab.guards
+    if rendered.error is not None:
+        return CabDecision(cab.name, HELD, "template", rendered.error)
+    group, blast = rendered.group, rendered.blast
     blast_scope = breaker.blast_scope(cab.name, blast) if blast is not None else None
-    checks: Iterable[tuple[str, Callable[[], str | None], str | None]] = (
-        ("flap", lambda: _flap(step, cab), None),
-        ("budget", lambda: _budget(step, cab, group), None),
-        ("cooldown", lambda: _cooldown(step, cab, group), None),
-        ("breaker", lambda: global_hold, breaker.GLOBAL),
-        ("breaker", lambda: _cab_storm(step, cab), breaker.cab_scope(cab.name)),
-        ("blast_radius", lambda: blast_hold, blast_scope),
+    if blast_scope is not None:
+        counts.see_member(step.session, blast_scope, _member(step, rendered.target), step.now)
+    scope = counts.Scope(cab.name, group, blast, blast_scope, breaker.cab_scope(cab.name), resets)
+    found = counts.count_for_cab(
+        step.session, alert=step.alert, guards=guards, scope=scope, now=step.now
     )
-    for reason, check, trips in checks:
-        detail = check()
+    checks: tuple[tuple[str, str | None, str | None], ...] = (
+        ("flap", _flap(guards, found), None),
+        ("budget", _budget(guards, found, group), None),
+        ("cooldown", _cooldown(guards, found, group, step.now), None),
+        ("breaker", global_hold, breaker.GLOBAL),
+        ("breaker", _cab_storm(guards, found), breaker.cab_scope(cab.name)),
+        ("blast_radius", _blast_radius(guards, found, blast), blast_scope),
+    )
+    decided = CabDecision(cab.name, RUN, "admitted", None, group, rendered.target, blast)
+    for reason, detail, trips in checks:
         if detail is not None:
             trip = (trips, detail) if trips is not None else None
             return replace(decided, decision=HELD, reason=reason, detail=detail, trip=trip)
@@ -389,29 +345,32 @@ def _locks(step: _Pass, pending: list[tuple[GuardedCab, CabDecision]]) -> list[C
 # --- recording ----------------------------------------------------------------------------
 
 
-def _record(step: _Pass, decisions: Iterable[CabDecision]) -> None:
+def _record(step: _Pass, decisions: list[CabDecision]) -> None:
+    """Store the decisions (one multi-row insert) and trip the breakers that held."""
+    rows = [
+        {
+            "alert_id": step.alert.id,
+            "request_id": step.request_id,
+            "cab_name": decided.cab_name,
+            "decision": decided.decision,
+            "reason": decided.reason,
+            "detail": decided.detail,
+            "group_key": decided.group_key,
+            "target": decided.target,
+            "blast_group": decided.blast_group,
+            "rendered": decided.rendered,
+            "created_at": step.now,
+        }
+        for decided in decisions
+    ]
+    if rows:
+        step.session.execute(sa.insert(table_of(Decision)), rows)
     for decided in decisions:
-        step.session.add(
-            Decision(
-                alert_id=step.alert.id,
-                request_id=step.request_id,
-                cab_name=decided.cab_name,
-                decision=decided.decision,
-                reason=decided.reason,
-                detail=decided.detail,
-                group_key=decided.group_key,
-                target=decided.target,
-                blast_group=decided.blast_group,
-                rendered=decided.rendered,
-                created_at=step.now,
-            )
-        )
         if decided.trip is not None:
             scope, reason = decided.trip
             breaker.trip(
                 step.session, scope, reason, quiet_seconds=step.limits.breaker_quiet_seconds
             )
-    step.session.flush()
 
 
 def admit(
@@ -436,11 +395,14 @@ def admit(
             matched.append(cab)
         else:
             unmatched.append(CabDecision(cab.name, NOT_MATCHED, "match", failure))
-    global_hold = _global_storm(step) if matched else None
+    rendered = [_rendered(step, cab) for cab in matched]
+    scopes = [breaker.GLOBAL, *(scope for each in rendered for scope in each.scopes)]
+    resets = counts.breaker_resets(session, scopes) if matched else {}
+    global_hold = _global_storm(step, resets) if matched else None
     pending = []
-    for cab in matched:
-        lock_scope(session, breaker.cab_scope(cab.name))
-        pending.append((cab, _before_lock(step, cab, global_hold)))
+    for each in rendered:
+        lock_scope(session, breaker.cab_scope(each.cab.name))
+        pending.append((each.cab, _before_lock(step, each, global_hold, resets)))
     decided = _locks(step, pending)
     waiting = [d for d in decided if d.decision == WAITING]
     if waiting:
