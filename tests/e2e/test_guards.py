@@ -20,7 +20,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
+from sqlalchemy.orm import Session
 
+from poundcake.config import Settings, load_poundcake_config
+from poundcake.db.engine import make_poundcake_engine
+from poundcake.db.retry import in_transaction
+from poundcake.db.session import make_session_factory, unit_of_work
+from poundcake.remediation.alerts.lifecycle import lock_alert
+from poundcake.remediation.guards.service import Admission, GuardLimits, admit
+from tests import factories
 from tests.e2e.stack import BIN, TOKEN, Product, eventually, running_product
 from tests.e2e.test_alertmanager_remediation import webhook_payload, workflow_executions
 from tests.e2e.web_browser import Served, browser_page, chromium, create_login, log_in_and_wait
@@ -67,6 +75,11 @@ CABS: dict[str, dict[str, Any]] = {
         "alert_name_pattern": "^GuardLockB$",
         "target": "{{ alert.labels.instance }}",
         "steps": [SLOW],
+    },
+    "stormy": {
+        "name": "stormy",
+        "alert_name_pattern": "^GuardGlobalStorm$",
+        "steps": [FIX],
     },
     "shadowed": {
         "name": "shadowed",
@@ -331,3 +344,47 @@ def test_the_ui_shows_decisions_breakers_and_guard_fields(product: Product) -> N
         expect(decisions_table).to_contain_text("echo fix 'shadow-host; id'")
         page.goto(f"{product.api_url}/#/cabs")
         expect(page.get_by_text("lock {{ alert.labels.instance }}").first).to_be_visible()
+
+
+def test_the_global_storm_breaker_holds_what_is_over_the_line(product: Product) -> None:
+    """The guard step in this process with a global limit of 5 new alerts a minute; the alerts
+    are stamped a day ahead so that only they fall in their window."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        DATABASE_URL=f"mysql+pymysql://root@127.0.0.1:3306/{product.database}",
+        ST2_TABLE_PREFIX="",
+    )
+    db_engine = make_poundcake_engine(load_poundcake_config(settings), pool_size=2)
+    sessions = make_session_factory(db_engine)
+    limits = GuardLimits(storm_max_alerts=5, storm_window_seconds=60)
+    later = datetime.now(UTC) + timedelta(days=1)
+    answers = []
+    try:
+        for n in range(8):
+            identifier = f"{n:02d}" + uuid.uuid4().hex[:22]
+            with unit_of_work(sessions) as session:
+                session.add(
+                    factories.alert(
+                        id=identifier,
+                        fingerprint=uuid.uuid4().hex[:16],
+                        alert_name="GuardGlobalStorm",
+                        labels={"alertname": "GuardGlobalStorm", "instance": f"storm-{n}"},
+                        created_at=later + timedelta(milliseconds=n),
+                        state="received",
+                    )
+                )
+
+            def decide_one(session: Session, identifier: str = identifier) -> Admission:
+                alert = lock_alert(session, identifier)
+                assert alert is not None
+                payload = {"alertname": "GuardGlobalStorm", "status": "firing", "labels": {}}
+                return admit(session, alert, payload, request_id=None, limits=limits)
+
+            answers.append(in_transaction(sessions, decide_one))
+    finally:
+        db_engine.dispose()
+    stormy = [next(d for d in answer.decisions if d.cab_name == "stormy") for answer in answers]
+    assert [d.decision for d in stormy] == ["run"] * 5 + ["held"] * 3
+    assert {d.reason for d in stormy[5:]} == {"breaker"}
+    assert "6 new alerts in 60 s (limit 5)" in (stormy[5].detail or "")
+    assert metric(product, "poundcake_breaker_open", scope="global") == 1.0

@@ -78,26 +78,30 @@ def _guarded_cab(extension: str) -> tuple[CabGuards, Cab]:
     return guards, _cab(document, guards)
 
 
-def _guarded(extension: RuleExtension, rule: RuleDB) -> GuardedCab:
-    compiled, error = _compiled(json.dumps(rule.criteria or {}, sort_keys=True))
-    stored = {
-        "cab_name": extension.cab_name,
-        "alert_name_pattern": extension.alert_name_pattern,
-        "severity_filter": extension.severity_filter,
-        "stop_on_first_failure": extension.stop_on_first_failure,
-        "steps": extension.steps,
-        "guards": extension.guards,
-    }
+_EXTENSION_COLUMNS = (
+    RuleExtension.cab_name,
+    RuleExtension.alert_name_pattern,
+    RuleExtension.severity_filter,
+    RuleExtension.stop_on_first_failure,
+    RuleExtension.steps,
+    RuleExtension.guards,
+)
+
+
+def _guarded(row: sa.Row[Any]) -> GuardedCab:
+    stored = row._asdict()
+    criteria = stored.pop("criteria")
+    compiled, error = _compiled(json.dumps(criteria or {}, sort_keys=True))
     guards, cab = _guarded_cab(json.dumps(stored, sort_keys=True, default=str))
-    return GuardedCab(extension.cab_name, compiled, error, guards, cab)
+    return GuardedCab(stored["cab_name"], compiled, error, guards, cab)
 
 
 def active_cabs(session: Session) -> list[GuardedCab]:
     """Every applied CAB whose rule is enabled, by name (the order decisions are made in)."""
     rows = session.execute(
-        sa.select(RuleExtension, RuleDB)
+        sa.select(*_EXTENSION_COLUMNS, RuleDB.criteria)
         .join(RuleDB, RuleDB.id == RuleExtension.st2_rule_id)
         .where(RuleExtension.is_active.is_(True), RuleDB.enabled.is_(True))
         .order_by(RuleExtension.cab_name)
     )
-    return [_guarded(extension, rule) for extension, rule in rows]
+    return [_guarded(row) for row in rows]
