@@ -81,6 +81,13 @@ CABS: dict[str, dict[str, Any]] = {
         "alert_name_pattern": "^GuardGlobalStorm$",
         "steps": [FIX],
     },
+    "impatient": {
+        "name": "impatient",
+        "alert_name_pattern": "^GuardImpatient$",
+        "target": "{{ alert.labels.instance }}",
+        "target_wait": "1s",
+        "steps": [{"action": "core.local", "parameters": {"cmd": "sleep 8; echo slow"}}],
+    },
     "shadowed": {
         "name": "shadowed",
         "alert_name_pattern": "^GuardShadow$",
@@ -388,3 +395,42 @@ def test_the_global_storm_breaker_holds_what_is_over_the_line(product: Product) 
     assert {d.reason for d in stormy[5:]} == {"breaker"}
     assert "6 new alerts in 60 s (limit 5)" in (stormy[5].detail or "")
     assert metric(product, "poundcake_breaker_open", scope="global") == 1.0
+
+
+def test_the_guard_fields_are_in_the_cab_api_and_cli(product: Product) -> None:
+    answer = product.api("GET", "/api/v1/cabs/blast")
+    assert answer.status_code == 200, answer.text
+    cab = answer.json()["cab"]
+    assert cab["target"] == "{{ alert.labels.instance }}"
+    assert cab["blast_radius"]["max_share"] == 0.1 and cab["blast_radius"]["size"] == 200
+    assert (cab["mode"], cab["max_runs"], cab["budget_window"]) == ("run", 1000, "1h")
+    refused = product.api(
+        "PUT",
+        "/api/v1/cabs/badguard",
+        json={**CABS["flapper"], "name": "badguard", "cooldown": "soon"},
+    )
+    assert refused.status_code == 400, refused.text
+    assert "cooldown: must be a duration" in refused.text
+    listed = product.poundcake("cabs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [flapper] = [c for c in json.loads(listed.stdout) if c["name"] == "flapper"]
+    assert flapper["flap"] == {"max_episodes": 3, "window": "5m"}
+
+
+def test_an_alert_waiting_for_a_locked_target_gives_up_after_target_wait(
+    product: Product, database: sa.Engine
+) -> None:
+    now = datetime.now(UTC)
+    for n in range(2):
+        post(
+            product,
+            alert_payload(
+                "GuardImpatient", "busy-1", starts_at=now, fingerprint=f"guardimpatient{n:02d}"
+            ),
+        )
+        decided(database, "impatient", 1)
+    final = decided(database, "impatient", 2)
+    assert [d["decision"] for d in final] == ["run", "held"]
+    assert final[1]["reason"] == "lock" and "gave up after waiting" in final[1]["detail"]
+    waits = [d for d in decisions(database, "impatient") if d["decision"] == "waiting"]
+    assert waits and waits[0]["alert_id"] == final[1]["alert_id"]
