@@ -196,7 +196,7 @@ def main() -> None:
         result = measure(make_session_factory(db_engine), arguments.alerts)
         if profile is not None:
             profile.disable()
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(35)
         db_engine.dispose()
     result["load_average"] = [round(value, 2) for value in os.getloadavg()]
     result["alerts"], result["cabs"] = arguments.alerts, arguments.cabs
