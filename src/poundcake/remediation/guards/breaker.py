@@ -68,12 +68,6 @@ def _is_open(row: Breaker, now: datetime, quiet_seconds: float) -> bool:
     return row.tripped_at is not None and row.tripped_at > now - timedelta(seconds=quiet_seconds)
 
 
-def counting_since(session: Session, scope: str, window_start: datetime) -> datetime:
-    """Where counting for ``scope`` starts: the window's start, or the last reset if later."""
-    reset_at = session.scalar(sa.select(Breaker.reset_at).where(Breaker.scope == scope))
-    return max(window_start, reset_at) if reset_at is not None else window_start
-
-
 def trip(session: Session, scope: str, reason: str, *, quiet_seconds: float) -> None:
     """Record a hold by ``scope``'s breaker: it opens (or stays open) from now."""
     now = utcnow()

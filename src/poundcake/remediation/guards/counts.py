@@ -8,7 +8,6 @@ a busy database each round trip costs more than the counting itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
 from poundcake.db.base import table_of
+from poundcake.db.types import UTCDateTime
 from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.cabs.guard_fields import CabGuards
 from poundcake.remediation.guards.models import Breaker, Decision, GuardMember
@@ -56,22 +56,34 @@ class Scope:
         return max(start, reset) if reset is not None else start
 
 
-def breaker_resets(session: Session, scopes: Iterable[str]) -> dict[str, datetime]:
-    """When each of these breakers was last reset (scopes never reset are left out)."""
-    rows = session.execute(
-        sa.select(Breaker.scope, Breaker.reset_at).where(
-            Breaker.scope.in_(list(scopes)), Breaker.reset_at.is_not(None)
+def breakers_and_storm(
+    session: Session,
+    scopes: list[str],
+    *,
+    alert: Alert,
+    storm_scope: str,
+    storm_window: float | None,
+) -> tuple[dict[str, datetime], int]:
+    """When each breaker scope was last reset, and the new episodes in the global storm window
+    up to this one (counted from the global breaker's reset if later), in one query."""
+    resets = {
+        scope: sa.select(Breaker.reset_at).where(Breaker.scope == scope).scalar_subquery()
+        for scope in dict.fromkeys([storm_scope, *scopes])
+    }
+    columns = [subquery.label(f"reset_{index}") for index, subquery in enumerate(resets.values())]
+    if storm_window is not None:
+        start = sa.literal(alert.created_at - timedelta(seconds=storm_window), UTCDateTime())
+        reset = resets[storm_scope]
+        since = sa.case((reset > start, reset), else_=start)
+        opened = sa.select(sa.func.count()).where(
+            Alert.created_at > since, Alert.created_at <= alert.created_at
         )
-    )
-    return {scope: reset_at for scope, reset_at in rows if reset_at is not None}
-
-
-def opened_since(session: Session, alert: Alert, since: datetime) -> int:
-    """New episodes from ``since`` up to this one (the global storm's count)."""
-    query = sa.select(sa.func.count()).where(
-        Alert.created_at > since, Alert.created_at <= alert.created_at
-    )
-    return int(session.scalar(query) or 0)
+        columns.append(opened.scalar_subquery().label("opened"))
+    row: tuple[Any, ...] = tuple(session.execute(sa.select(*columns)).one())
+    found: dict[str, datetime] = {
+        scope: row[index] for index, scope in enumerate(resets) if row[index] is not None
+    }
+    return found, int(row[-1] or 0) if storm_window is not None else 0
 
 
 def see_member(session: Session, scope: str, member: str, now: datetime) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.base import table_of
 from poundcake.db.types import utcnow
 from poundcake.remediation.guards.models import TargetLock
-from poundcake.remediation.guards.rows import insert_missing
 
 
 @dataclass(frozen=True)
@@ -31,35 +31,70 @@ class LockHolder:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A lease this pass wants: the target, for which episode and CAB, from when, how long."""
+
+    target: str
+    alert_id: str
+    cab_name: str
+    now: datetime
+    seconds: float
+
+    def values(self) -> dict[str, Any]:
+        """The lock row's columns."""
+        return {
+            "target": self.target,
+            "alert_id": self.alert_id,
+            "cab_name": self.cab_name,
+            "acquired_at": self.now,
+            "expires_at": self.now + timedelta(seconds=self.seconds),
+        }
+
+
+def claim_free(session: Session, lease: Lease) -> bool:
+    """Lease a target that has no row yet (the common case) in one statement.
+
+    ``INSERT IGNORE`` inserts the lease, locked by this transaction, or does nothing when a row
+    exists (it waits for a concurrent insert of the same target to end first); then
+    :func:`holder` and :func:`take_lock` decide on the existing row.
+    """
+    prefix = "OR IGNORE" if session.get_bind().dialect.name == "sqlite" else "IGNORE"
+    statement = sa.insert(table_of(TargetLock)).prefix_with(prefix).values(**lease.values())
+    return bool(getattr(session.execute(statement), "rowcount", 0) == 1)
+
+
 def holder(session: Session, target: str) -> LockHolder | None:
-    """The live holder of ``target`` (the row locked until the transaction ends), or None."""
-    now = utcnow()
-    free = {"target": target, "alert_id": "", "cab_name": "", "acquired_at": now, "expires_at": now}
-    insert_missing(session, TargetLock, free)
+    """The live holder of ``target`` (its row locked until the transaction ends), or None."""
     query = sa.select(TargetLock).where(TargetLock.target == target)
     if session.get_bind().dialect.name != "sqlite":
         query = query.with_for_update()
     found = session.scalars(query.execution_options(populate_existing=True)).first()
-    if found is None or found.expires_at <= now or not found.alert_id:
+    if found is None or found.expires_at <= utcnow():
         return None
     return LockHolder(found.alert_id, found.cab_name, found.expires_at)
 
 
-def take_lock(
-    session: Session, target: str, *, alert_id: str, cab_name: str, lease_seconds: float
-) -> None:
-    """Hold ``target`` for this episode and CAB (its row is locked: see :func:`holder`)."""
-    now = utcnow()
-    values = {
-        "alert_id": alert_id,
-        "cab_name": cab_name,
-        "acquired_at": now,
-        "expires_at": now + timedelta(seconds=lease_seconds),
-    }
-    session.execute(
+def take_lock(session: Session, lease: Lease) -> None:
+    """Take over a target whose lease expired (its row is locked: see :func:`holder`)."""
+    values = lease.values()
+    del values["target"]
+    result = session.execute(
         sa.update(TargetLock)
-        .where(TargetLock.target == target)
+        .where(TargetLock.target == lease.target)
         .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        # Released (deleted) since claim_free saw it: the target is free to insert again.
+        claim_free(session, lease)
+
+
+def release_targets(session: Session, alert_id: str, targets: list[str]) -> None:
+    """Give back some of the episode's leases (taken in a pass that then had to wait)."""
+    session.execute(
+        sa.delete(TargetLock)
+        .where(TargetLock.alert_id == alert_id, TargetLock.target.in_(targets))
         .execution_options(synchronize_session=False)
     )
 

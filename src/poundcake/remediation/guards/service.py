@@ -14,7 +14,8 @@ holds:
 7. **shadow**: ``mode: shadow`` records the steps with rendered parameters and runs nothing (it
    holds no target lock, and counts against budgets as the real run would);
 8. **lock**: the ``target`` is leased by another run; the alert *waits* (the dispatch stage
-   tries again) up to ``target_wait``, then is held.
+   tries again) up to ``target_wait``, then is held. While one CAB waits, the leases the others
+   took in the same pass are given back, and only the waits are recorded.
 
 Each CAB's decision is made under the row lock of its guard row, so counting runs and recording
 the new one are one step for every worker: a budget is never overrun. Every decision is one row
@@ -44,7 +45,13 @@ from poundcake.remediation.cabs.rendering import StepActions, render_step
 from poundcake.remediation.guards import breaker, counts
 from poundcake.remediation.guards.catalog import GuardedCab, active_cabs
 from poundcake.remediation.guards.counts import CabCounts
-from poundcake.remediation.guards.locks import holder, take_lock
+from poundcake.remediation.guards.locks import (
+    Lease,
+    claim_free,
+    holder,
+    release_targets,
+    take_lock,
+)
 from poundcake.remediation.guards.models import Decision
 from poundcake.remediation.guards.rows import lock_scope
 
@@ -132,15 +139,10 @@ def _render(template: str, names: dict[str, Any]) -> str:
     return str(render_value(template, names)) if template else ""
 
 
-def _global_storm(step: _Pass, resets: dict[str, datetime]) -> str | None:
+def _global_storm(step: _Pass, opened: int) -> str | None:
     """Why the global storm breaker holds this alert (None when it does not)."""
     limit = step.limits.storm_max_alerts
-    if not limit:
-        return None
-    start = step.alert.created_at - timedelta(seconds=step.limits.storm_window_seconds)
-    reset = resets.get(breaker.GLOBAL)
-    opened = counts.opened_since(step.session, step.alert, max(start, reset or start))
-    if opened <= limit:
+    if not limit or opened <= limit:
         return None
     return f"{opened} new alerts in {step.limits.storm_window_seconds:g} s (limit {limit})"
 
@@ -297,14 +299,18 @@ def _first_wait(session: Session, alert_id: str, cab_name: str) -> datetime | No
 def _lock_decision(
     step: _Pass, cab: GuardedCab, decided: CabDecision, taken: dict[str, str]
 ) -> CabDecision:
-    """What the target's lease says for a CAB that passed every other guard."""
+    """Take the target's lease for a CAB that passed every other guard, or say who holds it."""
     target = decided.target
     assert target is not None
     if target in taken:
         detail = f"target {target!r} is remediated by CAB {taken[target]} for this episode"
         return replace(decided, decision=HELD, reason="lock", detail=detail)
+    lease = Lease(target, step.alert.id, cab.name, step.now, step.limits.lock_lease_seconds)
+    if claim_free(step.session, lease):
+        return decided
     found = holder(step.session, target)
     if found is None or (found.alert_id == step.alert.id and found.cab_name == cab.name):
+        take_lock(step.session, lease)
         return decided
     detail = (
         f"target {target!r} is locked by CAB {found.cab_name} for alert {found.alert_id} "
@@ -319,7 +325,7 @@ def _lock_decision(
 
 
 def _locks(step: _Pass, pending: list[tuple[GuardedCab, CabDecision]]) -> list[CabDecision]:
-    """Check every target first; take the leases only when no CAB has to wait."""
+    """Take each target's lease; if any CAB has to wait, give back what this pass took."""
     taken: dict[str, str] = {}
     checked = []
     for cab, decided in pending:
@@ -328,17 +334,8 @@ def _locks(step: _Pass, pending: list[tuple[GuardedCab, CabDecision]]) -> list[C
             if decided.decision == RUN:
                 taken[decided.target or ""] = cab.name
         checked.append(decided)
-    if any(decided.decision == WAITING for decided in checked):
-        return checked
-    for decided in checked:
-        if decided.decision == RUN and decided.target:
-            take_lock(
-                step.session,
-                decided.target,
-                alert_id=step.alert.id,
-                cab_name=decided.cab_name,
-                lease_seconds=step.limits.lock_lease_seconds,
-            )
+    if taken and any(decided.decision == WAITING for decided in checked):
+        release_targets(step.session, step.alert.id, list(taken))
     return checked
 
 
@@ -396,9 +393,18 @@ def admit(
         else:
             unmatched.append(CabDecision(cab.name, NOT_MATCHED, "match", failure))
     rendered = [_rendered(step, cab) for cab in matched]
-    scopes = [breaker.GLOBAL, *(scope for each in rendered for scope in each.scopes)]
-    resets = counts.breaker_resets(session, scopes) if matched else {}
-    global_hold = _global_storm(step, resets) if matched else None
+    resets: dict[str, datetime] = {}
+    global_hold = None
+    if matched:
+        window = limits.storm_window_seconds if limits.storm_max_alerts else None
+        resets, opened = counts.breakers_and_storm(
+            session,
+            [scope for each in rendered for scope in each.scopes],
+            alert=alert,
+            storm_scope=breaker.GLOBAL,
+            storm_window=window,
+        )
+        global_hold = _global_storm(step, opened)
     pending = []
     for each in rendered:
         lock_scope(session, breaker.cab_scope(each.cab.name))
