@@ -1,5 +1,5 @@
 """The admission guards: the decision log, guard rows, target leases, breakers, group members,
-and the guard fields of each CAB's rule extension.
+the guard fields of each CAB's rule extension, and an index on when each episode was stored.
 
 Revision ID: 0004_poundcake
 Revises: 0003_poundcake
@@ -107,6 +107,7 @@ def _state_tables() -> None:
 def upgrade() -> None:
     with op.batch_alter_table("poundcake_st2_rule_extensions") as batch:
         batch.add_column(sa.Column("guards", JSONType(), nullable=True))
+    op.create_index("ix_poundcake_alerts_created_at", "poundcake_alerts", ["created_at"])
     _decisions()
     _state_tables()
 
@@ -120,5 +121,6 @@ def downgrade() -> None:
         "poundcake_decisions",
     ):
         op.drop_table(table)
+    op.drop_index("ix_poundcake_alerts_created_at", table_name="poundcake_alerts")
     with op.batch_alter_table("poundcake_st2_rule_extensions") as batch:
         batch.drop_column("guards")
