@@ -441,6 +441,21 @@ class Settings(BaseSettings):
     silence_max_seconds: int = Field(
         default=3600, ge=60, le=7 * 24 * 3600, alias="POUNDCAKE_SILENCE_MAX_SECONDS"
     )
+    # The admission guards (remediation/guards): the global storm breaker holds alerts past
+    # POUNDCAKE_STORM_MAX_ALERTS new episodes in the window (0 = off); a breaker closes after a
+    # quiet period without trips; target locks are leases renewed while their run lives, and an
+    # alert waiting for a locked target is tried again every retry interval.
+    storm_max_alerts: int = Field(default=1000, ge=0, alias="POUNDCAKE_STORM_MAX_ALERTS")
+    storm_window_seconds: float = Field(default=60.0, gt=0, alias="POUNDCAKE_STORM_WINDOW_SECONDS")
+    breaker_quiet_seconds: float = Field(
+        default=300.0, gt=0, alias="POUNDCAKE_BREAKER_QUIET_SECONDS"
+    )
+    target_lock_lease_seconds: float = Field(
+        default=120.0, ge=5, alias="POUNDCAKE_TARGET_LOCK_LEASE_SECONDS"
+    )
+    target_lock_retry_seconds: float = Field(
+        default=2.0, gt=0, alias="POUNDCAKE_TARGET_LOCK_RETRY_SECONDS"
+    )
 
     @field_validator("st2_stream_url")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from poundcake.cli.common import fail, handles_errors, out, quiet_migration_logs
+from poundcake.cli.guard_commands import add_guard_commands
 from poundcake.cli.ops_commands import add_ops_commands
 from poundcake.cli.remediation_commands import add_remediation_commands
 from poundcake.cli.remediation_ctl import add_process_commands
@@ -29,6 +30,7 @@ app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="Create, inspect and migrate PoundCake's tables.")
 app.add_typer(db_app, name="db")
 add_remediation_commands(app)
+add_guard_commands(app)
 add_process_commands(app)
 add_ops_commands(app, db_app)
 

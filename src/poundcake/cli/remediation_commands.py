@@ -24,6 +24,7 @@ from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.remediation.cabs.definition import load_cab_directory
 from poundcake.remediation.cabs.run_safety import RunSafety
+from poundcake.remediation.cabs.guard_fields import guards_summary
 from poundcake.remediation.cabs.service import (
     applied_cabs,
     apply_cabs,
@@ -129,6 +130,7 @@ def alerts_show(alert_id: str, as_json: AsJson = False, env_file: EnvFile = None
             f"{delivery['received_at']} {delivery['status']} request {delivery['request_id']}"
             f" -> {delivery['outcome'] or 'pending'}"
         )
+    _add_decisions(tree, detail["decisions"])
     _add_remediation(tree, detail["remediation"])
     out.print(tree)
 
@@ -145,6 +147,24 @@ def _add_run_safety(parent: Tree, alert: dict[str, Any]) -> None:
         parent.add(f"verification: {alert['verification']} ({alert['verification_reason']})")
     if alert.get("abandoned_retries"):
         parent.add(f"abandoned runs resumed: {alert['abandoned_retries']}")
+def _add_decisions(parent: Tree, decisions: list[dict[str, Any]]) -> None:
+    """The guards' decisions: matched CABs first; the misses only as a count."""
+    misses = [d for d in decisions if d["decision"] == "not_matched"]
+    node = parent.add(f"{len(decisions)} guard decision(s)")
+    for decision in decisions:
+        if decision["decision"] == "not_matched":
+            continue
+        line = f"{decision['decided_at']} {decision['cab']}: {decision['decision']}"
+        if decision["decision"] != "run":
+            line += f" ({decision['reason']})"
+        if decision["detail"]:
+            line += f": {decision['detail']}"
+        leaf = node.add(line)
+        for step in decision["rendered"] or []:
+            leaf.add(f"would run step {step['order']} {step['action']} {step['parameters']}")
+    if misses:
+        names = ", ".join(f"{d['cab']} ({d['detail']})" for d in misses)
+        node.add(f"not matched: {names}")
 
 
 def _add_remediation(parent: Tree, remediation: dict[str, Any]) -> None:
@@ -203,6 +223,7 @@ def requests_show(request_id: str, as_json: AsJson = False, env_file: EnvFile = 
             f"{how}; now {alert['state']})"
         )
         _add_run_safety(node, alert)
+        _add_decisions(node, alert["decisions"])
         _add_remediation(node, alert["remediation"])
     if not trail["alerts"]:
         tree.add("no alerts")
@@ -247,6 +268,7 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
         "steps",
         "stop on failure",
         "run safety",
+        "guards",
         "applied",
     )
     for cab in cabs:
@@ -257,6 +279,7 @@ def cabs_list(as_json: AsJson = False, env_file: EnvFile = None) -> None:
             str(len(cab.steps)),
             "yes" if cab.stop_on_first_failure else "no",
             _run_safety_summary(cab.run_safety),
+            guards_summary(cab.guards),
             "yes" if cab.name in applied else "no",
         )
     out.print(table)

@@ -35,7 +35,7 @@ from poundcake.engine.rendering import (
     render_shell_command,
     render_value,
 )
-from poundcake.engine.rules.criteria import CriteriaError, compile_criteria
+from poundcake.engine.rules.criteria import CompiledCriteria, CriteriaError, compile_criteria
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.runners.steps.definition import parse_steps
@@ -58,6 +58,7 @@ __all__ = [
     "SHELL_COMMAND_RUNNERS",
     "WORKFLOW_RUNNER_TYPES",
     "ActionDB",
+    "CompiledCriteria",
     "CriteriaError",
     "ExecutionDB",
     "ExecutionFilters",

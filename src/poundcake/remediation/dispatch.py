@@ -7,9 +7,12 @@ engine; no row lock is held across a call (in the embedded default the engine wr
 SQLite file):
 
 1. :func:`decide`, the alert row locked: a resolved delivery closes the episode; a firing delivery
-   of a new episode claims its dispatch by setting ``dispatch_key`` (committed before anything is
-   sent) and becomes the episode's *dispatching* delivery; any other delivery is a repeat and is
-   only recorded.
+   of a new episode passes the guard step (:func:`poundcake.remediation.guards.service.admit`:
+   which CABs run, each decision recorded), then claims its dispatch by setting ``dispatch_key``
+   (committed before anything is sent) and becomes the episode's *dispatching* delivery; any
+   other delivery is a repeat and is only recorded. An episode whose every matched CAB is held
+   is not dispatched (``held``); one whose CAB waits for a locked target stays unprocessed and is
+   decided again later.
 2. The caller sends the payload to the engine, after asking the engine for the key first when an
    earlier attempt may have sent it already, so an episode is dispatched exactly once.
 3. :func:`record_dispatch` or :func:`record_refusal` stores the result and marks the delivery
@@ -33,6 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.config import Settings
 from poundcake.db.retry import in_transaction
 from poundcake.db.types import utcnow
 from poundcake.logging import request_id_var
@@ -52,12 +56,15 @@ from poundcake.remediation.engine_api import (
     EngineUnavailableError,
     cancel_workflow,
 )
+from poundcake.remediation.guards.service import GuardLimits, admit, admitted_cabs
 from poundcake.remediation.resources import TRANSIENT_ERRORS, WorkerResources
 
 logger = logging.getLogger(__name__)
 
 # The outcome of the delivery that owns its episode's dispatch, until the dispatch is recorded.
 DISPATCHING = "dispatching"
+# The outcome of a delivery whose CAB waits for a locked target (it is decided again later).
+WAITING_OUTCOME = "waiting for a target lock"
 # How long a worker may hold a delivery; longer than the engine calls of one delivery can take.
 CLAIM_SECONDS = 120.0
 
@@ -73,6 +80,8 @@ class DeliveryPlan:
     lookup_since: datetime | None = None
     may_post: bool = False
     cancel_execution_id: str | None = None
+    # The guard step asked to decide the delivery again after this many seconds (target lock).
+    retry_after: float | None = None
 
     @property
     def dispatches(self) -> bool:
@@ -80,11 +89,24 @@ class DeliveryPlan:
         return self.dispatch_key is not None
 
 
-def _payload(alert: Alert, delivery: AlertDelivery, dispatch_key: str) -> dict[str, Any]:
+def _payload(
+    alert: Alert, delivery: AlertDelivery, dispatch_key: str | None, admitted: list[str]
+) -> dict[str, Any]:
     """The ``poundcake.alert`` payload for an episode, as delivered by ``delivery``."""
     by = Delivery(delivery.request_id, alert.id, delivery.receiver, delivery.group_key)
     context = {"request_id": by.request_id, "alert_id": alert.id, "dispatch_key": dispatch_key}
-    return alert_payload(alert, by, context=context)
+    return {**alert_payload(alert, by, context=context), "admitted_cabs": admitted}
+
+
+def guard_limits(settings: Settings) -> GuardLimits:
+    """The guards' global settings."""
+    return GuardLimits(
+        storm_max_alerts=settings.storm_max_alerts,
+        storm_window_seconds=settings.storm_window_seconds,
+        breaker_quiet_seconds=settings.breaker_quiet_seconds,
+        lock_lease_seconds=settings.target_lock_lease_seconds,
+        lock_retry_seconds=settings.target_lock_retry_seconds,
+    )
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -167,7 +189,7 @@ def _finish(delivery: AlertDelivery, outcome: str, **plan: Any) -> DeliveryPlan:
     )
 
 
-def decide(session: Session, delivery_id: int) -> DeliveryPlan:
+def decide(session: Session, delivery_id: int, limits: GuardLimits | None = None) -> DeliveryPlan:
     """Work out what a delivery asks for; apply what needs no engine call. Flushes only."""
     locked = _lock(session, delivery_id)
     if locked is None:
@@ -177,7 +199,7 @@ def decide(session: Session, delivery_id: int) -> DeliveryPlan:
         return DeliveryPlan(request_id=delivery.request_id, outcome=delivery.outcome or "done")
     if delivery.alertmanager_status == RESOLVED:
         return _close_episode(session, alert, delivery)
-    return _plan_dispatch(alert, delivery)
+    return _plan_dispatch(session, alert, delivery, limits or GuardLimits())
 
 
 def _close_episode(session: Session, alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
@@ -200,7 +222,9 @@ def _close_episode(session: Session, alert: Alert, delivery: AlertDelivery) -> D
     return _finish(delivery, outcome, cancel_execution_id=cancel)
 
 
-def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
+def _plan_dispatch(
+    session: Session, alert: Alert, delivery: AlertDelivery, limits: GuardLimits
+) -> DeliveryPlan:
     if alert.trigger_instance_id is not None:
         return _finish(
             delivery, f"repeat: already dispatched as trigger instance {alert.trigger_instance_id}"
@@ -209,25 +233,46 @@ def _plan_dispatch(alert: Alert, delivery: AlertDelivery) -> DeliveryPlan:
     if alert.dispatch_key is None:
         if not open_episode:
             return _finish(delivery, f"not dispatched: the episode is {alert.state}")
-        key = uuid.uuid4().hex
-        alert.dispatch_key = key
-        alert.updated_at = utcnow()
-        delivery.outcome = DISPATCHING
-        return DeliveryPlan(
-            request_id=delivery.request_id,
-            dispatch_key=key,
-            payload=_payload(alert, delivery, key),
-            may_post=True,
-        )
+        return _admit(session, alert, delivery, limits)
     if delivery.outcome != DISPATCHING:
         return _finish(delivery, "repeat: another delivery of the episode is dispatching it")
     # This delivery owns the dispatch and an earlier attempt may have sent it: look first.
+    admitted = admitted_cabs(session, alert.id)
     return DeliveryPlan(
         request_id=delivery.request_id,
         dispatch_key=alert.dispatch_key,
-        payload=_payload(alert, delivery, alert.dispatch_key),
+        payload=_payload(alert, delivery, alert.dispatch_key, admitted),
         lookup_since=delivery.received_at - LOOKUP_SLACK,
         may_post=open_episode,
+    )
+
+
+def _admit(
+    session: Session, alert: Alert, delivery: AlertDelivery, limits: GuardLimits
+) -> DeliveryPlan:
+    """The guard step for a new episode; then claim its dispatch, hold it, or wait."""
+    preview = _payload(alert, delivery, None, [])
+    admission = admit(session, alert, preview, request_id=delivery.request_id, limits=limits)
+    if admission.retry_after is not None:
+        delivery.outcome = WAITING_OUTCOME
+        return DeliveryPlan(
+            request_id=delivery.request_id,
+            outcome=f"waiting: {admission.summary()}",
+            retry_after=admission.retry_after,
+        )
+    if admission.matched and not admission.admitted:
+        reason = f"held by the guards: {admission.summary()}"
+        transition(session, alert.id, AlertState.HELD, {AlertState.RECEIVED}, state_reason=reason)
+        return _finish(delivery, reason)
+    key = uuid.uuid4().hex
+    alert.dispatch_key = key
+    alert.updated_at = utcnow()
+    delivery.outcome = DISPATCHING
+    return DeliveryPlan(
+        request_id=delivery.request_id,
+        dispatch_key=key,
+        payload=_payload(alert, delivery, key, admission.admitted),
+        may_post=True,
     )
 
 
@@ -277,6 +322,8 @@ class DeliveriesOutcome:
     processed: dict[int, str] = field(default_factory=dict)
     skipped: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    # Deliveries the guard step decides again later (a target lock), with the seconds to wait.
+    waiting: dict[int, float] = field(default_factory=dict)
 
 
 def _send(resources: WorkerResources, plan: DeliveryPlan) -> list[str]:
@@ -299,35 +346,50 @@ def _send(resources: WorkerResources, plan: DeliveryPlan) -> list[str]:
 
 def process_delivery(resources: WorkerResources, delivery_id: int) -> str:
     """Process one (claimed) delivery; return its outcome."""
+    return _process(resources, delivery_id)[0]
+
+
+def _process(resources: WorkerResources, delivery_id: int) -> tuple[str, float | None]:
+    """Process one delivery: its outcome, and the seconds after which to decide it again."""
     sessions = resources.sessions
-    plan = in_transaction(sessions, lambda session: decide(session, delivery_id))
+    limits = guard_limits(resources.settings)
+    plan = in_transaction(sessions, lambda session: decide(session, delivery_id, limits))
     token = request_id_var.set(plan.request_id)
     try:
-        if not plan.dispatches:
-            if plan.cancel_execution_id:
-                cancel_workflow(resources.engine_api, plan.cancel_execution_id)
-            return plan.outcome or ""
-        try:
-            instance_ids = _send(resources, plan)
-        except EngineUnavailableError:
-            raise
-        except EngineError as error:
-            logger.warning("The engine refused delivery %s: %s", delivery_id, error)
-            refusal = error
-            return in_transaction(
-                sessions, lambda session: record_refusal(session, delivery_id, refusal)
-            )
-        return in_transaction(
-            sessions, lambda session: record_dispatch(session, delivery_id, instance_ids)
-        )
+        return _carry_out(resources, delivery_id, plan), plan.retry_after
     finally:
         request_id_var.reset(token)
 
 
-def _give_back(resources: WorkerResources, delivery_id: int, claim: datetime) -> None:
+def _carry_out(resources: WorkerResources, delivery_id: int, plan: DeliveryPlan) -> str:
+    """Send what the plan says to the engine and record the result."""
+    sessions = resources.sessions
+    if not plan.dispatches:
+        if plan.cancel_execution_id:
+            cancel_workflow(resources.engine_api, plan.cancel_execution_id)
+        return plan.outcome or ""
+    try:
+        instance_ids = _send(resources, plan)
+    except EngineUnavailableError:
+        raise
+    except EngineError as error:
+        logger.warning("The engine refused delivery %s: %s", delivery_id, error)
+        refusal = error
+        return in_transaction(
+            sessions, lambda session: record_refusal(session, delivery_id, refusal)
+        )
+    return in_transaction(
+        sessions, lambda session: record_dispatch(session, delivery_id, instance_ids)
+    )
+
+
+def _give_back(
+    resources: WorkerResources, delivery_id: int, claim: datetime, until: datetime | None = None
+) -> None:
     try:
         in_transaction(
-            resources.sessions, lambda session: release_delivery(session, delivery_id, claim)
+            resources.sessions,
+            lambda session: release_delivery(session, delivery_id, claim, until=until),
         )
     except Exception:
         logger.exception("Could not give back delivery %s; its claim will expire", delivery_id)
@@ -346,7 +408,7 @@ def process_deliveries(
             outcome.skipped.append(delivery_id)
             continue
         try:
-            outcome.processed[delivery_id] = process_delivery(resources, delivery_id)
+            text, retry_after = _process(resources, delivery_id)
         except TRANSIENT_ERRORS:
             _give_back(resources, delivery_id, claim)
             raise
@@ -354,6 +416,14 @@ def process_deliveries(
             logger.exception("Delivery %s failed", delivery_id)
             _give_back(resources, delivery_id, claim)
             outcome.failed.append(delivery_id)
+            continue
+        if retry_after is None:
+            outcome.processed[delivery_id] = text
+        else:
+            # Kept from the relay until its retry (the task schedules one) is due.
+            until = utcnow() + timedelta(seconds=retry_after)
+            _give_back(resources, delivery_id, claim, until)
+            outcome.waiting[delivery_id] = retry_after
     return outcome
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from poundcake.db.types import utcnow
 from poundcake.exceptions import ValidationError
 from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.guards.locks import release_locks
 
 
 class AlertState(StrEnum):
@@ -34,26 +35,30 @@ class AlertState(StrEnum):
     REMEDIATED = "remediated"
     FAILED = "failed"
     RESOLVED = "resolved"
+    # The guards held every CAB that matched (budget, flap, breaker, lock, ...) or ran them in
+    # shadow mode: nothing was dispatched; the decision log says why.
+    HELD = "held"
 
 
 S = AlertState
 
 TRANSITIONS: dict[AlertState, frozenset[AlertState]] = {
     # received -> failed: the engine refused the alert outright (it never ran anything).
-    S.RECEIVED: frozenset({S.MATCHED, S.UNMATCHED, S.FAILED, S.RESOLVED}),
+    S.RECEIVED: frozenset({S.MATCHED, S.UNMATCHED, S.FAILED, S.RESOLVED, S.HELD}),
     # matched -> remediated | failed: the work ended before we saw it running.
     S.MATCHED: frozenset({S.REMEDIATING, S.REMEDIATED, S.FAILED, S.RESOLVED}),
     S.REMEDIATING: frozenset({S.REMEDIATED, S.FAILED, S.RESOLVED}),
     S.UNMATCHED: frozenset({S.RESOLVED}),
     S.REMEDIATED: frozenset({S.RESOLVED}),
     S.FAILED: frozenset({S.RESOLVED}),
+    S.HELD: frozenset({S.RESOLVED}),
     S.RESOLVED: frozenset(),
 }
 
 # The engine still owes an answer for episodes in these states.
 IN_PROGRESS: frozenset[AlertState] = frozenset({S.RECEIVED, S.MATCHED, S.REMEDIATING})
 # Remediation is over (resolved may still be followed: see the tracking service).
-REMEDIATION_OVER: frozenset[AlertState] = frozenset({S.UNMATCHED, S.REMEDIATED, S.FAILED})
+REMEDIATION_OVER: frozenset[AlertState] = frozenset({S.UNMATCHED, S.REMEDIATED, S.FAILED, S.HELD})
 
 # Reasons with a meaning of their own. An episode resolved while the engine still works on it
 # keeps this reason until its remediation has been followed to the end (it marks it as followed).
@@ -100,7 +105,21 @@ def transition(
         .values(state=to.value, updated_at=utcnow(), **values)
         .execution_options(synchronize_session="fetch")
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    moved = bool(getattr(result, "rowcount", 0) == 1)
+    if moved and _run_over(to, values.get("state_reason")):
+        release_locks(session, alert_id)
+    return moved
+
+
+def _run_over(to: AlertState, reason: Any) -> bool:
+    """Whether the episode's run can no longer touch its target (its leases may go).
+
+    An episode resolved while its workflow still runs keeps its leases (renewed while it is
+    followed, else they expire): the canceled workflow may still be on its target.
+    """
+    if to is S.RESOLVED:
+        return bool(reason != RESOLVED_WHILE_REMEDIATING)
+    return to in REMEDIATION_OVER
 
 
 def lock_alert(session: Session, alert_id: str) -> Alert | None:
@@ -120,3 +139,15 @@ def lock_alert(session: Session, alert_id: str) -> Alert | None:
         )
         return session.get(Alert, alert_id, populate_existing=True)
     return session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+
+
+def live_runs() -> sa.Select[Any]:
+    """The episodes whose remediation may still be running on its target (their leases live)."""
+    return sa.select(Alert.id).where(
+        sa.or_(
+            Alert.state.in_([state.value for state in IN_PROGRESS]),
+            sa.and_(
+                Alert.state == S.RESOLVED.value, Alert.state_reason == RESOLVED_WHILE_REMEDIATING
+            ),
+        )
+    )

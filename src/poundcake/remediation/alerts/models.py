@@ -19,6 +19,8 @@ class Alert(Base):
     __table_args__ = (
         sa.UniqueConstraint("fingerprint", "starts_at"),
         sa.Index(None, "state", "updated_at"),
+        # The guards' global storm count: new episodes in a window.
+        sa.Index(None, "created_at"),
         MYSQL_TABLE_OPTIONS,
     )
 

@@ -164,7 +164,14 @@ def add_operations_routes(
     checks.append(health_checks.Check("broker", probe, required=False))
     registry = CollectorRegistry()
     intake = IntakeMetrics(registry)
-    registry.register(DatabaseCollector(sessions, broker_url=broker, celery_queue=queue))
+    registry.register(
+        DatabaseCollector(
+            sessions,
+            broker_url=broker,
+            celery_queue=queue,
+            breaker_quiet_seconds=config.settings.breaker_quiet_seconds,
+        )
+    )
 
     def live() -> Response:
         return json_response(200, health_checks.live_body(SERVICE))

@@ -7,7 +7,8 @@ Two kinds of figures:
 * what lives in the database, read at scrape time with a few grouped ``COUNT`` queries
   (:class:`DatabaseCollector`): alerts by state, alerts per CAB and state (the remediation
   outcomes), step executions per CAB and status with a duration histogram, the outbox of
-  unprocessed deliveries, the Celery queue length and the database pool. These are right however
+  unprocessed deliveries, the guards' decisions by reason and their breakers, the Celery queue
+  length and the database pool. These are right however
   many API and worker processes run, because every scrape reads the shared state.
 
 Each application has its own :class:`~prometheus_client.CollectorRegistry`, so several
@@ -23,7 +24,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +38,8 @@ from poundcake.probes.queues import celery_queue_depth
 from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.aftercare.verification import ESCALATED
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
+from poundcake.remediation.guards.breaker import breaker_states
+from poundcake.remediation.guards.decisions import decision_counts
 from poundcake.remediation.tracking.models import ExecutionExtension
 
 logger = logging.getLogger(__name__)
@@ -116,10 +124,12 @@ class DatabaseCollector(Collector):
         *,
         broker_url: str | None = None,
         celery_queue: str = "",
+        breaker_quiet_seconds: float = 300.0,
     ) -> None:
         self.sessions = sessions
         self.broker_url = broker_url
         self.celery_queue = celery_queue
+        self.breaker_quiet_seconds = breaker_quiet_seconds
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family; a database that does not answer is ``database_up 0``."""
@@ -174,8 +184,30 @@ class DatabaseCollector(Collector):
         )
         outbox.add_metric([], int(unprocessed or 0))
         yield outbox
+        yield from self._guard_families(session)
         yield from self._execution_families(session)
         yield from _run_safety_families(session)
+
+    def _guard_families(self, session: Session) -> Iterator[Metric]:
+        decisions = CounterMetricFamily(
+            "poundcake_guard_decisions",
+            "Guard decisions recorded, by CAB, decision (run, held, waiting, shadow, "
+            "not_matched) and reason (admitted, match, flap, budget, cooldown, breaker, "
+            "blast_radius, lock, shadow, template).",
+            labels=["cab", "decision", "reason"],
+        )
+        for cab, decision, reason, count in decision_counts(session):
+            decisions.add_metric([cab, decision, reason], count)
+        yield decisions
+        breakers = GaugeMetricFamily(
+            "poundcake_breaker_open",
+            "1 while a storm breaker or blast radius scope holds alerts (it closes after a "
+            "quiet period or `poundcake breaker reset`), else 0.",
+            labels=["scope"],
+        )
+        for state in breaker_states(session, quiet_seconds=self.breaker_quiet_seconds):
+            breakers.add_metric([state.scope], 1 if state.open else 0)
+        yield breakers
 
     def _execution_families(self, session: Session) -> Iterator[Metric]:
         steps = GaugeMetricFamily(

@@ -175,6 +175,21 @@ class SilenceDocument(Schema):
     error: str | None
     created_at: str | None
     expired_at: str | None
+class DecisionDocument(Schema):
+    """One row of the decision log: a guard's decision for an alert and a CAB."""
+
+    id: int
+    alert_id: str
+    request_id: str | None
+    cab: str
+    decision: str
+    reason: str
+    detail: str | None
+    group: str
+    target: str | None
+    blast_group: str | None
+    rendered: Any = None
+    decided_at: str | None
 
 
 class AlertDetail(AlertDocument):
@@ -185,6 +200,7 @@ class AlertDetail(AlertDocument):
     remediation: Remediation
     silence: SilenceDocument | None = None
     execution_extensions: list[ExtensionDocument]
+    decisions: list[DecisionDocument]
 
 
 class TrailAlert(AlertDocument):
@@ -194,6 +210,7 @@ class TrailAlert(AlertDocument):
     started_remediation: bool
     remediation: Remediation
     silence: SilenceDocument | None = None
+    decisions: list[DecisionDocument]
 
 
 class Trail(Schema):
@@ -263,6 +280,17 @@ class CabDocument(Schema):
     on_unverified: str | None = None
     idempotent: bool = False
     retry: CabRetryDocument = CabRetryDocument()
+    # The admission guards (remediation/cabs/guard_fields.py); durations as the file gives them.
+    mode: str
+    max_runs: int
+    budget_window: str | int
+    group: str
+    cooldown: str | int
+    flap: dict[str, Any]
+    target: str
+    target_wait: str | int
+    storm: dict[str, Any]
+    blast_radius: dict[str, Any] | None
 
 
 class AppliedCab(CabDocument):

@@ -37,6 +37,13 @@ from jinja2 import TemplateError, meta
 from poundcake.engine.public import environment, is_template
 from poundcake.exceptions import ValidationError
 from poundcake.remediation.cabs.run_safety import RUN_SAFETY_KEYS, RunSafety, parse_run_safety
+from poundcake.remediation.cabs.guard_fields import (
+    GUARD_KEYS,
+    GUARD_TEMPLATE_NAMES,
+    CabGuards,
+    GuardFieldError,
+    parse_guards,
+)
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
@@ -54,6 +61,7 @@ CAB_KEYS = (
         }
     )
     | RUN_SAFETY_KEYS
+    | GUARD_KEYS
 )
 STEP_KEYS = frozenset({"name", "action", "parameters", "expected_result", "timeout_seconds"})
 # What step parameter templates may name: the alert, the request, the datastore, and the
@@ -106,6 +114,8 @@ class Cab:
     source: str | None = None
     # Run safety: silence, verification, crash-safe retries (issue 21).
     run_safety: RunSafety = field(default_factory=RunSafety)
+    # The admission guards (budgets, locks, breaker, shadow mode): cabs/guard_fields.py.
+    guards: CabGuards = field(default_factory=CabGuards)
 
     def document(self) -> dict[str, Any]:
         """The CAB as the API and ``cabs list`` show it (steps numbered)."""
@@ -118,6 +128,7 @@ class Cab:
             "enabled": self.enabled,
             "steps": [step.document() for step in self.steps],
             **self.run_safety.document(),
+            **self.guards.document(),
         }
 
     def file_document(self) -> dict[str, Any]:
@@ -245,6 +256,12 @@ def parse_cab(document: Any, *, source: str | None = None) -> Cab:
     run_safety = parse_run_safety(
         document, lambda field_name, message: _problem(where, field_name, message)
     )
+    try:
+        guards = parse_guards(document, where)
+    except GuardFieldError as error:
+        raise CabError(str(error)) from None
+    for field_name, template in guards.templates().items():
+        _check_templates(template, GUARD_TEMPLATE_NAMES, where, field_name)
     return Cab(
         name=name,
         description=description,
@@ -255,6 +272,7 @@ def parse_cab(document: Any, *, source: str | None = None) -> Cab:
         steps=tuple(steps),
         source=source,
         run_safety=run_safety,
+        guards=guards,
     )
 
 

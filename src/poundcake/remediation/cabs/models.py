@@ -53,6 +53,8 @@ class RuleExtension(Base):
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType(), default=list)
     # Run safety (issue 21): RunSafety.document() of the CAB.
     run_safety: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), default=dict)
+    # The CAB's guard fields (cabs/guard_fields.py, CabGuards.document()).
+    guards: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), nullable=True)
     is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -6,7 +6,8 @@ Each CAB ``x`` becomes three files in the pack directory:
   ``alert`` (the ``poundcake.alert`` payload) and ``request_id``;
 * ``actions/workflows/x.yaml``: its steps, in order, with their templates and expected results;
 * ``rules/x.yaml``: the rule ``poundcake_cabs.x`` on ``poundcake.alert`` whose criteria are the
-  CAB's match (firing, ``alertname`` by the pattern, severity in the filter) and whose action is
+  CAB's match (firing, ``alertname`` by the pattern, severity in the filter) plus its admission
+  (``x`` among the payload's ``admitted_cabs``, which the guard step fills) and whose action is
   the workflow, given the whole alert.
 
 The engine registers the pack like any other (``st2ctl reload`` or ``POST /v1/packs/register``),
@@ -26,6 +27,8 @@ from poundcake.remediation.alerts.trigger import ALERT_TRIGGER
 from poundcake.remediation.cabs.definition import Cab
 
 PACK = "poundcake_cabs"
+# The criterion that makes a CAB's rule run only when the guard step admitted it.
+ADMISSION_KEY = "trigger.admitted_cabs"
 STEPS_RUNNER = "steps"
 PACK_METADATA: dict[str, Any] = {
     "ref": PACK,
@@ -86,7 +89,14 @@ def rule_criteria(cab: Cab) -> dict[str, Any]:
     }
     if cab.severity_filter:
         criteria["trigger.severity"] = {"type": "inside", "pattern": list(cab.severity_filter)}
+    # The guard step (remediation/guards) names the CABs it admitted for this alert.
+    criteria[ADMISSION_KEY] = {"type": "contains", "pattern": cab.name}
     return criteria
+
+
+def without_admission(criteria: dict[str, Any] | None) -> dict[str, Any]:
+    """A CAB rule's criteria less its admission: would the rule take the alert, if admitted."""
+    return {key: spec for key, spec in (criteria or {}).items() if key != ADMISSION_KEY}
 
 
 def rule_document(cab: Cab) -> dict[str, Any]:

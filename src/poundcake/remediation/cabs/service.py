@@ -107,6 +107,7 @@ def _upsert_extensions(session: Session, cab: Cab, rule_id: str, action_id: str 
         "stop_on_first_failure": cab.stop_on_first_failure,
         "steps": [step.document() for step in cab.steps],
         "run_safety": cab.run_safety.document(),
+        "guards": cab.guards.document(),
         "is_active": cab.enabled,
         "updated_at": now,
     }

@@ -35,6 +35,9 @@ RELAY_OUTBOX = "poundcake.relay_outbox"
 FOLLOW_REMEDIATIONS = "poundcake.follow_remediations"
 FOLLOW_ALERT = "poundcake.follow_alert"
 AFTERCARE = "poundcake.aftercare"
+RENEW_TARGET_LOCKS = "poundcake.renew_target_locks"
+# Target leases are renewed when past half their length; a few passes per lease is plenty.
+RENEW_INTERVAL = 5.0
 
 BROKER_FILE = "celery-broker.sqlite3"
 VISIBILITY_TIMEOUT = 300
@@ -70,7 +73,7 @@ def _transport_options(url: str) -> dict[str, Any]:
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
-    """The relay, the follower and aftercare, every :data:`BEAT_INTERVAL` seconds."""
+    """The relay, the follower and aftercare every :data:`BEAT_INTERVAL` seconds; lease renewal."""
     options = {"queue": QUEUE, "expires": BEAT_EXPIRES}
     return {
         "relay-outbox": {"task": RELAY_OUTBOX, "schedule": BEAT_INTERVAL, "options": options},
@@ -81,6 +84,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         },
         # Run safety: silences while CABs run, verification after they succeed.
         "aftercare": {"task": AFTERCARE, "schedule": BEAT_INTERVAL, "options": options},
+        "renew-target-locks": {
+            "task": RENEW_TARGET_LOCKS,
+            "schedule": RENEW_INTERVAL,
+            "options": options,
+        },
     }
 
 
@@ -125,9 +133,10 @@ def retry_countdown(retries: int) -> float:
 
 
 def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None = None) -> Celery:
-    """The workers' Celery app with PoundCake's three tasks registered."""
+    """The workers' Celery app with PoundCake's tasks registered."""
     # The task modules use this module's names; imported here so each can be read alone.
     from poundcake.remediation.tasks import aftercare, deliveries, follow, relay
+    from poundcake.remediation.tasks import deliveries, follow, guards, relay
 
     app = make_celery(config.settings)
     resources = resources or WorkerResources(config)
@@ -135,4 +144,5 @@ def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None
     relay.register(app, resources)
     follow.register(app, resources)
     aftercare.register(app, resources)
+    guards.register(app, resources)
     return app

@@ -42,10 +42,19 @@ def register(app: Celery, resources: WorkerResources) -> Any:
                 countdown,
             )
             raise task.retry(exc=error, countdown=countdown) from None
+        if outcome.waiting:
+            # A target lock: the guard step decides these deliveries again once it may be free.
+            task.apply_async(
+                args=[sorted(outcome.waiting)], countdown=max(outcome.waiting.values())
+            )
         if outcome.failed:
             raise DeliveriesFailedError(
                 f"deliveries {', '.join(map(str, outcome.failed))} failed; the relay retries them"
             )
-        return {"processed": len(outcome.processed), "skipped": len(outcome.skipped)}
+        return {
+            "processed": len(outcome.processed),
+            "skipped": len(outcome.skipped),
+            "waiting": len(outcome.waiting),
+        }
 
     return app.task(name=PROCESS_DELIVERIES, bind=True, max_retries=None)(run)

@@ -28,6 +28,7 @@ from poundcake.engine.public import (
 from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
+from poundcake.remediation.guards.decisions import decisions_of
 from poundcake.remediation.intake.models import ApiCall
 from poundcake.remediation.tracking.models import ExecutionExtension
 
@@ -283,6 +284,7 @@ def request_trail(session: Session, request_id: str) -> dict[str, Any]:
     records = _engine_records(session, alerts.values())
     by_execution = {row.st2_execution_id: row for row in extension_rows if row.st2_execution_id}
     silences = _silences(session, alert_ids)
+    decisions = decisions_of(session, alert_ids)
     trail_alerts = []
     for delivery in deliveries:
         alert = alerts.get(delivery.alert_id)
@@ -295,6 +297,7 @@ def request_trail(session: Session, request_id: str) -> dict[str, Any]:
                 "started_remediation": alert.request_id == request_id,
                 "remediation": _remediation(alert, records, by_execution),
                 "silence": silence_document(silences.get(alert.id)),
+                "decisions": decisions.get(alert.id, []),
             }
         )
     return {
@@ -372,4 +375,5 @@ def alert_detail(session: Session, alert_id: str) -> dict[str, Any]:
         "remediation": _remediation(alert, records, by_execution),
         "silence": silence_of(session, alert_id),
         "execution_extensions": [extension_document(row) for row in extensions],
+        "decisions": decisions_of(session, [alert_id])[alert_id],
     }

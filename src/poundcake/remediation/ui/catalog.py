@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from poundcake.engine.public import ActionDB, PackDB, RuleDB, RunnerTypeDB, merge_schemas
 from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.remediation.cabs.definition import Cab
+from poundcake.remediation.cabs.guard_fields import guards_summary
 from poundcake.remediation.cabs.pack import PACK, rule_ref
 from poundcake.remediation.engine_api import EngineClient
 
@@ -144,6 +145,8 @@ def cab_documents(session: Session, cabs: list[Cab]) -> list[dict[str, Any]]:
             "alertname": cab.alert_name_pattern,
             "severities": list(cab.severity_filter),
             "rule_ref": rule_ref(cab.name),
+            "guards": cab.guards.document(),
+            "guards_summary": guards_summary(cab.guards),
             "steps": [
                 {
                     "order": step.order,

@@ -23,6 +23,8 @@ from poundcake.engine.public import (
 )
 from poundcake.remediation.alerts.lifecycle import AlertState
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
+from poundcake.remediation.guards.breaker import breaker_states
+from poundcake.remediation.guards.decisions import decisions_of, recent_decisions
 from poundcake.remediation.intake.models import ApiCall
 from poundcake.remediation.intake.service import WEBHOOK_PATHS
 from poundcake.remediation.tracking.trail import (
@@ -69,6 +71,7 @@ def alert_with_deliveries(session: Session, alert: Alert) -> dict[str, Any]:
     return {
         **ui_alert(alert),
         "silence": silence_of(session, alert.id),
+        "decisions": decisions_of(session, [alert.id])[alert.id],
         "deliveries": [
             {
                 "request_id": delivery.request_id,
@@ -188,11 +191,16 @@ def _context_links(context: Any) -> dict[str, str]:
     return links
 
 
-def dashboard(session: Session) -> dict[str, Any]:
+def dashboard(session: Session, *, breaker_quiet_seconds: float) -> dict[str, Any]:
     """The dashboard document."""
     return {
         "alerts_by_state": alerts_by_state(session),
         "remediation": remediation_outcomes(session),
         "executions_per_day": executions_per_day(session),
         "recent": recent_activity(session),
+        "breakers": [
+            state.document()
+            for state in breaker_states(session, quiet_seconds=breaker_quiet_seconds)
+        ],
+        "decisions": recent_decisions(session, limit=50),
     }

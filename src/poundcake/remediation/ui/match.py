@@ -15,22 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from poundcake.engine.public import (
-    SHELL_COMMAND_RUNNERS,
-    ActionDB,
-    CriteriaError,
-    RenderError,
-    RuleDB,
-    RunnerTypeDB,
-    compile_criteria,
-    mask_secrets,
-    merge_schemas,
-    render_shell_command,
-    render_value,
-)
+from poundcake.engine.public import CriteriaError, RuleDB, compile_criteria
 from poundcake.remediation.alerts.trigger import ALERT_TRIGGER, Delivery, alert_payload
-from poundcake.remediation.cabs.definition import Cab, CabStep
-from poundcake.remediation.cabs.pack import PACK
+from poundcake.remediation.cabs.definition import Cab
+from poundcake.remediation.cabs.pack import PACK, without_admission
+from poundcake.remediation.cabs.rendering import StepActions, render_step
 from poundcake.remediation.intake.payload import (
     ParsedAlert,
     PayloadError,
@@ -59,53 +48,7 @@ def trigger_payload(alert: ParsedAlert, payload: WebhookPayload) -> dict[str, An
     return alert_payload(alert, by)
 
 
-class _Actions:
-    """Runner types and parameter schemas of the actions steps name, read once."""
-
-    def __init__(self, session: Session, cabs: list[Cab]) -> None:
-        refs = {step.action for cab in cabs for step in cab.steps}
-        actions = list(session.scalars(sa.select(ActionDB).where(ActionDB.ref.in_(refs))))
-        runner_names = {action.runner_type for action in actions}
-        runners = {
-            runner.name: runner.runner_parameters or {}
-            for runner in session.scalars(
-                sa.select(RunnerTypeDB).where(RunnerTypeDB.name.in_(runner_names))
-            )
-        }
-        self.found = {
-            action.ref: (
-                action.runner_type,
-                merge_schemas(runners.get(action.runner_type, {}), action.parameters or {}),
-            )
-            for action in actions
-        }
-
-
-def render_step(
-    step: CabStep, names: dict[str, Any], actions: _Actions
-) -> tuple[dict[str, Any], str | None]:
-    """A step's rendered parameters (secrets masked) and the error that stopped it, if any."""
-    known = actions.found.get(step.action)
-    if known is None:
-        return dict(step.parameters), f'step {step.order} ({step.name}): no action "{step.action}"'
-    runner_type, schema = known
-    rendered: dict[str, Any] = {}
-    for name, value in step.parameters.items():
-        shell = name == "cmd" and runner_type in SHELL_COMMAND_RUNNERS
-        try:
-            rendered[name] = (
-                render_shell_command(value, names) if shell else render_value(value, names)
-            )
-        except RenderError as error:
-            return mask_secrets(
-                step.parameters, schema
-            ), f'step {step.order} ({step.name}): parameter "{name}": {error}'
-    if step.timeout_seconds is not None and "timeout" not in rendered and "timeout" in schema:
-        rendered["timeout"] = step.timeout_seconds
-    return mask_secrets(rendered, schema), None
-
-
-def _match(cab: Cab, rule: RuleDB, alert: dict[str, Any], actions: _Actions) -> dict[str, Any]:
+def _match(cab: Cab, rule: RuleDB, alert: dict[str, Any], actions: StepActions) -> dict[str, Any]:
     names = {"alert": alert, "request_id": alert["request_id"]}
     steps, error = [], None if rule.enabled else f'the rule "{rule.ref}" is disabled'
     for step in cab.steps:
@@ -133,14 +76,14 @@ def match_test(session: Session, payload: WebhookPayload, cabs: list[Cab]) -> di
             .order_by(RuleDB.name)
         )
     )
-    actions = _Actions(session, cabs)
+    actions = StepActions(session, cabs)
     results = []
     for parsed in payload.alerts:
         alert = trigger_payload(parsed, payload)
         matches = []
         for rule in rules:
             try:
-                matched = compile_criteria(rule.criteria or {}).matches(alert)
+                matched = compile_criteria(without_admission(rule.criteria)).matches(alert)
             except CriteriaError as error:
                 matches.append(
                     {"cab": rule.name, "rule_ref": rule.ref, "steps": [], "error": str(error)}

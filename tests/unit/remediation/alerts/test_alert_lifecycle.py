@@ -24,6 +24,7 @@ from poundcake.remediation.alerts.lifecycle import (
     transition,
 )
 from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.guards.models import TargetLock
 from tests import factories
 
 S = AlertState
@@ -68,7 +69,7 @@ def test_illegal_moves_raise(current: AlertState, new: AlertState) -> None:
 
 def test_groups_of_states() -> None:
     assert {S.RECEIVED, S.MATCHED, S.REMEDIATING} == IN_PROGRESS
-    assert {S.UNMATCHED, S.REMEDIATED, S.FAILED} == REMEDIATION_OVER
+    assert {S.UNMATCHED, S.REMEDIATED, S.FAILED, S.HELD} == REMEDIATION_OVER
     assert sources_of(S.UNMATCHED) == {S.RECEIVED}
     assert sources_of(S.REMEDIATING) == {S.MATCHED}
     assert sources_of(S.RESOLVED) == set(AlertState) - {S.RESOLVED}
@@ -78,6 +79,8 @@ def test_groups_of_states() -> None:
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(sa.engine.make_url(f"sqlite:///{tmp_path / 'alerts.sqlite3'}"))
     Alert.__table__.create(engine)  # type: ignore[attr-defined]
+    # An episode's remediation ending frees its target leases.
+    TargetLock.__table__.create(engine)  # type: ignore[attr-defined]
     yield make_session_factory(engine)
     engine.dispose()
 

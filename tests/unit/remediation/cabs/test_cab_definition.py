@@ -99,6 +99,7 @@ def test_the_engine_pack_documents() -> None:
         "trigger.status": {"type": "equals", "pattern": "firing"},
         "trigger.alertname": {"type": "regex", "pattern": "^Disk(Full|AlmostFull)$"},
         "trigger.severity": {"type": "inside", "pattern": ["critical", "warning"]},
+        "trigger.admitted_cabs": {"type": "contains", "pattern": "disk_cleanup"},
     }
     assert rule["action"] == {
         "ref": "poundcake_cabs.disk_cleanup",

@@ -31,9 +31,10 @@ def _ok(body: dict[str, Any], status: int = 200) -> Response:
 
 
 @router.get("/dashboard")
-def get_dashboard(_login: UiLogin, session: Db) -> Response:
-    """Alerts by state, remediation outcomes, executions per day, recent activity."""
-    return _ok(dashboard.dashboard(session))
+def get_dashboard(_login: UiLogin, api: Api, session: Db) -> Response:
+    """Alerts by state, remediation outcomes, executions per day, recent activity, guards."""
+    quiet = api.config.settings.breaker_quiet_seconds
+    return _ok(dashboard.dashboard(session, breaker_quiet_seconds=quiet))
 
 
 @router.get("/alerts")

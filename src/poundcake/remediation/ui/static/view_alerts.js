@@ -1,6 +1,7 @@
 // #/alerts (filterable list of episodes) and #/alerts/<id> (one episode with its deliveries).
 
 import { api } from "./api.js";
+import { decisionsTable } from "./guards.js";
 import {
   badge,
   errorBox,
@@ -178,6 +179,12 @@ function detail(alert) {
       { class: "card", "aria-labelledby": "a-deliveries" },
       h("h2", { id: "a-deliveries" }, "Deliveries"),
       deliveries(alert),
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "a-decisions" },
+      h("h2", { id: "a-decisions" }, "Guard decisions"),
+      decisionsTable("Guard decisions", alert.decisions, false),
     ),
     h(
       "section",

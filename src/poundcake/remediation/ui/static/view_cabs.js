@@ -139,7 +139,9 @@ function cabCard(cab) {
       ["Severities", (cab.severities || []).length ? cab.severities.join(", ") : "any"],
       ["Rule", cab.rule_ref ? h("code", null, cab.rule_ref) : null],
       ...runSafetyFacts(cab.run_safety || {}),
+      ["Guards", cab.guards_summary],
     ]),
+    cab.guards ? jsonBlock(cab.guards, `Guard fields of ${cab.name}`) : null,
     stepsTable(`Steps of ${cab.name}`, cab.steps, true),
   );
 }

@@ -1,6 +1,7 @@
 // #/: alerts by state, remediation success rate, executions over 7 days, recent activity.
 
 import { api } from "./api.js";
+import { breakersTable, decisionsTable } from "./guards.js";
 import { errorBox, formatTime, h, replace, routeLink, svg, table } from "./dom.js";
 
 const SERIES = [
@@ -194,6 +195,18 @@ export async function render(root, context) {
           { class: "card wide", "aria-labelledby": "d-chart" },
           h("h2", { id: "d-chart" }, "Executions, last 7 days"),
           executionsChart(data.executions_per_day || []),
+        ),
+        h(
+          "section",
+          { class: "card wide", "aria-labelledby": "d-breakers" },
+          h("h2", { id: "d-breakers" }, "Storm breakers"),
+          breakersTable(data.breakers),
+        ),
+        h(
+          "section",
+          { class: "card wide", "aria-labelledby": "d-decisions" },
+          h("h2", { id: "d-decisions" }, "Recent guard decisions (runs, shadow runs, holds)"),
+          decisionsTable("Recent guard decisions", data.decisions, true),
         ),
         h(
           "section",
