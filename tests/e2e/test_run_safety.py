@@ -255,6 +255,8 @@ def test_an_alert_that_resolves_after_the_fix_is_verified(product: Product) -> N
     assert verified["verification"] == "verified", verified
     assert verified["state"] == "resolved"
     assert "resolved after the fix" in verified["verification_reason"]
+    logged = [d for d in verified["decisions"] if d["reason"] == "verification"]
+    assert [d["decision"] for d in logged] == ["verified"], verified["decisions"]
     shown = product.poundcake("alerts", "show", verified["id"])
     assert shown.returncode == 0, shown.stderr
     assert "verification: verified" in shown.stdout
@@ -270,6 +272,8 @@ def test_an_alert_that_keeps_firing_is_unverified_and_escalated(product: Product
         lambda found: found["verification"] not in (None, "pending"),
     )
     assert ended["verification"] == "unverified", ended
+    logged = [d for d in ended["decisions"] if d["reason"] == "verification"]
+    assert [d["decision"] for d in logged] == ["unverified"], ended["decisions"]
     assert ended["state"] == "remediated"
     assert "still had the alert firing" in ended["verification_reason"]
     assert ended["verification_reason"].endswith("; escalated")

@@ -23,8 +23,8 @@ from poundcake.config import PoundCakeConfig, load_poundcake_config, load_settin
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory
 from poundcake.remediation.cabs.definition import load_cab_directory
-from poundcake.remediation.cabs.run_safety import RunSafety
 from poundcake.remediation.cabs.guard_fields import guards_summary
+from poundcake.remediation.cabs.run_safety import RunSafety
 from poundcake.remediation.cabs.service import (
     applied_cabs,
     apply_cabs,
@@ -147,6 +147,8 @@ def _add_run_safety(parent: Tree, alert: dict[str, Any]) -> None:
         parent.add(f"verification: {alert['verification']} ({alert['verification_reason']})")
     if alert.get("abandoned_retries"):
         parent.add(f"abandoned runs resumed: {alert['abandoned_retries']}")
+
+
 def _add_decisions(parent: Tree, decisions: list[dict[str, Any]]) -> None:
     """The guards' decisions: matched CABs first; the misses only as a count."""
     misses = [d for d in decisions if d["decision"] == "not_matched"]

@@ -42,6 +42,7 @@ from poundcake.remediation.alerts.trigger import Delivery, alert_payload
 from poundcake.remediation.cabs.run_safety import ESCALATE
 from poundcake.remediation.cabs.service import cab_run_safety
 from poundcake.remediation.engine_api import CAB_PACK, ON_UNVERIFIED_FOR
+from poundcake.remediation.guards.decisions import record_outcome
 from poundcake.remediation.tracking.models import ExecutionExtension
 
 logger = logging.getLogger(__name__)
@@ -105,15 +106,26 @@ def _pending(session: Session, now: datetime, limit: int) -> list[Pending]:
     ]
 
 
-def _conclude(session: Session, alert_id: str, verification: str, reason: str) -> bool:
-    """Move the episode out of ``pending``; tell whether this caller did."""
+def _conclude(session: Session, pending: Pending, verification: str, reason: str) -> bool:
+    """Move the episode out of ``pending`` and log the outcome; tell whether this caller did."""
     result = session.execute(
         sa.update(Alert)
-        .where(Alert.id == alert_id, Alert.verification == PENDING)
+        .where(Alert.id == pending.id, Alert.verification == PENDING)
         .values(verification=verification, verification_reason=reason, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    record_outcome(
+        session,
+        alert_id=pending.id,
+        request_id=pending.request_id,
+        cab_name=pending.cab_name,
+        outcome=verification,
+        reason="verification",
+        detail=reason,
+    )
+    return True
 
 
 def _judge(pending: Pending, alertmanager: AlertmanagerClient | None) -> tuple[str, str]:
@@ -276,7 +288,7 @@ def _verify_one(
     """End one verification; verified, unverified, or None when another worker did."""
     verification, reason = _judge(pending, alertmanager)
     if not in_transaction(
-        sessions, lambda session: _conclude(session, pending.id, verification, reason)
+        sessions, lambda session: _conclude(session, pending, verification, reason)
     ):
         return None
     logger.info("Alert %s: fix %s (%s)", pending.id, verification, reason)

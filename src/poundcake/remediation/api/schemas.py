@@ -175,6 +175,8 @@ class SilenceDocument(Schema):
     error: str | None
     created_at: str | None
     expired_at: str | None
+
+
 class DecisionDocument(Schema):
     """One row of the decision log: a guard's decision for an alert and a CAB."""
 
@@ -337,6 +339,23 @@ class CabBody(Schema):
     stop_on_first_failure: StrictBool = True
     enabled: StrictBool = True
     steps: list[CabStepBody] = Field(min_length=1)
+    # The admission guards and run safety: their values are checked by ``parse_cab``
+    # (cabs/guard_fields.py, cabs/run_safety.py), which names the field and what is wrong.
+    mode: Any = None
+    max_runs: Any = None
+    budget_window: Any = None
+    group: Any = None
+    cooldown: Any = None
+    flap: Any = None
+    target: Any = None
+    target_wait: Any = None
+    storm: Any = None
+    blast_radius: Any = None
+    silence: Any = None
+    verify_within: Any = None
+    on_unverified: Any = None
+    idempotent: Any = None
+    retry: Any = None
 
     def document(self) -> dict[str, Any]:
         """The fields the caller sent, as ``parse_cab`` reads a CAB file."""

@@ -36,7 +36,6 @@ from jinja2 import TemplateError, meta
 
 from poundcake.engine.public import environment, is_template
 from poundcake.exceptions import ValidationError
-from poundcake.remediation.cabs.run_safety import RUN_SAFETY_KEYS, RunSafety, parse_run_safety
 from poundcake.remediation.cabs.guard_fields import (
     GUARD_KEYS,
     GUARD_TEMPLATE_NAMES,
@@ -44,6 +43,7 @@ from poundcake.remediation.cabs.guard_fields import (
     GuardFieldError,
     parse_guards,
 )
+from poundcake.remediation.cabs.run_safety import RUN_SAFETY_KEYS, RunSafety, parse_run_safety
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")

@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from poundcake.db.base import table_of
+from poundcake.db.types import utcnow
 from poundcake.engine.public import isoformat
 from poundcake.remediation.guards.models import Decision
 
@@ -28,6 +30,35 @@ def decision_document(row: Decision) -> dict[str, Any]:
         "rendered": row.rendered,
         "decided_at": isoformat(row.created_at),
     }
+
+
+def record_outcome(
+    session: Session,
+    *,
+    alert_id: str,
+    request_id: str | None,
+    cab_name: str | None,
+    outcome: str,
+    reason: str,
+    detail: str,
+) -> None:
+    """Log what came of an admitted run (``verified`` or ``unverified``) beside the decisions
+    that let it run, so the decision log answers "did it work" too; budgets count only runs."""
+    session.execute(
+        sa.insert(table_of(Decision)),
+        [
+            {
+                "alert_id": alert_id,
+                "request_id": request_id,
+                "cab_name": cab_name or "",
+                "decision": outcome,
+                "reason": reason,
+                "detail": detail,
+                "group_key": "",
+                "created_at": utcnow(),
+            }
+        ],
+    )
 
 
 def decisions_of(session: Session, alert_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:

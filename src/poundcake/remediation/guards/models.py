@@ -41,7 +41,7 @@ class Decision(Base):
     )
     request_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     cab_name: Mapped[str] = mapped_column(sa.String(255))
-    # run | shadow | held | waiting | not_matched
+    # run | shadow | held | waiting | not_matched; after a run, verified | unverified.
     decision: Mapped[str] = mapped_column(sa.String(16))
     # What decided: admitted, match, flap, budget, cooldown, breaker, blast_radius, lock, shadow.
     reason: Mapped[str] = mapped_column(sa.String(32))

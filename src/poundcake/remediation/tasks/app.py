@@ -135,8 +135,7 @@ def retry_countdown(retries: int) -> float:
 def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None = None) -> Celery:
     """The workers' Celery app with PoundCake's tasks registered."""
     # The task modules use this module's names; imported here so each can be read alone.
-    from poundcake.remediation.tasks import aftercare, deliveries, follow, relay
-    from poundcake.remediation.tasks import deliveries, follow, guards, relay
+    from poundcake.remediation.tasks import aftercare, deliveries, follow, guards, relay
 
     app = make_celery(config.settings)
     resources = resources or WorkerResources(config)

@@ -14,7 +14,7 @@ from poundcake.config import load_poundcake_config
 from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.api.app import create_app
 from poundcake.remediation.api.schemas import AlertDocument, AlertsPage, CabBody, CabDocument, body
-from poundcake.remediation.cabs.definition import parse_cab
+from poundcake.remediation.cabs.definition import CAB_KEYS, parse_cab
 from poundcake.remediation.tracking.trail import alert_document
 from tests import factories
 
@@ -111,3 +111,8 @@ def test_the_openapi_document_shows_the_cab_request_body(
     assert str(put["schema"]["$ref"]).endswith("/CabBody")
     posted = paths["/api/v1/cabs/validate"]["post"]["requestBody"]["content"]["application/json"]
     assert "CabBody" in str(posted["schema"])
+
+
+def test_a_cab_body_takes_every_field_a_cab_file_may_have() -> None:
+    """The API must not refuse a field the CAB files accept (guards and run safety included)."""
+    assert set(CabBody.model_fields) == set(CAB_KEYS)
