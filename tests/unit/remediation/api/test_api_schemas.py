@@ -4,6 +4,7 @@ service leaves out stay out, and every field a service writes is declared."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -48,13 +49,19 @@ def test_fields_a_service_leaves_out_stay_out() -> None:
     assert body(CabDocument.model_validate(document)) == document
 
 
-def test_the_openapi_document_shows_each_answer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _openapi_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The ``paths`` of poundcake-api's OpenAPI document."""
     monkeypatch.setenv("POUNDCAKE_DATA_DIR", str(tmp_path))
     sessions = sessionmaker(bind=sa.create_engine("sqlite://"))
     app = create_app(load_poundcake_config(), sessions=sessions, enqueue=lambda _ids: None)
-    paths = app.openapi()["paths"]
+    paths: dict[str, Any] = app.openapi()["paths"]
+    return paths
+
+
+def test_the_openapi_document_shows_each_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _openapi_paths(tmp_path, monkeypatch)
 
     def answer(path: str, method: str, status: str = "200") -> str:
         content = paths[path][method]["responses"][status]["content"]
@@ -103,10 +110,7 @@ def test_a_cab_body_of_the_wrong_shape_is_refused_naming_the_field(
 def test_the_openapi_document_shows_the_cab_request_body(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("POUNDCAKE_DATA_DIR", str(tmp_path))
-    sessions = sessionmaker(bind=sa.create_engine("sqlite://"))
-    app = create_app(load_poundcake_config(), sessions=sessions, enqueue=lambda _ids: None)
-    paths = app.openapi()["paths"]
+    paths = _openapi_paths(tmp_path, monkeypatch)
     put = paths["/api/v1/cabs/{name}"]["put"]["requestBody"]["content"]["application/json"]
     assert str(put["schema"]["$ref"]).endswith("/CabBody")
     posted = paths["/api/v1/cabs/validate"]["post"]["requestBody"]["content"]["application/json"]
