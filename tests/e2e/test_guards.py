@@ -32,7 +32,7 @@ from tests import factories
 from tests.e2e.stack import BIN, TOKEN, Product, eventually, running_product
 from tests.e2e.test_alertmanager_remediation import webhook_payload, workflow_executions
 from tests.e2e.web_browser import Served, browser_page, chromium, create_login, log_in_and_wait
-from tests.integration.st2cli import free_port
+from tests.integration.support.st2cli import free_port
 
 FIX = {"action": "core.local", "parameters": {"cmd": "echo fix {{ alert.labels.instance }}"}}
 SLOW = {"action": "core.local", "parameters": {"cmd": "sleep 2; echo {{ alert.labels.instance }}"}}
