@@ -117,7 +117,7 @@ def episode(sessions: sessionmaker[Session], instance: str) -> tuple[str, int]:
         delivery = AlertDelivery(
             alert_id=identifier,
             request_id=f"req-{identifier[:8]}",
-            status="firing",
+            alertmanager_status="firing",
             received_at=datetime.now(UTC),
             attempts=0,
         )
