@@ -368,10 +368,13 @@ def transition(
     allowed_from: Iterable[ExecutionStatus],
     liveaction_values: Mapping[str, Any] | None = None,
     execution_values: Mapping[str, Any] | None = None,
+    finish: bool = True,
 ) -> bool:
     """Move one execution to ``to`` if it is in one of ``allowed_from``; tell whether it moved.
 
     On MariaDB both rows change in one multi-table UPDATE (one round trip on the hot path).
+    ``finish`` false leaves what finishing calls for (:func:`finish_executions`) to the caller,
+    which then does it once for every execution it ends in the transaction.
     """
     sources = _check(to, allowed_from)
     now = utcnow()
@@ -392,7 +395,7 @@ def transition(
         )
         if not moved.rowcount:  # type: ignore[attr-defined]
             return False
-        if to in COMPLETED:
+        if to in COMPLETED and finish:
             finish_executions(session, [liveaction_id])
         return True
     return bool(
@@ -403,6 +406,7 @@ def transition(
             allowed_from=allowed_from,
             liveaction_values=liveaction_values,
             execution_values=execution_values,
+            finish=finish,
         )
     )
 
@@ -416,6 +420,7 @@ def transition_many(
     liveaction_values: Mapping[str, Any] | None = None,
     execution_values: Mapping[str, Any] | None = None,
     unowned: bool = False,
+    finish: bool = True,
 ) -> list[str]:
     """Move every listed execution that is in ``allowed_from`` to ``to``; return those moved.
 
@@ -444,7 +449,7 @@ def transition_many(
         .values(**_execution_values(session, to, utcnow(), execution_values))
         .execution_options(synchronize_session=False)
     )
-    if to in COMPLETED:
+    if to in COMPLETED and finish:
         finish_executions(session, moved)
     return moved
 
@@ -529,6 +534,7 @@ def complete(
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     workflow: bool = False,
     context: Mapping[str, Any] | None = None,
+    finish: bool = True,
 ) -> bool:
     """A runner finished: record the final status and result and release the lease.
 
@@ -536,6 +542,7 @@ def complete(
     (``{"message": "Action canceled by user.", "user": ...}``), as StackStorm does; a workflow
     also keeps what its runner reported (its tasks), with the cancel request's fields added.
     ``context`` holds keys to set in the execution's context (``None`` removes one).
+    ``finish`` as in :func:`transition`.
     """
     release: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
     changed = updated_context(session, liveaction_id, context)
@@ -553,6 +560,7 @@ def complete(
             allowed_from=LEASED,
             liveaction_values=release,
             execution_values=changed,
+            finish=finish,
         )
     stored, size, truncated = shape_result(result, max_result_bytes)
     # The result is stored once, on the execution: a second copy on the live action would
@@ -569,6 +577,7 @@ def complete(
             "result_truncated": truncated,
             **changed,
         },
+        finish=finish,
     )
 
 
