@@ -23,7 +23,8 @@ The services connect as a MariaDB user of their own, made for the run, so the se
 ``information_schema.USER_STATISTICS`` (the ``userstat`` switch is turned on for the run and
 restored after) counts their statements alone: the bench prints statements, commits and rows
 per trigger instance, figures that other work on the machine does not move, beside CPU seconds
-per trigger instance.
+per trigger instance. It then waits until every execution ended and every completion trigger was
+processed, and prints the CPU seconds and statements of the whole pipeline per tick.
 
 ``--profile DIR`` samples every service with ``py-spy`` (``.venv/bin/py-spy``) while the sensor
 dispatches and until the last execution is requested, one file per service in DIR: flame graphs
@@ -240,6 +241,22 @@ class Counts:
             .where(RuleEnforcementDB.rule_ref == f"{PACK}.on_tick")
         )
 
+    def settled(self) -> int:
+        """Executions of the rule that ended."""
+        return self.scalar(
+            sa.select(sa.func.count())
+            .select_from(ExecutionDB)
+            .where(ExecutionDB.rule_ref == f"{PACK}.on_tick", ExecutionDB.status == "succeeded")
+        )
+
+    def pending(self) -> int:
+        """Trigger instances (ticks and completion triggers) not processed yet."""
+        return self.scalar(
+            sa.select(sa.func.count())
+            .select_from(TriggerInstanceDB)
+            .where(TriggerInstanceDB.status.in_(("pending", "processing")))
+        )
+
     def latencies_ms(self) -> list[float]:
         """Dispatch (occurrence_time) to execution requested (start_timestamp), per tick."""
         query = (
@@ -402,6 +419,14 @@ def run_load(
             after = cpu_of(pids)
             statements_after = user.counts()
             elapsed = time.monotonic() - started
+            eventually(
+                lambda: counts.settled() >= total and not counts.pending(),
+                "every tick's execution to end and every trigger instance to be processed",
+                timeout=seconds * 20 + 300,
+            )
+            settled = cpu_of(pids)
+            statements_settled = user.counts()
+            settled_elapsed = time.monotonic() - started
     instances, enforcements, executions = (
         counts.instances(),
         counts.enforcements(),
@@ -431,6 +456,17 @@ def run_load(
         )
     print(f"  the sensor's own count     {done['cpu']:>7.1f} s while dispatching")
     print_statements(statements_before, statements_after, total)
+    print(
+        f"\nThe whole pipeline, until every execution ended and its completion trigger was "
+        f"processed ({settled_elapsed:.1f} s):"
+    )
+    whole = sum(
+        settled[name] - before.get(name, settled[name])
+        for name in settled
+        if name != "sensor (load generator)"
+    )
+    print(f"  CPU, every process but the load generator  {whole / total * 1e3:>6.2f} ms per tick")
+    print_statements(statements_before, statements_settled, total)
     return [
         {
             "figure": "ticks lost (dispatched - executions requested)",

@@ -339,6 +339,30 @@ def hand_over_many(publisher: Publisher, pairs: Sequence[tuple[str, str]]) -> No
         )
 
 
+def hand_over_scheduled(publisher: Publisher, items: Sequence[WorkMessage]) -> None:
+    """After commit, hand executions written ``scheduled`` straight to the runners, then tell
+    the stream they were created and scheduled.
+
+    They are committed already, so a broker outage only delays them: the scheduler's sweep
+    sends again scheduled work nobody claimed.
+    """
+    if not items:
+        return
+    bodies = [
+        {"liveaction_id": item.liveaction_id, "execution_id": item.execution_id} for item in items
+    ]
+    try:
+        publisher.work_many(items)
+        publisher.events("st2.execution__create", bodies)
+        publisher.events("st2.execution__update", bodies)
+    except (OSError, KombuError, AMQPError, MessageNacked):
+        logger.exception(
+            "Could not hand %d scheduled executions to the runners; the scheduler's sweep "
+            "sends them again",
+            len(items),
+        )
+
+
 def hand_over(publisher: Publisher, liveaction_id: str, execution_id: str) -> None:
     """After commit, tell the scheduler and the stream about a requested execution.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,12 +70,15 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class RequestedExecution:
-    """What a caller needs after commit to hand the execution to the scheduler."""
+    """What a caller needs after commit to hand the execution to the scheduler (or, when it
+    was scheduled at once, to the runners: whether it is a workflow, and its runner type)."""
 
     execution_id: str
     liveaction_id: str
     action_ref: str
     status: ExecutionStatus
+    workflow: bool = False
+    runner_type: str | None = None
 
 
 LoadedAction = tuple[ActionDB, RunnerTypeDB, dict[str, Any]]
@@ -239,9 +242,33 @@ def prepare_execution(
         else None,
     )
     return PreparedExecution(
-        RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED),
+        RequestedExecution(
+            execution_id,
+            liveaction_id,
+            action.ref,
+            S.REQUESTED,
+            workflow=runner.name in WORKFLOW_RUNNER_TYPES,
+            runner_type=runner.name,
+        ),
         liveaction_row,
         execution_row,
+    )
+
+
+def scheduled_at_once(prepared: PreparedExecution) -> PreparedExecution:
+    """The same execution written ``scheduled`` (its log says requested, then scheduled): for
+    a caller that knows nothing holds it back (no delay, no concurrency policy), so that it
+    goes to the runners without a pass through the scheduler."""
+    check_transition(S.REQUESTED, S.SCHEDULED)
+    if prepared.liveaction.get("delay"):
+        raise ValueError("an execution with a delay is scheduled by the scheduler")
+    now = isoformat(utcnow())
+    scheduled = S.SCHEDULED.value
+    log = [*prepared.execution["log"], {"timestamp": now, "status": scheduled}]
+    return PreparedExecution(
+        replace(prepared.requested, status=S.SCHEDULED),
+        {**prepared.liveaction, "status": scheduled},
+        {**prepared.execution, "status": scheduled, "log": log},
     )
 
 

@@ -1,10 +1,12 @@
 """The ``st2rulesengine`` process: take pending trigger instances, enforce rules, hand over work.
 
-The database is the queue: each round takes the oldest pending instances in batches until none
-are left, then waits for a doorbell (``st2.trigger_instance__create`` on the rules engine's
-durable queue) or ``poll_interval``, whichever comes first. Instances stored without a doorbell
-(completion triggers, a broker outage) are found by the poll. With the broker down the engine
-keeps working by polling alone and reconnects in the background. Several rules engines may run.
+Executions of actions no concurrency policy holds back are written ``scheduled`` and go straight
+to the runners; the others go to the scheduler. The database is the queue: each round takes the
+oldest pending instances in batches until none are left, then waits for a doorbell
+(``st2.trigger_instance__create`` on the rules engine's durable queue) or ``poll_interval``,
+whichever comes first. Instances stored without a doorbell (completion triggers, a broker
+outage) are found by the poll. With the broker down the engine keeps working by polling alone
+and reconnects in the background. Several rules engines may run.
 """
 
 from __future__ import annotations
@@ -24,8 +26,17 @@ from kombu.transport.base import Message
 
 from poundcake.config_sections import RulesEngineSection
 from poundcake.db.retry import in_transaction
+from poundcake.engine.executions.service import RequestedExecution
+from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
-from poundcake.engine.messaging import RULES_ENGINE_QUEUE, hand_over_many, make_connection
+from poundcake.engine.messaging import (
+    RULES_ENGINE_QUEUE,
+    Publisher,
+    WorkMessage,
+    hand_over_many,
+    hand_over_scheduled,
+    make_connection,
+)
 from poundcake.engine.rules.enforcer import BatchOutcome, Enforcer
 from poundcake.engine.runtime import EngineRuntime
 
@@ -48,6 +59,27 @@ class RulesEngineSettings:
         return cls(batch_size=section.batch_size, poll_interval=section.poll_interval)
 
 
+def hand_over_requested(publisher: Publisher, requested: list[RequestedExecution]) -> None:
+    """After commit, hand what a batch requested over: to the runners what it wrote
+    ``scheduled``, to the scheduler the rest."""
+    scheduled = [item for item in requested if item.status == ExecutionStatus.SCHEDULED]
+    hand_over_scheduled(
+        publisher,
+        [
+            WorkMessage(item.liveaction_id, item.execution_id, item.workflow, item.runner_type)
+            for item in scheduled
+        ],
+    )
+    hand_over_many(
+        publisher,
+        [
+            (item.liveaction_id, item.execution_id)
+            for item in requested
+            if item.status != ExecutionStatus.SCHEDULED
+        ],
+    )
+
+
 class RulesEngine:
     """One rules engine process."""
 
@@ -68,13 +100,7 @@ class RulesEngine:
                     session, limit=self.settings.batch_size
                 ),
             )
-            hand_over_many(
-                self.runtime.publisher,
-                [
-                    (requested.liveaction_id, requested.execution_id)
-                    for requested in outcome.requested
-                ],
-            )
+            hand_over_requested(self.runtime.publisher, outcome.requested)
             total += outcome.instances
             if outcome.instances:
                 logger.debug(
