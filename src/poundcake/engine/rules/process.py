@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -80,6 +81,40 @@ def hand_over_requested(publisher: Publisher, requested: list[RequestedExecution
     )
 
 
+class _HandOver:
+    """Hands committed batches over in a thread of its own, in commit order, so that the next
+    batch is read and enforced while the broker takes the last one's messages."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+        self._batches: queue.Queue[list[RequestedExecution]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def put(self, requested: list[RequestedExecution]) -> None:
+        """Hand ``requested`` over after the batches put before it."""
+        if not requested:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="hand-over", daemon=True)
+            self._thread.start()
+        self._batches.put(requested)
+
+    def wait(self) -> None:
+        """Return once every batch put so far was handed over."""
+        self._batches.join()
+
+    def _run(self) -> None:
+        while True:
+            requested = self._batches.get()
+            try:
+                hand_over_requested(self._publisher, requested)
+            except Exception:
+                # Committed work is never lost: the scheduler's sweep finds what was not sent.
+                logger.exception("Handing %d executions over failed", len(requested))
+            finally:
+                self._batches.task_done()
+
+
 class RulesEngine:
     """One rules engine process."""
 
@@ -89,9 +124,18 @@ class RulesEngine:
         cipher = DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
         self.enforcer = Enforcer(system_user=runtime.config.system_user, cipher=cipher)
         self._rung = threading.Event()
+        self._hand_over = _HandOver(runtime.publisher)
 
     def process_pending(self) -> int:
-        """Process pending instances until none are left; return how many were processed."""
+        """Process pending instances until none are left; return how many were processed, once
+        what they requested was handed over (a batch is handed over while the next is
+        processed)."""
+        try:
+            return self._process_batches()
+        finally:
+            self._hand_over.wait()
+
+    def _process_batches(self) -> int:
         total = 0
         while True:
             outcome: BatchOutcome = in_transaction(
@@ -100,7 +144,7 @@ class RulesEngine:
                     session, limit=self.settings.batch_size
                 ),
             )
-            hand_over_requested(self.runtime.publisher, outcome.requested)
+            self._hand_over.put(outcome.requested)
             total += outcome.instances
             if outcome.instances:
                 logger.debug(
