@@ -18,7 +18,7 @@ shell-command runner are shell-quoted, so a payload value cannot add commands.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +166,7 @@ class Enforcer:
         writes.schedule_unrestricted(session)
         outcome.requested = [prepared.requested for prepared in writes.executions]
         writes.flush(session)
+        _log_matches(writes)
         for status, ids in statuses.items():
             session.execute(
                 sa.update(TriggerInstanceDB)
@@ -236,7 +237,8 @@ class Enforcer:
             }
         )
         if requested is not None:
-            logger.info(
+            # One line per execution at debug level; a batch's summary is logged at info.
+            logger.debug(
                 "Rule %s matched trigger instance %s: execution %s of %s",
                 rule.ref,
                 instance.id,
@@ -244,6 +246,17 @@ class Enforcer:
                 action_ref,
             )
         return requested
+
+
+def _log_matches(writes: _Writes) -> None:
+    """One line per rule that requested executions in the batch, with how many."""
+    requested = Counter(
+        enforcement["rule_ref"]
+        for enforcement in writes.enforcements
+        if enforcement["execution_id"] is not None
+    )
+    for rule_ref, count in sorted(requested.items()):
+        logger.info("Rule %s matched: %d executions requested", rule_ref, count)
 
 
 # Keys of an execution's context the engine owns; a payload's ``__context`` cannot set them.
