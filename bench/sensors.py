@@ -19,8 +19,20 @@ executions requested (none may be lost), p50/p99/max from dispatch (the instance
 requested (its ``start_timestamp``, taken in the rules engine's transaction), and the CPU seconds
 of each process during the run: the services, the sensor process, MariaDB and RabbitMQ.
 
+The services connect as a MariaDB user of their own, made for the run, so the server's
+``information_schema.USER_STATISTICS`` (the ``userstat`` switch is turned on for the run and
+restored after) counts their statements alone: the bench prints statements, commits and rows
+per trigger instance, figures that other work on the machine does not move, beside CPU seconds
+per trigger instance. It then waits until every execution ended and every completion trigger was
+processed, and prints the CPU seconds and statements of the whole pipeline per tick.
+
+``--profile DIR`` samples every service with ``py-spy`` (``.venv/bin/py-spy``) while the sensor
+dispatches and until the last execution is requested, one file per service in DIR: flame graphs
+(``--profile-format flamegraph``, the default) or py-spy's ``raw`` collapsed stacks, with idle
+time (waits on the database or the broker) included.
+
 Usage: .venv/bin/python bench/sensors.py [--rate 1000] [--seconds 30] [--rules-batch-size N]
-                                         [--json FILE]
+                                         [--profile DIR] [--json FILE]
 Needs MariaDB (root on 127.0.0.1) and RabbitMQ (guest on 127.0.0.1) like the test suite.
 """
 
@@ -30,9 +42,13 @@ import argparse
 import configparser
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +58,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orquesta import cpu_seconds, deployed_settings, percentile
+from tests.integration.support.mariadb import admin_sql
 from tests.integration.support.sensor_stack import SENSOR_SERVICES
 from tests.integration.support.st2cli import (
     RunningEngine,
@@ -182,10 +199,11 @@ def sensor_pid() -> int | None:
 
 
 class Counts:
-    """Counts and latencies read from the engine's database."""
+    """Counts and latencies read from the engine's database (as the admin, so that the
+    bench's own queries are not counted with the services')."""
 
-    def __init__(self, engine: RunningEngine) -> None:
-        self.db_engine = make_st2_engine(load_st2_config(engine.config_path), pool_size=1)
+    def __init__(self, config_path: Path) -> None:
+        self.db_engine = make_st2_engine(load_st2_config(config_path), pool_size=1)
 
     def close(self) -> None:
         self.db_engine.dispose()
@@ -223,6 +241,22 @@ class Counts:
             .where(RuleEnforcementDB.rule_ref == f"{PACK}.on_tick")
         )
 
+    def settled(self) -> int:
+        """Executions of the rule that ended."""
+        return self.scalar(
+            sa.select(sa.func.count())
+            .select_from(ExecutionDB)
+            .where(ExecutionDB.rule_ref == f"{PACK}.on_tick", ExecutionDB.status == "succeeded")
+        )
+
+    def pending(self) -> int:
+        """Trigger instances (ticks and completion triggers) not processed yet."""
+        return self.scalar(
+            sa.select(sa.func.count())
+            .select_from(TriggerInstanceDB)
+            .where(TriggerInstanceDB.status.in_(("pending", "processing")))
+        )
+
     def latencies_ms(self) -> list[float]:
         """Dispatch (occurrence_time) to execution requested (start_timestamp), per tick."""
         query = (
@@ -236,6 +270,100 @@ class Counts:
         return [(requested - occurred).total_seconds() * 1000 for occurred, requested in rows]
 
 
+STATEMENT_FIGURES = {
+    "statements (all)": ("SELECT_COMMANDS", "UPDATE_COMMANDS", "OTHER_COMMANDS"),
+    "  SELECT": ("SELECT_COMMANDS",),
+    "  INSERT, UPDATE, DELETE": ("UPDATE_COMMANDS",),
+    "  other (BEGIN, SET, ...)": ("OTHER_COMMANDS",),
+    "commits": ("COMMIT_TRANSACTIONS",),
+    "rollbacks": ("ROLLBACK_TRANSACTIONS",),
+    "rows read": ("ROWS_READ",),
+    "rows inserted": ("ROWS_INSERTED",),
+    "rows updated": ("ROWS_UPDATED",),
+}
+
+
+class ServiceUser:
+    """The MariaDB user the services connect as, made for the run, and its statement counts."""
+
+    def __init__(self) -> None:
+        self.name = f"bench_{uuid.uuid4().hex[:10]}"
+        self.password = uuid.uuid4().hex
+        self._userstat: str | None = None
+        self.admin_config: Path | None = None
+
+    def create(self, database: str) -> None:
+        admin_sql(
+            f"CREATE USER '{self.name}'@'%' IDENTIFIED BY '{self.password}'",
+            f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{self.name}'@'%'",
+        )
+        if self._userstat is None:
+            self._userstat = str(admin_sql("SELECT @@GLOBAL.userstat")[0][0])
+            admin_sql("SET GLOBAL userstat = 1")
+
+    def drop(self) -> None:
+        admin_sql(f"DROP USER IF EXISTS '{self.name}'@'%'")
+        if self._userstat is not None:
+            admin_sql(f"SET GLOBAL userstat = {self._userstat}")
+
+    def counts(self) -> dict[str, int]:
+        """The server's counters for this user (``USER_STATISTICS``; zero before any)."""
+        names = sorted({column for columns in STATEMENT_FIGURES.values() for column in columns})
+        rows = admin_sql(
+            f"SELECT {', '.join(names)} FROM information_schema.USER_STATISTICS "
+            f"WHERE USER = '{self.name}'"
+        )
+        values = rows[0] if rows else (0,) * len(names)
+        return {name: int(str(value)) for name, value in zip(names, values, strict=True)}
+
+
+def print_statements(before: dict[str, int], after: dict[str, int], items: int) -> None:
+    print(
+        f"\nThe services' statements (MariaDB USER_STATISTICS), per trigger instance ({items:,}):"
+    )
+    for label, columns in STATEMENT_FIGURES.items():
+        used = sum(after[column] - before[column] for column in columns)
+        print(f"  {label:<26} {used:>10,}  {used / max(items, 1):>8.2f} each")
+
+
+@contextmanager
+def profiled(pids: dict[str, int], directory: Path | None, form: str) -> Iterator[None]:
+    """Sample each process with py-spy (idle time included) while the block runs."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).with_name("py-spy")
+    suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[form]
+    samplers = [
+        subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--idle",
+                "--nonblocking",
+                "--format",
+                form,
+                "--output",
+                str(directory / f"{name}.{suffix}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.send_signal(2)  # SIGINT: py-spy writes its file and exits
+        for sampler in samplers:
+            sampler.wait(timeout=120)
+    print(f"py-spy profiles ({form}) in {directory}")
+
+
 def cpu_of(pids: dict[str, int]) -> dict[str, float]:
     found = {}
     for name, pid in pids.items():
@@ -246,9 +374,15 @@ def cpu_of(pids: dict[str, int]) -> dict[str, float]:
     return found
 
 
-def run_load(engine: RunningEngine, rate: float, seconds: float) -> list[dict[str, Any]]:
+def run_load(
+    engine: RunningEngine,
+    rate: float,
+    seconds: float,
+    user: ServiceUser,
+    profile: tuple[Path | None, str],
+) -> list[dict[str, Any]]:
     headers = {"St2-Api-Key": api_key_for(engine)}
-    counts = Counts(engine)
+    counts = Counts(user.admin_config or engine.config_path)
     with httpx.Client(base_url=engine.api_url, headers=headers, timeout=60) as client:
         for name, value in (("rate", rate), ("seconds", seconds)):
             answer = client.put(
@@ -262,22 +396,37 @@ def run_load(engine: RunningEngine, rate: float, seconds: float) -> list[dict[st
         client.put(f"/sensortypes/{PACK}.LoadSensor", json=sensor).raise_for_status()
         load_pid = eventually(sensor_pid, "the load sensor's process", timeout=60)
         pids["sensor (load generator)"] = load_pid
+        services = {name: pids[name] for name in engine.processes}
+        services["sensor (load generator)"] = load_pid
         before = cpu_of(pids)
+        statements_before = user.counts()
         started = time.monotonic()
-        done_key = eventually(
-            lambda: (found := client.get(f"/keys/{PACK}.done")).status_code == 200 and found.json(),
-            "the sensor to finish dispatching",
-            timeout=seconds * 4 + 120,
-        )
-        done = json.loads(done_key["value"])
-        total = int(done["dispatched"])
-        eventually(
-            lambda: counts.executions() >= total and counts.processed() >= total,
-            "every tick's execution to be requested",
-            timeout=seconds * 10 + 120,
-        )
-        after = cpu_of(pids)
-        elapsed = time.monotonic() - started
+        with profiled(services, *profile):
+            done_key = eventually(
+                lambda: (
+                    (found := client.get(f"/keys/{PACK}.done")).status_code == 200 and found.json()
+                ),
+                "the sensor to finish dispatching",
+                timeout=seconds * 4 + 120,
+            )
+            done = json.loads(done_key["value"])
+            total = int(done["dispatched"])
+            eventually(
+                lambda: counts.executions() >= total and counts.processed() >= total,
+                "every tick's execution to be requested",
+                timeout=seconds * 10 + 120,
+            )
+            after = cpu_of(pids)
+            statements_after = user.counts()
+            elapsed = time.monotonic() - started
+            eventually(
+                lambda: counts.settled() >= total and not counts.pending(),
+                "every tick's execution to end and every trigger instance to be processed",
+                timeout=seconds * 20 + 300,
+            )
+            settled = cpu_of(pids)
+            statements_settled = user.counts()
+            settled_elapsed = time.monotonic() - started
     instances, enforcements, executions = (
         counts.instances(),
         counts.enforcements(),
@@ -301,8 +450,23 @@ def run_load(engine: RunningEngine, rate: float, seconds: float) -> list[dict[st
     print(f"\nCPU seconds over {elapsed:.1f} s (from the sensor's start to the last execution):")
     for name in sorted(after):
         used = after[name] - before.get(name, after[name])
-        print(f"  {name:<26} {used:>7.1f} s  ({used / elapsed * 100:>5.1f}% of one core)")
+        print(
+            f"  {name:<26} {used:>7.1f} s  ({used / elapsed * 100:>5.1f}% of one core, "
+            f"{used / total * 1e3:>6.2f} ms per trigger instance)"
+        )
     print(f"  the sensor's own count     {done['cpu']:>7.1f} s while dispatching")
+    print_statements(statements_before, statements_after, total)
+    print(
+        f"\nThe whole pipeline, until every execution ended and its completion trigger was "
+        f"processed ({settled_elapsed:.1f} s):"
+    )
+    whole = sum(
+        settled[name] - before.get(name, settled[name])
+        for name in settled
+        if name != "sensor (load generator)"
+    )
+    print(f"  CPU, every process but the load generator  {whole / total * 1e3:>6.2f} ms per tick")
+    print_statements(statements_before, statements_settled, total)
     return [
         {
             "figure": "ticks lost (dispatched - executions requested)",
@@ -329,18 +493,23 @@ def run_load(engine: RunningEngine, rate: float, seconds: float) -> list[dict[st
     ]
 
 
-def tuned(rules_batch_size: int | None) -> Any:
-    """The deployed st2.conf, with ``[rulesengine] batch_size`` if asked."""
+def tuned(rules_batch_size: int | None, user: ServiceUser) -> Any:
+    """The deployed st2.conf, connecting as ``user``, with ``[rulesengine] batch_size`` if
+    asked."""
     deployed = deployed_settings(None)
 
     def rewrite(path: Path) -> Path:
+        user.admin_config = path
         written: Path = deployed(path)
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(written)
+        user.create(parser["database"]["db_name"])
+        parser["database"]["username"] = user.name
+        parser["database"]["password"] = user.password
         if rules_batch_size is not None:
-            parser = configparser.ConfigParser(interpolation=None)
-            parser.read(written)
             parser["rulesengine"] = {"batch_size": str(rules_batch_size)}
-            with written.open("w") as handle:
-                parser.write(handle)
+        with written.open("w") as handle:
+            parser.write(handle)
         return written
 
     return rewrite
@@ -356,9 +525,14 @@ def main() -> None:
         "--rules-batch-size", type=int, help="[rulesengine] batch_size (default: the engine's)"
     )
     parser.add_argument("--keep-logs", type=Path, help="copy the services' logs here")
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles of the services here")
+    parser.add_argument(
+        "--profile-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args()
     load_before = os.getloadavg()[0]
+    user = ServiceUser()
     with tempfile.TemporaryDirectory(prefix="bench-sensors-") as directory:
         packs = write_pack(Path(directory) / "packs")
         print(f"starting {', '.join(SERVICES)} ...", flush=True)
@@ -366,11 +540,18 @@ def main() -> None:
             Path(directory),
             services=SERVICES,
             extra_conf=f"[content]\npacks_base_paths = {packs}\n",
-            service_config=tuned(options.rules_batch_size),
+            service_config=tuned(options.rules_batch_size, user),
         ) as engine:
             try:
-                figures = run_load(engine, options.rate, options.seconds)
+                figures = run_load(
+                    engine,
+                    options.rate,
+                    options.seconds,
+                    user,
+                    (options.profile, options.profile_format),
+                )
             finally:
+                user.drop()
                 if options.keep_logs:
                     options.keep_logs.mkdir(parents=True, exist_ok=True)
                     for service in SERVICES:

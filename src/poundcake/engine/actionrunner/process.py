@@ -49,6 +49,7 @@ from poundcake.engine.actionrunner.children import ExecutionChildren, WorkflowRe
 from poundcake.engine.actionrunner.output import OutputWriter
 from poundcake.engine.actionrunner.request import ClaimedWork, build_request, load_claimed
 from poundcake.engine.actionrunner.tokens import ExecutionTokens
+from poundcake.engine.executions.completion import finish_executions
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.pausing import Resumed, hand_over_resumed, record_paused
 from poundcake.engine.executions.service import (
@@ -60,7 +61,7 @@ from poundcake.engine.executions.service import (
     renew_leases,
     transition,
 )
-from poundcake.engine.executions.states import ExecutionStatus
+from poundcake.engine.executions.states import ExecutionStatus, is_completed
 from poundcake.engine.inquiries.service import announce_waiting, await_response
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.datastore import SessionDatastore
@@ -177,13 +178,20 @@ class ActionRunner:
             self._inbox = batch + self._inbox
             time.sleep(0.5)
             return
+        started: list[tuple[str, ClaimedWork, Message]] = []
         for (_, message), liveaction_id in zip(batch, ids, strict=True):
             item = work.get(liveaction_id) if liveaction_id in claimed else None
             if item is None:
                 logger.debug("Live action %s is not claimable; dropping the message", liveaction_id)
                 message.ack()
                 continue
-            self._announce(liveaction_id, item.execution.id)
+            # A second message for the same live action in this batch is a duplicate.
+            claimed.discard(liveaction_id)
+            started.append((liveaction_id, item, message))
+        self._announce_many(
+            [(liveaction_id, item.execution.id) for liveaction_id, item, _ in started]
+        )
+        for liveaction_id, item, message in started:
             self._in_flight += 1
             workflow = item.execution.runner_type in WORKFLOW_RUNNER_TYPES
             chosen = workflow_pool if workflow and workflow_pool is not None else pool
@@ -213,24 +221,31 @@ class ActionRunner:
                 follow_ups += self._record_alone(item)
         for follow_up in follow_ups:
             follow_up()
+        self._announce_many([(item.liveaction_id, item.execution_id) for item in finished])
         for item in finished:
-            self._announce(item.liveaction_id, item.execution_id)
             item.message.ack()
         self._in_flight -= len(finished)
         return {item.liveaction_id for item in finished}
 
     def _record(self, items: list[Finished]) -> list[FollowUp]:
-        """Store outcomes in one transaction; return what to do once it is committed."""
+        """Store outcomes in one transaction; return what to do once it is committed.
+
+        What ending an execution also writes (its completion trigger, the notifier's mark) is
+        written once for the whole batch.
+        """
 
         def record(session: Session) -> list[FollowUp]:
             follow_ups: list[FollowUp] = []
+            ended: list[str] = []
             for item in items:
-                follow_ups += self._record_one(session, item)
+                follow_ups += self._record_one(session, item, ended)
+            finish_executions(session, ended)
             return follow_ups
 
         return in_transaction(self.runtime.sessions, record)
 
-    def _record_one(self, session: Session, item: Finished) -> list[FollowUp]:
+    def _record_one(self, session: Session, item: Finished, ended: list[str]) -> list[FollowUp]:
+        """Store one outcome; a final one adds its live action to ``ended``."""
         outcome = item.outcome
         if outcome.status == S.PENDING:
             waiting = await_response(
@@ -255,7 +270,7 @@ class ActionRunner:
             )
             resumed = Resumed(item.execution_id, item.liveaction_id, str(runner_type))
             return [partial(hand_over_resumed, self.runtime.publisher, resumed)]
-        complete(
+        if complete(
             session,
             liveaction_id=item.liveaction_id,
             status=outcome.status,
@@ -263,7 +278,9 @@ class ActionRunner:
             max_result_bytes=self._result_cap,
             workflow=item.workflow,
             context=outcome.context,
-        )
+            finish=False,
+        ) and is_completed(outcome.status):
+            ended.append(item.liveaction_id)
         return []
 
     def _record_alone(self, item: Finished) -> list[FollowUp]:
@@ -389,8 +406,15 @@ class ActionRunner:
         )
 
     def _announce(self, liveaction_id: str, execution_id: str) -> None:
-        self.runtime.publisher.event(
-            "st2.execution__update", {"liveaction_id": liveaction_id, "execution_id": execution_id}
+        self._announce_many([(liveaction_id, execution_id)])
+
+    def _announce_many(self, pairs: list[tuple[str, str]]) -> None:
+        self.runtime.publisher.events(
+            "st2.execution__update",
+            [
+                {"liveaction_id": liveaction_id, "execution_id": execution_id}
+                for liveaction_id, execution_id in pairs
+            ],
         )
 
     # --- heartbeat and cancel -----------------------------------------------------------------

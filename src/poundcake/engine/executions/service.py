@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,12 +70,15 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class RequestedExecution:
-    """What a caller needs after commit to hand the execution to the scheduler."""
+    """What a caller needs after commit to hand the execution to the scheduler (or, when it
+    was scheduled at once, to the runners: whether it is a workflow, and its runner type)."""
 
     execution_id: str
     liveaction_id: str
     action_ref: str
     status: ExecutionStatus
+    workflow: bool = False
+    runner_type: str | None = None
 
 
 LoadedAction = tuple[ActionDB, RunnerTypeDB, dict[str, Any]]
@@ -239,9 +242,33 @@ def prepare_execution(
         else None,
     )
     return PreparedExecution(
-        RequestedExecution(execution_id, liveaction_id, action.ref, S.REQUESTED),
+        RequestedExecution(
+            execution_id,
+            liveaction_id,
+            action.ref,
+            S.REQUESTED,
+            workflow=runner.name in WORKFLOW_RUNNER_TYPES,
+            runner_type=runner.name,
+        ),
         liveaction_row,
         execution_row,
+    )
+
+
+def scheduled_at_once(prepared: PreparedExecution) -> PreparedExecution:
+    """The same execution written ``scheduled`` (its log says requested, then scheduled): for
+    a caller that knows nothing holds it back (no delay, no concurrency policy), so that it
+    goes to the runners without a pass through the scheduler."""
+    check_transition(S.REQUESTED, S.SCHEDULED)
+    if prepared.liveaction.get("delay"):
+        raise ValueError("an execution with a delay is scheduled by the scheduler")
+    now = isoformat(utcnow())
+    scheduled = S.SCHEDULED.value
+    log = [*prepared.execution["log"], {"timestamp": now, "status": scheduled}]
+    return PreparedExecution(
+        replace(prepared.requested, status=S.SCHEDULED),
+        {**prepared.liveaction, "status": scheduled},
+        {**prepared.execution, "status": scheduled, "log": log},
     )
 
 
@@ -368,10 +395,13 @@ def transition(
     allowed_from: Iterable[ExecutionStatus],
     liveaction_values: Mapping[str, Any] | None = None,
     execution_values: Mapping[str, Any] | None = None,
+    finish: bool = True,
 ) -> bool:
     """Move one execution to ``to`` if it is in one of ``allowed_from``; tell whether it moved.
 
     On MariaDB both rows change in one multi-table UPDATE (one round trip on the hot path).
+    ``finish`` false leaves what finishing calls for (:func:`finish_executions`) to the caller,
+    which then does it once for every execution it ends in the transaction.
     """
     sources = _check(to, allowed_from)
     now = utcnow()
@@ -392,7 +422,7 @@ def transition(
         )
         if not moved.rowcount:  # type: ignore[attr-defined]
             return False
-        if to in COMPLETED:
+        if to in COMPLETED and finish:
             finish_executions(session, [liveaction_id])
         return True
     return bool(
@@ -403,6 +433,7 @@ def transition(
             allowed_from=allowed_from,
             liveaction_values=liveaction_values,
             execution_values=execution_values,
+            finish=finish,
         )
     )
 
@@ -416,6 +447,7 @@ def transition_many(
     liveaction_values: Mapping[str, Any] | None = None,
     execution_values: Mapping[str, Any] | None = None,
     unowned: bool = False,
+    finish: bool = True,
 ) -> list[str]:
     """Move every listed execution that is in ``allowed_from`` to ``to``; return those moved.
 
@@ -444,7 +476,7 @@ def transition_many(
         .values(**_execution_values(session, to, utcnow(), execution_values))
         .execution_options(synchronize_session=False)
     )
-    if to in COMPLETED:
+    if to in COMPLETED and finish:
         finish_executions(session, moved)
     return moved
 
@@ -529,6 +561,7 @@ def complete(
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     workflow: bool = False,
     context: Mapping[str, Any] | None = None,
+    finish: bool = True,
 ) -> bool:
     """A runner finished: record the final status and result and release the lease.
 
@@ -536,6 +569,7 @@ def complete(
     (``{"message": "Action canceled by user.", "user": ...}``), as StackStorm does; a workflow
     also keeps what its runner reported (its tasks), with the cancel request's fields added.
     ``context`` holds keys to set in the execution's context (``None`` removes one).
+    ``finish`` as in :func:`transition`.
     """
     release: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
     changed = updated_context(session, liveaction_id, context)
@@ -553,6 +587,7 @@ def complete(
             allowed_from=LEASED,
             liveaction_values=release,
             execution_values=changed,
+            finish=finish,
         )
     stored, size, truncated = shape_result(result, max_result_bytes)
     # The result is stored once, on the execution: a second copy on the live action would
@@ -569,6 +604,7 @@ def complete(
             "result_truncated": truncated,
             **changed,
         },
+        finish=finish,
     )
 
 

@@ -18,7 +18,7 @@ shell-command runner are shell-quoted, so a payload value cannot add commands.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,7 @@ from poundcake.engine.executions.service import (
     insert_executions,
     load_action,
     prepare_execution,
+    scheduled_at_once,
 )
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.keyvalue.lookup import datastore_context
@@ -43,6 +44,7 @@ from poundcake.engine.rendering import render_shell_command, render_string, rend
 from poundcake.engine.rules.documents import rule_document
 from poundcake.engine.rules.matching import CriteriaCache, matching_rules
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
+from poundcake.engine.scheduler.service import unrestricted
 from poundcake.engine.triggers.documents import (
     trigger_document,
     trigger_instance_document,
@@ -69,7 +71,8 @@ class EnforcementStatus:
 
 @dataclass
 class BatchOutcome:
-    """What a batch did; ``requested`` are handed to the scheduler after commit."""
+    """What a batch did; ``requested`` are handed over after commit: to the runners those
+    written ``scheduled``, the others to the scheduler."""
 
     instances: int = 0
     enforcements: int = 0
@@ -160,7 +163,10 @@ class Enforcer:
                 status = TriggerInstanceStatus.PROCESSING_FAILED.value
                 outcome.failed_instances += 1
             statuses[status].append(instance.id)
+        writes.schedule_unrestricted(session)
+        outcome.requested = [prepared.requested for prepared in writes.executions]
         writes.flush(session)
+        _log_matches(writes)
         for status, ids in statuses.items():
             session.execute(
                 sa.update(TriggerInstanceDB)
@@ -231,7 +237,8 @@ class Enforcer:
             }
         )
         if requested is not None:
-            logger.info(
+            # One line per execution at debug level; a batch's summary is logged at info.
+            logger.debug(
                 "Rule %s matched trigger instance %s: execution %s of %s",
                 rule.ref,
                 instance.id,
@@ -239,6 +246,17 @@ class Enforcer:
                 action_ref,
             )
         return requested
+
+
+def _log_matches(writes: _Writes) -> None:
+    """One line per rule that requested executions in the batch, with how many."""
+    requested = Counter(
+        enforcement["rule_ref"]
+        for enforcement in writes.enforcements
+        if enforcement["execution_id"] is not None
+    )
+    for rule_ref, count in sorted(requested.items()):
+        logger.info("Rule %s matched: %d executions requested", rule_ref, count)
 
 
 # Keys of an execution's context the engine owns; a payload's ``__context`` cannot set them.
@@ -275,6 +293,15 @@ class _Writes:
 
     executions: list[PreparedExecution] = field(default_factory=list)
     enforcements: list[dict[str, Any]] = field(default_factory=list)
+
+    def schedule_unrestricted(self, session: Session) -> None:
+        """Write ``scheduled`` the executions no concurrency policy holds back: they go
+        straight to the runners after commit, the others to the scheduler."""
+        free = unrestricted(session, {item.requested.action_ref for item in self.executions})
+        self.executions = [
+            scheduled_at_once(item) if item.requested.action_ref in free else item
+            for item in self.executions
+        ]
 
     def flush(self, session: Session) -> None:
         insert_executions(session, self.executions)

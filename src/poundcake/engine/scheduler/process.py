@@ -23,7 +23,12 @@ from sqlalchemy.orm import Session
 from poundcake.db.retry import in_transaction
 from poundcake.db.session import unit_of_work
 from poundcake.engine.executions.service import abandon_expired
-from poundcake.engine.messaging import RUNNER_QUEUE, SCHEDULER_QUEUE, make_connection
+from poundcake.engine.messaging import (
+    RUNNER_QUEUE,
+    SCHEDULER_QUEUE,
+    WorkMessage,
+    make_connection,
+)
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.scheduler.service import (
     BatchDecision,
@@ -57,6 +62,14 @@ def _requested(body: dict[str, Any]) -> list[str]:
     return [str(body.get("liveaction_id", ""))]
 
 
+def _work_message(liveaction_id: str, item: WorkItem | None) -> WorkMessage:
+    """The work message of a scheduled live action (an unknown one goes to the runners, whose
+    claim drops it)."""
+    if item is None:
+        return WorkMessage(liveaction_id, "")
+    return WorkMessage(liveaction_id, item.execution_id, item.workflow, item.runner_type)
+
+
 class Scheduler:
     """One scheduler process; several may run against the same database and broker."""
 
@@ -77,23 +90,24 @@ class Scheduler:
             return decision, work_items(session, decision.scheduled)
 
         decision, items = in_transaction(self.runtime.sessions, decide_batch)
-        for liveaction_id in decision.scheduled:
-            item = items.get(liveaction_id)
-            self.runtime.publisher.work(
-                liveaction_id,
-                item.execution_id if item else "",
-                workflow=bool(item and item.workflow),
-                runner_type=item.runner_type if item else None,
-            )
-        for liveaction_id in decision.scheduled + decision.canceled + decision.delayed:
-            item = items.get(liveaction_id)
-            self.runtime.publisher.event(
-                "st2.execution__update",
+        self.runtime.publisher.work_many(
+            [
+                _work_message(liveaction_id, items.get(liveaction_id))
+                for liveaction_id in decision.scheduled
+            ]
+        )
+        self.runtime.publisher.events(
+            "st2.execution__update",
+            [
                 {
                     "liveaction_id": liveaction_id,
-                    "execution_id": item.execution_id if item else None,
-                },
-            )
+                    "execution_id": item.execution_id
+                    if (item := items.get(liveaction_id))
+                    else None,
+                }
+                for liveaction_id in decision.scheduled + decision.canceled + decision.delayed
+            ],
+        )
         return len(decision.scheduled)
 
     def _flush(self) -> None:
@@ -137,12 +151,9 @@ class Scheduler:
                 stale = unclaimed(session, older_than=self.settings.unclaimed_after, limit=limit)
             for item in stale:
                 logger.info("Re-sending unclaimed work %s", item.liveaction_id)
-                self.runtime.publisher.work(
-                    item.liveaction_id,
-                    item.execution_id,
-                    workflow=item.workflow,
-                    runner_type=item.runner_type,
-                )
+            self.runtime.publisher.work_many(
+                [_work_message(item.liveaction_id, item) for item in stale]
+            )
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""

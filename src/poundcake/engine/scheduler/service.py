@@ -10,6 +10,7 @@ took up.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,6 +93,13 @@ def schedule_batch(session: Session, liveaction_ids: list[str]) -> BatchDecision
             decision.delayed.append(row.id)
     session.flush()
     return decision
+
+
+def unrestricted(session: Session, action_refs: Iterable[str]) -> set[str]:
+    """Those of ``action_refs`` no concurrency policy holds back: an execution of one of them
+    (without a delay) is scheduled as soon as it is requested."""
+    refs = set(action_refs)
+    return refs - set(concurrency_policies(session, refs))
 
 
 def _refusing_policy(

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,20 @@ from poundcake.engine.rules.service import create_rule, find_rule
 from poundcake.engine.triggers.instances import announce_trigger_instances
 from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.engine.webhooks.service import dispatch_webhook
+from tests import factories
 from tests.integration.support.engine_stack import EngineStack, engine_stack
+from tests.integration.support.shell_engine import statuses
 
 USER = "tester"
 
 
-@pytest.fixture
-def stack(tmp_path: Path, scratch_database: str) -> Iterator[EngineStack]:
+@contextmanager
+def registered_stack(
+    tmp_path: Path, database: str, *, scheduler: bool = True
+) -> Iterator[EngineStack]:
+    """The engine with every pack registered, a runner and (unless told not to) a scheduler."""
     extra = f"\n[system]\ndata_dir = {tmp_path / 'data'}\n"
-    with engine_stack(tmp_path, scratch_database, extra) as running:
+    with engine_stack(tmp_path, database, extra) as running:
         with unit_of_work(running.runtime.sessions) as session:
             register_packs(
                 session=session,
@@ -41,8 +47,15 @@ def stack(tmp_path: Path, scratch_database: str) -> Iterator[EngineStack]:
                 types=None,
                 system_user="stanley",
             )
-        running.start_scheduler()
+        if scheduler:
+            running.start_scheduler()
         running.start_runner()
+        yield running
+
+
+@pytest.fixture
+def stack(tmp_path: Path, scratch_database: str) -> Iterator[EngineStack]:
+    with registered_stack(tmp_path, scratch_database) as running:
         yield running
 
 
@@ -336,3 +349,41 @@ def test_a_rule_secret_parameter_is_stored_sealed(stack: EngineStack) -> None:
     assert set(execution.parameters["sudo_password"]) == {"__secret__"}
     opened = open_parameters(execution.parameters, {"sudo_password"}, stack.cipher())
     assert opened["sudo_password"] == "rule-pw-1234"
+
+
+@pytest.fixture
+def stack_without_scheduler(tmp_path: Path, scratch_database: str) -> Iterator[EngineStack]:
+    with registered_stack(tmp_path, scratch_database, scheduler=False) as running:
+        yield running
+
+
+def test_an_execution_no_policy_holds_back_goes_straight_to_the_runners(
+    stack_without_scheduler: EngineStack,
+) -> None:
+    stack = stack_without_scheduler
+    add_rule(stack, webhook_rule("direct", "hooks/direct"))
+    start_rules_engine(stack)
+    [instance_id] = post(stack, "hooks/direct", {"status": "firing", "x": "straight"})
+    [enforcement] = enforcements(stack, wait_processed(stack, instance_id).id)
+    assert enforcement.execution_id
+    execution = stack.wait(enforcement.execution_id)
+    assert execution.status == "succeeded", execution.result
+    assert statuses(execution) == ["requested", "scheduled", "running", "succeeded"]
+
+
+def test_an_execution_a_concurrency_policy_may_hold_back_goes_to_the_scheduler(
+    stack_without_scheduler: EngineStack,
+) -> None:
+    stack = stack_without_scheduler
+    with unit_of_work(stack.runtime.sessions) as session:
+        factories.concurrency_policy(session, "core.local", 1)
+    add_rule(stack, webhook_rule("guarded", "hooks/guarded"))
+    start_rules_engine(stack)
+    [instance_id] = post(stack, "hooks/guarded", {"status": "firing", "x": "held"})
+    [enforcement] = enforcements(stack, wait_processed(stack, instance_id).id)
+    assert enforcement.execution_id
+    assert stack.execution(enforcement.execution_id).status == "requested"
+    stack.start_scheduler()
+    execution = stack.wait(enforcement.execution_id)
+    assert execution.status == "succeeded", execution.result
+    assert statuses(execution)[:2] == ["requested", "scheduled"]
