@@ -17,9 +17,9 @@ import pymysql
 import pytest
 
 from tests.e2e.stack import running_product
-from tests.integration.ops.test_backup_restore import OpsLayout, build_ops_layout, drop_ops_layout
 from tests.integration.support.commands import command_environment, run_command
 from tests.integration.support.mariadb import ADMIN_HOST, ADMIN_PORT, admin_sql
+from tests.integration.support.ops_layout import OpsLayout, build_ops_layout, drop_ops_layout
 
 COMMAND_DENIED = 1142
 HOST = "127.0.0.1"

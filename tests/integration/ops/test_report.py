@@ -16,10 +16,10 @@ from poundcake.config import Settings, load_poundcake_config
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.engine.models import ExecutionDB
 from poundcake.ids import new_id
-from tests.integration.ops.test_backup_restore import OpsLayout, build_ops_layout, drop_ops_layout
 from tests.integration.support.commands import command_environment, run_command
 from tests.integration.support.layouts import mysql
 from tests.integration.support.mariadb import ADMIN_HOST, ADMIN_PORT
+from tests.integration.support.ops_layout import OpsLayout, build_ops_layout, drop_ops_layout
 
 GUIDE_DATABASE_SIZES = """
 SELECT

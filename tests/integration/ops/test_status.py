@@ -12,14 +12,14 @@ import pytest
 from poundcake.config import PoundCakeConfig, load_st2_config
 from poundcake.db.migrate import setup_engine_schema
 from poundcake.engine.messaging import Publisher
-from tests.integration.remediation.intake.test_intake_api import (
+from tests.integration.support.commands import CommandResult, command_environment, run_command
+from tests.integration.support.engine_stack import rabbitmq_vhost, write_st2_conf
+from tests.integration.support.intake import (
     am_alert,
     mariadb_config,
     notification,
     running_intake,
 )
-from tests.integration.support.commands import CommandResult, command_environment, run_command
-from tests.integration.support.engine_stack import rabbitmq_vhost, write_st2_conf
 from tests.integration.support.redis_db import claim_redis_database, redis_url
 from tests.integration.support.st2cli import eventually, free_port
 

@@ -30,7 +30,8 @@ from poundcake.ids import new_id
 from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.tracking.models import ExecutionExtension
-from tests.integration.remediation.intake.test_intake_api import (
+from tests.integration.support.engine_stack import rabbitmq_vhost, write_st2_conf
+from tests.integration.support.intake import (
     AUTH,
     Intake,
     am_alert,
@@ -39,7 +40,6 @@ from tests.integration.remediation.intake.test_intake_api import (
     running_intake,
     serve,
 )
-from tests.integration.support.engine_stack import rabbitmq_vhost, write_st2_conf
 from tests.integration.support.redis_db import claim_redis_database, redis_url
 from tests.integration.support.st2cli import free_port
 

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,36 +13,7 @@ from poundcake.remediation.alertmanager_api import (
     AlertmanagerUnavailableError,
     label_matchers,
 )
-from tests.e2e.stack import ALERTMANAGER, wait_for_health
-from tests.integration.support.st2cli import eventually, free_port, wait_for_port
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory: Path = tmp_path_factory.mktemp("alertmanager")
-    config = directory / "alertmanager.yml"
-    config.write_text("route: {receiver: nobody}\nreceivers: [{name: nobody}]\n")
-    port = free_port()
-    with (directory / "log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={config}",
-                f"--storage.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_port(port)
-            url = f"http://127.0.0.1:{port}"
-            wait_for_health(f"{url}/-/ready")
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+from tests.integration.support.st2cli import eventually, free_port
 
 
 def test_a_silence_is_made_found_and_expired(alertmanager: str) -> None:

@@ -37,7 +37,6 @@ from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.cabs.models import RuleExtension
 from poundcake.remediation.cabs.run_safety import RunSafety
 from tests.factories import alert as alert_row
-from tests.integration.remediation.test_alertmanager_client import alertmanager  # noqa: F401 - fixture
 from tests.integration.support.engine_stack import write_st2_conf
 
 MAX_SECONDS = 600
@@ -128,7 +127,7 @@ def stored(sessions: sessionmaker[Session], alert_id: str) -> Silence | None:
 
 def test_a_silence_made_by_a_worker_killed_before_recording_it_is_expired(
     sessions: sessionmaker[Session],
-    alertmanager: str,  # noqa: F811
+    alertmanager: str,
 ) -> None:
     add_cab(sessions, "silenced", RunSafety(silence=True))
     client = AlertmanagerClient(alertmanager)
@@ -148,7 +147,7 @@ def test_a_silence_made_by_a_worker_killed_before_recording_it_is_expired(
 
 def test_a_running_alert_whose_silence_was_never_asked_for_gets_one(
     sessions: sessionmaker[Session],
-    alertmanager: str,  # noqa: F811
+    alertmanager: str,
 ) -> None:
     add_cab(sessions, "silenced", RunSafety(silence=True))
     client = AlertmanagerClient(alertmanager)

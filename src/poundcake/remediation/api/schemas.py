@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticValidationError
 
 
 class Schema(BaseModel):
@@ -407,3 +408,36 @@ class WebhookAccepted(Schema):
     deliveries: int
     rejected: list[RejectedAlert]
     truncated_alerts: int
+
+
+# --- the web UI's request bodies ----------------------------------------------------------------
+
+
+class EnabledBody(Schema):
+    """The body of ``PUT /ui/api/rules/{ref}/enabled``."""
+
+    enabled: StrictBool
+
+
+class LoginBody(Schema):
+    """The body of ``POST /ui/session``. The password stays out of the model's repr, so a
+    traceback or a debugger showing the model does not show it."""
+
+    username: StrictStr
+    password: StrictStr = Field(repr=False)
+
+
+def refusal(error: PydanticValidationError, shape: str, wrong: str) -> str:
+    """What a UI body refused by its model is told: ``shape`` when it is not an object, the shape
+    naming the fields the model does not declare (refused, never dropped), else ``wrong``."""
+    problems = error.errors()
+    if any(problem["type"] == "model_type" for problem in problems):
+        return shape
+    unknown = [
+        '"' + ".".join(str(part) for part in problem["loc"]) + '"'
+        for problem in problems
+        if problem["type"] == "extra_forbidden"
+    ]
+    if unknown:
+        return f"{shape}, without {', '.join(unknown)}"
+    return wrong

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from poundcake.engine.public import ActionDB, PackDB, RuleDB, RunnerTypeDB, merge_schemas
-from poundcake.exceptions import NotFoundError, ValidationError
+from poundcake.exceptions import NotFoundError
 from poundcake.remediation.cabs.definition import Cab
 from poundcake.remediation.cabs.guard_fields import guards_summary
 from poundcake.remediation.cabs.pack import PACK, rule_ref
@@ -120,13 +120,6 @@ def set_rule_enabled(
     changed = rule_document(engine_api.put_rule(ref, document))
     logger.info("UI user %s %s rule %s", user, "enabled" if enabled else "disabled", ref)
     return changed
-
-
-def parse_enabled(body: Any) -> bool:
-    """The ``enabled`` of a ``{"enabled": bool}`` body."""
-    if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
-        raise ValidationError('the body must be {"enabled": true} or {"enabled": false}')
-    return bool(body["enabled"])
 
 
 def cab_documents(session: Session, cabs: list[Cab]) -> list[dict[str, Any]]:

@@ -192,7 +192,6 @@ class Sampler:
         self.api = api
         self.action = action
         self.most: dict[str, int] = {}
-        self.samples = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -206,7 +205,6 @@ class Sampler:
                     counts[host] = counts.get(host, 0) + 1
             for host, count in counts.items():
                 self.most[host] = max(self.most.get(host, 0), count)
-            self.samples += 1
             self.stop.wait(0.05)
 
     def close(self) -> None:
@@ -225,7 +223,7 @@ def test_concurrency_delays_with_two_schedulers_and_two_runners(
         finally:
             sampler.close()
     assert [document["status"] for document in documents] == ["succeeded"] * 4
-    assert sampler.samples > 50
+    # At least one sample saw a run and none saw two; the engine's own spans below are the proof.
     assert sampler.most == {"-": 1}
     assert sum("delayed" in [e["status"] for e in d["log"]] for d in documents) >= 2
     spans = sorted((_running_at(d), _ended_at(d)) for d in documents)
@@ -234,32 +232,33 @@ def test_concurrency_delays_with_two_schedulers_and_two_runners(
 
 
 def test_concurrency_attr_cancels_per_attribute_value(
-    engine: RunningEngine, st2: St2, api: httpx.Client
+    engine: RunningEngine, st2: St2, api: httpx.Client, tmp_path: Path
 ) -> None:
+    """The first host=a execution runs until the test creates a gate file, so the second host=a
+    and the host=b executions are both asked for, and decided, while it is still in flight: the
+    order comes from conditions, never from timestamps (a loaded machine cannot reorder it)."""
+    gate = tmp_path / "release-a1"
+    blocked = f"cmd=until [ -e {gate} ]; do sleep 0.1; done"
     with httpx.Client(base_url=engine.api_url, headers=api.headers, timeout=30) as sampling:
         sampler = Sampler(sampling, "notify_tests.busy_host")
         try:
-            first_a = run_async(st2, "notify_tests.busy_host", "host=a")
-            eventually(
-                lambda: api.get(f"/executions/{first_a}").json()["status"] == "running",
-                "the first host=a execution running",
-            )
+            first_a = run_async(st2, "notify_tests.busy_host", "host=a", blocked)
+            wait_for(api, first_a, {"running"} | DONE)
             second_a = run_async(st2, "notify_tests.busy_host", "host=a")
+            a2 = wait_for(api, second_a, DONE)
             only_b = run_async(st2, "notify_tests.busy_host", "host=b")
-            statuses = {
-                name: wait_for(api, execution_id, DONE, timeout=60)
-                for name, execution_id in (("a1", first_a), ("a2", second_a), ("b", only_b))
-            }
+            b = wait_for(api, only_b, DONE)
+            # a1 cannot end before the gate exists: everything above happened while it ran.
+            assert api.get(f"/executions/{first_a}").json()["status"] == "running"
+            gate.touch()
+            a1 = wait_for(api, first_a, DONE)
         finally:
+            gate.touch()
             sampler.close()
-    assert statuses["a1"]["status"] == "succeeded"
-    requested_a2 = datetime.fromisoformat(statuses["a2"]["start_timestamp"])
-    assert requested_a2 < _ended_at(statuses["a1"]), "the test needs a2 asked for while a1 runs"
-    assert statuses["a2"]["status"] == "canceled", statuses["a2"]
-    assert "notify_tests.busy_host.concurrency" in statuses["a2"]["result"]["message"]
-    assert statuses["b"]["status"] == "succeeded"
-    assert sampler.most == {"a": 1, "b": 1}
+    assert a1["status"] == "succeeded", a1
+    assert a2["status"] == "canceled", a2
+    assert "notify_tests.busy_host.concurrency" in a2["result"]["message"]
     # host=b, asked for while a host=a execution was in flight, was not held back by it.
-    requested_b = datetime.fromisoformat(statuses["b"]["start_timestamp"])
-    assert requested_b < _ended_at(statuses["a1"])
-    assert "delayed" not in [entry["status"] for entry in statuses["b"]["log"]]
+    assert b["status"] == "succeeded", b
+    assert "delayed" not in [entry["status"] for entry in b["log"]]
+    assert sampler.most == {"a": 1, "b": 1}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from poundcake.config import PoundCakeConfig
-from tests.integration.remediation.intake.test_intake_api import (
+from tests.integration.support.intake import (
     AUTH,
     Intake,
     mariadb_config,

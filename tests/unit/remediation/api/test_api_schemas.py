@@ -14,7 +14,16 @@ from sqlalchemy.orm import sessionmaker
 from poundcake.config import load_poundcake_config
 from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.api.app import create_app
-from poundcake.remediation.api.schemas import AlertDocument, AlertsPage, CabBody, CabDocument, body
+from poundcake.remediation.api.schemas import (
+    AlertDocument,
+    AlertsPage,
+    CabBody,
+    CabDocument,
+    EnabledBody,
+    LoginBody,
+    body,
+    refusal,
+)
 from poundcake.remediation.cabs.definition import CAB_KEYS, parse_cab
 from poundcake.remediation.tracking.trail import alert_document
 from tests import factories
@@ -120,3 +129,50 @@ def test_the_openapi_document_shows_the_cab_request_body(
 def test_a_cab_body_takes_every_field_a_cab_file_may_have() -> None:
     """The API must not refuse a field the CAB files accept (guards and run safety included)."""
     assert set(CabBody.model_fields) == set(CAB_KEYS)
+
+
+ENABLED_SHAPE = 'the body must be {"enabled": true} or {"enabled": false}'
+
+
+@pytest.mark.parametrize(
+    ("sent", "told"),
+    [
+        (None, ENABLED_SHAPE),
+        ([True], ENABLED_SHAPE),
+        ({}, ENABLED_SHAPE),
+        ({"enabled": "no"}, ENABLED_SHAPE),
+        ({"enabled": 1}, ENABLED_SHAPE),
+        ({"enabled": True, "colour": "red"}, f'{ENABLED_SHAPE}, without "colour"'),
+    ],
+)
+def test_a_ui_enabled_body_of_the_wrong_shape_is_refused_in_our_words(
+    sent: object, told: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as refused:
+        EnabledBody.model_validate(sent)
+    assert refusal(refused.value, ENABLED_SHAPE, ENABLED_SHAPE) == told
+
+
+def test_a_ui_enabled_body_is_read_strictly() -> None:
+    assert EnabledBody.model_validate({"enabled": False}).enabled is False
+
+
+@pytest.mark.parametrize(
+    ("sent", "told"),
+    [
+        ("admin", "shape"),
+        ({"username": "admin"}, "wrong"),
+        ({"username": "admin", "password": 7}, "wrong"),
+        ({"username": "admin", "password": "x", "remember": True}, 'shape, without "remember"'),
+    ],
+)
+def test_a_login_body_of_the_wrong_shape_is_refused_in_our_words(sent: object, told: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as refused:
+        LoginBody.model_validate(sent)
+    assert refusal(refused.value, "shape", "wrong") == told
+
+
+def test_a_login_body_keeps_its_password_out_of_its_repr() -> None:
+    login = LoginBody.model_validate({"username": "admin", "password": "hunter2-secret"})
+    assert (login.username, login.password) == ("admin", "hunter2-secret")
+    assert "hunter2-secret" not in repr(login)

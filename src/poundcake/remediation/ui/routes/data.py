@@ -9,14 +9,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from poundcake.exceptions import NotFoundError
+from poundcake.exceptions import NotFoundError, ValidationError
 from poundcake.remediation.alerts.models import Alert
 from poundcake.remediation.api.dependencies import Api, Db
 from poundcake.remediation.api.responses import json_response
 from poundcake.remediation.api.routers.webhook import read_body
+from poundcake.remediation.api.schemas import EnabledBody, refusal
 from poundcake.remediation.cabs.service import cabs_directory, load_cabs
 from poundcake.remediation.tracking.trail import request_trail
 from poundcake.remediation.ui import catalog, dashboard, executions, match, task_tree
@@ -164,6 +166,15 @@ def list_rules(_login: UiLogin, session: Db, pack: Text = None) -> Response:
     return _ok({"items": catalog.list_rules(session, pack=pack)})
 
 
+def _enabled(body: Any) -> bool:
+    """The ``enabled`` of a ``{"enabled": bool}`` body, in our own words when it is not one."""
+    try:
+        return EnabledBody.model_validate(body).enabled
+    except PydanticValidationError as error:
+        shape = 'the body must be {"enabled": true} or {"enabled": false}'
+        raise ValidationError(refusal(error, shape, shape)) from None
+
+
 @router.put("/rules/{ref}/enabled")
 def set_rule_enabled(
     ref: str,
@@ -172,7 +183,7 @@ def set_rule_enabled(
     body: Annotated[Any, Body()] = None,
 ) -> Response:
     """Enable or disable a rule (a CAB through its rule) in the engine."""
-    enabled = catalog.parse_enabled(body)
+    enabled = _enabled(body)
     return _ok(catalog.set_rule_enabled(engine_api, ref, enabled=enabled, user=login.username))
 
 

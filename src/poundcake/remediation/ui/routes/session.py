@@ -11,12 +11,14 @@ import json
 from pathlib import Path
 
 from fastapi import APIRouter, Request
+from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
 from poundcake.exceptions import AuthenticationError, NotFoundError, ValidationError
 from poundcake.remediation.api.dependencies import Api, Db, get_api
 from poundcake.remediation.api.responses import json_response
+from poundcake.remediation.api.schemas import LoginBody, refusal
 from poundcake.remediation.ui.routes.support import UiRoute, login_throttle
 from poundcake.remediation.ui.sessions import (
     COOKIE_NAME,
@@ -73,22 +75,25 @@ def _secure(request: Request) -> bool:
     )
 
 
-def _credentials(body: bytes) -> tuple[str, str]:
+def _credentials(body: bytes) -> LoginBody:
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError('the body must be JSON: {"username", "password"}') from None
-    if not isinstance(document, dict):
-        raise ValidationError('the body must be {"username", "password"}')
-    username, password = document.get("username"), document.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        raise ValidationError("username and password are required strings")
     try:
-        username.encode("utf-8")
-        password.encode("utf-8")
+        login = LoginBody.model_validate(document)
+    except PydanticValidationError as error:
+        shape = 'the body must be {"username", "password"}'
+        raise ValidationError(
+            refusal(error, shape, "username and password are required strings")
+        ) from None
+    try:
+        # json.loads lets lone surrogates through ("\ud800"); they cannot reach the database.
+        login.username.encode("utf-8")
+        login.password.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationError("username and password must be valid Unicode text") from None
-    return username, password
+    return login
 
 
 @router.post("/ui/session")
@@ -100,7 +105,8 @@ async def log_in(request: Request, api: Api, session: Db) -> Response:
     body = await request.body()
     if len(body) > MAX_LOGIN_BODY:
         raise ValidationError("the login body is too large")
-    username, password = _credentials(body)
+    credentials = _credentials(body)
+    username, password = credentials.username, credentials.password
     throttle = login_throttle(request)
     client = request.client.host if request.client else "unknown"
     throttle.check(client, username)
