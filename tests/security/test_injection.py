@@ -173,8 +173,10 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
 
 def fire(harness: Harness, first: str, second: str, third: str) -> ExecutionDB:
-    """Send the alert as PoundCake does; return the CAB's finished workflow execution."""
+    """Send the alert as PoundCake does (its guard step admitted the CAB); return the CAB's
+    finished workflow execution."""
     payload = {
+        "admitted_cabs": ["hostile_values"],
         "request_id": f"req-{uuid.uuid4().hex[:8]}",
         "status": "firing",
         "alertname": ALERT_NAME,
