@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from poundcake.cli.approval_commands import add_approval_commands
 from poundcake.cli.common import fail, handles_errors, out, quiet_migration_logs
 from poundcake.cli.guard_commands import add_guard_commands
 from poundcake.cli.ops_commands import add_ops_commands
@@ -31,6 +32,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Create, inspect and migrate Pou
 app.add_typer(db_app, name="db")
 add_remediation_commands(app)
 add_guard_commands(app)
+add_approval_commands(app)
 add_process_commands(app)
 add_ops_commands(app, db_app)
 

@@ -12,7 +12,8 @@ SQLite file):
    (committed before anything is sent) and becomes the episode's *dispatching* delivery; any
    other delivery is a repeat and is only recorded. An episode whose every matched CAB is held
    is not dispatched (``held``); one whose CAB waits for a locked target stays unprocessed and is
-   decided again later.
+   decided again later; one whose CAB waits for an approval stays unprocessed, kept from the
+   relay until the approval's expiry, and is handed back when the approval is answered.
 2. The caller sends the payload to the engine, after asking the engine for the key first when an
    earlier attempt may have sent it already, so an episode is dispatched exactly once.
 3. :func:`record_dispatch` or :func:`record_refusal` stores the result and marks the delivery
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 DISPATCHING = "dispatching"
 # The outcome of a delivery whose CAB waits for a locked target (it is decided again later).
 WAITING_OUTCOME = "waiting for a target lock"
+# The outcome of a delivery whose CAB waits for a person's approval.
+APPROVAL_OUTCOME = "waiting for approval"
 # How long a worker may hold a delivery; longer than the engine calls of one delivery can take.
 CLAIM_SECONDS = 120.0
 
@@ -82,6 +85,8 @@ class DeliveryPlan:
     cancel_execution_id: str | None = None
     # The guard step asked to decide the delivery again after this many seconds (target lock).
     retry_after: float | None = None
+    # Waiting for an approval: kept from the relay until then (an answer hands it back sooner).
+    hold_until: datetime | None = None
 
     @property
     def dispatches(self) -> bool:
@@ -253,12 +258,13 @@ def _admit(
     """The guard step for a new episode; then claim its dispatch, hold it, or wait."""
     preview = _payload(alert, delivery, None, [])
     admission = admit(session, alert, preview, request_id=delivery.request_id, limits=limits)
-    if admission.retry_after is not None:
-        delivery.outcome = WAITING_OUTCOME
+    if admission.retry_after is not None or admission.hold_until is not None:
+        delivery.outcome = WAITING_OUTCOME if admission.retry_after else APPROVAL_OUTCOME
         return DeliveryPlan(
             request_id=delivery.request_id,
             outcome=f"waiting: {admission.summary()}",
             retry_after=admission.retry_after,
+            hold_until=admission.hold_until,
         )
     if admission.matched and not admission.admitted:
         reason = f"held by the guards: {admission.summary()}"
@@ -324,6 +330,8 @@ class DeliveriesOutcome:
     failed: list[int] = field(default_factory=list)
     # Deliveries the guard step decides again later (a target lock), with the seconds to wait.
     waiting: dict[int, float] = field(default_factory=dict)
+    # Deliveries waiting for an approval (handed back when it is answered or expires).
+    awaiting_approval: list[int] = field(default_factory=list)
 
 
 def _send(resources: WorkerResources, plan: DeliveryPlan) -> list[str]:
@@ -349,14 +357,14 @@ def process_delivery(resources: WorkerResources, delivery_id: int) -> str:
     return _process(resources, delivery_id)[0]
 
 
-def _process(resources: WorkerResources, delivery_id: int) -> tuple[str, float | None]:
-    """Process one delivery: its outcome, and the seconds after which to decide it again."""
+def _process(resources: WorkerResources, delivery_id: int) -> tuple[str, DeliveryPlan]:
+    """Process one delivery: its outcome, and the plan (when to decide it again)."""
     sessions = resources.sessions
     limits = guard_limits(resources.settings)
     plan = in_transaction(sessions, lambda session: decide(session, delivery_id, limits))
     token = request_id_var.set(plan.request_id)
     try:
-        return _carry_out(resources, delivery_id, plan), plan.retry_after
+        return _carry_out(resources, delivery_id, plan), plan
     finally:
         request_id_var.reset(token)
 
@@ -408,7 +416,7 @@ def process_deliveries(
             outcome.skipped.append(delivery_id)
             continue
         try:
-            text, retry_after = _process(resources, delivery_id)
+            text, plan = _process(resources, delivery_id)
         except TRANSIENT_ERRORS:
             _give_back(resources, delivery_id, claim)
             raise
@@ -417,13 +425,17 @@ def process_deliveries(
             _give_back(resources, delivery_id, claim)
             outcome.failed.append(delivery_id)
             continue
-        if retry_after is None:
-            outcome.processed[delivery_id] = text
-        else:
+        if plan.retry_after is not None:
             # Kept from the relay until its retry (the task schedules one) is due.
-            until = utcnow() + timedelta(seconds=retry_after)
+            until = utcnow() + timedelta(seconds=plan.retry_after)
             _give_back(resources, delivery_id, claim, until)
-            outcome.waiting[delivery_id] = retry_after
+            outcome.waiting[delivery_id] = plan.retry_after
+        elif plan.hold_until is not None:
+            # Answering the approval hands it back; its expiry is the relay's fallback.
+            _give_back(resources, delivery_id, claim, plan.hold_until)
+            outcome.awaiting_approval.append(delivery_id)
+        else:
+            outcome.processed[delivery_id] = text
     return outcome
 
 

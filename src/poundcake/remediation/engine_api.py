@@ -109,6 +109,12 @@ class EngineApi(Protocol):
         self, cab_name: str, alert: dict[str, object], request_id: str, alert_id: str
     ) -> str: ...
 
+    def ask(self, parameters: Mapping[str, Any], context: Mapping[str, Any]) -> str: ...
+
+    def pending_inquiries(self) -> set[str]: ...
+
+    def respond_inquiry(self, inquiry_id: str, response: Mapping[str, Any]) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -456,6 +462,23 @@ class EngineClient:
             {"alert": alert, "request_id": request_id},
             {"request_id": request_id, "alert_id": alert_id, ON_UNVERIFIED_FOR: alert_id},
         )
+
+    # --- approvals: the engine's inquiries -------------------------------------------------
+
+    def ask(self, parameters: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+        """Ask a person through an inquiry (a ``core.ask`` execution); its id."""
+        return self._create_execution("core.ask", parameters, context)
+
+    def pending_inquiries(self) -> set[str]:
+        """The ids of every inquiry waiting for a response."""
+        found = self._json(self._request("GET", "/inquiries", params={"limit": -1}))
+        items = found if isinstance(found, list) else []
+        return {str(item["id"]) for item in items if isinstance(item, dict) and "id" in item}
+
+    def respond_inquiry(self, inquiry_id: str, response: Mapping[str, Any]) -> None:
+        """Answer an inquiry; the engine refuses (400) one answered or timed out already."""
+        path = f"/inquiries/{path_segment(inquiry_id)}"
+        self._request("PUT", path, body={"id": inquiry_id, "response": dict(response)})
 
     # --- CABs -------------------------------------------------------------------------------
 

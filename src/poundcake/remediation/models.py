@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from poundcake.remediation.aftercare.models import Silence
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
+from poundcake.remediation.approvals.models import Approval
 from poundcake.remediation.cabs.models import ActionExtension, RuleExtension
 from poundcake.remediation.guards.models import (
     Breaker,
@@ -21,6 +22,7 @@ __all__ = [
     "Alert",
     "AlertDelivery",
     "ApiCall",
+    "Approval",
     "Breaker",
     "Decision",
     "ExecutionExtension",

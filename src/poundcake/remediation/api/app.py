@@ -42,7 +42,7 @@ from poundcake.remediation.api.metrics import (
     exposition,
 )
 from poundcake.remediation.api.responses import error_response, json_response
-from poundcake.remediation.api.routers import alerts, cabs, requests, webhook
+from poundcake.remediation.api.routers import alerts, approvals, cabs, requests, webhook
 from poundcake.remediation.api.slots import TransactionSlots
 from poundcake.remediation.intake.service import WEBHOOK_PATHS
 from poundcake.remediation.tasks.app import QUEUE, broker_url
@@ -80,6 +80,7 @@ class Mount:
 
 ROUTERS: tuple[Mount, ...] = (
     Mount(alerts.router),
+    Mount(approvals.router),
     Mount(cabs.router),
     Mount(requests.router),
     Mount(webhook.router, prefix="", self_recorded=WEBHOOK_PATHS),

@@ -195,6 +195,46 @@ class DecisionDocument(Schema):
     decided_at: str | None
 
 
+class ApprovalDocument(Schema):
+    """One approval of a CAB's run for an alert episode (``/api/v1/approvals``)."""
+
+    id: int
+    alert_id: str
+    request_id: str | None
+    cab: str
+    state: str
+    reason: str
+    inquiry_id: str | None
+    requested_at: str | None
+    expires_at: str | None
+    answered_at: str | None
+    answered_by: str | None
+    answered_via: str | None
+    comment: str | None
+    alert: dict[str, Any] | None = None
+
+
+class ApprovalsAnswer(Schema):
+    """``GET /api/v1/approvals``."""
+
+    request_id: str
+    approvals: list[ApprovalDocument]
+
+
+class ApprovalAnswer(Schema):
+    """``GET /api/v1/approvals/{id}`` and an answer to it."""
+
+    request_id: str
+    approval: ApprovalDocument
+
+
+class ApprovalBody(Schema):
+    """The body of an approve or deny: who answers, and why."""
+
+    by: StrictStr | None = Field(default=None, max_length=255)
+    comment: StrictStr | None = Field(default=None, max_length=2000)
+
+
 class AlertDetail(AlertDocument):
     """One episode with its deliveries, requests and remediation."""
 
@@ -294,6 +334,8 @@ class CabDocument(Schema):
     target_wait: str | int
     storm: dict[str, Any]
     blast_radius: dict[str, Any] | None
+    approval: str | dict[str, Any] = "none"
+    approval_ttl: str | int = "1h"
 
 
 class AppliedCab(CabDocument):
@@ -352,6 +394,8 @@ class CabBody(Schema):
     target_wait: Any = None
     storm: Any = None
     blast_radius: Any = None
+    approval: Any = None
+    approval_ttl: Any = None
     silence: Any = None
     verify_within: Any = None
     on_unverified: Any = None

@@ -16,6 +16,8 @@ blast_radius:               # runs may touch at most max_share of a group within
   size: 200                 # optional; else distinct targets seen in the group over lookback
   window: 1h
   lookback: 1d
+approval: none              # none | required | {severity: [critical], labels: {env: prod}}
+approval_ttl: 1h            # an unanswered approval expires, as denied, after this long
 ```
 
 Every field has a default that keeps a CAB working as before (no lock without ``target``, no blast
@@ -42,6 +44,8 @@ DEFAULT_BUDGET_WINDOW = 3600.0
 DEFAULT_FLAP_EPISODES = 20
 DEFAULT_FLAP_WINDOW = 3600.0
 DEFAULT_TARGET_WAIT = 300.0
+DEFAULT_APPROVAL_TTL = 3600.0
+APPROVAL_WORDS = ("none", "required")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,54 @@ class BlastRadius:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """When a person must approve a run: never, always, or when the alert fits a condition.
+
+    A condition holds when the alert's severity is one of ``severities`` (if any are given) and
+    each label in ``labels`` has one of its values.
+    """
+
+    required: bool = False
+    severities: tuple[str, ...] = ()
+    labels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def conditional(self) -> bool:
+        """Tell whether the approval depends on the alert."""
+        return bool(self.severities or self.labels)
+
+    def needed(self, alert: Mapping[str, Any]) -> bool:
+        """Tell whether this alert (the ``poundcake.alert`` payload) needs an approval."""
+        if not self.conditional:
+            return self.required
+        if self.severities and str(alert.get("severity") or "") not in self.severities:
+            return False
+        labels = alert.get("labels") or {}
+        return all(str(labels.get(name, "")) in values for name, values in self.labels)
+
+    def document(self) -> str | dict[str, Any]:
+        """``none``, ``required``, or the condition as the CAB file gives it."""
+        if not self.conditional:
+            return "required" if self.required else "none"
+        found: dict[str, Any] = {}
+        if self.severities:
+            found["severity"] = list(self.severities)
+        if self.labels:
+            found["labels"] = {name: list(values) for name, values in self.labels}
+        return found
+
+    def text(self) -> str:
+        """One short line: ``required``, or ``if severity=critical, env=prod``."""
+        if not self.conditional:
+            return "required" if self.required else "none"
+        parts = []
+        if self.severities:
+            parts.append(f"severity={'|'.join(self.severities)}")
+        parts.extend(f"{name}={'|'.join(values)}" for name, values in self.labels)
+        return "if " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class CabGuards:
     """A CAB's guard fields, defaults filled in."""
 
@@ -85,6 +137,8 @@ class CabGuards:
     target_wait: float = DEFAULT_TARGET_WAIT
     storm: Storm = field(default_factory=Storm)
     blast_radius: BlastRadius | None = None
+    approval: Approval = field(default_factory=Approval)
+    approval_ttl: float = DEFAULT_APPROVAL_TTL
 
     def templates(self) -> dict[str, str]:
         """The guard templates by field name (checked by the CAB loader like step templates)."""
@@ -112,6 +166,8 @@ class CabGuards:
                 "window": _seconds_text(self.storm.window),
             },
             "blast_radius": None,
+            "approval": self.approval.document(),
+            "approval_ttl": _seconds_text(self.approval_ttl),
         }
         radius = self.blast_radius
         if radius is not None:
@@ -142,6 +198,8 @@ def guards_summary(guards: CabGuards) -> str:
         parts.append(f"storm>{guards.storm.max_alerts}/{document['storm']['window']}")
     if guards.blast_radius is not None:
         parts.append(f"blast {guards.blast_radius.max_share:g} of {guards.blast_radius.group}")
+    if guards.approval.required or guards.approval.conditional:
+        parts.append(f"approval {guards.approval.text()} (ttl {document['approval_ttl']})")
     return ", ".join(parts)
 
 
@@ -157,6 +215,8 @@ GUARD_KEYS = frozenset(
         "target_wait",
         "storm",
         "blast_radius",
+        "approval",
+        "approval_ttl",
     }
 )
 
@@ -260,6 +320,42 @@ def _blast_radius(value: Any, where: str) -> BlastRadius | None:
     )
 
 
+def _values(value: Any, where: str, name: str) -> tuple[str, ...]:
+    """One text or a non-empty list of texts (numbers are read as their text)."""
+    items = value if isinstance(value, list) else [value]
+    if not items or any(
+        isinstance(item, bool) or not isinstance(item, (str, int, float)) for item in items
+    ):
+        raise _problem(where, name, "must be a value or a non-empty list of values")
+    return tuple(str(item) for item in items)
+
+
+def _approval(value: Any, where: str) -> Approval:
+    if value is None or value == "none":
+        return Approval()
+    if value == "required":
+        return Approval(required=True)
+    if isinstance(value, str) or not isinstance(value, Mapping):
+        raise _problem(
+            where,
+            "approval",
+            "must be none, required, or a condition like {severity: [critical], "
+            "labels: {env: prod}}",
+        )
+    raw = _mapping(value, frozenset({"severity", "labels"}), where, "approval")
+    if not raw:
+        raise _problem(where, "approval", "a condition needs severity or labels")
+    severities = _values(raw["severity"], where, "approval.severity") if "severity" in raw else ()
+    labels: list[tuple[str, tuple[str, ...]]] = []
+    if "labels" in raw:
+        found = raw["labels"]
+        if not isinstance(found, Mapping) or not found:
+            raise _problem(where, "approval.labels", "must be a mapping of label to value(s)")
+        for name, values in sorted(found.items(), key=lambda item: str(item[0])):
+            labels.append((str(name), _values(values, where, f"approval.labels.{name}")))
+    return Approval(required=True, severities=severities, labels=tuple(labels))
+
+
 def parse_guards(document: Mapping[str, Any], where: str) -> CabGuards:
     """The guard fields of a CAB document (defaults for those it leaves out)."""
     mode = document.get("mode", "run")
@@ -280,7 +376,16 @@ def parse_guards(document: Mapping[str, Any], where: str) -> CabGuards:
         ),
         storm=_storm(document.get("storm"), where),
         blast_radius=_blast_radius(document.get("blast_radius"), where),
+        approval=_approval(document.get("approval"), where),
+        approval_ttl=_approval_ttl(document.get("approval_ttl", DEFAULT_APPROVAL_TTL), where),
     )
+
+
+def _approval_ttl(value: Any, where: str) -> float:
+    seconds = parse_duration(value, where, "approval_ttl")
+    if seconds <= 0:
+        raise _problem(where, "approval_ttl", "must be longer than 0")
+    return seconds
 
 
 def guards_from_document(document: Mapping[str, Any] | None) -> CabGuards:

@@ -13,7 +13,10 @@ holds:
 6. **blast_radius**: one more run would touch more than ``max_share`` of the group's targets;
 7. **shadow**: ``mode: shadow`` records the steps with rendered parameters and runs nothing (it
    holds no target lock, and counts against budgets as the real run would);
-8. **lock**: the ``target`` is leased by another run; the alert *waits* (the dispatch stage
+8. **approval**: ``approval`` asks a person once per episode (:mod:`poundcake.remediation.
+   approvals`); the alert *waits*, holding nothing, until the approval is answered (then it is
+   decided again: approved goes on, denied is held) or expires (held);
+9. **lock**: the ``target`` is leased by another run; the alert *waits* (the dispatch stage
    tries again) up to ``target_wait``, then is held. While one CAB waits, the leases the others
    took in the same pass are given back, and only the waits are recorded.
 
@@ -40,6 +43,7 @@ from poundcake.db.base import table_of
 from poundcake.db.types import utcnow
 from poundcake.engine.public import RenderError, render_value
 from poundcake.remediation.alerts.models import Alert
+from poundcake.remediation.approvals import service as approvals
 from poundcake.remediation.cabs.guard_fields import CabGuards
 from poundcake.remediation.cabs.rendering import StepActions, render_step
 from poundcake.remediation.guards import breaker, counts
@@ -86,6 +90,9 @@ class CabDecision:
     blast_group: str | None = None
     rendered: Any = None
     trip: tuple[str, str] | None = None
+    # A wait that is recorded once only (an approval asked), and until when it may last.
+    record: bool = True
+    hold_until: datetime | None = None
 
     def text(self) -> str:
         """One line for the delivery's outcome and the episode's reason."""
@@ -101,6 +108,8 @@ class Admission:
 
     decisions: tuple[CabDecision, ...] = ()
     retry_after: float | None = None
+    # Waiting for approvals only: the delivery waits for an answer, at most until then.
+    hold_until: datetime | None = None
 
     @property
     def admitted(self) -> list[str]:
@@ -280,7 +289,32 @@ def _before_lock(
             detail="mode: shadow; nothing run",
             rendered=_shadow(step, cab),
         )
+    if guards.approval.needed(step.payload):
+        return _approval(step, cab, decided)
     return decided
+
+
+def _approval(step: _Pass, cab: GuardedCab, decided: CabDecision) -> CabDecision:
+    """Ask for (or read) the approval of a CAB that passed every guard but the lock."""
+    found = approvals.gate(
+        step.session,
+        alert_id=step.alert.id,
+        request_id=step.request_id,
+        cab_name=cab.name,
+        approval=cab.guards.approval,
+        ttl=cab.guards.approval_ttl,
+        now=step.now,
+    )
+    if found.decision == RUN:
+        return replace(decided, detail=found.detail)
+    return replace(
+        decided,
+        decision=found.decision,
+        reason="approval",
+        detail=found.detail,
+        record=found.decision != WAITING or found.asked,
+        hold_until=found.expires_at,
+    )
 
 
 # --- target locks -------------------------------------------------------------------------
@@ -292,6 +326,7 @@ def _first_wait(session: Session, alert_id: str, cab_name: str) -> datetime | No
             Decision.alert_id == alert_id,
             Decision.cab_name == cab_name,
             Decision.decision == WAITING,
+            Decision.reason == "lock",
         )
     )
 
@@ -412,8 +447,11 @@ def admit(
     decided = _locks(step, pending)
     waiting = [d for d in decided if d.decision == WAITING]
     if waiting:
-        _record(step, waiting)
-        return Admission(tuple(waiting), retry_after=limits.lock_retry_seconds)
+        _record(step, [d for d in waiting if d.record])
+        if any(d.hold_until is None for d in waiting):
+            return Admission(tuple(waiting), retry_after=limits.lock_retry_seconds)
+        until = min(d.hold_until for d in waiting if d.hold_until is not None)
+        return Admission(tuple(waiting), hold_until=until)
     _record(step, [*unmatched, *decided])
     return Admission((*unmatched, *decided))
 

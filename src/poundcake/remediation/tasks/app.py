@@ -36,6 +36,7 @@ FOLLOW_REMEDIATIONS = "poundcake.follow_remediations"
 FOLLOW_ALERT = "poundcake.follow_alert"
 AFTERCARE = "poundcake.aftercare"
 RENEW_TARGET_LOCKS = "poundcake.renew_target_locks"
+APPROVALS = "poundcake.approvals"
 # Target leases are renewed when past half their length; a few passes per lease is plenty.
 RENEW_INTERVAL = 5.0
 
@@ -84,6 +85,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         },
         # Run safety: silences while CABs run, verification after they succeed.
         "aftercare": {"task": AFTERCARE, "schedule": BEAT_INTERVAL, "options": options},
+        # Approvals: ask through the engine's inquiries, expire, follow st2's answers.
+        "approvals": {"task": APPROVALS, "schedule": BEAT_INTERVAL, "options": options},
         "renew-target-locks": {
             "task": RENEW_TARGET_LOCKS,
             "schedule": RENEW_INTERVAL,
@@ -135,7 +138,7 @@ def retry_countdown(retries: int) -> float:
 def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None = None) -> Celery:
     """The workers' Celery app with PoundCake's tasks registered."""
     # The task modules use this module's names; imported here so each can be read alone.
-    from poundcake.remediation.tasks import aftercare, deliveries, follow, guards, relay
+    from poundcake.remediation.tasks import aftercare, approvals, deliveries, follow, guards, relay
 
     app = make_celery(config.settings)
     resources = resources or WorkerResources(config)
@@ -144,4 +147,5 @@ def create_celery_app(config: PoundCakeConfig, resources: WorkerResources | None
     follow.register(app, resources)
     aftercare.register(app, resources)
     guards.register(app, resources)
+    approvals.register(app, resources)
     return app

@@ -6,7 +6,7 @@ engine is called server side with PoundCake's key (see ``support.EngineApiClient
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import ValidationError as PydanticValidationError
@@ -19,6 +19,8 @@ from poundcake.remediation.api.dependencies import Api, Db
 from poundcake.remediation.api.responses import json_response
 from poundcake.remediation.api.routers.webhook import read_body
 from poundcake.remediation.api.schemas import EnabledBody, refusal
+from poundcake.remediation.approvals import service as approvals
+from poundcake.remediation.approvals.inquiries import answer
 from poundcake.remediation.cabs.service import cabs_directory, load_cabs
 from poundcake.remediation.tracking.trail import request_trail
 from poundcake.remediation.ui import catalog, dashboard, executions, match, task_tree
@@ -212,3 +214,32 @@ async def match_test(request: Request, _login: UiWriter, api: Api, session: Db) 
             session.rollback()
 
     return _ok(await run_in_threadpool(test))
+
+
+@router.get("/approvals")
+def list_approvals(
+    _login: UiLogin, session: Db, state: Text = None, limit: Annotated[int, Query()] = 100
+) -> Response:
+    """Approvals, newest first (``state`` filters)."""
+    return _ok({"items": approvals.list_approvals(session, state=state, limit=limit)})
+
+
+@router.post("/approvals/{approval_id}/{verb}")
+def answer_approval(
+    approval_id: int,
+    verb: Literal["approve", "deny"],
+    login: UiWriter,
+    api: Api,
+    engine_api: EngineApiClient,
+) -> Response:
+    """Approve or deny as the logged-in user (409 when answered already)."""
+    document, released = answer(
+        api.sessions,
+        engine_api,
+        approval_id,
+        approved=verb == "approve",
+        by=login.username,
+        via="ui",
+    )
+    api.handoff.submit(released)
+    return _ok(document)

@@ -6,6 +6,7 @@ import { api, currentSession, setSession, whenUnauthorized } from "./api.js";
 import { h, replace } from "./dom.js";
 import * as actions from "./view_actions.js";
 import * as alerts from "./view_alerts.js";
+import * as approvals from "./view_approvals.js";
 import * as cabs from "./view_cabs.js";
 import * as dashboard from "./view_dashboard.js";
 import * as executions from "./view_executions.js";
@@ -26,6 +27,7 @@ const ROUTES = [
   },
   { pattern: /^actions$/, view: actions.render, title: "Actions", nav: "actions" },
   { pattern: /^cabs$/, view: cabs.render, title: "Rules and CABs", nav: "cabs" },
+  { pattern: /^approvals$/, view: approvals.render, title: "Approvals", nav: "approvals" },
   { pattern: /^login$/, view: login.render, title: "Log in", nav: "login", public: true },
 ];
 
@@ -35,6 +37,7 @@ const NAV = [
   ["executions", "Executions"],
   ["actions", "Actions"],
   ["cabs", "Rules & CABs"],
+  ["approvals", "Approvals"],
 ];
 
 const main = document.getElementById("main");

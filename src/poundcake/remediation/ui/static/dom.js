@@ -121,6 +121,9 @@ const STATUS_KIND = {
   pending: "busy",
   resuming: "busy",
   delayed: "busy",
+  approved: "good",
+  denied: "bad",
+  expired: "warn",
 };
 
 /** A status word with a colour that never carries meaning alone (the word is always shown). */

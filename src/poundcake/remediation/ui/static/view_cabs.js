@@ -121,6 +121,15 @@ function runSafetyFacts(safety) {
   ];
 }
 
+function approvalText(guards) {
+  const approval = guards?.approval ?? "none";
+  const ttl = guards?.approval_ttl;
+  if (approval === "none") return "none";
+  const condition =
+    typeof approval === "string" ? approval : `when ${JSON.stringify(approval)}`;
+  return ttl === undefined ? condition : `${condition}; expires after ${ttl}`;
+}
+
 function cabCard(cab) {
   return h(
     "article",
@@ -140,6 +149,7 @@ function cabCard(cab) {
       ["Rule", cab.rule_ref ? h("code", null, cab.rule_ref) : null],
       ...runSafetyFacts(cab.run_safety || {}),
       ["Guards", cab.guards_summary],
+      ["Approval", approvalText(cab.guards)],
     ]),
     cab.guards ? jsonBlock(cab.guards, `Guard fields of ${cab.name}`) : null,
     stepsTable(`Steps of ${cab.name}`, cab.steps, true),
