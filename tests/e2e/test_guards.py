@@ -1,5 +1,6 @@
 """End to end: the admission guards on the whole product (real Alertmanager, MariaDB, Redis, the
-engine), with two poundcake-api and two poundcake-worker processes at once.
+engine), with two poundcake-api and two poundcake-worker processes at once; approvals answered
+through the CLI, the UI in Chromium, the API and ``st2 inquiry respond`` (the engine's inquiry).
 
 Each CAB exercises one guard; what runs is counted twice, from the decision log and from the
 engine's workflow executions, so a guard that records a hold but lets the engine run anyway fails.
@@ -31,8 +32,15 @@ from poundcake.remediation.guards.service import Admission, GuardLimits, admit
 from tests import factories
 from tests.e2e.stack import BIN, TOKEN, Product, eventually, running_product
 from tests.e2e.test_alertmanager_remediation import webhook_payload, workflow_executions
-from tests.e2e.web_browser import Served, browser_page, chromium, create_login, log_in_and_wait
-from tests.integration.support.st2cli import free_port
+from tests.e2e.web_browser import (
+    USERNAME,
+    Served,
+    browser_page,
+    chromium,
+    create_login,
+    log_in_and_wait,
+)
+from tests.integration.support.st2cli import free_port, logged_in, output
 
 FIX = {"action": "core.local", "parameters": {"cmd": "echo fix {{ alert.labels.instance }}"}}
 SLOW = {"action": "core.local", "parameters": {"cmd": "sleep 2; echo {{ alert.labels.instance }}"}}
@@ -92,6 +100,27 @@ CABS: dict[str, dict[str, Any]] = {
         "name": "shadowed",
         "alert_name_pattern": "^GuardShadow$",
         "mode": "shadow",
+        "steps": [FIX],
+    },
+    # Approvals.
+    "gated": {
+        "name": "gated",
+        "alert_name_pattern": "^ApprovalGated$",
+        "approval": "required",
+        "target": "{{ alert.labels.instance }}",
+        "steps": [FIX],
+    },
+    "brief": {
+        "name": "brief",
+        "alert_name_pattern": "^ApprovalBrief$",
+        "approval": "required",
+        "approval_ttl": "3s",
+        "steps": [FIX],
+    },
+    "critical_only": {
+        "name": "critical_only",
+        "alert_name_pattern": "^ApprovalCritical$",
+        "approval": {"severity": "critical"},
         "steps": [FIX],
     },
 }
@@ -434,3 +463,229 @@ def test_an_alert_waiting_for_a_locked_target_gives_up_after_target_wait(
     assert final[1]["reason"] == "lock" and "gave up after waiting" in final[1]["detail"]
     waits = [d for d in decisions(database, "impatient") if d["decision"] == "waiting"]
     assert waits and waits[0]["alert_id"] == final[1]["alert_id"]
+
+
+# --- approvals ---------------------------------------------------------------------------
+
+
+def fire(product: Product, name: str, instance: str, severity: str = "warning") -> str:
+    """Send one new alert episode to poundcake-api; its fingerprint."""
+    fingerprint = uuid.uuid4().hex[:16]
+    payload = webhook_payload(name, fingerprint=fingerprint, starts_at=datetime.now(UTC))
+    for labels in (payload["commonLabels"], payload["alerts"][0]["labels"]):
+        labels.update(instance=instance, severity=severity)
+    response = product.api("POST", "/api/v1/webhook", json=payload)
+    assert response.status_code == 202, response.text
+    return fingerprint
+
+
+def asked(product: Product, cab: str, instance: str) -> dict[str, Any]:
+    """The approval of ``cab`` for the alert on ``instance``, once its inquiry is made."""
+
+    def check() -> dict[str, Any] | None:
+        response = product.api("GET", "/api/v1/approvals", params={"state": "pending"})
+        assert response.status_code == 200, response.text
+        for item in response.json()["approvals"]:
+            labels = item["alert"]["labels"]
+            if item["cab"] == cab and labels.get("instance") == instance and item["inquiry_id"]:
+                return dict(item)
+        return None
+
+    found: dict[str, Any] = eventually(check, f"an asked approval of {cab} on {instance}", 60)
+    eventually(
+        lambda: inquiry_status(product, found["inquiry_id"]) == "pending",
+        f"inquiry {found['inquiry_id']} pending",
+        60,
+    )
+    return found
+
+
+def alert_decisions(database: sa.Engine, alert_id: str) -> list[tuple[str, str, str]]:
+    with database.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT decision, reason, detail FROM poundcake_decisions "
+                "WHERE alert_id = :alert ORDER BY id"
+            ),
+            {"alert": alert_id},
+        )
+        return [(row.decision, row.reason, row.detail or "") for row in rows]
+
+
+def runs_on(product: Product, cab: str, instance: str) -> list[dict[str, Any]]:
+    """The CAB's workflow executions for the alert on ``instance``."""
+    return [
+        execution
+        for execution in workflow_executions(product, cab)
+        if execution["parameters"]["alert"]["labels"].get("instance") == instance
+    ]
+
+
+def finished_run_on(product: Product, cab: str, instance: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        done = [e for e in runs_on(product, cab, instance) if e["status"] == "succeeded"]
+        return done[0] if done else None
+
+    run: dict[str, Any] = eventually(check, f"a run of {cab} on {instance}", 90)
+    return run
+
+
+def alert_state(product: Product, alert_id: str, *states: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        alert = product.api("GET", f"/api/v1/alerts/{alert_id}").json()["alert"]
+        return dict(alert) if alert["state"] in states else None
+
+    found: dict[str, Any] = eventually(check, f"alert {alert_id} in {states}", 60)
+    return found
+
+
+def inquiry_status(product: Product, inquiry_id: str) -> str:
+    response = product.engine_api("GET", f"/executions/{inquiry_id}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["status"])
+
+
+def test_an_approval_gated_cab_runs_only_once_approved_through_the_cli(
+    product: Product, database: sa.Engine
+) -> None:
+    fire(product, "ApprovalGated", "gated-cli")
+    approval = asked(product, "gated", "gated-cli")
+    alert_id = approval["alert_id"]
+    [(decision, reason, detail)] = alert_decisions(database, alert_id)
+    assert (decision, reason) == ("waiting", "approval")
+    assert f"approval {approval['id']} asked (required)" in detail
+    pending = product.engine_api("GET", "/inquiries").json()
+    assert approval["inquiry_id"] in {item["id"] for item in pending}
+    listed = product.poundcake("approvals", "list", "--state", "pending")
+    assert listed.returncode == 0, listed.stderr
+    assert "gated" in listed.stdout and "pending" in listed.stdout
+    assert runs_on(product, "gated", "gated-cli") == []
+    # Another run holds the target: approved, the CAB still waits for the lock.
+    with database.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO poundcake_target_locks VALUES "
+                "('gated-cli', :other, 'other_cab', UTC_TIMESTAMP(6), "
+                "UTC_TIMESTAMP(6) + INTERVAL 10 MINUTE)"
+            ),
+            {"other": "f" * 24},
+        )
+    approved = product.poundcake("approvals", "approve", str(approval["id"]), "--by", "alice")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert f"Approval {approval['id']} approved by alice" in approved.stdout
+    eventually(
+        lambda: any(d[:2] == ("waiting", "lock") for d in alert_decisions(database, alert_id)),
+        "the approved CAB waiting for its target",
+        60,
+    )
+    assert runs_on(product, "gated", "gated-cli") == []
+    with database.begin() as connection:
+        connection.execute(sa.text("DELETE FROM poundcake_target_locks WHERE target = 'gated-cli'"))
+    finished_run_on(product, "gated", "gated-cli")
+    ran = [d for d in alert_decisions(database, alert_id) if d[0] == "run"]
+    assert ran and f"approval {approval['id']} approved by alice via cli" in ran[0][2]
+    # Answered once: a second answer, through the API or the engine, is refused.
+    again = product.api("POST", f"/api/v1/approvals/{approval['id']}/deny", json={"by": "bob"})
+    assert again.status_code == 409, again.text
+    assert "approved by alice via cli" in again.json()["error"]
+    refused = product.engine_api(
+        "PUT",
+        f"/inquiries/{approval['inquiry_id']}",
+        json={"id": approval["inquiry_id"], "response": {"approved": False}},
+    )
+    assert refused.status_code == 400 and "already been responded to" in refused.text
+    trail = product.api("GET", f"/api/v1/requests/{approval['request_id']}").json()["trail"]
+    [delivered] = [a for a in trail["alerts"] if a["id"] == alert_id]
+    shown = [(d["decision"], d["reason"]) for d in delivered["decisions"]]
+    assert ("waiting", "approval") in shown and ("run", "admitted") in shown
+
+
+def test_an_approval_through_the_ui_runs_the_cab(product: Product, database: sa.Engine) -> None:
+    create_login(product)
+    fire(product, "ApprovalGated", "gated-ui")
+    approval = asked(product, "gated", "gated-ui")
+    with chromium() as browser, browser_page(browser, Served()) as (_context, page):
+        log_in_and_wait(page, product)
+        page.goto(f"{product.api_url}/#/approvals")
+        pending = page.get_by_role("region", name="Pending approvals")
+        expect(pending).to_contain_text("gated-ui")
+        assert runs_on(product, "gated", "gated-ui") == []
+        page.get_by_role("button", name=f"Approve approval {approval['id']} (gated)").click()
+        expect(page.locator("p.notice")).to_have_text(
+            f"Approval {approval['id']} is approved by {USERNAME}."
+        )
+        expect(page.get_by_role("region", name="Answered approvals")).to_contain_text(
+            f"{USERNAME} (ui)"
+        )
+    finished_run_on(product, "gated", "gated-ui")
+    ran = [d for d in alert_decisions(database, approval["alert_id"]) if d[0] == "run"]
+    assert ran and f"approved by {USERNAME} via ui" in ran[0][2]
+
+
+def test_denied_through_the_api_or_st2_never_runs(product: Product, database: sa.Engine) -> None:
+    fire(product, "ApprovalGated", "gated-api")
+    fire(product, "ApprovalGated", "gated-st2")
+    by_api = asked(product, "gated", "gated-api")
+    by_st2 = asked(product, "gated", "gated-st2")
+    denied = product.api(
+        "POST",
+        f"/api/v1/approvals/{by_api['id']}/deny",
+        json={"by": "bob", "comment": "not during the freeze"},
+    )
+    assert denied.status_code == 200, denied.text
+    assert denied.json()["approval"]["state"] == "denied"
+    st2 = logged_in(product.engine, product.directory / "st2-home")
+    response = json.dumps({"approved": False, "by": "carol"})
+    answered = st2("inquiry", "respond", by_st2["inquiry_id"], "-r", response)
+    assert answered.returncode == 0, output(answered)
+    for approval, who in ((by_api, "bob via api"), (by_st2, "carol via st2")):
+        alert = alert_state(product, approval["alert_id"], "held")
+        assert "approval" in alert["state_reason"]
+        held = [d for d in alert_decisions(database, approval["alert_id"]) if d[0] == "held"]
+        assert held and held[0][1] == "approval" and f"denied by {who}" in held[0][2]
+    # Both ways agree: the engine refuses st2 for the API's answer, the API refuses st2's.
+    late = st2("inquiry", "respond", by_api["inquiry_id"], "-r", '{"approved": true}')
+    assert late.returncode != 0
+    again = product.api("POST", f"/api/v1/approvals/{by_st2['id']}/approve")
+    assert again.status_code == 409 and "denied by carol via st2" in again.text
+    assert runs_on(product, "gated", "gated-api") == []
+    assert runs_on(product, "gated", "gated-st2") == []
+
+
+def test_an_unanswered_approval_expires_as_denied(product: Product, database: sa.Engine) -> None:
+    fire(product, "ApprovalBrief", "brief-1")
+    approval = asked(product, "brief", "brief-1")
+    alert = alert_state(product, approval["alert_id"], "held")
+    assert "expired unanswered" in alert["state_reason"]
+    shown = product.api("GET", f"/api/v1/approvals/{approval['id']}").json()["approval"]
+    assert (shown["state"], shown["answered_by"]) == ("expired", "ttl")
+    eventually(
+        lambda: inquiry_status(product, approval["inquiry_id"]) == "canceled",
+        "the expired approval's inquiry canceled",
+        30,
+    )
+    late = product.api("POST", f"/api/v1/approvals/{approval['id']}/approve")
+    assert late.status_code == 409 and "expired" in late.text
+    assert workflow_executions(product, "brief") == []
+
+
+def test_a_condition_asks_only_for_the_alerts_it_names(product: Product) -> None:
+    fire(product, "ApprovalCritical", "warn-1", severity="warning")
+    fire(product, "ApprovalCritical", "crit-1", severity="critical")
+    finished_run_on(product, "critical_only", "warn-1")
+    asked(product, "critical_only", "crit-1")
+    assert runs_on(product, "critical_only", "crit-1") == []
+
+
+def test_the_approval_fields_are_in_the_cab_api_and_cli(product: Product) -> None:
+    cab = product.api("GET", "/api/v1/cabs/critical_only").json()["cab"]
+    assert (cab["approval"], cab["approval_ttl"]) == ({"severity": ["critical"]}, "1h")
+    listed = product.poundcake("cabs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [brief] = [c for c in json.loads(listed.stdout) if c["name"] == "brief"]
+    assert (brief["approval"], brief["approval_ttl"]) == ("required", 3)
+    refused = product.api(
+        "PUT", "/api/v1/cabs/badgate", json={**CABS["gated"], "name": "badgate", "approval": "ok"}
+    )
+    assert refused.status_code == 400, refused.text
+    assert "approval: must be none, required, or a condition" in refused.text
