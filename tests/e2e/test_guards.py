@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from poundcake.config import Settings, load_poundcake_config
@@ -139,6 +139,15 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         running.start("poundcake-worker-2", [str(BIN / "poundcake-worker")])
         running.env["SECOND_API_URL"] = f"http://127.0.0.1:{second_api}"
         yield running
+
+
+@pytest.fixture(scope="module")
+def ui_page(product: Product) -> Iterator[Page]:
+    """Chromium logged in to the UI, shared by the module's UI tests (one browser start)."""
+    create_login(product)
+    with chromium() as browser, browser_page(browser, Served()) as (_context, page):
+        log_in_and_wait(page, product)
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -366,20 +375,22 @@ def test_shadow_mode_records_what_would_run_and_runs_nothing(
     assert "would run step 1 core.local" in shown.stdout
 
 
-def test_the_ui_shows_decisions_breakers_and_guard_fields(product: Product) -> None:
-    create_login(product)
+def test_the_ui_shows_decisions_breakers_and_guard_fields(product: Product, ui_page: Page) -> None:
+    page = ui_page
     alert = product.alert_in_state("GuardShadow", "held")
-    with chromium() as browser, browser_page(browser, Served()) as (_context, page):
-        log_in_and_wait(page, product)
-        breakers = page.get_by_role("table", name="Breakers")
-        expect(breakers).to_contain_text("blast:blast:c1")
-        expect(page.get_by_role("table", name="Recent guard decisions")).to_contain_text("shadow")
-        page.goto(f"{product.api_url}/#/alerts/{alert['id']}")
-        decisions_table = page.get_by_role("table", name="Guard decisions")
-        expect(decisions_table).to_contain_text("shadowed")
-        expect(decisions_table).to_contain_text("echo fix 'shadow-host; id'")
-        page.goto(f"{product.api_url}/#/cabs")
-        expect(page.get_by_text("lock {{ alert.labels.instance }}").first).to_be_visible()
+    page.goto(f"{product.api_url}/#/")
+    breakers = page.get_by_role("table", name="Breakers")
+    expect(breakers).to_contain_text("blast:blast:c1")
+    expect(page.get_by_role("table", name="Recent guard decisions")).to_contain_text("shadow")
+    page.goto(f"{product.api_url}/#/alerts/{alert['id']}")
+    decisions_table = page.get_by_role("table", name="Guard decisions")
+    expect(decisions_table).to_contain_text("shadowed")
+    expect(decisions_table).to_contain_text("echo fix 'shadow-host; id'")
+    page.goto(f"{product.api_url}/#/cabs")
+    expect(page.get_by_text("lock {{ alert.labels.instance }}").first).to_be_visible()
+    gated = page.get_by_role("article", name="gated")
+    expect(gated).to_contain_text("approval required (ttl 1h)")
+    expect(gated).to_contain_text("required; expires after 1h")
 
 
 def test_the_global_storm_breaker_holds_what_is_over_the_line(product: Product) -> None:
@@ -444,6 +455,11 @@ def test_the_guard_fields_are_in_the_cab_api_and_cli(product: Product) -> None:
     assert listed.returncode == 0, listed.stderr
     [flapper] = [c for c in json.loads(listed.stdout) if c["name"] == "flapper"]
     assert flapper["flap"] == {"max_episodes": 3, "window": "5m"}
+    assert (flapper["approval"], flapper["approval_ttl"]) == ("none", "1h")
+    [brief] = [c for c in json.loads(listed.stdout) if c["name"] == "brief"]
+    assert (brief["approval"], brief["approval_ttl"]) == ("required", 3)
+    critical = product.api("GET", "/api/v1/cabs/critical_only").json()["cab"]
+    assert critical["approval"] == {"severity": ["critical"]}
 
 
 def test_an_alert_waiting_for_a_locked_target_gives_up_after_target_wait(
@@ -600,23 +616,23 @@ def test_an_approval_gated_cab_runs_only_once_approved_through_the_cli(
     assert ("waiting", "approval") in shown and ("run", "admitted") in shown
 
 
-def test_an_approval_through_the_ui_runs_the_cab(product: Product, database: sa.Engine) -> None:
-    create_login(product)
+def test_an_approval_through_the_ui_runs_the_cab(
+    product: Product, database: sa.Engine, ui_page: Page
+) -> None:
+    page = ui_page
     fire(product, "ApprovalGated", "gated-ui")
     approval = asked(product, "gated", "gated-ui")
-    with chromium() as browser, browser_page(browser, Served()) as (_context, page):
-        log_in_and_wait(page, product)
-        page.goto(f"{product.api_url}/#/approvals")
-        pending = page.get_by_role("region", name="Pending approvals")
-        expect(pending).to_contain_text("gated-ui")
-        assert runs_on(product, "gated", "gated-ui") == []
-        page.get_by_role("button", name=f"Approve approval {approval['id']} (gated)").click()
-        expect(page.locator("p.notice")).to_have_text(
-            f"Approval {approval['id']} is approved by {USERNAME}."
-        )
-        expect(page.get_by_role("region", name="Answered approvals")).to_contain_text(
-            f"{USERNAME} (ui)"
-        )
+    page.goto(f"{product.api_url}/#/approvals")
+    pending = page.get_by_role("region", name="Pending approvals")
+    expect(pending).to_contain_text("gated-ui")
+    assert runs_on(product, "gated", "gated-ui") == []
+    page.get_by_role("button", name=f"Approve approval {approval['id']} (gated)").click()
+    expect(page.locator("p.notice")).to_have_text(
+        f"Approval {approval['id']} is approved by {USERNAME}."
+    )
+    expect(page.get_by_role("region", name="Answered approvals")).to_contain_text(
+        f"{USERNAME} (ui)"
+    )
     finished_run_on(product, "gated", "gated-ui")
     ran = [d for d in alert_decisions(database, approval["alert_id"]) if d[0] == "run"]
     assert ran and f"approved by {USERNAME} via ui" in ran[0][2]
@@ -644,8 +660,12 @@ def test_denied_through_the_api_or_st2_never_runs(product: Product, database: sa
         held = [d for d in alert_decisions(database, approval["alert_id"]) if d[0] == "held"]
         assert held and held[0][1] == "approval" and f"denied by {who}" in held[0][2]
     # Both ways agree: the engine refuses st2 for the API's answer, the API refuses st2's.
-    late = st2("inquiry", "respond", by_api["inquiry_id"], "-r", '{"approved": true}')
-    assert late.returncode != 0
+    late = product.engine_api(
+        "PUT",
+        f"/inquiries/{by_api['inquiry_id']}",
+        json={"id": by_api["inquiry_id"], "response": {"approved": True}},
+    )
+    assert late.status_code == 400 and "already been responded to" in late.text
     again = product.api("POST", f"/api/v1/approvals/{by_st2['id']}/approve")
     assert again.status_code == 409 and "denied by carol via st2" in again.text
     assert runs_on(product, "gated", "gated-api") == []
@@ -675,17 +695,3 @@ def test_a_condition_asks_only_for_the_alerts_it_names(product: Product) -> None
     finished_run_on(product, "critical_only", "warn-1")
     asked(product, "critical_only", "crit-1")
     assert runs_on(product, "critical_only", "crit-1") == []
-
-
-def test_the_approval_fields_are_in_the_cab_api_and_cli(product: Product) -> None:
-    cab = product.api("GET", "/api/v1/cabs/critical_only").json()["cab"]
-    assert (cab["approval"], cab["approval_ttl"]) == ({"severity": ["critical"]}, "1h")
-    listed = product.poundcake("cabs", "list", "--json")
-    assert listed.returncode == 0, listed.stderr
-    [brief] = [c for c in json.loads(listed.stdout) if c["name"] == "brief"]
-    assert (brief["approval"], brief["approval_ttl"]) == ("required", 3)
-    refused = product.api(
-        "PUT", "/api/v1/cabs/badgate", json={**CABS["gated"], "name": "badgate", "approval": "ok"}
-    )
-    assert refused.status_code == 400, refused.text
-    assert "approval: must be none, required, or a condition" in refused.text
