@@ -14,10 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from poundcake.config import DatabaseTarget, PoundCakeConfig, Settings, load_st2_config
-from poundcake.db.engine import make_poundcake_engine
-from poundcake.db.migrate import setup_engine_schema, setup_poundcake_schema
-from poundcake.db.session import make_session_factory, unit_of_work
+from poundcake.db.session import unit_of_work
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.rules.models import RuleDB
 from poundcake.ids import new_id
@@ -38,6 +35,7 @@ from poundcake.remediation.cabs.models import RuleExtension
 from poundcake.remediation.cabs.run_safety import RunSafety
 from tests.factories import alert as alert_row
 from tests.integration.support.engine_stack import write_st2_conf
+from tests.integration.support.guarded import schema_sessions
 
 MAX_SECONDS = 600
 
@@ -45,18 +43,8 @@ MAX_SECONDS = 600
 @pytest.fixture
 def sessions(tmp_path: Path, scratch_database: str) -> Iterator[sessionmaker[Session]]:
     conf = write_st2_conf(tmp_path / "st2.conf", scratch_database, "amqp://127.0.0.1:5672//")
-    st2 = load_st2_config(conf)
-    setup_engine_schema(st2)
-    settings = Settings(_env_file=None, POUNDCAKE_DATA_DIR=str(tmp_path / "data"))  # type: ignore[call-arg]
-    config = PoundCakeConfig(
-        settings=settings,
-        database=DatabaseTarget(url=st2.database.url, setting="test"),
-        engine_database=st2.database,
-    )
-    setup_poundcake_schema(config)
-    db_engine = make_poundcake_engine(config)
-    yield make_session_factory(db_engine)
-    db_engine.dispose()
+    with schema_sessions(tmp_path, conf) as made:
+        yield made
 
 
 def add_cab(sessions: sessionmaker[Session], name: str, safety: RunSafety) -> None:

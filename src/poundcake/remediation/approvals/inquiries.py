@@ -1,7 +1,8 @@
 """Approvals through the engine's inquiries: asking a person, and every way of answering.
 
 Each pending approval is asked as an inquiry (a ``core.ask`` execution; docs/inquiries.md) whose
-response is ``{"approved": true|false, "by": "<who>", "comment": "..."}``. The engine answers an
+response is ``{"approved": true|false, "by": "<who>", "via": "<path>", "comment": "..."}``
+(``by``, ``via`` and ``comment`` optional). The engine answers an
 inquiry once, so it decides which of two answers wins; PoundCake's row then follows it by
 compare-and-set:
 
@@ -23,6 +24,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,12 +47,15 @@ SCHEMA = {
     "properties": {
         "approved": {"type": "boolean", "required": True},
         "by": {"type": "string"},
+        "via": {"type": "string"},
         "comment": {"type": "string"},
     },
 }
 # The engine's inquiry goes pending shortly after it is asked; an answer waits for it this long.
 READY_WAIT_SECONDS = 10.0
 READY_POLL_SECONDS = 0.2
+# How long after an approval is settled its inquiry is still looked for among the pending.
+STALE_SECONDS = 600.0
 ANSWERED_STATUSES = ("succeeded",)
 WAITING_STATUSES = ("requested", "scheduled", "running", "delayed")
 
@@ -127,7 +132,7 @@ def answer(
             raise service.refusal(row)
         inquiry_id = row.inquiry_id
         if inquiry_id is not None:
-            response: dict[str, Any] = {"approved": approved, "by": by}
+            response: dict[str, Any] = {"approved": approved, "by": by, "via": via}
             if comment:
                 response["comment"] = comment
             try:
@@ -166,21 +171,32 @@ def answer(
 # --- the periodic pass ---------------------------------------------------------------------
 
 
-def _answer_from(document: dict[str, Any]) -> tuple[str, bool, str, str | None]:
-    """(state, approved, by, comment) of a finished inquiry as the engine has it."""
+@dataclass(frozen=True)
+class _EngineAnswer:
+    """How a finished inquiry ended, as the engine has it."""
+
+    state: str
+    approved: bool = False
+    by: str = "the engine"
+    via: str = "st2"
+    comment: str | None = None
+
+
+def _answer_from(document: dict[str, Any]) -> _EngineAnswer:
     status = str(document.get("status") or "")
     result = document.get("result")
     response = result.get("response") if isinstance(result, dict) else None
-    if status in ANSWERED_STATUSES and isinstance(response, dict):
-        by = response.get("by")
-        comment = response.get("comment")
-        return (
-            "answered",
-            response.get("approved") is True,
-            str(by) if by else "an engine user",
-            str(comment) if comment else None,
-        )
-    return status, False, "the engine", f"the inquiry ended {status}"
+    if status not in ANSWERED_STATUSES or not isinstance(response, dict):
+        return _EngineAnswer(status, comment=f"the inquiry ended {status}")
+    by, via, comment = response.get("by"), response.get("via"), response.get("comment")
+    return _EngineAnswer(
+        "answered",
+        approved=response.get("approved") is True,
+        by=str(by) if by else "an engine user",
+        # PoundCake's own answers name their path; anything else came through the engine.
+        via=str(via) if via in service.VIA else "st2",
+        comment=str(comment) if comment else None,
+    )
 
 
 def sync_one(
@@ -195,11 +211,11 @@ def sync_one(
     status = str(document.get("status") or "")
     if status in WAITING_STATUSES or status == "pending":
         return None
-    state, approved, by, comment = _answer_from(document)
+    found = _answer_from(document)
 
     def record(session: Session) -> list[int] | None:
-        if state == "timeout":
-            if not service.expire(session, approval_id, now=utcnow(), why=comment):
+        if found.state == "timeout":
+            if not service.expire(session, approval_id, now=utcnow(), why=found.comment):
                 return None
             row = service.get_approval(session, approval_id)
             return service.release_deliveries(session, [row.alert_id])
@@ -207,10 +223,10 @@ def sync_one(
             _row, released = service.record_answer(
                 session,
                 approval_id,
-                approved=approved and state == "answered",
-                by=by,
-                via="st2",
-                comment=comment,
+                approved=found.approved,
+                by=found.by,
+                via=found.via,
+                comment=found.comment,
                 inquiry_id=inquiry_id,
             )
         except ConflictError:
@@ -261,7 +277,11 @@ def tend(
         if _ask(sessions, engine_api, row) is not None:
             done.asked.append(row.id)
     waiting = in_transaction(sessions, service.asked)
-    pending = engine_api.pending_inquiries() if waiting else set()
+    # One call per pass while approvals are asked or lately settled (whose inquiries may still
+    # wait in the engine): which inquiries still wait, and which of those nobody needs.
+    since = utcnow() - timedelta(seconds=STALE_SECONDS)
+    settled = in_transaction(sessions, lambda session: service.settled_since(session, since))
+    pending = engine_api.pending_inquiries() if waiting or settled else set()
     for approval_id, inquiry_id in waiting:
         if inquiry_id in pending:
             continue

@@ -320,3 +320,17 @@ def closed_with_inquiries(session: Session, inquiry_ids: Iterable[str]) -> list[
             )
         )
     ]
+
+
+def settled_since(session: Session, since: datetime) -> bool:
+    """Tell whether an approval with an inquiry was answered or expired since ``since``."""
+    found = session.scalar(
+        sa.select(Approval.id)
+        .where(
+            Approval.state != PENDING,
+            Approval.inquiry_id.is_not(None),
+            Approval.answered_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -6,9 +6,7 @@ are created with ``INSERT OR IGNORE`` and upserts; this runs the dispatch stage'
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +14,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from poundcake.config import DatabaseTarget, PoundCakeConfig, Settings, load_st2_config
-from poundcake.db.engine import make_poundcake_engine
-from poundcake.db.migrate import setup_engine_schema, setup_poundcake_schema
 from poundcake.db.retry import in_transaction
-from poundcake.db.session import make_session_factory, unit_of_work
-from poundcake.engine.public import RuleDB
-from poundcake.ids import new_id
+from poundcake.db.session import unit_of_work
 from poundcake.remediation.alerts.lifecycle import AlertState, transition
-from poundcake.remediation.alerts.models import AlertDelivery
 from poundcake.remediation.cabs.definition import parse_cab
-from poundcake.remediation.cabs.models import RuleExtension
-from poundcake.remediation.cabs.pack import rule_criteria
 from poundcake.remediation.dispatch import DeliveryPlan, decide
 from poundcake.remediation.guards.models import Decision, TargetLock
 from poundcake.remediation.guards.service import GuardLimits
-from tests import factories
+from tests.integration.support.guarded import apply_cab, firing_episode, schema_sessions
 
 CAB = parse_cab(
     {
@@ -49,81 +39,13 @@ LIMITS = GuardLimits(lock_retry_seconds=0.1)
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     conf = tmp_path / "st2.conf"
     conf.write_text(f"[database]\nbackend = sqlite\ndb_name = {tmp_path / 'pc.sqlite3'}\n")
-    st2 = load_st2_config(conf)
-    setup_engine_schema(st2)
-    settings = Settings(_env_file=None, POUNDCAKE_DATA_DIR=str(tmp_path / "data"))  # type: ignore[call-arg]
-    config = PoundCakeConfig(
-        settings=settings,
-        database=DatabaseTarget(url=st2.database.url, setting="test"),
-        engine_database=st2.database,
-    )
-    setup_poundcake_schema(config)
-    db_engine = make_poundcake_engine(config)
-    made = make_session_factory(db_engine)
-    apply_cab(made)
-    yield made
-    db_engine.dispose()
-
-
-def apply_cab(sessions: sessionmaker[Session]) -> None:
-    """The CAB's rule and rule extension, as ``poundcake cabs apply`` leaves them."""
-    now = datetime.now(UTC)
-    rule_id = new_id()
-    with unit_of_work(sessions) as session:
-        session.add(
-            RuleDB(
-                id=rule_id,
-                uid=f"rule:poundcake_cabs:{CAB.name}",
-                ref=f"poundcake_cabs.{CAB.name}",
-                name=CAB.name,
-                pack="poundcake_cabs",
-                enabled=True,
-                trigger="poundcake.alert",
-                criteria=rule_criteria(CAB),
-                action={"ref": f"poundcake_cabs.{CAB.name}"},
-                action_ref=f"poundcake_cabs.{CAB.name}",
-            )
-        )
-        session.flush()
-        session.add(
-            RuleExtension(
-                id=new_id(),
-                st2_rule_id=rule_id,
-                cab_name=CAB.name,
-                alert_name_pattern=CAB.alert_name_pattern,
-                severity_filter=[],
-                stop_on_first_failure=True,
-                steps=[step.document() for step in CAB.steps],
-                guards=CAB.guards.document(),
-                is_active=True,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    with schema_sessions(tmp_path, conf) as made:
+        apply_cab(made, CAB)
+        yield made
 
 
 def episode(sessions: sessionmaker[Session], instance: str) -> tuple[str, int]:
-    identifier = uuid.uuid4().hex[:24]
-    labels = {"alertname": "SqliteGuard", "instance": instance}
-    with unit_of_work(sessions) as session:
-        session.add(
-            factories.alert(
-                id=identifier,
-                fingerprint=uuid.uuid4().hex[:16],
-                alert_name="SqliteGuard",
-                labels=labels,
-            )
-        )
-        delivery = AlertDelivery(
-            alert_id=identifier,
-            request_id=f"req-{identifier[:8]}",
-            alertmanager_status="firing",
-            received_at=datetime.now(UTC),
-            attempts=0,
-        )
-        session.add(delivery)
-        session.flush()
-        return identifier, delivery.id
+    return firing_episode(sessions, "SqliteGuard", instance)
 
 
 def decided(sessions: sessionmaker[Session], delivery_id: int) -> DeliveryPlan:
