@@ -25,11 +25,6 @@ from poundcake.db.session import make_session_factory
 from poundcake.remediation.approvals import service
 from poundcake.remediation.approvals.inquiries import answer
 from poundcake.remediation.engine_api import EngineClient
-from poundcake.remediation.tasks.enqueue import (
-    close_enqueue,
-    configure_enqueue,
-    enqueue_deliveries,
-)
 
 approvals_app = typer.Typer(
     no_args_is_help=True, help="Approvals: CAB runs waiting for a person; approve or deny them."
@@ -106,6 +101,13 @@ def _answer(
         finally:
             engine_api.close()
     if released:
+        # Celery only when there is something to hand over (it is slow to import).
+        from poundcake.remediation.tasks.enqueue import (
+            close_enqueue,
+            configure_enqueue,
+            enqueue_deliveries,
+        )
+
         configure_enqueue(config.settings)
         try:
             enqueue_deliveries(released)
