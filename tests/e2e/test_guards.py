@@ -600,8 +600,13 @@ def test_an_approval_gated_cab_runs_only_once_approved_through_the_cli(
     finished_run_on(product, "gated", "gated-cli")
     ran = [d for d in alert_decisions(database, alert_id) if d[0] == "run"]
     assert ran and f"approval {approval['id']} approved by alice via cli" in ran[0][2]
-    # Answered once: a second answer, through the API or the engine, is refused.
-    again = product.api("POST", f"/api/v1/approvals/{approval['id']}/deny", json={"by": "bob"})
+    # Answered once: a second answer, through the other API process or the engine, is refused.
+    again = httpx.post(
+        f"{product.env['SECOND_API_URL']}/api/v1/approvals/{approval['id']}/deny",
+        json={"by": "bob"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
     assert again.status_code == 409, again.text
     assert "approved by alice via cli" in again.json()["error"]
     refused = product.engine_api(
