@@ -112,6 +112,16 @@ def _respond(engine_api: EngineApi, inquiry_id: str, response: dict[str, Any]) -
         time.sleep(READY_POLL_SECONDS)
 
 
+def _current(session: Session, approval_id: int) -> Approval:
+    """The approval, expired first if its ttl has passed (an expired one is never answered)."""
+    row = service.get_approval(session, approval_id)
+    if row.state == service.PENDING and row.expires_at <= utcnow():
+        if service.expire(session, approval_id, now=utcnow()):
+            service.release_deliveries(session, [row.alert_id])
+        row = service.get_approval(session, approval_id)
+    return row
+
+
 def answer(
     sessions: Sessions,
     engine_api: EngineApi,
@@ -127,7 +137,7 @@ def answer(
     ConflictError when it was answered (or expired) already, however it was answered.
     """
     for _ in range(3):
-        row = in_transaction(sessions, lambda session: service.get_approval(session, approval_id))
+        row = in_transaction(sessions, lambda session: _current(session, approval_id))
         if row.state != service.PENDING:
             raise service.refusal(row)
         inquiry_id = row.inquiry_id
@@ -140,6 +150,11 @@ def answer(
             except ConflictError:
                 # Answered in the engine first (``st2 inquiry respond``): record that, refuse.
                 sync_one(sessions, engine_api, approval_id, inquiry_id)
+                current = in_transaction(
+                    sessions, lambda session: service.get_approval(session, approval_id)
+                )
+                if current.state != service.PENDING:
+                    raise service.refusal(current) from None
                 raise
         try:
             found, released = in_transaction(

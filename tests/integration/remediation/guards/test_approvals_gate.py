@@ -22,9 +22,11 @@ from poundcake.db.session import unit_of_work
 from poundcake.exceptions import ConflictError
 from poundcake.remediation.alerts.models import Alert, AlertDelivery
 from poundcake.remediation.approvals import service
+from poundcake.remediation.approvals.inquiries import answer
 from poundcake.remediation.approvals.models import Approval
 from poundcake.remediation.cabs.definition import parse_cab
 from poundcake.remediation.dispatch import APPROVAL_OUTCOME, DeliveryPlan, decide
+from poundcake.remediation.engine_api import EngineClient
 from poundcake.remediation.guards.models import Decision, TargetLock
 from poundcake.remediation.guards.service import GuardLimits
 from tests.integration.support.engine_stack import write_st2_conf
@@ -185,6 +187,30 @@ def test_denied_and_expired_approvals_hold_the_episode(sessions: sessionmaker[Se
                 session, approval_of(sessions, expired).id, approved=True, by="x", via="api"
             ),
         )
+
+
+def test_an_answer_after_the_ttl_is_refused_as_expired(
+    sessions: sessionmaker[Session],
+) -> None:
+    alert_id, delivery_id = episode(sessions, "db-5")
+    decided(sessions, delivery_id)
+    approval = approval_of(sessions, alert_id)
+    with unit_of_work(sessions) as session:
+        session.execute(
+            sa.update(Approval)
+            .where(Approval.id == approval.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    # Not asked in the engine yet: the answer is settled in the database, and never reaches it.
+    engine_api = EngineClient("http://127.0.0.1:9/v1")
+    try:
+        with pytest.raises(ConflictError, match=f"approval {approval.id} expired unanswered"):
+            answer(sessions, engine_api, approval.id, approved=True, by="late", via="cli")
+    finally:
+        engine_api.close()
+    assert approval_of(sessions, alert_id).state == "expired"
+    assert not decided(sessions, delivery_id).dispatches
+    assert logged(sessions, alert_id)[-1][:2] == ("held", "approval")
 
 
 def test_a_condition_that_does_not_fit_runs_without_asking(
