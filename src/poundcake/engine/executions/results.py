@@ -49,7 +49,7 @@ class EncodedText:
 
     __slots__ = ("data",)
 
-    def __init__(self, data: bytes | memoryview) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self.data = memoryview(data)
 
     def __str__(self) -> str:

@@ -44,6 +44,7 @@ class LineStream:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = bytearray()
         self._kept = bytearray()
+        self._closed = False
 
     def feed(self, data: bytes) -> None:
         """Take a chunk of output and pass every complete line on."""
@@ -70,16 +71,18 @@ class LineStream:
         if tail:
             self._kept += tail.encode()
             self._sink(self.output_type, tail)
+        self._closed = True
 
     def text(self) -> str:
         """Return everything received so far."""
         return self._kept.decode()
 
     def result_text(self) -> str | EncodedText:
-        """Everything received so far: as :class:`EncodedText` when it is large."""
-        if len(self._kept) >= ENCODED_TEXT_BYTES:
-            return EncodedText(bytes(self._kept))
-        return self.text()
+        """Everything received so far: as :class:`EncodedText` when it is large (sharing the
+        buffer once the stream is closed, a copy while a reader may still be adding to it)."""
+        if len(self._kept) < ENCODED_TEXT_BYTES:
+            return self.text()
+        return EncodedText(self._kept if self._closed else bytes(self._kept))
 
     def _emit(self, line: bytes) -> None:
         text = self._decoder.decode(line)
