@@ -35,7 +35,7 @@ def as_json(value: Any) -> bytes:
         encoded(AWKWARD),
         encoded(""),
         {"stdout": encoded(AWKWARD * 3), "stderr": "x", "return_code": 0, "failed": False},
-        {"stdout": encoded("a"), 1: None, True: [1.5, None], None: {"k": "é"}},
+        {"stdout": encoded("a"), 2: None, 2.5: 1, True: [1.5, None], None: {"k": "é"}},
         {"stdout": encoded("a"), "when": ValueError("not JSON")},
         {"plain": AWKWARD},
         [AWKWARD, 1],
