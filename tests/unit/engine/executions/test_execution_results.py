@@ -18,7 +18,7 @@ from poundcake.engine.executions.results import (
 
 # Every character json.dumps escapes (quotes, backslashes, each control character), 2-, 3- and
 # 4-byte UTF-8, DEL and U+2028 (neither escaped by json.dumps with ensure_ascii=False).
-AWKWARD = "".join(chr(code) for code in range(32)) + '"\\/ é€🙂\x7f\u2028 it\'s\n'
+AWKWARD = "".join(chr(code) for code in range(32)) + "\"\\/ é€🙂\x7f\u2028 it's\n"
 
 
 def encoded(text: str) -> EncodedText:
@@ -47,7 +47,7 @@ def test_json_pieces_are_the_text_json_dumps_gives(value: Any) -> None:
 
 def test_a_large_text_is_escaped_piece_by_piece_across_split_characters() -> None:
     # PIECE_BYTES is not a multiple of the 4-byte lines: pieces end inside characters.
-    text = "🙂\"\\\n\tx" * (PIECE_BYTES // 5)
+    text = '🙂"\\\n\tx' * (PIECE_BYTES // 5)
     result = {"stdout": encoded(text), "stderr": ""}
     pieces = list(json_pieces(result))
     assert max(len(piece) for piece in pieces) <= 2 * PIECE_BYTES
@@ -63,8 +63,8 @@ def test_bounded_pieces_regroup_bytes_without_losing_or_reordering_any() -> None
 
 
 def test_encoded_text_strips_a_suffix_and_finds_json_after_unicode_whitespace() -> None:
-    text = encoded("\u3000\n {\"a\": 1}\r\n")
-    assert str(text.removesuffix("\n").removesuffix("\r")) == "\u3000\n {\"a\": 1}"
+    text = encoded('\u3000\n {"a": 1}\r\n')
+    assert str(text.removesuffix("\n").removesuffix("\r")) == '\u3000\n {"a": 1}'
     assert text.removesuffix("x") is text
     assert text.lstrip_startswith(("{", "["))
     assert not encoded("\u00a0 plain").lstrip_startswith(("{", "["))

@@ -58,7 +58,7 @@ def test_keep_drops_lines_from_the_sink_and_the_text() -> None:
 def test_a_large_output_is_kept_as_its_utf8_and_decodes_to_the_text_received() -> None:
     sink = Sink()
     stream = LineStream("stdout", sink)
-    lines = [f"{number:06d} \"quoted\" \\ tab\there é 日本 🙂\n" for number in range(3000)]
+    lines = [f'{number:06d} "quoted" \\ tab\there é 日本 🙂\n' for number in range(3000)]
     encoded = "".join(lines).encode()
     for start in range(0, len(encoded), 1000):
         stream.feed(encoded[start : start + 1000])
