@@ -32,7 +32,7 @@ from poundcake.engine.executions.queries import (
     ExecutionFilters,
     count_executions,
     descendants,
-    execution_output,
+    encoded_execution_output,
     existing_ids,
     fetch_execution,
     latest_id,
@@ -318,7 +318,7 @@ def get_output(
         execution_id = newest
     if not existing_ids(session, [execution_id]):
         raise _not_found(execution_id)
-    return PlainTextResponse(execution_output(session, execution_id, output_type))
+    return PlainTextResponse(encoded_execution_output(session, execution_id, output_type))
 
 
 @router.post("/executions", status_code=201)
