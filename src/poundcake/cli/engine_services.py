@@ -15,6 +15,7 @@ import typer
 import uvicorn
 
 from poundcake.cli.common import handles_errors
+from poundcake.cli.memory import return_large_blocks
 from poundcake.config import St2Config, load_st2_config, log_unread_st2_settings
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
 from poundcake.engine.api.app import Listener, create_app
@@ -100,6 +101,7 @@ def serve(name: str, config: St2Config, service: Service, runtime: EngineRuntime
 
 
 def _runtime(config_file: Path | None, pool_size: int) -> tuple[St2Config, EngineRuntime]:
+    return_large_blocks()
     config = load_st2_config(config_file)
     configure_logging(config.log_level)
     log_unread_st2_settings(config)

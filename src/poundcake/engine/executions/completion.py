@@ -11,6 +11,8 @@ names the statuses that emit it (the session factory carries the statuses in ``s
 without it, every finished status emits). The payload is StackStorm's: ``execution_id``,
 ``status``, ``start_timestamp``, ``action_name``, ``action_ref``, ``runner_ref``, ``parameters``
 (secrets masked) and ``result`` (cut to :data:`RESULT_LIMIT` bytes, like any large result).
+A stored result longer than that is never read whole: the preview is the start of its stored
+JSON text and ``original_size`` its length in bytes.
 """
 
 from __future__ import annotations
@@ -50,8 +52,19 @@ def _result(result: Any) -> Any:
     return {"truncated": True, "original_size": len(text), "preview": preview}
 
 
+def _stored_preview(size: int, start: str) -> dict[str, Any]:
+    preview = start.encode("utf-8")[:RESULT_LIMIT].decode("utf-8", "ignore")
+    return {"truncated": True, "original_size": size, "preview": preview}
+
+
 def action_trigger_payload(execution: Any) -> dict[str, Any]:
-    """The actiontrigger payload of a finished execution row."""
+    """The actiontrigger payload of a finished execution row (with ``result_preview`` and
+    ``result_length`` when its result was too long to be read)."""
+    preview = getattr(execution, "result_preview", None)
+    if preview is not None:
+        result = _stored_preview(execution.result_length, preview)
+    else:
+        result = _result(execution.result)
     action: dict[str, Any] = execution.action_snapshot or {}
     runner: dict[str, Any] = execution.runner or {}
     schema = merge_schemas(runner.get("runner_parameters") or {}, action.get("parameters") or {})
@@ -63,7 +76,7 @@ def action_trigger_payload(execution: Any) -> dict[str, Any]:
         "action_ref": execution.action,
         "runner_ref": execution.runner_type,
         "parameters": mask_secrets(execution.parameters or {}, schema),
-        "result": _result(execution.result),
+        "result": result,
     }
 
 
@@ -80,6 +93,9 @@ def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int
     statuses = session.info.get(EMIT_ACTION_TRIGGERS, ALL_FINISHED)
     if not ids or not statuses:
         return 0
+    # A long result is not loaded (and decoded) whole for a preview of its start.
+    text = sa.cast(ExecutionDB.result, sa.Text)
+    length = sa.func.length(text)
     rows = session.execute(
         sa.select(
             ExecutionDB.id,
@@ -90,7 +106,11 @@ def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int
             ExecutionDB.runner,
             ExecutionDB.runner_type,
             ExecutionDB.parameters,
-            ExecutionDB.result,
+            sa.case((length <= RESULT_LIMIT, ExecutionDB.result)).label("result"),
+            length.label("result_length"),
+            sa.case((length > RESULT_LIMIT, sa.func.substr(text, 1, RESULT_LIMIT))).label(
+                "result_preview"
+            ),
         ).where(ExecutionDB.liveaction_id.in_(ids), ExecutionDB.status.in_(statuses))
     ).all()
     if not rows:

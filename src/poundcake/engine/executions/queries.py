@@ -323,14 +323,22 @@ def descendants(
 
 def execution_output(session: Session, execution_id: str, output_type: str | None = None) -> str:
     """An execution's stored output in the order it arrived (one stream, or all)."""
+    return encoded_execution_output(session, execution_id, output_type).decode()
+
+
+def encoded_execution_output(
+    session: Session, execution_id: str, output_type: str | None = None
+) -> bytes:
+    """:func:`execution_output` in UTF-8, read as stored: never decoded (a ``str`` holding one
+    emoji takes four bytes per character)."""
     query = (
-        sa.select(ExecutionOutputDB.data)
+        sa.select(sa.cast(ExecutionOutputDB.data, sa.LargeBinary))
         .where(ExecutionOutputDB.execution_id == execution_id)
         .order_by(ExecutionOutputDB.id)
     )
     if output_type and output_type != "all":
         query = query.where(ExecutionOutputDB.output_type == output_type)
-    return "".join(session.scalars(query))
+    return b"".join(session.scalars(query))
 
 
 def latest_id(session: Session) -> str | None:

@@ -31,6 +31,14 @@ from poundcake.engine.actions.parameters import (
 from poundcake.engine.documents import action_document, isoformat, runner_document
 from poundcake.engine.executions.completion import finish_executions
 from poundcake.engine.executions.models import ExecutionDB, LiveActionDB
+from poundcake.engine.executions.results import (
+    STAGED_RESULT,
+    can_stage,
+    clear_staged,
+    holds_encoded_text,
+    plain,
+    stage_result,
+)
 from poundcake.engine.executions.sealed import seal_parameters
 from poundcake.engine.executions.states import (
     CANCELABLE,
@@ -531,7 +539,10 @@ def renew_leases(session: Session, *, owner: str, lease_seconds: float) -> list[
 
 
 def shape_result(result: Any, max_bytes: int) -> tuple[Any, int, bool]:
-    """Return the result to store, its original size in bytes, and whether it was truncated."""
+    """Return the result to store, its original size in bytes, and whether it was truncated.
+
+    :class:`EncodedText` in ``result`` is decoded: what is returned is plain JSON."""
+    result = plain(result)
     text = json.dumps(result, default=str, ensure_ascii=False)
     size = len(text.encode("utf-8"))
     if size <= max_bytes:
@@ -589,10 +600,16 @@ def complete(
             execution_values=changed,
             finish=finish,
         )
-    stored, size, truncated = shape_result(result, max_result_bytes)
+    staged = None
+    if holds_encoded_text(result) and can_stage(session):
+        staged = stage_result(session, result, max_result_bytes)
+    if staged is not None:
+        stored, size, truncated = STAGED_RESULT, staged, False
+    else:
+        stored, size, truncated = shape_result(result, max_result_bytes)
     # The result is stored once, on the execution: a second copy on the live action would
     # double the statement (and could exceed the server's max_allowed_packet).
-    return transition(
+    moved = transition(
         session,
         liveaction_id=liveaction_id,
         to=status,
@@ -606,6 +623,9 @@ def complete(
         },
         finish=finish,
     )
+    if staged is not None:
+        clear_staged(session)
+    return moved
 
 
 def updated_context(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -320,3 +321,40 @@ def test_put_refuses_pause_for_a_shell_command_and_completed_executions(
     assert canceled.status_code == 200
     assert canceled.json()["status"] in {"canceling", "canceled"}
     assert wait_for(api, execution_id, COMPLETED, timeout=30)["status"] == "canceled"
+
+
+# About 600 KB of lines with quotes, backslashes, a tab, a control character and 2-, 3- and
+# 4-byte UTF-8: stored in several pieces, each likely to end inside a character.
+LARGE_LINE = '{:06d} "quoted" \\ tab\there \x01 é 日本語 🙂 \u2028 end\n'
+LARGE_LINES = 12_000
+
+
+def test_a_large_multi_line_utf8_result_round_trips_byte_identical(
+    st2: St2, api: httpx.Client, tmp_path: Path
+) -> None:
+    expected = "".join(LARGE_LINE.format(number) for number in range(LARGE_LINES))
+    script = tmp_path / "print_large.py"
+    script.write_text(
+        f"import sys\nfor number in range({LARGE_LINES}):\n"
+        f"    sys.stdout.buffer.write({LARGE_LINE!r}.format(number).encode())\n"
+    )
+    execution_id = run_async(st2, "core.local", f"cmd={sys.executable} {script}")
+    wait_for(api, execution_id, COMPLETED)
+    full = api.get(f"/executions/{execution_id}")
+    result = full.json()["result"]
+    assert full.json()["status"] == "succeeded", result
+    assert result["stdout"] == expected.removesuffix("\n")
+    # The stored JSON is the text json.dumps gives, served as stored, byte for byte.
+    stored = json.dumps(result, ensure_ascii=False).encode()
+    assert stored in full.content
+    assert full.json()["result_size"] == len(stored)
+    assert "result_truncated" not in full.json()
+    shown = st2("execution", "get", execution_id, "-j").json()
+    assert shown["result"] == result
+    only = api.get(f"/executions/{execution_id}", params={"include_attributes": "result.stdout"})
+    assert only.json() == {"id": execution_id, "result": {"stdout": result["stdout"]}}
+    without = api.get(f"/executions/{execution_id}", params={"exclude_attributes": "result"})
+    assert "result" not in without.json()
+    assert without.json()["result_size"] == len(stored)
+    streamed = api.get(f"/executions/{execution_id}/output", params={"output_type": "stdout"})
+    assert streamed.text == expected

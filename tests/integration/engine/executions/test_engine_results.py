@@ -3,14 +3,19 @@ result beyond the configured cap is truncated with a flag, never an error."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from poundcake.db.session import unit_of_work
 from poundcake.engine.actionrunner.process import ActionRunner, ActionRunnerSettings
+from poundcake.engine.executions.completion import ACTION_TRIGGER, RESULT_LIMIT
 from poundcake.engine.executions.service import shape_result
+from poundcake.engine.triggers.models import TriggerInstanceDB
 from tests import factories
 from tests.integration.support.engine_stack import EngineStack, engine_stack
 from tests.integration.support.shell_engine import SHELL, register_shell_actions
@@ -66,3 +71,30 @@ def test_shape_result_keeps_small_results_and_always_fits_the_cap() -> None:
     assert truncated and size > 10_000
     assert stored["truncated"] is True
     assert len(str(stored)) < 10_000
+
+
+def action_trigger_payloads(stack: EngineStack) -> list[dict[str, Any]]:
+    with stack.runtime.sessions() as session:
+        query = sa.select(TriggerInstanceDB.payload).where(
+            TriggerInstanceDB.trigger == ACTION_TRIGGER
+        )
+        return list(session.scalars(query))
+
+
+def test_a_long_result_gives_its_action_trigger_the_start_of_the_stored_text(
+    stack: EngineStack,
+) -> None:
+    stack.start_scheduler()
+    stack.start_runner(concurrency=2)
+    lines = 'for i in $(seq 1 20000); do echo "line $i: é 日本 🙂 \\"q\\""; done'
+    long = stack.wait(stack.request(SHELL, {"cmd": lines}).execution_id, timeout=60)
+    short = stack.wait(stack.request(SHELL, {"cmd": "echo short"}).execution_id)
+    payloads = {payload["execution_id"]: payload for payload in action_trigger_payloads(stack)}
+    stored = json.dumps(long.result, ensure_ascii=False)
+    assert long.result_size == len(stored.encode()) > RESULT_LIMIT
+    preview = payloads[long.id]["result"]
+    assert preview["truncated"] is True
+    assert preview["original_size"] == long.result_size
+    assert stored.startswith(preview["preview"])
+    assert RESULT_LIMIT - 4 < len(preview["preview"].encode()) <= RESULT_LIMIT
+    assert payloads[short.id]["result"] == short.result

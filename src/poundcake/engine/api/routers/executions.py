@@ -22,6 +22,7 @@ from kombu.exceptions import KombuError
 from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, Runtime, truthy
 from poundcake.engine.executions.documents import (
     Projection,
+    encode_document,
     encode_documents,
     execution_document,
 )
@@ -31,7 +32,7 @@ from poundcake.engine.executions.queries import (
     ExecutionFilters,
     count_executions,
     descendants,
-    execution_output,
+    encoded_execution_output,
     existing_ids,
     fetch_execution,
     latest_id,
@@ -273,7 +274,12 @@ def get_one(
     if execution_id == "last" and latest_id(session) is None:
         raise ValidationError("No executions found in the database")
     projection = Projection.parse(include_attributes, exclude_attributes)
-    return _json(_document(session, execution_id, projection, runtime, show_secrets))
+    row = fetch_execution(session, execution_id, projection.columns(raw=True))
+    if row is None:
+        raise _not_found(execution_id)
+    mask = _mask(runtime, show_secrets)
+    body = encode_document(row._mapping, projection, mask=mask, cipher=_reveal(runtime, mask))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/executions/{execution_id}/children")
@@ -312,7 +318,7 @@ def get_output(
         execution_id = newest
     if not existing_ids(session, [execution_id]):
         raise _not_found(execution_id)
-    return PlainTextResponse(execution_output(session, execution_id, output_type))
+    return PlainTextResponse(encoded_execution_output(session, execution_id, output_type))
 
 
 @router.post("/executions", status_code=201)

@@ -1,4 +1,8 @@
-"""Process output as it arrives: split into lines for the sink, and kept whole for the result."""
+"""Process output as it arrives: split into lines for the sink, and kept whole for the result.
+
+What is kept is the decoded text's UTF-8, so a large output costs one byte per ASCII character
+whatever else it holds (a ``str`` with one emoji takes four bytes per character).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import codecs
 import threading
 from collections.abc import Callable
 
+from poundcake.engine.executions.results import ENCODED_TEXT_BYTES, EncodedText
 from poundcake.engine.runners.base import OutputSink
 
 MAX_LINE_BYTES = 64 * 1024
@@ -38,7 +43,8 @@ class LineStream:
         self._keep = keep
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = bytearray()
-        self._parts: list[str] = []
+        self._kept = bytearray()
+        self._closed = False
 
     def feed(self, data: bytes) -> None:
         """Take a chunk of output and pass every complete line on."""
@@ -63,15 +69,23 @@ class LineStream:
             self._pending.clear()
         tail = self._decoder.decode(b"", final=True)
         if tail:
-            self._parts.append(tail)
+            self._kept += tail.encode()
             self._sink(self.output_type, tail)
+        self._closed = True
 
     def text(self) -> str:
         """Return everything received so far."""
-        return "".join(self._parts)
+        return self._kept.decode()
+
+    def result_text(self) -> str | EncodedText:
+        """Everything received so far: as :class:`EncodedText` when it is large (sharing the
+        buffer once the stream is closed, a copy while a reader may still be adding to it)."""
+        if len(self._kept) < ENCODED_TEXT_BYTES:
+            return self.text()
+        return EncodedText(self._kept if self._closed else bytes(self._kept))
 
     def _emit(self, line: bytes) -> None:
         text = self._decoder.decode(line)
         if text and (self._keep is None or self._keep(text)):
-            self._parts.append(text)
+            self._kept += text.encode()
             self._sink(self.output_type, text)

@@ -21,6 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, cast
 
+from poundcake.engine.executions.results import EncodedText
 from poundcake.engine.runners.base import OutputSink
 from poundcake.engine.runners.shell.output import LineStream, SerializedSink
 from poundcake.exceptions import ValidationError
@@ -51,8 +52,8 @@ class ProcessOutcome:
 
     ending: Ending
     return_code: int
-    stdout: str
-    stderr: str
+    stdout: str | EncodedText
+    stderr: str | EncodedText
 
 
 class ProcessRun:
@@ -114,7 +115,7 @@ class ProcessRun:
         if ending is not Ending.EXITED:
             _kill_group(process, readers)
         return_code = process.wait()
-        return ProcessOutcome(ending, return_code, stdout.text(), stderr.text())
+        return ProcessOutcome(ending, return_code, stdout.result_text(), stderr.result_text())
 
     def _wait(
         self,

@@ -2,7 +2,8 @@
 
 ``{"failed", "succeeded", "return_code", "stdout", "stderr"}``: one trailing newline (``\\n``,
 then ``\\r``) is stripped from each stream, and a stream that holds a JSON object or array is
-returned parsed. Exit code 0 is success. A run that ran out of time has ``return_code`` -9 and an
+returned parsed (large output comes as :class:`EncodedText` and is kept so). Exit code 0 is
+success. A run that ran out of time has ``return_code`` -9 and an
 ``error`` naming the timeout.
 """
 
@@ -12,6 +13,8 @@ import json
 import re
 from typing import Any
 
+from poundcake.engine.executions.results import EncodedText
+
 TIMEOUT_RETURN_CODE = -9
 CANCELED_ERROR = "Action canceled."
 
@@ -19,25 +22,36 @@ _SUDO_PASSWORD_REJECTED = re.compile(r"sudo: \d+ incorrect password attempts?")
 _SUDO_PASSWORD_PROMPT = re.compile(r"\[sudo\] password for (.+?):")
 
 
-def strip_shell_chars(text: str) -> str:
+def strip_shell_chars(text: str | EncodedText) -> str | EncodedText:
     """Remove one trailing ``\\n`` and then one trailing ``\\r``, as StackStorm does."""
     text = text.removesuffix("\n")
     return text.removesuffix("\r")
 
 
-def parse_output(text: str) -> Any:
+def _json_start(text: str | EncodedText) -> bool:
+    if isinstance(text, EncodedText):
+        return text.lstrip_startswith(("{", "["))
+    return text.lstrip().startswith(("{", "["))
+
+
+def parse_output(text: str | EncodedText) -> Any:
     """Return ``text`` as parsed JSON when it holds an object or array, else unchanged."""
-    if not text.lstrip().startswith(("{", "[")):
+    if not _json_start(text):
         return text
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(str(text))
     except ValueError:
         return text
     return parsed if isinstance(parsed, (dict, list)) else text
 
 
 def shell_result(
-    return_code: int, stdout: str, stderr: str, *, error: str | None = None, strip: bool = True
+    return_code: int,
+    stdout: str | EncodedText,
+    stderr: str | EncodedText,
+    *,
+    error: str | None = None,
+    strip: bool = True,
 ) -> dict[str, Any]:
     """Return the result document for one finished (or stopped) command.
 

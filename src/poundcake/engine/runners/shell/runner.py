@@ -200,7 +200,7 @@ class LocalShellRunner(Runner):
             )
             return RunnerOutcome(ExecutionStatus.CANCELED, result)
         return_code = outcome.return_code
-        sudo_error = sudo_password_error(outcome.stderr) if sudo_password_used else None
+        sudo_error = sudo_password_error(str(outcome.stderr)) if sudo_password_used else None
         if sudo_error is not None:
             return_code = ERROR_RETURN_CODE
         result = shell_result(return_code, outcome.stdout, outcome.stderr, error=sudo_error)

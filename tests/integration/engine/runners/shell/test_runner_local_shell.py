@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from poundcake.engine.executions.results import EncodedText
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.runners.base import Runner, RunnerOutcome, RunnerRequest
 from poundcake.engine.runners.shell.process import KILL_GRACE_SECONDS
@@ -308,4 +309,6 @@ def test_eight_megabytes_on_both_streams_are_streamed_whole() -> None:
         pieces = [data for kind, data in sink.calls if kind == stream]
         assert sum(len(piece) for piece in pieces) == EIGHT_MB
         assert max(len(piece) for piece in pieces) == len(line) + 1
-        assert len(outcome.result[stream]) == EIGHT_MB
+        # Kept as its UTF-8 bytes, not a str.
+        assert isinstance(outcome.result[stream], EncodedText)
+        assert str(outcome.result[stream]) == ((line + "\n") * (EIGHT_MB // 100 + 1))[:EIGHT_MB]

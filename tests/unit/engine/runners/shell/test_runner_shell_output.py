@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from poundcake.engine.executions.results import ENCODED_TEXT_BYTES, EncodedText
 from poundcake.engine.runners.shell.output import MAX_LINE_BYTES, LineStream
 
 
@@ -52,3 +53,30 @@ def test_keep_drops_lines_from_the_sink_and_the_text() -> None:
     stream.close()
     assert stream.text() == "one\ntwo\n"
     assert [data for _, data in sink.calls] == ["one\n", "two\n"]
+
+
+def test_a_large_output_is_kept_as_its_utf8_and_decodes_to_the_text_received() -> None:
+    sink = Sink()
+    stream = LineStream("stdout", sink)
+    lines = [f'{number:06d} "quoted" \\ tab\there é 日本 🙂\n' for number in range(3000)]
+    encoded = "".join(lines).encode()
+    for start in range(0, len(encoded), 1000):
+        stream.feed(encoded[start : start + 1000])
+    stream.close()
+    kept = stream.result_text()
+    assert isinstance(kept, EncodedText)
+    assert len(encoded) >= ENCODED_TEXT_BYTES
+    assert bytes(kept.data) == encoded
+    assert str(kept) == stream.text() == "".join(lines)
+    assert [data for _, data in sink.calls] == lines
+
+
+def test_small_output_is_kept_as_str_and_invalid_bytes_are_replaced_in_both() -> None:
+    stream = LineStream("stdout", Sink())
+    stream.feed(b"ok \xff\n")
+    stream.close()
+    assert stream.result_text() == "ok \ufffd\n"
+    big = LineStream("stdout", Sink())
+    big.feed(b"\xff" * ENCODED_TEXT_BYTES)
+    big.close()
+    assert str(big.result_text()) == "\ufffd" * ENCODED_TEXT_BYTES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from poundcake.engine.executions.results import EncodedText
 from poundcake.engine.runners.shell.results import (
     parse_output,
     shell_result,
@@ -78,3 +79,12 @@ def test_a_rejected_sudo_password_is_reported_with_the_user() -> None:
         "Invalid sudo password provided or sudo is not configured for this user (deploy)"
     )
     assert sudo_password_error("all fine") is None
+
+
+def test_large_output_stays_encoded_stripped_of_one_newline_and_json_is_parsed() -> None:
+    text = "line é 🙂\n" * 10_000
+    result = shell_result(0, EncodedText((text + "\r\n").encode()), EncodedText(b"[1, 2]\n"))
+    assert isinstance(result["stdout"], EncodedText)
+    assert str(result["stdout"]) == text
+    assert result["stderr"] == [1, 2]
+    assert parse_output(EncodedText(b" {not json")) == EncodedText(b" {not json")
