@@ -56,8 +56,10 @@ from poundcake.engine.executions.service import (
     DEFAULT_MAX_RESULT_BYTES,
     LEASED,
     WORKFLOW_RUNNER_TYPES,
+    FinalOutcome,
     claim,
     complete,
+    complete_many,
     renew_leases,
     transition,
 )
@@ -112,6 +114,11 @@ class Finished:
     outcome: RunnerOutcome
     message: Message
     workflow: bool
+
+
+def _plain_final(outcome: RunnerOutcome) -> bool:
+    """Tell whether an outcome ends its execution with nothing but a status and a result."""
+    return is_completed(outcome.status) and outcome.status != S.CANCELED and not outcome.context
 
 
 class ActionRunner:
@@ -230,14 +237,26 @@ class ActionRunner:
     def _record(self, items: list[Finished]) -> list[FollowUp]:
         """Store outcomes in one transaction; return what to do once it is committed.
 
-        What ending an execution also writes (its completion trigger, the notifier's mark) is
-        written once for the whole batch.
+        Final outcomes that change no context and are not cancellations are written together
+        (:func:`complete_many`); what ending an execution also writes (its completion trigger,
+        the notifier's mark) is written once for the whole batch.
         """
+
+        together = [item for item in items if _plain_final(item.outcome)]
+        alone = [item for item in items if not _plain_final(item.outcome)]
 
         def record(session: Session) -> list[FollowUp]:
             follow_ups: list[FollowUp] = []
-            ended: list[str] = []
-            for item in items:
+            ended = complete_many(
+                session,
+                [
+                    FinalOutcome(item.liveaction_id, item.outcome.status, item.outcome.result)
+                    for item in together
+                ],
+                max_result_bytes=self._result_cap,
+                finish=False,
+            )
+            for item in alone:
                 follow_ups += self._record_one(session, item, ended)
             finish_executions(session, ended)
             return follow_ups
