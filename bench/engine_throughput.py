@@ -273,7 +273,7 @@ def show(phase: Phase) -> None:
             " per execution"
         )
     if phase.statements is not None:
-        print_statements(*phase.statements, phase.count)
+        print_statements(*phase.statements, phase.count, "execution")
 
 
 def main() -> None:

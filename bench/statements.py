@@ -65,10 +65,10 @@ class ServiceUser:
         return {name: int(str(value)) for name, value in zip(names, values, strict=True)}
 
 
-def print_statements(before: dict[str, int], after: dict[str, int], items: int) -> None:
-    print(
-        f"\nThe services' statements (MariaDB USER_STATISTICS), per trigger instance ({items:,}):"
-    )
+def print_statements(
+    before: dict[str, int], after: dict[str, int], items: int, noun: str = "trigger instance"
+) -> None:
+    print(f"\nThe services' statements (MariaDB USER_STATISTICS), per {noun} ({items:,}):")
     for label, columns in STATEMENT_FIGURES.items():
         used = sum(after[column] - before[column] for column in columns)
         print(f"  {label:<26} {used:>10,}  {used / max(items, 1):>8.2f} each")

@@ -280,7 +280,13 @@ def insert_executions(session: Session, prepared: Sequence[PreparedExecution]) -
     session.execute(sa.insert(table_of(ExecutionDB)), [item.execution for item in prepared])
 
 
-def request_execution(
+def request_execution(session: Session, **options: Any) -> RequestedExecution:
+    """Validate and record a new execution in ``requested``; the options are
+    :func:`record_execution`'s."""
+    return record_execution(session, **options).requested
+
+
+def record_execution(
     session: Session,
     *,
     action_ref: str,
@@ -297,8 +303,10 @@ def request_execution(
     add_to_parent: bool = True,
     notify: Mapping[str, Any] | None = None,
     skip_notify: bool = False,
-) -> RequestedExecution:
-    """Validate and record a new execution in ``requested`` (see :func:`prepare_execution`).
+) -> PreparedExecution:
+    """Validate and record a new execution in ``requested`` (see :func:`prepare_execution`);
+    return its rows as written (a caller answering with the execution's document builds it
+    from them instead of reading the row back).
 
     ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
     (:func:`add_children`, once for all the children it requests in its unit of work).
@@ -322,7 +330,7 @@ def request_execution(
     insert_executions(session, [prepared])
     if parent and add_to_parent:
         add_children(session, parent, [prepared.requested.execution_id])
-    return prepared.requested
+    return prepared
 
 
 def add_children(session: Session, parent_id: str, child_ids: Sequence[str]) -> None:
@@ -642,7 +650,8 @@ def complete_many(
             raise ValueError(f"complete_many records final outcomes, not {outcome.status}")
     if not outcomes:
         return []
-    if session.get_bind().dialect.name == "sqlite":
+    if len(outcomes) == 1 or session.get_bind().dialect.name == "sqlite":
+        # One outcome: its compare-and-set is one statement, the lock and UPDATE two.
         moved_alone = [
             outcome.liveaction_id
             for outcome in outcomes

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from poundcake.db.session import unit_of_work
 from poundcake.engine.actionrunner.request import build_request, load_claimed
+from poundcake.engine.api.app import create_app
+from poundcake.engine.auth.service import create_api_key
 from poundcake.engine.executions.models import LiveActionDB
 from poundcake.engine.executions.service import (
     BATCHED_RESULT_LIMIT,
@@ -234,3 +239,42 @@ def test_outcomes_recorded_together_keep_each_result_and_skip_what_left_the_leas
     assert sorted(status for _, status in leases) == sorted(row.status for row in done[:4])
     # One completion trigger per execution that moved here and one for the abandoned one.
     assert sorted(triggers) == sorted(item.execution_id for item in ids)
+
+
+def api_calls(stack: EngineStack, calls: list[tuple[str, str, Any]]) -> list[httpx.Response]:
+    """Requests to the engine's API app on this stack's runtime, in order, with an API key."""
+    with unit_of_work(stack.runtime.sessions) as session:
+        key = create_api_key(session, user="tester").key
+
+    async def send() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(stack.runtime, ["api"]))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", headers={"St2-Api-Key": key}
+        ) as client:
+            return [await client.request(method, path, json=body) for method, path, body in calls]
+
+    return asyncio.run(send())
+
+
+@pytest.mark.parametrize("show_secrets", ["false", "true"])
+def test_the_created_execution_answered_is_the_one_stored(
+    stack: EngineStack, show_secrets: str
+) -> None:
+    body = {
+        "action": "tests.noop",
+        "parameters": {"message": 'hé "quoted"', "token": "s3cr3t-t0ken"},
+        "context": {"request_id": "r-1"},
+        "notify": {"on-complete": {"routes": ["slack"]}},
+    }
+    [created] = api_calls(stack, [("POST", f"/v1/executions?show_secrets={show_secrets}", body)])
+    assert created.status_code == 201, created.text
+    document = created.json()
+    # No scheduler runs: the execution stays as the POST left it.
+    [stored] = api_calls(
+        stack, [("GET", f"/v1/executions/{document['id']}?show_secrets={show_secrets}", None)]
+    )
+    assert stored.status_code == 200, stored.text
+    assert document == stored.json()
+    assert document["status"] == "requested"
+    secret = document["parameters"]["token"]
+    assert secret == ("s3cr3t-t0ken" if show_secrets == "true" else "********")
