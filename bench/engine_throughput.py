@@ -9,7 +9,9 @@ execution writes a ``core.st2.generic.actiontrigger`` instance that the rules en
 a phase ends when every execution succeeded and every completion trigger was processed. Reported
 per phase, from the database's own timestamps: executions/s from the first request to the last
 completion, the HTTP request rate and latency (wrk), the trigger backlog's drain, the CPU of wrk
-and of every engine process, and the load average:
+and of every engine process (and per execution), the services' statements, commits and rows
+per execution (they connect as a MariaDB user of their own, counted by the server's
+``USER_STATISTICS``: figures other work on the machine does not move), and the load average:
 
 * with 1 and with 2 action runner processes;
 * a backlog of ``--backlog`` executions requested while no runner was up, then drained by 2.
@@ -38,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import WrkFigures, load_average, parse_wrk, process_cpu_seconds  # noqa: E402
+from bench.statements import ServiceUser, connecting_as, print_statements  # noqa: E402
 from tests.e2e.stack import untuned  # noqa: E402
 from tests.integration.support.st2cli import (  # noqa: E402
     SERVICES,
@@ -65,6 +68,7 @@ class Phase:
     cpu: dict[str, float]
     trigger_lag: float
     load: str
+    statements: tuple[dict[str, int], dict[str, int]] | None = None
 
     @property
     def rate(self) -> float:
@@ -74,9 +78,10 @@ class Phase:
 class Bench:
     """The running engine, its database, and the extra runner processes a phase starts."""
 
-    def __init__(self, engine: RunningEngine, key: str) -> None:
+    def __init__(self, engine: RunningEngine, key: str, user: ServiceUser) -> None:
         self.engine = engine
         self.key = key
+        self.user = user
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(engine.config_path)
         self.database = parser["database"]["db_name"]
@@ -196,12 +201,14 @@ class Bench:
         since = self.now()
         pids = self.processes()
         cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        counted = self.user.counts()
         figures, wrk_cpu = self.request(since, count, connections)
         first, last, lag = self.wait_done(since, count)
         cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        statements = (counted, self.user.counts())
         load = load_average()
         self.stop_extra()
-        return Phase(label, count, last - first, figures, wrk_cpu, cpu, lag, load)
+        return Phase(label, count, last - first, figures, wrk_cpu, cpu, lag, load, statements)
 
     def backlog_phase(self, count: int, connections: int) -> tuple[Phase, Phase]:
         """Request ``count`` with no runner up, then drain with two."""
@@ -222,11 +229,19 @@ class Bench:
         )
         pids = {name: process.pid for name, process in self.engine.processes.items()}
         cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        counted = self.user.counts()
         started = time.time()
         self.runner()
         self.runner()
         _, last, lag = self.wait_done(since, count)
         cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu.update(
+            {
+                f"st2actionrunner-{i + 2}": process_cpu_seconds(p.pid)
+                for i, p in enumerate(self.extra)
+            }
+        )
+        statements = (counted, self.user.counts())
         drained = Phase(
             f"2 runners draining the {count} backlog",
             count,
@@ -236,6 +251,7 @@ class Bench:
             cpu,
             lag,
             load_average(),
+            statements,
         )
         self.stop_extra()
         return requested, drained
@@ -250,6 +266,14 @@ def show(phase: Phase) -> None:
         f"execution; CPU s: wrk {phase.wrk_cpu:.2f}{', ' + cpu if cpu else ''}; {phase.load}",
         flush=True,
     )
+    if phase.cpu:
+        engine_cpu = sum(phase.cpu.values())
+        print(
+            f"    CPU of the engine's processes: {engine_cpu / phase.count * 1e3:.2f} ms"
+            " per execution"
+        )
+    if phase.statements is not None:
+        print_statements(*phase.statements, phase.count, "execution")
 
 
 def main() -> None:
@@ -263,11 +287,16 @@ def main() -> None:
     options = parser.parse_args()
     phases: list[Phase] = []
     print(f"engine throughput (core.noop through st2api, end to end); {load_average()}")
+    user = ServiceUser()
     with (
         tempfile.TemporaryDirectory(prefix="bench-engine-") as directory,
-        running_engine(Path(directory), services=ENGINE_SERVICES, service_config=untuned) as engine,
+        running_engine(
+            Path(directory),
+            services=ENGINE_SERVICES,
+            service_config=connecting_as(user, untuned),
+        ) as engine,
     ):
-        bench = Bench(engine, api_key_for(engine))
+        bench = Bench(engine, api_key_for(engine), user)
         try:
             for runners in (1, 2):
                 label = f"{runners} runner{'s' if runners > 1 else ''}, {options.count} executions"
@@ -278,6 +307,7 @@ def main() -> None:
                 show(phase)
         finally:
             bench.stop_extra()
+            user.drop()
     if options.json:
         figures = [
             {"figure": phase.label, "value": phase.rate, "unit": "/s", "goal": GOAL}

@@ -46,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,7 +57,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orquesta import cpu_seconds, deployed_settings, percentile
-from tests.integration.support.mariadb import admin_sql
+from statements import ServiceUser, connecting_as, print_statements
 from tests.integration.support.sensor_stack import SENSOR_SERVICES
 from tests.integration.support.st2cli import (
     RunningEngine,
@@ -270,62 +269,6 @@ class Counts:
         return [(requested - occurred).total_seconds() * 1000 for occurred, requested in rows]
 
 
-STATEMENT_FIGURES = {
-    "statements (all)": ("SELECT_COMMANDS", "UPDATE_COMMANDS", "OTHER_COMMANDS"),
-    "  SELECT": ("SELECT_COMMANDS",),
-    "  INSERT, UPDATE, DELETE": ("UPDATE_COMMANDS",),
-    "  other (BEGIN, SET, ...)": ("OTHER_COMMANDS",),
-    "commits": ("COMMIT_TRANSACTIONS",),
-    "rollbacks": ("ROLLBACK_TRANSACTIONS",),
-    "rows read": ("ROWS_READ",),
-    "rows inserted": ("ROWS_INSERTED",),
-    "rows updated": ("ROWS_UPDATED",),
-}
-
-
-class ServiceUser:
-    """The MariaDB user the services connect as, made for the run, and its statement counts."""
-
-    def __init__(self) -> None:
-        self.name = f"bench_{uuid.uuid4().hex[:10]}"
-        self.password = uuid.uuid4().hex
-        self._userstat: str | None = None
-        self.admin_config: Path | None = None
-
-    def create(self, database: str) -> None:
-        admin_sql(
-            f"CREATE USER '{self.name}'@'%' IDENTIFIED BY '{self.password}'",
-            f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{self.name}'@'%'",
-        )
-        if self._userstat is None:
-            self._userstat = str(admin_sql("SELECT @@GLOBAL.userstat")[0][0])
-            admin_sql("SET GLOBAL userstat = 1")
-
-    def drop(self) -> None:
-        admin_sql(f"DROP USER IF EXISTS '{self.name}'@'%'")
-        if self._userstat is not None:
-            admin_sql(f"SET GLOBAL userstat = {self._userstat}")
-
-    def counts(self) -> dict[str, int]:
-        """The server's counters for this user (``USER_STATISTICS``; zero before any)."""
-        names = sorted({column for columns in STATEMENT_FIGURES.values() for column in columns})
-        rows = admin_sql(
-            f"SELECT {', '.join(names)} FROM information_schema.USER_STATISTICS "
-            f"WHERE USER = '{self.name}'"
-        )
-        values = rows[0] if rows else (0,) * len(names)
-        return {name: int(str(value)) for name, value in zip(names, values, strict=True)}
-
-
-def print_statements(before: dict[str, int], after: dict[str, int], items: int) -> None:
-    print(
-        f"\nThe services' statements (MariaDB USER_STATISTICS), per trigger instance ({items:,}):"
-    )
-    for label, columns in STATEMENT_FIGURES.items():
-        used = sum(after[column] - before[column] for column in columns)
-        print(f"  {label:<26} {used:>10,}  {used / max(items, 1):>8.2f} each")
-
-
 @contextmanager
 def profiled(pids: dict[str, int], directory: Path | None, form: str) -> Iterator[None]:
     """Sample each process with py-spy (idle time included) while the block runs."""
@@ -498,21 +441,17 @@ def tuned(rules_batch_size: int | None, user: ServiceUser) -> Any:
     asked."""
     deployed = deployed_settings(None)
 
-    def rewrite(path: Path) -> Path:
-        user.admin_config = path
+    def batched(path: Path) -> Path:
         written: Path = deployed(path)
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.read(written)
-        user.create(parser["database"]["db_name"])
-        parser["database"]["username"] = user.name
-        parser["database"]["password"] = user.password
         if rules_batch_size is not None:
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read(written)
             parser["rulesengine"] = {"batch_size": str(rules_batch_size)}
-        with written.open("w") as handle:
-            parser.write(handle)
+            with written.open("w") as handle:
+                parser.write(handle)
         return written
 
-    return rewrite
+    return connecting_as(user, batched)
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ Work messages name live actions. The consuming thread claims what arrives in one
 (``scheduled -> running``, or ``resuming -> running`` for a resumed workflow no runner holds,
 under this process's lease; a claim that loses the race is a duplicate and is dropped), hands
 each claimed execution to a worker thread that runs it through its runner plugin, and records
-outcomes in batches, one commit per batch. Besides final outcomes there are two that leave the
-execution open, both releasing the lease: ``pending`` (an inquiry waits for its response; see
+outcomes in batches, in the claim's transaction when work arrived meanwhile (one commit for
+both). Besides final outcomes there are two that leave the execution open, both releasing
+the lease: ``pending`` (an inquiry waits for its response; see
 :mod:`poundcake.engine.inquiries.service`) and ``paused`` (a workflow stopped where it can go on;
 see :mod:`poundcake.engine.executions.pausing`; one resumed meanwhile is handed over again after
 commit). Messages are acknowledged only after the outcome is committed, so work a dead process
@@ -56,8 +57,10 @@ from poundcake.engine.executions.service import (
     DEFAULT_MAX_RESULT_BYTES,
     LEASED,
     WORKFLOW_RUNNER_TYPES,
+    FinalOutcome,
     claim,
     complete,
+    complete_many,
     renew_leases,
     transition,
 )
@@ -114,6 +117,11 @@ class Finished:
     workflow: bool
 
 
+def _plain_final(outcome: RunnerOutcome) -> bool:
+    """Tell whether an outcome ends its execution with nothing but a status and a result."""
+    return is_completed(outcome.status) and outcome.status != S.CANCELED and not outcome.context
+
+
 class ActionRunner:
     """One action runner process."""
 
@@ -166,10 +174,7 @@ class ActionRunner:
         ids = [str(body.get("liveaction_id", "")) for body, _ in batch]
 
         def claim_and_load(session: Session) -> tuple[set[str], dict[str, ClaimedWork]]:
-            claimed = set(
-                claim(session, ids, owner=self.owner, lease_seconds=self.settings.lease_seconds)
-            )
-            return claimed, load_claimed(session, sorted(claimed))
+            return self._claim_in(session, ids)
 
         try:
             claimed, work = in_transaction(self.runtime.sessions, claim_and_load)
@@ -178,6 +183,27 @@ class ActionRunner:
             self._inbox = batch + self._inbox
             time.sleep(0.5)
             return
+        self._start(batch, claimed, work, pool, workflow_pool)
+
+    def _claim_in(
+        self, session: Session, ids: list[str]
+    ) -> tuple[set[str], dict[str, ClaimedWork]]:
+        """Claim ``ids`` under this process's lease and load what their runs need."""
+        claimed = set(
+            claim(session, ids, owner=self.owner, lease_seconds=self.settings.lease_seconds)
+        )
+        return claimed, load_claimed(session, sorted(claimed))
+
+    def _start(
+        self,
+        batch: list[tuple[dict[str, Any], Message]],
+        claimed: set[str],
+        work: dict[str, ClaimedWork],
+        pool: ThreadPoolExecutor,
+        workflow_pool: ThreadPoolExecutor | None,
+    ) -> None:
+        """After the claim's commit: start the claimed runs, drop the other messages."""
+        ids = [str(body.get("liveaction_id", "")) for body, _ in batch]
         started: list[tuple[str, ClaimedWork, Message]] = []
         for (_, message), liveaction_id in zip(batch, ids, strict=True):
             item = work.get(liveaction_id) if liveaction_id in claimed else None
@@ -204,10 +230,7 @@ class ActionRunner:
         If the batch cannot be stored, each outcome is stored alone; one that still cannot be
         (the database refuses its result) is recorded as failed with the reason.
         """
-        finished: list[Finished] = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                finished.append(self._finished.get_nowait())
+        finished = self._take_finished()
         if not finished:
             return set()
         follow_ups: list[FollowUp] = []
@@ -219,6 +242,55 @@ class ActionRunner:
             )
             for item in finished:
                 follow_ups += self._record_alone(item)
+        return self._recorded(finished, follow_ups)
+
+    def step(
+        self, pool: ThreadPoolExecutor, workflow_pool: ThreadPoolExecutor | None = None
+    ) -> None:
+        """Record what finished and claim what arrived: in one transaction (one commit) when
+        there are both, else as :meth:`claim_batch` and :meth:`record_finished`. If the joint
+        transaction fails, each is done on its own, with its own recovery."""
+        if not self._inbox or self._finished.empty():
+            self.claim_batch(pool, workflow_pool)
+            self.record_finished()
+            return
+        finished = self._take_finished()
+        batch, self._inbox = self._inbox, []
+        ids = [str(body.get("liveaction_id", "")) for body, _ in batch]
+
+        def record_and_claim(
+            session: Session,
+        ) -> tuple[list[FollowUp], set[str], dict[str, ClaimedWork]]:
+            follow_ups = self._record_in(session, finished)
+            return (follow_ups, *self._claim_in(session, ids))
+
+        try:
+            follow_ups, claimed, work = in_transaction(self.runtime.sessions, record_and_claim)
+        except sa.exc.SQLAlchemyError:
+            logger.exception(
+                "Recording %d outcomes and claiming %d live actions together failed; "
+                "doing each on its own",
+                len(finished),
+                len(batch),
+            )
+            self._inbox = batch + self._inbox
+            for item in finished:
+                self._finished.put(item)
+            self.claim_batch(pool, workflow_pool)
+            self.record_finished()
+            return
+        self._recorded(finished, follow_ups)
+        self._start(batch, claimed, work, pool, workflow_pool)
+
+    def _take_finished(self) -> list[Finished]:
+        finished: list[Finished] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                finished.append(self._finished.get_nowait())
+        return finished
+
+    def _recorded(self, finished: list[Finished], follow_ups: list[FollowUp]) -> set[str]:
+        """After the outcomes' commit: follow up, announce, acknowledge."""
         for follow_up in follow_ups:
             follow_up()
         self._announce_many([(item.liveaction_id, item.execution_id) for item in finished])
@@ -230,19 +302,33 @@ class ActionRunner:
     def _record(self, items: list[Finished]) -> list[FollowUp]:
         """Store outcomes in one transaction; return what to do once it is committed.
 
-        What ending an execution also writes (its completion trigger, the notifier's mark) is
-        written once for the whole batch.
+        Final outcomes that change no context and are not cancellations are written together
+        (:func:`complete_many`); what ending an execution also writes (its completion trigger,
+        the notifier's mark) is written once for the whole batch.
         """
 
-        def record(session: Session) -> list[FollowUp]:
-            follow_ups: list[FollowUp] = []
-            ended: list[str] = []
-            for item in items:
-                follow_ups += self._record_one(session, item, ended)
-            finish_executions(session, ended)
-            return follow_ups
+        return in_transaction(
+            self.runtime.sessions, lambda session: self._record_in(session, items)
+        )
 
-        return in_transaction(self.runtime.sessions, record)
+    def _record_in(self, session: Session, items: list[Finished]) -> list[FollowUp]:
+        """Store outcomes in ``session``'s transaction; return what to do after its commit."""
+        together = [item for item in items if _plain_final(item.outcome)]
+        follow_ups: list[FollowUp] = []
+        ended = complete_many(
+            session,
+            [
+                FinalOutcome(item.liveaction_id, item.outcome.status, item.outcome.result)
+                for item in together
+            ],
+            max_result_bytes=self._result_cap,
+            finish=False,
+        )
+        for item in items:
+            if not _plain_final(item.outcome):
+                follow_ups += self._record_one(session, item, ended)
+        finish_executions(session, ended)
+        return follow_ups
 
     def _record_one(self, session: Session, item: Finished, ended: list[str]) -> list[FollowUp]:
         """Store one outcome; a final one adds its live action to ``ended``."""
@@ -500,9 +586,8 @@ class ActionRunner:
                     )
                     while not stop.is_set():
                         self._pump(connection, 0.002 if self._in_flight else 0.1)
-                        self.claim_batch(pool, workflow_pool)
                         try:
-                            self.record_finished()
+                            self.step(pool, workflow_pool)
                         except sa.exc.SQLAlchemyError:
                             logger.exception("Recording outcomes failed; trying again shortly")
                             time.sleep(0.5)

@@ -6,7 +6,10 @@ settings or a post-run policy is marked for ``st2notifier``
 
 The instance is written in the transaction that ends the execution, so a rule on it can never
 miss a result (nothing is lost between the runner and the rules engine). The rules engine picks
-it up on its next poll. ``[action_sensor] enable = False`` turns this off and ``emit_when``
+it up on its next poll. When no enabled rule listens to the trigger (read in the same
+transaction), the instance is written ``processed`` at once, as the rules engine would leave it:
+it is kept for the record (``st2 trigger-instance list``) and costs the rules engine nothing.
+``[action_sensor] enable = False`` turns this off and ``emit_when``
 names the statuses that emit it (the session factory carries the statuses in ``session.info``;
 without it, every finished status emits). The payload is StackStorm's: ``execution_id``,
 ``status``, ``start_timestamp``, ``action_name``, ``action_ref``, ``runner_ref``, ``parameters``
@@ -31,6 +34,7 @@ from poundcake.engine.documents import isoformat
 from poundcake.engine.executions.models import ExecutionDB
 from poundcake.engine.executions.states import COMPLETED
 from poundcake.engine.notifier.pending import mark_pending
+from poundcake.engine.rules.models import RuleDB
 from poundcake.engine.triggers.instances import TriggerInstanceStatus
 from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.ids import new_id
@@ -80,6 +84,17 @@ def action_trigger_payload(execution: Any) -> dict[str, Any]:
     }
 
 
+def has_listener(session: Session) -> bool:
+    """Tell whether an enabled rule is on the action trigger (the rules engine matches an
+    instance to the rules whose trigger is the instance's)."""
+    found = session.scalar(
+        sa.select(RuleDB.id)
+        .where(RuleDB.trigger == ACTION_TRIGGER, RuleDB.enabled.is_(True))
+        .limit(1)
+    )
+    return found is not None
+
+
 def finish_executions(session: Session, liveaction_ids: Iterable[str]) -> None:
     """Write what finishing these (just finished) live actions calls for."""
     ids = list(liveaction_ids)
@@ -116,6 +131,9 @@ def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int
     if not rows:
         return 0
     now = utcnow()
+    status = (
+        TriggerInstanceStatus.PENDING if has_listener(session) else TriggerInstanceStatus.PROCESSED
+    )
     session.execute(
         sa.insert(TriggerInstanceDB),
         [
@@ -124,7 +142,7 @@ def emit_action_triggers(session: Session, liveaction_ids: Iterable[str]) -> int
                 "trigger": ACTION_TRIGGER,
                 "payload": action_trigger_payload(row),
                 "occurrence_time": now,
-                "status": TriggerInstanceStatus.PENDING.value,
+                "status": status.value,
             }
             for row in rows
         ],

@@ -363,6 +363,12 @@ def _revealed(name: str, value: Any, values: Values, cipher: DatastoreCipher) ->
     return {**liveaction, "parameters": reveal_parameters(liveaction["parameters"], names, cipher)}
 
 
+def new_row_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An execution's values as just written (:func:`~poundcake.engine.executions.service.
+    insert_executions`), the columns it leaves out being NULL, as the database holds them."""
+    return {column.key: None for column in E.__table__.columns} | dict(row)
+
+
 def execution_document(
     values: Values,
     projection: Projection,

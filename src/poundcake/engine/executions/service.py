@@ -288,7 +288,13 @@ def insert_executions(session: Session, prepared: Sequence[PreparedExecution]) -
     session.execute(sa.insert(table_of(ExecutionDB)), [item.execution for item in prepared])
 
 
-def request_execution(
+def request_execution(session: Session, **options: Any) -> RequestedExecution:
+    """Validate and record a new execution in ``requested``; the options are
+    :func:`record_execution`'s."""
+    return record_execution(session, **options).requested
+
+
+def record_execution(
     session: Session,
     *,
     action_ref: str,
@@ -305,8 +311,10 @@ def request_execution(
     add_to_parent: bool = True,
     notify: Mapping[str, Any] | None = None,
     skip_notify: bool = False,
-) -> RequestedExecution:
-    """Validate and record a new execution in ``requested`` (see :func:`prepare_execution`).
+) -> PreparedExecution:
+    """Validate and record a new execution in ``requested`` (see :func:`prepare_execution`);
+    return its rows as written (a caller answering with the execution's document builds it
+    from them instead of reading the row back).
 
     ``add_to_parent`` false leaves appending it to its parent's ``children`` to the caller
     (:func:`add_children`, once for all the children it requests in its unit of work).
@@ -330,7 +338,7 @@ def request_execution(
     insert_executions(session, [prepared])
     if parent and add_to_parent:
         add_children(session, parent, [prepared.requested.execution_id])
-    return prepared.requested
+    return prepared
 
 
 def add_children(session: Session, parent_id: str, child_ids: Sequence[str]) -> None:
@@ -626,6 +634,142 @@ def complete(
     if staged is not None:
         clear_staged(session)
     return moved
+
+
+@dataclass(frozen=True)
+class FinalOutcome:
+    """A runner's final outcome to record with others (:func:`complete_many`)."""
+
+    liveaction_id: str
+    status: ExecutionStatus
+    result: Any
+
+
+# complete_many writes results of at most this many bytes in one statement together; a larger
+# one is written alone, and a statement holds at most BATCHED_RESULT_BYTES of results.
+BATCHED_RESULT_LIMIT = 64 * 1024
+BATCHED_RESULT_BYTES = 1024 * 1024
+
+
+def complete_many(
+    session: Session,
+    outcomes: Sequence[FinalOutcome],
+    *,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    finish: bool = True,
+) -> list[str]:
+    """Record final outcomes as :func:`complete` does, for outcomes that change no context and
+    are not cancellations; return the live actions that moved.
+
+    On MariaDB the rows still leased are locked in one statement, then each status's
+    executions move together in one multi-table UPDATE whose results are chosen per live
+    action (a result over :data:`BATCHED_RESULT_LIMIT` is written alone).
+    """
+    for outcome in outcomes:
+        if outcome.status == S.CANCELED or outcome.status not in COMPLETED:
+            raise ValueError(f"complete_many records final outcomes, not {outcome.status}")
+    if not outcomes:
+        return []
+    if len(outcomes) == 1 or session.get_bind().dialect.name == "sqlite":
+        # One outcome: its compare-and-set is one statement, the lock and UPDATE two.
+        moved_alone = [
+            outcome.liveaction_id
+            for outcome in outcomes
+            if complete(
+                session,
+                liveaction_id=outcome.liveaction_id,
+                status=outcome.status,
+                result=outcome.result,
+                max_result_bytes=max_result_bytes,
+                finish=False,
+            )
+        ]
+        if finish:
+            finish_executions(session, moved_alone)
+        return moved_alone
+    leased = [status.value for status in LEASED]
+    moved = set(
+        session.scalars(
+            sa.select(LiveActionDB.id)
+            .where(
+                LiveActionDB.id.in_([outcome.liveaction_id for outcome in outcomes]),
+                LiveActionDB.status.in_(leased),
+            )
+            .with_for_update()
+        )
+    )
+    by_status: dict[ExecutionStatus, list[tuple[str, str, int, bool]]] = {}
+    for outcome in outcomes:
+        if outcome.liveaction_id not in moved:
+            continue
+        moved.discard(outcome.liveaction_id)  # a second outcome for one live action is ignored
+        stored, size, truncated = shape_result(outcome.result, max_result_bytes)
+        text = json.dumps(stored)
+        by_status.setdefault(outcome.status, []).append(
+            (outcome.liveaction_id, text, size, truncated)
+        )
+    recorded: list[str] = []
+    for status, rows in by_status.items():
+        for chunk in _result_chunks(rows):
+            _complete_together(session, status, chunk)
+            recorded += [row[0] for row in chunk]
+    if finish:
+        finish_executions(session, recorded)
+    return recorded
+
+
+def _result_chunks(
+    rows: list[tuple[str, str, int, bool]],
+) -> Iterable[list[tuple[str, str, int, bool]]]:
+    """Rows in groups whose results fit one statement; a large result alone."""
+    chunk: list[tuple[str, str, int, bool]] = []
+    used = 0
+    for row in rows:
+        length = len(row[1])
+        if length > BATCHED_RESULT_LIMIT:
+            yield [row]
+            continue
+        if chunk and used + length > BATCHED_RESULT_BYTES:
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(row)
+        used += length
+    if chunk:
+        yield chunk
+
+
+def _complete_together(
+    session: Session, status: ExecutionStatus, rows: list[tuple[str, str, int, bool]]
+) -> None:
+    """One multi-table UPDATE ending these (locked, leased) live actions in ``status``."""
+    ids = [row[0] for row in rows]
+    by_id = LiveActionDB.id
+    values: dict[Any, Any] = {
+        LiveActionDB.status: status.value,
+        LiveActionDB.lease_owner: None,
+        LiveActionDB.lease_expires_at: None,
+    }
+    values.update(
+        {
+            getattr(ExecutionDB, key): value
+            for key, value in _execution_values(session, status, utcnow(), None).items()
+        }
+    )
+    values[ExecutionDB.result] = sa.case(
+        {liveaction_id: text for liveaction_id, text, _, _ in rows}, value=by_id
+    )
+    values[ExecutionDB.result_size] = sa.case(
+        {liveaction_id: size for liveaction_id, _, size, _ in rows}, value=by_id
+    )
+    values[ExecutionDB.result_truncated] = sa.case(
+        {liveaction_id: truncated for liveaction_id, _, _, truncated in rows}, value=by_id
+    )
+    session.execute(
+        sa.update(LiveActionDB)
+        .where(by_id.in_(ids), ExecutionDB.liveaction_id == by_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def updated_context(

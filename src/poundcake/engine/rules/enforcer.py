@@ -90,7 +90,9 @@ def claim_pending(session: Session, limit: int) -> list[TriggerInstanceDB]:
         .limit(limit)
     )
     if session.get_bind().dialect.name != "sqlite":
-        query = query.with_for_update(skip_locked=True)
+        # The row locks are the claim: other engines skip these rows until the batch commits
+        # with their final status, so no intermediate ``processing`` write is needed.
+        return list(session.scalars(query.with_for_update(skip_locked=True)))
     found = list(session.scalars(query))
     if not found:
         return []
@@ -101,17 +103,16 @@ def claim_pending(session: Session, limit: int) -> list[TriggerInstanceDB]:
         .values(status=TriggerInstanceStatus.PROCESSING.value)
         .execution_options(synchronize_session=False)
     )
-    if session.get_bind().dialect.name == "sqlite":
-        # Writers are serialised: rows another engine finished first are no longer ours.
-        ours = set(
-            session.scalars(
-                sa.select(TriggerInstanceDB.id).where(
-                    TriggerInstanceDB.id.in_(ids),
-                    TriggerInstanceDB.status == TriggerInstanceStatus.PROCESSING.value,
-                )
+    # Writers are serialised: rows another engine finished first are no longer ours.
+    ours = set(
+        session.scalars(
+            sa.select(TriggerInstanceDB.id).where(
+                TriggerInstanceDB.id.in_(ids),
+                TriggerInstanceDB.status == TriggerInstanceStatus.PROCESSING.value,
             )
         )
-        found = [instance for instance in found if instance.id in ours]
+    )
+    found = [instance for instance in found if instance.id in ours]
     return found
 
 

@@ -43,7 +43,8 @@ class RuleEnforcementDB(Base):
     __table_args__ = (sa.UniqueConstraint("trigger_instance_id", "rule_ref"), ENGINE_TABLE_ARGS)
 
     id: Mapped[str] = mapped_column(IdType(), primary_key=True)
-    trigger_instance_id: Mapped[str] = mapped_column(IdType(), index=True)
+    # Found by the unique constraint's index, whose first column it is.
+    trigger_instance_id: Mapped[str] = mapped_column(IdType())
     execution_id: Mapped[str | None] = mapped_column(IdType(), index=True)
     rule: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
     rule_ref: Mapped[str] = mapped_column(sa.String(255), index=True)

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import sqlalchemy as sa
 
 from poundcake.db.session import unit_of_work
 from poundcake.engine.actionrunner.request import build_request, load_claimed
-from poundcake.engine.executions.service import cancel_execution
+from poundcake.engine.api.app import create_app
+from poundcake.engine.auth.service import create_api_key
+from poundcake.engine.executions.models import LiveActionDB
+from poundcake.engine.executions.service import (
+    BATCHED_RESULT_LIMIT,
+    FinalOutcome,
+    cancel_execution,
+    claim,
+    complete_many,
+    schedule,
+    transition,
+)
+from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.packs.models import ConfigSchemaDB
+from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.exceptions import ValidationError
 from poundcake.ids import new_id
 from tests import factories
@@ -157,3 +175,106 @@ def test_many_executions_with_two_runners(stack: EngineStack) -> None:
     ids = [stack.request("tests.noop", {"message": str(i)}).execution_id for i in range(60)]
     statuses = {stack.wait(execution_id).status for execution_id in ids}
     assert statuses == {"succeeded"}
+
+
+def test_outcomes_recorded_together_keep_each_result_and_skip_what_left_the_lease(
+    stack: EngineStack,
+) -> None:
+    ids = [stack.request("tests.noop", {"message": f"m{n}"}) for n in range(5)]
+    large = {"stdout": "x" * (BATCHED_RESULT_LIMIT + 10)}
+    with unit_of_work(stack.runtime.sessions) as session:
+        for item in ids:
+            assert schedule(session, item.liveaction_id)
+        claimed = claim(
+            session, [item.liveaction_id for item in ids], owner="test", lease_seconds=30
+        )
+        assert len(claimed) == len(ids)
+        # The sweep took the last one away from its runner: its outcome must not be written.
+        assert transition(
+            session,
+            liveaction_id=ids[-1].liveaction_id,
+            to=ExecutionStatus.ABANDONED,
+            allowed_from=(ExecutionStatus.RUNNING,),
+        )
+    outcomes = [
+        FinalOutcome(ids[0].liveaction_id, ExecutionStatus.SUCCEEDED, {"n": 0, "quote": "'\"é"}),
+        FinalOutcome(ids[1].liveaction_id, ExecutionStatus.FAILED, {"n": 1}),
+        FinalOutcome(ids[2].liveaction_id, ExecutionStatus.SUCCEEDED, large),
+        FinalOutcome(ids[3].liveaction_id, ExecutionStatus.TIMEOUT, None),
+        FinalOutcome(ids[4].liveaction_id, ExecutionStatus.SUCCEEDED, {"n": 4}),
+    ]
+    with unit_of_work(stack.runtime.sessions) as session:
+        moved = complete_many(session, outcomes)
+    assert sorted(moved) == sorted(item.liveaction_id for item in ids[:4])
+    done = [stack.execution(item.execution_id) for item in ids]
+    assert [row.status for row in done] == [
+        "succeeded",
+        "failed",
+        "succeeded",
+        "timeout",
+        "abandoned",
+    ]
+    assert done[0].result == {"n": 0, "quote": "'\"é"}
+    assert done[1].result == {"n": 1}
+    assert done[2].result == large
+    assert done[2].result_size == len(json.dumps(large))
+    assert done[3].result is None
+    assert [row.log[-1]["status"] for row in done] == [row.status for row in done]
+    assert all(row.end_timestamp is not None for row in done)
+    with stack.runtime.sessions() as session:
+        leases = session.execute(
+            sa.select(LiveActionDB.lease_owner, LiveActionDB.status).where(
+                LiveActionDB.id.in_([item.liveaction_id for item in ids[:4]])
+            )
+        ).all()
+        triggers = [
+            instance.payload["execution_id"]
+            for instance in session.scalars(
+                sa.select(TriggerInstanceDB).where(
+                    TriggerInstanceDB.trigger == "core.st2.generic.actiontrigger"
+                )
+            )
+        ]
+    assert {owner for owner, _ in leases} == {None}
+    assert sorted(status for _, status in leases) == sorted(row.status for row in done[:4])
+    # One completion trigger per execution that moved here and one for the abandoned one.
+    assert sorted(triggers) == sorted(item.execution_id for item in ids)
+
+
+def api_calls(stack: EngineStack, calls: list[tuple[str, str, Any]]) -> list[httpx.Response]:
+    """Requests to the engine's API app on this stack's runtime, in order, with an API key."""
+    with unit_of_work(stack.runtime.sessions) as session:
+        key = create_api_key(session, user="tester").key
+
+    async def send() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(stack.runtime, ["api"]))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", headers={"St2-Api-Key": key}
+        ) as client:
+            return [await client.request(method, path, json=body) for method, path, body in calls]
+
+    return asyncio.run(send())
+
+
+@pytest.mark.parametrize("show_secrets", ["false", "true"])
+def test_the_created_execution_answered_is_the_one_stored(
+    stack: EngineStack, show_secrets: str
+) -> None:
+    body = {
+        "action": "tests.noop",
+        "parameters": {"message": 'hé "quoted"', "token": "s3cr3t-t0ken"},
+        "context": {"request_id": "r-1"},
+        "notify": {"on-complete": {"routes": ["slack"]}},
+    }
+    [created] = api_calls(stack, [("POST", f"/v1/executions?show_secrets={show_secrets}", body)])
+    assert created.status_code == 201, created.text
+    document = created.json()
+    # No scheduler runs: the execution stays as the POST left it.
+    [stored] = api_calls(
+        stack, [("GET", f"/v1/executions/{document['id']}?show_secrets={show_secrets}", None)]
+    )
+    assert stored.status_code == 200, stored.text
+    assert document == stored.json()
+    assert document["status"] == "requested"
+    secret = document["parameters"]["token"]
+    assert secret == ("s3cr3t-t0ken" if show_secrets == "true" else "********")

@@ -387,3 +387,58 @@ def test_an_execution_a_concurrency_policy_may_hold_back_goes_to_the_scheduler(
     execution = stack.wait(enforcement.execution_id)
     assert execution.status == "succeeded", execution.result
     assert statuses(execution)[:2] == ["requested", "scheduled"]
+
+
+def action_triggers(stack: EngineStack, execution_id: str) -> list[TriggerInstanceDB]:
+    with stack.runtime.sessions() as session:
+        return [
+            instance
+            for instance in session.scalars(
+                sa.select(TriggerInstanceDB).where(
+                    TriggerInstanceDB.trigger == "core.st2.generic.actiontrigger"
+                )
+            )
+            if (instance.payload or {}).get("execution_id") == execution_id
+        ]
+
+
+def test_an_action_trigger_no_rule_listens_to_is_stored_processed(stack: EngineStack) -> None:
+    add_rule(
+        stack,
+        {
+            "name": "off",
+            "pack": "tests",
+            "enabled": False,
+            "trigger": {"type": "core.st2.generic.actiontrigger"},
+            "action": {"ref": "core.noop"},
+        },
+    )
+    execution = stack.wait(stack.request("core.noop").execution_id)
+    assert execution.status == "succeeded"
+    # No rules engine runs: the instance was written processed with the execution's end.
+    [instance] = action_triggers(stack, execution.id)
+    assert instance.status == "processed"
+    assert instance.payload["status"] == "succeeded"
+
+
+def test_an_action_trigger_an_enabled_rule_listens_to_waits_for_the_rules_engine(
+    stack: EngineStack,
+) -> None:
+    chained = add_rule(
+        stack,
+        {
+            "name": "on",
+            "pack": "tests",
+            "enabled": True,
+            "trigger": {"type": "core.st2.generic.actiontrigger"},
+            "criteria": {"trigger.action_ref": {"type": "equals", "pattern": "core.local"}},
+            "action": {"ref": "core.noop"},
+        },
+    )
+    execution = stack.wait(stack.request("core.local", {"cmd": "true"}).execution_id)
+    [instance] = action_triggers(stack, execution.id)
+    assert instance.status == "pending"
+    start_rules_engine(stack)
+    assert wait_processed(stack, instance.id).status == "processed"
+    [enforcement] = enforcements(stack, instance.id)
+    assert enforcement.rule_ref == chained

@@ -25,6 +25,7 @@ from poundcake.engine.executions.documents import (
     encode_document,
     encode_documents,
     execution_document,
+    new_row_values,
 )
 from poundcake.engine.executions.pausing import Resumed, hand_over_resumed
 from poundcake.engine.executions.queries import (
@@ -45,7 +46,7 @@ from poundcake.engine.executions.rerun import rerun_execution
 from poundcake.engine.executions.service import (
     RequestedExecution,
     cancel_execution,
-    request_execution,
+    record_execution,
 )
 from poundcake.engine.executions.states import ExecutionStatus
 from poundcake.engine.executions.updates import UNSET, update_execution
@@ -343,7 +344,7 @@ def create(
     if not isinstance(render, bool):
         raise ValidationError("'render_parameters' must be true or false")
     context = {**_object(body, "context"), **_header_context(request)}
-    requested = request_execution(
+    prepared = record_execution(
         session,
         action_ref=action,
         parameters=_object(body, "parameters"),
@@ -354,7 +355,19 @@ def create(
         notify=check_notify(Fields(_object(body, "notify"), "notify")),
         rendered=not render,
     )
-    return _created(session, runtime, requested, show_secrets)
+    session.commit()
+    requested = prepared.requested
+    hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
+    # The document is built from the row just written: reading it back would cost a pool
+    # checkout, a query and a rollback per request.
+    mask = _mask(runtime, show_secrets)
+    document = execution_document(
+        new_row_values(prepared.execution),
+        Projection.everything(),
+        mask=mask,
+        cipher=_reveal(runtime, mask),
+    )
+    return _json(document, status_code=201)
 
 
 def _created(
