@@ -43,6 +43,9 @@ _MYSQL_ACCESS_DENIED = 1045
 _MYSQL_UNKNOWN_DATABASE = 1049
 _MYSQL_CANNOT_CONNECT = {2002, 2003, 2005, 2006, 2013}
 _LAST_USED = "poundcake_last_used"
+VERBATIM = "poundcake_verbatim"
+"""Execution option: the statement's text holds its values and names no engine table, so the
+``table_prefix`` hook leaves it as it is (``db/multirow.py``)."""
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -109,9 +112,11 @@ def _install_prefix(engine: Engine, prefix: str) -> None:
         _cursor: Any,
         statement: str,
         parameters: Any,
-        _context: Any,
+        context: Any,
         _executemany: bool,
     ) -> tuple[str, Any]:
+        if context is not None and context.execution_options.get(VERBATIM):
+            return statement, parameters
         return add_table_prefix(statement, prefix), parameters
 
     sa.event.listen(engine, "before_cursor_execute", rewrite, retval=True)

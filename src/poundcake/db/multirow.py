@@ -9,8 +9,10 @@ driver's ``mogrify`` (the escaping PyMySQL applies to every statement it sends),
 goes through the connection unchanged (``exec_driver_sql`` without parameters). Statements
 and their column order come from SQLAlchemy's compiler, once per set of columns.
 
-The rendered text holds the values, so an error names the statement without them: the
-engine's ``hide_parameters`` promise holds here too.
+The rendered text holds the values, so an error names the statement without them (the
+engine's ``hide_parameters`` promise holds here too), and it is sent verbatim: the
+``table_prefix`` hook, which rewrites engine table names in a statement's text, must not touch
+the values. Only tables of PoundCake's own (no schema, no engine table name) are accepted.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from poundcake.db.engine import VERBATIM
+from poundcake.db.naming import ENGINE_TABLE_NAMES
+
+ENGINE_TABLES = frozenset(ENGINE_TABLE_NAMES)
 ROWS_PER_STATEMENT = 500
 """Rows per statement: 500 alerts' rows stay far below MariaDB's ``max_allowed_packet``."""
 
 # cursor.execute(sql) with no arguments at all: PyMySQL then sends the text as it is.
-_AS_IS = {"no_parameters": True}
+_AS_IS = {"no_parameters": True, VERBATIM: True}
 _VALUES = re.compile(r"\sVALUES\s*(\((?:\s*%(?:\(\w+\))?s\s*,?)+\))", re.IGNORECASE)
 _NAMED = re.compile(r"%\((\w+)\)s")
 
@@ -51,6 +57,9 @@ def _rendering(statement: sa.Insert, dialect: Dialect, keys: tuple[str, ...]) ->
     found = _renderings.get(cache_key)
     if found is not None:
         return found
+    table = statement.table
+    if not isinstance(table, sa.Table) or table.schema is not None or table.name in ENGINE_TABLES:
+        raise ValueError("insert_rows: only PoundCake's own tables (no schema, no prefix)")
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     text = str(compiled)
     match = _VALUES.search(text)
