@@ -63,8 +63,8 @@ def _rendering(statement: sa.Insert, dialect: Dialect, keys: tuple[str, ...]) ->
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     text = str(compiled)
     match = _VALUES.search(text)
-    if match is None:
-        raise ValueError("insert_rows: not a single-row INSERT ... VALUES statement")
+    if match is None or "%" in text[: match.start(1)] + text[match.end(1) :]:
+        raise ValueError("insert_rows: not an INSERT whose only parameters are its VALUES row")
     # The bind names are the column keys: in the text (pyformat) or in order (format).
     names = _NAMED.findall(match.group(1)) or list(compiled.positiontup or ())
     columns = [statement.table.c[name] for name in names]
