@@ -18,10 +18,17 @@ Phases, ``--rounds`` times each with the servers taking turns (the machine's oth
 both alike; medians are reported): peak requests/s with 1-alert payloads and peak alerts/s with
 100-alert payloads (closed loop, ``--connections``), then the ack latency at half of each
 server's median peak (open loop: a schedule of send slots, with late sends counted). Each phase
-prints the server's and wrk's own CPU and the load average. The rows are counted at the end and
-checked against the 2xx answers (nothing answered 202 may be missing).
+prints the server's and wrk's own CPU and the load average. Each server connects to MariaDB as a
+user of its own, made for the run, so ``information_schema.USER_STATISTICS`` (``userstat`` on for
+the run) counts its statements alone: statements per request, a figure other work on the machine
+does not move (a ``COM_PING`` is a round trip but not a statement there; ``COMMIT`` and a pool's
+``ROLLBACK`` are). The rows are counted at the end and checked against the 2xx answers (nothing
+answered 202 may be missing). ``--profile DIR`` samples both servers with ``py-spy``
+(``.venv/bin/py-spy``) through every phase, one flame graph (or ``--profile-format raw``
+collapsed stacks) per server, idle threads included.
 
 Usage: .venv/bin/python bench/intake.py [--seconds 10] [--rounds 3] [--connections 16] [--keep]
+                                        [--profile DIR [--profile-format raw]] [--json FILE]
 Needs MariaDB (root on 127.0.0.1), Redis and wrk (scripts/install-test-tools.sh installs it).
 """
 
@@ -47,6 +54,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 import httpx
@@ -65,6 +73,9 @@ from bench.loadgen import WrkFigures, load_average, parse_wrk, process_cpu_secon
 
 from poundcake.config import load_poundcake_config  # noqa: E402
 from poundcake.db.engine import make_engine  # noqa: E402
+
+if TYPE_CHECKING:
+    from sensors import ServiceUser
 
 TOKEN = "bench-intake-token-0d9f3a"
 BIG = 100
@@ -125,6 +136,7 @@ def bare_app() -> Starlette:
                 host=url.host,
                 port=url.port or 3306,
                 user=url.username,
+                password=url.password or "",
                 database=url.database,
                 charset="utf8mb4",
             )
@@ -194,6 +206,7 @@ class Outcome:
     server_cpu: float
     wrk_cpu: float
     load: str
+    statements: dict[str, int]
 
     @property
     def requests_per_second(self) -> float:
@@ -207,14 +220,24 @@ class Outcome:
     def server_cpu_ms_per_request(self) -> float:
         return self.server_cpu * 1000 / self.wrk.requests if self.wrk.requests else float("nan")
 
+    def per_request(self, *columns: str) -> float:
+        """USER_STATISTICS counters (summed) per request answered."""
+        used = sum(self.statements.get(column, 0) for column in columns)
+        return used / self.wrk.requests if self.wrk.requests else float("nan")
+
+    @property
+    def statements_per_request(self) -> float:
+        return self.per_request("SELECT_COMMANDS", "UPDATE_COMMANDS", "OTHER_COMMANDS")
+
 
 @dataclass
 class Server:
-    """One uvicorn subprocess."""
+    """One uvicorn subprocess and the MariaDB user it connects as."""
 
     name: str
     process: subprocess.Popen[bytes]
     url: str
+    user: ServiceUser
 
 
 def children_cpu_seconds() -> float:
@@ -234,15 +257,18 @@ def run_wrk(
         *("--", TOKEN, str(size), f"{rate_per_second:.3f}", f"{next(WRK_RUNS):06x}"),
     ]
     server_cpu, wrk_cpu = process_cpu_seconds(server.process.pid), children_cpu_seconds()
+    counts = server.user.counts()
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=LUA.parent)
     if done.returncode != 0:
         raise SystemExit(f"wrk exited {done.returncode}: {done.stderr}{done.stdout}")
+    after = server.user.counts()
     return Outcome(
         wrk=parse_wrk(done.stdout),
         size=size,
         server_cpu=process_cpu_seconds(server.process.pid) - server_cpu,
         wrk_cpu=children_cpu_seconds() - wrk_cpu,
         load=load_average(),
+        statements={column: after[column] - counts[column] for column in after},
     )
 
 
@@ -256,8 +282,11 @@ def free_port() -> int:
         return port
 
 
-def start_server(name: str, factory: str, environment: dict[str, str]) -> Server:
+def start_server(name: str, factory: str, environment: dict[str, str], user: ServiceUser) -> Server:
+    """Start ``factory`` in uvicorn, connected to MariaDB as ``user``."""
     port = free_port()
+    url = sa.make_url(environment["DATABASE_URL"]).set(username=user.name, password=user.password)
+    environment = {**environment, "DATABASE_URL": url.render_as_string(hide_password=False)}
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "uvicorn", f"bench.intake:{factory}", "--factory"),
@@ -268,7 +297,7 @@ def start_server(name: str, factory: str, environment: dict[str, str]) -> Server
         cwd=ROOT,
         env=environment,
     )
-    server = Server(name, process, f"http://127.0.0.1:{port}")
+    server = Server(name, process, f"http://127.0.0.1:{port}", user)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -304,7 +333,8 @@ def describe(phase: str, name: str, outcome: Outcome) -> str:
         f"  {phase:<22} {name:<14} {outcome.requests_per_second:>8,.1f} req/s "
         f"{outcome.alerts_per_second:>9,.0f} alerts/s  p50 {figures.p50_ms:6.1f} ms  "
         f"p99 {figures.p99_ms:7.1f} ms  server {outcome.server_cpu_ms_per_request:5.2f} ms "
-        f"CPU/request  wrk CPU {outcome.wrk_cpu:.2f} s of {figures.seconds:.1f}  "
+        f"CPU/request  {outcome.statements_per_request:.2f} statements/request  "
+        f"wrk CPU {outcome.wrk_cpu:.2f} s of {figures.seconds:.1f}  "
         f"non-2xx {figures.non_2xx} 5xx {figures.server_errors} socket {figures.socket_errors}"
         f"  late sends {figures.late} (max {figures.max_late_ms:.0f} ms)  {outcome.load}"
     )
@@ -404,6 +434,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
     row("peak alerts/s, 100-alert payloads", "peak, 100 alerts", "alerts_per_second", ">= 0.80", 1)
     for phase in ("peak, 1 alert", "peak, 100 alerts"):
         row(f"server CPU ms/request ({phase})", phase, "server_cpu_ms_per_request")
+        row(f"statements/request ({phase})", phase, "statements_per_request")
         row(f"wrk CPU s per phase ({phase})", phase, "wrk_cpu")
     for phase in ("half peak, 1 alert", "half peak, 100 alerts"):
         row(f"{phase}: requests/s offered", phase, "requests_per_second")
@@ -502,23 +533,34 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections at peak")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles of the servers here")
+    parser.add_argument(
+        "--profile-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: scripts/install-test-tools.sh installs it")
 
+    # The script's directory is on the path when run as a script (not in the uvicorn children).
+    from sensors import ServiceUser, profiled
     from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database
 
     database = f"pcbench_{uuid.uuid4().hex[:8]}"
     create_fixture_database(database)
     servers: list[Server] = []
+    users = [ServiceUser(), ServiceUser()]
     workdir = Path(tempfile.mkdtemp(prefix="pcbench-intake-"))
     try:
         with scratch_redis() as broker:
             environment = prepare(database, workdir, broker)
-            servers.append(start_server("bare", "bare_app", environment))
-            servers.append(start_server("poundcake-api", "poundcake_app", environment))
+            for user in users:
+                user.create(database)
+            servers.append(start_server("bare", "bare_app", environment, users[0]))
+            servers.append(start_server("poundcake-api", "poundcake_app", environment, users[1]))
             print(f"before the run: {load_average()}", flush=True)
-            results = run_phases(servers, args)
+            pids = {server.name: server.process.pid for server in servers}
+            with profiled(pids, args.profile, args.profile_format):
+                results = run_phases(servers, args)
             report(results, args)
             if args.json:
                 args.json.write_text(json.dumps(figures(results)))
@@ -530,6 +572,8 @@ def main() -> None:
     finally:
         for server in servers:
             stop_server(server)
+        for user in reversed(users):
+            user.drop()
         shutil.rmtree(workdir, ignore_errors=True)
         if args.keep:
             print(f"kept database {database}")

@@ -60,6 +60,10 @@ SERVICE = "poundcake-api"
 RETRY_AFTER = {"Retry-After": "5"}
 # Threads that may wait on the database at once (FastAPI's pool has 40): 20 connections.
 POOL_SIZE = 10
+# A pooled connection is pinged before use only after this long unused: under load no request
+# pays the round trip, and one the server dropped meanwhile fails as a 503, which Alertmanager
+# retries (the intake commits before its 202, so a retry stores nothing twice).
+PING_AFTER_IDLE_SECONDS = 1.0
 UNAVAILABLE: tuple[type[Exception], ...] = (
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
@@ -99,7 +103,9 @@ def create_app(
     """Build poundcake-api on ``config`` (its own database engine unless ``sessions`` is given)."""
     db_engine = None
     if sessions is None:
-        db_engine = make_poundcake_engine(config, pool_size=POOL_SIZE, service=True)
+        db_engine = make_poundcake_engine(
+            config, pool_size=POOL_SIZE, service=True, ping_after_idle=PING_AFTER_IDLE_SECONDS
+        )
         sessions = make_session_factory(db_engine)
     recorder = ApiCallRecorder(sessions)
     close_queue = _nothing_to_close

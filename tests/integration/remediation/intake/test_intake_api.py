@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from poundcake.config import DatabaseTarget, PoundCakeConfig, Settings, load_st2_config
 from poundcake.db.engine import make_engine, make_poundcake_engine
 from poundcake.db.migrate import setup_engine_schema, setup_poundcake_schema
+from poundcake.db.multirow import ROWS_PER_STATEMENT
 from poundcake.db.session import make_session_factory
 from poundcake.exceptions import ConfigurationError
 from poundcake.remediation.alerts.ids import alert_id
@@ -162,6 +163,53 @@ def test_replays_from_two_senders_are_deliveries_of_one_episode(intake: Intake) 
     assert {row["alert_id"] for row in deliveries} == {episode["id"]}
     assert sorted(i for ids in intake.queued() for i in ids) == [row["id"] for row in deliveries]
     assert len(intake.rows("poundcake_api_calls")) == 6
+
+
+AWKWARD = (
+    "it's 100% \\full\\ on \"/var\"; %s %(name)s %% \u00e9\u4e2d\U0001f525 \x00\t\n ' OR '1'='1"
+)
+
+
+def test_values_are_stored_exactly_as_sent_in_a_notification_of_many_statements(
+    intake: Intake,
+) -> None:
+    """Labels, annotations, receiver and group key with quotes, backslashes, percent signs,
+    placeholders, NUL and 4-byte UTF-8 come back byte for byte, over more alerts than one
+    statement carries (the intake renders its multi-row statements itself on MariaDB)."""
+    alerts = [
+        dict(
+            am_alert(instance=f"web-{n:04d}"),
+            labels={"alertname": f"{AWKWARD}{n}", "instance": f"web-{n:04d}", "weird": AWKWARD},
+            annotations={"summary": AWKWARD, AWKWARD: "key too"},
+            generatorURL=None if n % 2 else f"http://prometheus/{AWKWARD}",
+        )
+        for n in range(ROWS_PER_STATEMENT + 7)
+    ]
+    body = notification(*alerts, receiver=f"team {AWKWARD}", groupKey=AWKWARD)
+
+    response = intake.post(body)
+
+    assert response.status_code == 202, response.text
+    assert response.json()["deliveries"] == len(alerts)
+    request_id = response.headers["x-request-id"]
+    rows = {row["id"]: row for row in intake.rows("poundcake_alerts")}
+    assert len(rows) == len(alerts)
+    for n, alert in enumerate(alerts):
+        row = rows[episode_id(alert)]
+        assert json.loads(row["labels"]) == alert["labels"]
+        assert json.loads(row["annotations"]) == alert["annotations"]
+        assert row["alert_name"] == f"{AWKWARD}{n}"
+        assert row["generator_url"] == alert["generatorURL"]
+        assert row["severity"] is None
+        assert row["request_id"] == row["last_request_id"] == request_id
+        assert json.loads(row["request_ids"]) == [request_id]
+        assert (row["state"], row["delivery_count"], row["abandoned_retries"]) == ("received", 1, 0)
+    deliveries = intake.rows("poundcake_alert_deliveries")
+    assert sorted(row["alert_id"] for row in deliveries) == sorted(rows)
+    assert {(row["receiver"], row["group_key"]) for row in deliveries} == {
+        (f"team {AWKWARD}", AWKWARD)
+    }
+    assert sorted(i for ids in intake.queued() for i in ids) == [row["id"] for row in deliveries]
 
 
 def test_a_resolved_alert_in_a_firing_group_closes_its_episode_for_good(intake: Intake) -> None:
