@@ -699,16 +699,28 @@ def complete_many(
         )
     )
     by_status: dict[ExecutionStatus, list[tuple[str, str, int, bool]]] = {}
+    recorded: list[str] = []
     for outcome in outcomes:
         if outcome.liveaction_id not in moved:
             continue
         moved.discard(outcome.liveaction_id)  # a second outcome for one live action is ignored
+        if holds_encoded_text(outcome.result):
+            # Large output: complete() stages it in pieces instead of decoding it whole.
+            if complete(
+                session,
+                liveaction_id=outcome.liveaction_id,
+                status=outcome.status,
+                result=outcome.result,
+                max_result_bytes=max_result_bytes,
+                finish=False,
+            ):
+                recorded.append(outcome.liveaction_id)
+            continue
         stored, size, truncated = shape_result(outcome.result, max_result_bytes)
-        text = json.dumps(stored)
+        text = json.dumps(stored, default=str, ensure_ascii=False)
         by_status.setdefault(outcome.status, []).append(
             (outcome.liveaction_id, text, size, truncated)
         )
-    recorded: list[str] = []
     for status, rows in by_status.items():
         for chunk in _result_chunks(rows):
             _complete_together(session, status, chunk)
