@@ -378,8 +378,8 @@ def test_at_phone_width_the_navigation_is_usable(
         log_in_and_wait(page, product)
         page.reload()
         links = page.get_by_role("navigation", name="Main").get_by_role("link")
-        expect(links).to_have_count(5)
-        for index in range(5):
+        expect(links).to_have_count(6)
+        for index in range(6):
             box = links.nth(index).bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
@@ -398,7 +398,7 @@ def test_at_phone_width_the_navigation_is_usable(
 
         # The skip link jumps over the navigation into the page.
         page.reload()
-        expect(links).to_have_count(5)
+        expect(links).to_have_count(6)
         page.keyboard.press("Tab")
         page.keyboard.press("Enter")
         expect(page.locator("main")).to_be_focused()
