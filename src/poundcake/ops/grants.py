@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL
 from poundcake.config import DatabaseTarget, PoundCakeConfig
 from poundcake.db.engine import check_connection, make_engine
 from poundcake.db.naming import ENGINE_TABLE_NAMES, engine_version_table
-from poundcake.engine.coordination.mysql import TABLES as COORDINATION_TABLES
+from poundcake.engine.coordination.tables import TABLES as COORDINATION_TABLES
 from poundcake.exceptions import SchemaError, ValidationError
 from poundcake.ops.backup import with_credentials
 

@@ -36,7 +36,6 @@ from poundcake.engine.coordination.results import done
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("coordination_groups", "coordination_members")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS coordination_groups ("
     " group_id VARBINARY(255) NOT NULL PRIMARY KEY"
