@@ -675,14 +675,7 @@ def complete_many(
         moved_alone = [
             outcome.liveaction_id
             for outcome in outcomes
-            if complete(
-                session,
-                liveaction_id=outcome.liveaction_id,
-                status=outcome.status,
-                result=outcome.result,
-                max_result_bytes=max_result_bytes,
-                finish=False,
-            )
+            if _complete_alone(session, outcome, max_result_bytes)
         ]
         if finish:
             finish_executions(session, moved_alone)
@@ -706,14 +699,7 @@ def complete_many(
         moved.discard(outcome.liveaction_id)  # a second outcome for one live action is ignored
         if holds_encoded_text(outcome.result):
             # Large output: complete() stages it in pieces instead of decoding it whole.
-            if complete(
-                session,
-                liveaction_id=outcome.liveaction_id,
-                status=outcome.status,
-                result=outcome.result,
-                max_result_bytes=max_result_bytes,
-                finish=False,
-            ):
+            if _complete_alone(session, outcome, max_result_bytes):
                 recorded.append(outcome.liveaction_id)
             continue
         stored, size, truncated = shape_result(outcome.result, max_result_bytes)
@@ -728,6 +714,18 @@ def complete_many(
     if finish:
         finish_executions(session, recorded)
     return recorded
+
+
+def _complete_alone(session: Session, outcome: FinalOutcome, max_result_bytes: int) -> bool:
+    """Record one outcome with :func:`complete` (its execution not yet finished)."""
+    return complete(
+        session,
+        liveaction_id=outcome.liveaction_id,
+        status=outcome.status,
+        result=outcome.result,
+        max_result_bytes=max_result_bytes,
+        finish=False,
+    )
 
 
 def _result_chunks(
