@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -38,7 +39,6 @@ from tests.integration.support.st2cli import (
     free_port,
     running_engine,
     service_command,
-    wait_for_port,
 )
 
 ENGINE_SERVICES = (
@@ -203,6 +203,59 @@ def wait_for_health(url: str, timeout: float = 60) -> None:
     eventually(healthy, url, timeout)
 
 
+def start_alertmanager(
+    directory: Path, config: Path, attempts: int = 3
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a real Alertmanager on a free loopback port; the process and its port.
+
+    The port is chosen just before the start. If another process binds it first, Alertmanager
+    exits ("address already in use") and a new port is tried, up to ``attempts`` times.
+    """
+    for _ in range(attempts):
+        port = free_port()
+        with (directory / "alertmanager.log").open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    ALERTMANAGER,
+                    f"--config.file={config}",
+                    f"--storage.path={directory / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=directory,
+                start_new_session=True,
+            )
+        if _ready_or_exited(process, f"http://127.0.0.1:{port}/-/ready"):
+            return process, port
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+    log_text = (directory / "alertmanager.log").read_text(errors="replace")
+    raise AssertionError(f"Alertmanager did not start in {attempts} attempts:\n{log_text[-2000:]}")
+
+
+def _ready_or_exited(process: subprocess.Popen[bytes], url: str, timeout: float = 60) -> bool:
+    """True once ``url`` answers 200; False as soon as ``process`` has exited."""
+
+    def settled() -> bool | None:
+        if process.poll() is not None:
+            return False
+        try:
+            return True if httpx.get(url, timeout=2).status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        outcome = settled()
+        if outcome is not None:
+            return outcome
+        time.sleep(0.1)
+    return False
+
+
 TUNED_POUNDCAKE = {"POUNDCAKE_RELAY_AFTER_SECONDS": "2", "POUNDCAKE_WORKER_CONCURRENCY": "4"}
 
 
@@ -308,8 +361,12 @@ def running_product(
             if key_in_file:
                 del env["ST2_API_KEY"]
                 write_key_file(directory / "poundcake" / "secrets" / "st2-api-key", key)
-            product = Product(directory, database, engine, key, env, api_port, free_port())
-            # Run safety's silences and verification ask this Alertmanager (started below).
+            config = directory / "alertmanager.yml"
+            config.write_text(yaml.safe_dump(alertmanager_config(api_port)))
+            alertmanager, alertmanager_port = start_alertmanager(directory, config)
+            product = Product(directory, database, engine, key, env, api_port, alertmanager_port)
+            product.processes["alertmanager"] = alertmanager
+            # Run safety's silences and verification ask this Alertmanager.
             env["POUNDCAKE_ALERTMANAGER_URL"] = product.alertmanager_url
             stack.callback(lambda: [product.stop(name) for name in list(product.processes)])
             initialised = product.poundcake("db", "init")
@@ -326,20 +383,6 @@ def running_product(
             if cabs:
                 applied = product.poundcake("cabs", "apply")
                 assert applied.returncode == 0, applied.stdout + applied.stderr
-            config = directory / "alertmanager.yml"
-            config.write_text(yaml.safe_dump(alertmanager_config(api_port)))
-            product.start(
-                "alertmanager",
-                [
-                    ALERTMANAGER,
-                    f"--config.file={config}",
-                    f"--storage.path={directory / 'alertmanager-data'}",
-                    f"--web.listen-address=127.0.0.1:{product.alertmanager_port}",
-                    "--cluster.listen-address=",
-                ],
-            )
-            wait_for_port(product.alertmanager_port)
-            wait_for_health(f"{product.alertmanager_url}/-/ready")
             yield product
     finally:
         drop_fixture_database(database)
