@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
-from tests.e2e.stack import running_product
+from tests.e2e.stack import Product, running_product
 
 from poundcake.config import Settings, load_poundcake_config
 from poundcake.db.engine import make_poundcake_engine
@@ -51,17 +51,23 @@ from poundcake.remediation.guards.service import GuardLimits, admit
 STEP = {"action": "core.noop"}
 
 
+# Every guard, with limits no alert of a run reaches (each alert has its own instance).
+EVERY_GUARD: dict[str, Any] = {
+    "group": "{{ alert.labels.instance }}",
+    "max_runs": 5,
+    "cooldown": "1s",
+    "flap": {"max_episodes": 5, "window": "5m"},
+    "target": "{{ alert.labels.instance }}",
+    "storm": {"max_alerts": 100000, "window": "1m"},
+    "blast_radius": {"group": "{{ alert.labels.cluster }}", "max_share": 1.0},
+}
+
+
 def cabs(count: int) -> dict[str, dict[str, Any]]:
     guarded = {
         "name": "bench_guarded",
         "alert_name_pattern": "^BenchGuards$",
-        "group": "{{ alert.labels.instance }}",
-        "max_runs": 5,
-        "cooldown": "1s",
-        "flap": {"max_episodes": 5, "window": "5m"},
-        "target": "{{ alert.labels.instance }}",
-        "storm": {"max_alerts": 100000, "window": "1m"},
-        "blast_radius": {"group": "{{ alert.labels.cluster }}", "max_share": 1.0},
+        **EVERY_GUARD,
         "steps": [STEP],
     }
     others = {
@@ -170,6 +176,26 @@ def measure(sessions: sessionmaker[Session], alerts: int) -> dict[str, Any]:
     return result
 
 
+def measure_on(product: Product, alerts: int, profile: cProfile.Profile | None = None) -> Any:
+    """Stop ``product``'s worker (this process decides; no worker races it) and measure."""
+    product.stop("poundcake-worker")
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        DATABASE_URL=f"mysql+pymysql://root@127.0.0.1:3306/{product.database}",
+        ST2_TABLE_PREFIX="",
+    )
+    db_engine = make_poundcake_engine(load_poundcake_config(settings), pool_size=2)
+    try:
+        if profile is not None:
+            profile.enable()
+        result = measure(make_session_factory(db_engine), alerts)
+        if profile is not None:
+            profile.disable()
+    finally:
+        db_engine.dispose()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -179,25 +205,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print where the time goes")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     arguments = parser.parse_args()
+    profile = cProfile.Profile() if arguments.profile else None
     with (
         tempfile.TemporaryDirectory(prefix="pc-bench-guards-") as directory,
         running_product(Path(directory), cabs(arguments.cabs)) as product,
     ):
-        product.stop("poundcake-worker")  # this process decides; no worker races it
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None,
-            DATABASE_URL=f"mysql+pymysql://root@127.0.0.1:3306/{product.database}",
-            ST2_TABLE_PREFIX="",
-        )
-        db_engine = make_poundcake_engine(load_poundcake_config(settings), pool_size=2)
-        profile = cProfile.Profile() if arguments.profile else None
-        if profile is not None:
-            profile.enable()
-        result = measure(make_session_factory(db_engine), arguments.alerts)
-        if profile is not None:
-            profile.disable()
-            pstats.Stats(profile).sort_stats("tottime").print_stats(35)
-        db_engine.dispose()
+        result = measure_on(product, arguments.alerts, profile)
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(35)
     result["load_average"] = [round(value, 2) for value in os.getloadavg()]
     result["alerts"], result["cabs"] = arguments.alerts, arguments.cabs
     print(json.dumps(result, indent=2))

@@ -60,7 +60,7 @@ BENCHMARKS = (
     ),
     Benchmark(
         "alert_to_action.py",
-        ("--rate", "50", "--seconds", "12"),
+        ("--rate", "50", "--seconds", "12", "--guarded"),
         ("--rate", "10", "--seconds", "5"),
     ),
     Benchmark("results_8mb.py", (), ("--executions", "1", "--requests", "5")),
