@@ -11,7 +11,8 @@ from poundcake.config import load_st2_config
 from poundcake.db.engine import make_st2_engine
 from poundcake.engine.auth.models import UserDB
 from poundcake.engine.auth.users import authenticate
-from tests.integration.support.commands import command_environment, run_command
+from tests.integration.support.commands import BIN, command_environment, run_command
+from tests.integration.support.terminal import run_on_terminal
 
 
 def test_setup_auth_creates_then_changes_nothing_then_changes_password(
@@ -64,3 +65,47 @@ def test_setup_auth_creates_then_changes_nothing_then_changes_password(
     )
     assert short.returncode != 0
     assert short.stderr.strip().startswith("error: password must have at least 8 characters")
+
+
+def test_on_a_terminal_it_asks_for_the_login_and_the_password_twice_without_echo(
+    tmp_path: Path, scratch_database: str
+) -> None:
+    """``sudo st2-setup-auth`` as the install guide writes it: no flags, a person types."""
+    conf = tmp_path / "st2.conf"
+    conf.write_text(
+        "[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\n"
+        f"db_name = {scratch_database}\n"
+    )
+    env = command_environment(tmp_path)
+    assert run_command("st2-setup-db", "--config-file", str(conf), env=env).returncode == 0
+    typed = run_on_terminal(
+        [str(BIN / "st2-setup-auth"), "--config-file", str(conf)],
+        [
+            ("Login name [st2admin]:", ""),
+            ("Password for st2admin:", "Typed-Secret-1"),
+            ("Again:", "Typed-Secret-2"),
+            ("Password for st2admin:", "Typed-Secret-1"),
+            ("Again:", "Typed-Secret-1"),
+        ],
+        env=env,
+    )
+    assert typed.returncode == 0, typed.screen
+    assert "The two passwords differ" in typed.screen
+    assert "User 'st2admin' created." in typed.screen
+    assert "Typed-Secret" not in typed.screen  # the terminal never showed the password
+    named = run_on_terminal(
+        [str(BIN / "st2-setup-auth"), "-u", "operator", "--config-file", str(conf)],
+        [("Password for operator:", "Operator-Pass-1"), ("Again:", "Operator-Pass-1")],
+        env=env,
+    )
+    assert named.returncode == 0, named.screen
+    assert "Login name" not in named.screen
+    engine = make_st2_engine(load_st2_config(conf))
+    with Session(engine) as session:
+        assert authenticate(session, name="st2admin", password="Typed-Secret-1")
+        assert authenticate(session, name="operator", password="Operator-Pass-1")
+    engine.dispose()
+    # Without a terminal and without a password nothing is asked, and the flags are named.
+    scripted = run_command("st2-setup-auth", "--config-file", str(conf), env=env)
+    assert scripted.returncode != 0
+    assert "--password" in scripted.stderr and "terminal" in scripted.stderr
