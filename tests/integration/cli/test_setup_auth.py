@@ -15,16 +15,22 @@ from tests.integration.support.commands import BIN, command_environment, run_com
 from tests.integration.support.terminal import run_on_terminal
 
 
+def _engine_database(directory: Path, database: str) -> tuple[Path, dict[str, str]]:
+    """An st2.conf on ``database`` with the engine's tables made; the commands' environment."""
+    conf = directory / "st2.conf"
+    conf.write_text(
+        "[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\n"
+        f"db_name = {database}\n"
+    )
+    env = command_environment(directory)
+    assert run_command("st2-setup-db", "--config-file", str(conf), env=env).returncode == 0
+    return conf, env
+
+
 def test_setup_auth_creates_then_changes_nothing_then_changes_password(
     tmp_path: Path, scratch_database: str
 ) -> None:
-    conf = tmp_path / "st2.conf"
-    conf.write_text(
-        "[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\n"
-        f"db_name = {scratch_database}\n"
-    )
-    env = command_environment(tmp_path)
-    assert run_command("st2-setup-db", "--config-file", str(conf), env=env).returncode == 0
+    conf, env = _engine_database(tmp_path, scratch_database)
     first = run_command(
         "st2-setup-auth",
         "--user",
@@ -71,13 +77,7 @@ def test_on_a_terminal_it_asks_for_the_login_and_the_password_twice_without_echo
     tmp_path: Path, scratch_database: str
 ) -> None:
     """``sudo st2-setup-auth`` as the install guide writes it: no flags, a person types."""
-    conf = tmp_path / "st2.conf"
-    conf.write_text(
-        "[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\n"
-        f"db_name = {scratch_database}\n"
-    )
-    env = command_environment(tmp_path)
-    assert run_command("st2-setup-db", "--config-file", str(conf), env=env).returncode == 0
+    conf, env = _engine_database(tmp_path, scratch_database)
     typed = run_on_terminal(
         [str(BIN / "st2-setup-auth"), "--config-file", str(conf)],
         [
