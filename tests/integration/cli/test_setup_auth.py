@@ -19,8 +19,7 @@ def _engine_database(directory: Path, database: str) -> tuple[Path, dict[str, st
     """An st2.conf on ``database`` with the engine's tables made; the commands' environment."""
     conf = directory / "st2.conf"
     conf.write_text(
-        "[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\n"
-        f"db_name = {database}\n"
+        f"[database]\nbackend = mysql\nhost = 127.0.0.1\nusername = root\ndb_name = {database}\n"
     )
     env = command_environment(directory)
     assert run_command("st2-setup-db", "--config-file", str(conf), env=env).returncode == 0
