@@ -58,6 +58,10 @@ from poundcake.exceptions import ConfigurationError
 logger = logging.getLogger(__name__)
 
 DEFAULT_ST2_CONFIG_PATH = Path("/etc/st2/st2.conf")
+# Where a host installed as StackStorm lays itself out (/etc/st2/st2.conf) keeps its services'
+# logs and pid files, unless [system] log_dir / run_dir say otherwise.
+SYSTEM_LOG_DIR = Path("/var/log/st2")
+SYSTEM_RUN_DIR = Path("/var/run/st2")
 SQLITE_FILE_NAME = "poundcake.sqlite3"
 MYSQL_SOCKET_CANDIDATES = (
     Path("/run/mysqld/mysqld.sock"),
@@ -336,6 +340,10 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
             f"[auth] enable in {source}",
             "false is not supported: the engine's API always requires a token or an API key",
         )
+    installed = path is not None and path.resolve() == DEFAULT_ST2_CONFIG_PATH.resolve()
+    host_dirs = (
+        (SYSTEM_RUN_DIR, SYSTEM_LOG_DIR) if installed else (data_dir / "run", data_dir / "logs")
+    )
     return St2Config(
         source=source,
         data_dir=data_dir,
@@ -359,8 +367,8 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         sensorcontainer=_section(raw, "sensorcontainer", source),
         validate_trigger_payload=system.validate_trigger_payload,
         packs=_section(raw, "packs", source),
-        run_dir=Path(system.run_dir).expanduser() if system.run_dir else data_dir / "run",
-        log_dir=Path(system.log_dir).expanduser() if system.log_dir else data_dir / "logs",
+        run_dir=Path(system.run_dir).expanduser() if system.run_dir else host_dirs[0],
+        log_dir=Path(system.log_dir).expanduser() if system.log_dir else host_dirs[1],
         datastore_key_path=Path(keyvalue.encryption_key_path).expanduser()
         if keyvalue.encryption_key_path
         else data_dir / "keys" / "datastore.key",

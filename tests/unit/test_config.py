@@ -226,3 +226,27 @@ def test_the_alertmanager_url_is_kept_without_its_trailing_slash(
     assert load_settings().alertmanager_url == "http://127.0.0.1:9093"
     monkeypatch.setenv("POUNDCAKE_ALERTMANAGER_URL", "")
     assert load_settings().alertmanager_url is None
+
+
+def test_the_installed_st2_conf_logs_to_var_log_st2_as_stackstorm_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With /etc/st2/st2.conf (here a stand-in for it) logs and pid files go where StackStorm
+    keeps them, so the guide's ``tail -f /var/log/st2/*.log`` shows them; ``[system] log_dir``
+    and ``run_dir`` still win, and any other st2.conf keeps them under its data directory."""
+    installed = tmp_path / "etc-st2" / "st2.conf"
+    installed.parent.mkdir()
+    installed.write_text(f"[system]\ndata_dir = {tmp_path / 'data'}\n")
+    elsewhere = tmp_path / "st2.conf"
+    elsewhere.write_text(installed.read_text())
+    monkeypatch.setattr(config_module, "DEFAULT_ST2_CONFIG_PATH", installed)
+    system = load_st2_config(installed)
+    assert (system.log_dir, system.run_dir) == (Path("/var/log/st2"), Path("/var/run/st2"))
+    other = load_st2_config(elsewhere)
+    assert (other.log_dir, other.run_dir) == (tmp_path / "data" / "logs", tmp_path / "data" / "run")
+    installed.write_text(
+        f"[system]\ndata_dir = {tmp_path / 'data'}\nlog_dir = {tmp_path / 'logs'}\n"
+        f"run_dir = {tmp_path / 'run'}\n"
+    )
+    chosen = load_st2_config(installed)
+    assert (chosen.log_dir, chosen.run_dir) == (tmp_path / "logs", tmp_path / "run")

@@ -1,4 +1,4 @@
-"""``poundcake start|stop|status|reload`` and ``poundcake engine-key``: run PoundCake's own
+"""``poundcake start|stop|restart|status|reload`` and ``poundcake engine-key``: run PoundCake's own
 processes.
 
 ``start`` runs poundcake-api, poundcake-worker and poundcake-beat with pid files in
@@ -84,6 +84,20 @@ def stop(names: Names = None, env_file: EnvFile = None) -> None:
     manager = _manager(_config(env_file))
     for spec in reversed(_selected(names)):
         out.print(f"{spec.name} {'stopped' if manager.stop(spec.name) else 'is not running'}.")
+
+
+@handles_errors
+def restart(names: Names = None, env_file: EnvFile = None) -> None:
+    """Stop, then start PoundCake's processes (all, or those named): what the install guide's
+    ``docker-compose restart api`` does for a host run with ``poundcake start``."""
+    config = _config(env_file)
+    manager = _manager(config)
+    selected = _selected(names)
+    for spec in reversed(selected):
+        out.print(f"{spec.name} {'stopped' if manager.stop(spec.name) else 'was not running'}.")
+    for spec in selected:
+        pid = manager.start(spec, spec.name)
+        out.print(f"{spec.name} started (PID {pid}); log: {manager.log_file(spec.name)}")
 
 
 @handles_errors
@@ -222,6 +236,7 @@ def add_process_commands(app: typer.Typer) -> None:
     """Add start, stop, status, engine-key and webhook-token to the ``poundcake`` command."""
     app.command("start")(start)
     app.command("stop")(stop)
+    app.command("restart")(restart)
     app.command("status")(status)
     app.command("reload")(reload)
     app.command("engine-key")(engine_key)

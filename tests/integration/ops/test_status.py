@@ -162,3 +162,16 @@ def test_running_processes_report_up_and_reload_on_sighup(
     worker_log = log("poundcake-worker")
     assert "Restarting celery worker" not in worker_log
     assert "exited with" not in worker_log
+    # The install guide restarts the API after a restore or a key rotation
+    # (``docker-compose restart api``); here: ``poundcake restart poundcake-api``.
+    restarted = run_command("poundcake", "restart", "poundcake-api", env=poundcake_env)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "poundcake-api stopped." in restarted.stdout
+    assert "poundcake-api started (PID" in restarted.stdout
+    again = run_command("poundcake", "status", env=poundcake_env)
+    assert again.returncode == 0, again.stdout
+    now = dict(_PID_LINE.findall(again.stdout))
+    assert now["poundcake-api"] != pids["poundcake-api"]
+    assert {name: now[name] for name in PROCESSES if name != "poundcake-api"} == {
+        name: pids[name] for name in PROCESSES if name != "poundcake-api"
+    }
