@@ -19,6 +19,7 @@ from poundcake.config import (
 )
 from poundcake.ops.backup import backup
 from poundcake.ops.grants import apply_grants, plan_grants, service_user
+from poundcake.ops.install import TEMPLATE_USER, InstallPlan, install
 from poundcake.ops.report import Report, build_report
 from poundcake.ops.restore import restore
 
@@ -166,9 +167,49 @@ def grants_command(
             out.print(f"Generated password for {user.account}: {user.password.get_secret_value()}")
 
 
+def install_command(
+    create_user: Annotated[
+        bool, typer.Option("--create-user", help="Create the system user if it is missing.")
+    ] = False,
+    user: Annotated[str, typer.Option("--user", help="The system user services run as.")] = (
+        TEMPLATE_USER
+    ),
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout", help="st2.conf example: separate (two databases) or shared (st2_ prefix)."
+        ),
+    ] = "separate",
+    enable: Annotated[
+        bool, typer.Option("--enable/--no-enable", help="systemctl enable every unit.")
+    ] = True,
+    root: Annotated[
+        Path, typer.Option("--root", help="Install under this directory instead of /.")
+    ] = Path("/"),
+    deploy_dir: Annotated[
+        Path | None,
+        typer.Option("--deploy-dir", help="deploy/ of a PoundCake checkout (default: this one's)."),
+    ] = None,
+) -> None:
+    """Lay this host out as StackStorm's packages do: the system user, /etc/st2/st2.conf and
+    /etc/poundcake/poundcake.env from the examples, /var/log/st2 and /var/run/st2, and the
+    systemd units, installed and enabled. Running it again changes nothing."""
+    plan = InstallPlan(
+        root=root.resolve(),
+        user=user,
+        create_user=create_user,
+        layout=layout,
+        enable=enable,
+        **({"deploy_dir": deploy_dir.resolve()} if deploy_dir else {}),
+    )
+    for line in install(plan):
+        out.print(line)
+
+
 def add_ops_commands(app: typer.Typer, db_app: typer.Typer) -> None:
     """Register the operations commands on ``poundcake`` and its ``db`` group."""
     app.command("backup")(handles_errors(backup_command))
     app.command("restore")(handles_errors(restore_command))
     app.command("report")(handles_errors(report_command))
+    app.command("install")(handles_errors(install_command))
     db_app.command("grants")(handles_errors(grants_command))
