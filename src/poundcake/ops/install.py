@@ -13,7 +13,9 @@ nothing):
    that user;
 4. the systemd units from ``deploy/systemd`` with this installation's ``bin`` directory and
    user, every unit the guide names among them;
-5. ``systemctl enable`` of every unit (``daemon-reload`` first when systemd runs the host).
+5. the commands (``st2ctl``, ``st2-setup-db``, ``st2-setup-auth``, ``poundcake``, ...) linked
+   into ``/usr/local/bin``, which ``sudo`` searches, so ``sudo st2ctl start`` works as written;
+6. ``systemctl enable`` of every unit (``daemon-reload`` first when systemd runs the host).
 
 ``root`` stages all of it under another directory (an image build, or a test) instead of ``/``:
 ``useradd --prefix`` and ``systemctl --root`` then work on that tree.
@@ -26,6 +28,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from importlib.metadata import distribution
 from pathlib import Path
 
 from poundcake.exceptions import PoundCakeError
@@ -49,6 +52,7 @@ TEMPLATE_USER = "stanley"
 LAYOUTS = ("separate", "shared")
 ENGINE_DATA_DIR = "/opt/stackstorm"
 POUNDCAKE_DATA_DIR = "/var/lib/poundcake"
+COMMANDS_DIR = "/usr/local/bin"
 # Owned by the service user: logs, pid files and data.
 SERVICE_DIRS = ("/var/log/st2", "/var/run/st2", "/var/log/poundcake")
 
@@ -94,6 +98,7 @@ def install(plan: InstallPlan) -> list[str]:
     report += _directories(plan, owner)
     units, lines = _units(plan)
     report += lines
+    report += _commands(plan)
     if plan.enable:
         report += _enable(plan, units)
     return report
@@ -208,6 +213,32 @@ def _units(plan: InstallPlan) -> tuple[list[str], list[str]]:
     if missing:
         raise InstallError(f"{plan.deploy_dir / 'systemd'} has no unit for {', '.join(missing)}")
     return enable, lines
+
+
+def _commands(plan: InstallPlan) -> list[str]:
+    """Link this package's commands into /usr/local/bin; a file there that is not our link is
+    left alone and named."""
+    links = plan.at(COMMANDS_DIR)
+    links.mkdir(parents=True, exist_ok=True)
+    names = sorted(
+        entry.name
+        for entry in distribution("poundcake").entry_points
+        if entry.group == "console_scripts"
+    )
+    linked, kept = [], []
+    for name in names:
+        link, command = links / name, plan.bin_dir / name
+        if link.is_symlink() and Path(os.readlink(link)) == command:
+            continue
+        if link.exists() or link.is_symlink():
+            kept.append(name)
+            continue
+        link.symlink_to(command)
+        linked.append(name)
+    lines = [f"{COMMANDS_DIR}: linked {' '.join(linked) or 'nothing new'}"]
+    if kept:
+        lines.append(f"{COMMANDS_DIR}: left alone (not our links): {' '.join(kept)}")
+    return lines
 
 
 def _enable(plan: InstallPlan, units: list[str]) -> list[str]:

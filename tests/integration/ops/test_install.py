@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from poundcake.ops.install import GUIDE_UNITS
-from tests.integration.support.commands import command_environment, run_command
+from tests.integration.support.commands import BIN, command_environment, run_command
 
 # Step 4 of the install guide, as it is written there.
 GUIDE_ENABLE = """sudo systemctl enable st2api st2stream st2auth st2actionrunner st2notifier \\
@@ -90,6 +90,9 @@ def test_install_then_the_guides_systemctl_line_enables_every_unit_it_names(host
             ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
         )
         assert verified.returncode == 0 and not verified.stderr.strip(), unit.name + verified.stderr
+    st2ctl = host / "usr" / "local" / "bin" / "st2ctl"  # sudo's PATH: `sudo st2ctl start`
+    assert st2ctl.is_symlink() and st2ctl.resolve() == (BIN / "st2ctl").resolve()
+    assert not (host / "usr" / "local" / "bin" / "st2").exists()  # the official CLI is not ours
     st2api = (host / "etc/systemd/system/st2api.service").read_text()
     assert "StandardOutput=append:/var/log/st2/st2api.log" in st2api  # tail -f /var/log/st2/*.log
     tracker = (host / "etc/systemd/system/st2resultstracker.service").read_text()
@@ -101,6 +104,7 @@ def test_install_then_the_guides_systemctl_line_enables_every_unit_it_names(host
     assert "system user 'stanley': exists" in again
     assert "/etc/st2/st2.conf: exists, kept as it is" in again
     assert "written" not in again  # every unit unchanged, no file rewritten
+    assert "/usr/local/bin: linked nothing new" in again
     assert st2_conf.read_text().endswith("# edited by the operator\n")
     assert "enabled: " in again and "st2workflowengine" in again and "poundcake-api" in again
 
