@@ -62,6 +62,8 @@ DEFAULT_ST2_CONFIG_PATH = Path("/etc/st2/st2.conf")
 # logs and pid files, unless [system] log_dir / run_dir say otherwise.
 SYSTEM_LOG_DIR = Path("/var/log/st2")
 SYSTEM_RUN_DIR = Path("/var/run/st2")
+# PoundCake's settings on such a host, read when there is no ./.env (poundcake install).
+SYSTEM_ENV_FILE = Path("/etc/poundcake/poundcake.env")
 SQLITE_FILE_NAME = "poundcake.sqlite3"
 MYSQL_SOCKET_CANDIDATES = (
     Path("/run/mysqld/mysqld.sock"),
@@ -526,7 +528,11 @@ def _setting_name(error: PydanticValidationError) -> tuple[str, str]:
 
 
 def load_settings(env_file: str | Path | None = None) -> Settings:
-    """Read PoundCake's settings from the environment and the ``.env`` file."""
+    """Read PoundCake's settings from the environment and the ``.env`` file: ``env_file``, else
+    ``./.env``, else (a host laid out by ``poundcake install``) ``/etc/poundcake/poundcake.env``
+    if this user may read it."""
+    if env_file is None:
+        env_file = _installed_env_file()
     try:
         if env_file is None:
             return Settings()
@@ -536,10 +542,18 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
         raise ConfigurationError(name, problem) from None
 
 
-def log_unread_env_settings(env_file: str | Path = ".env") -> None:
+def _installed_env_file() -> Path | None:
+    """``/etc/poundcake/poundcake.env`` when there is no ``./.env`` and this user may read it."""
+    if not Path(".env").exists() and os.access(SYSTEM_ENV_FILE, os.R_OK):
+        return SYSTEM_ENV_FILE
+    return None
+
+
+def log_unread_env_settings(env_file: str | Path | None = None) -> None:
     """Log one warning naming the ``.env`` settings (and guide settings) PoundCake ignores."""
     read = [field.alias or name for name, field in Settings.model_fields.items()]
-    unread = unread_env_settings(Path(env_file), read, os.environ)
+    chosen = Path(env_file) if env_file is not None else _installed_env_file() or Path(".env")
+    unread = unread_env_settings(chosen, read, os.environ)
     if unread:
         logger.warning("Settings PoundCake does not read: %s", ", ".join(unread))
 

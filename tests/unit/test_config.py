@@ -250,3 +250,21 @@ def test_the_installed_st2_conf_logs_to_var_log_st2_as_stackstorm_does(
     )
     chosen = load_st2_config(installed)
     assert (chosen.log_dir, chosen.run_dir) == (tmp_path / "logs", tmp_path / "run")
+
+
+def test_without_a_dot_env_the_installed_settings_file_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cd /opt/poundcake && python src/app/scripts/init_unified_database.py`` on a host laid
+    out by ``poundcake install`` reads /etc/poundcake/poundcake.env; a ./.env still wins."""
+    installed = tmp_path / "etc" / "poundcake.env"
+    installed.parent.mkdir()
+    installed.write_text("DATABASE_URL=mysql+pymysql://installed@db.example:3306/poundcake\n")
+    monkeypatch.setattr(config_module, "SYSTEM_ENV_FILE", installed)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.chdir(checkout)
+    assert load_settings().database_url == "mysql+pymysql://installed@db.example:3306/poundcake"
+    (checkout / ".env").write_text("DATABASE_URL=mysql+pymysql://local@db.example:3306/pc\n")
+    assert load_settings().database_url == "mysql+pymysql://local@db.example:3306/pc"
