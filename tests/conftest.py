@@ -61,7 +61,12 @@ def is_integration(nodeid: str) -> bool:
 # Modules that create the install guide's literal ``poundcake``/``stackstorm`` databases and users:
 # parallel test processes must never run two of them at once.
 SEED_DATABASE_MODULES = frozenset(
-    {"test_layout_prefixed.py", "test_layout_single_database.py", "test_layout_two_databases.py"}
+    {
+        "test_layout_prefixed.py",
+        "test_layout_single_database.py",
+        "test_layout_two_databases.py",
+        "test_install_guide.py",
+    }
 )
 
 

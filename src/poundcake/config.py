@@ -128,7 +128,8 @@ class DatabaseTarget:
         return self.url.render_as_string(hide_password=True)
 
 
-def _mysql_socket() -> str | None:
+def mysql_socket() -> str | None:
+    """The local MariaDB server's Unix socket, which ``localhost`` means to MySQL clients."""
     configured = os.environ.get("POUNDCAKE_MYSQL_SOCKET")
     if configured:
         return configured
@@ -157,7 +158,7 @@ def normalise_database_url(raw: str, setting: str, data_dir: Path) -> URL:
         query = dict(url.query)
         query.setdefault("charset", "utf8mb4")
         if url.host in (None, "localhost") and "unix_socket" not in query:
-            socket = _mysql_socket()
+            socket = mysql_socket()
             if socket:
                 query["unix_socket"] = socket
         return url.set(query=query)
@@ -277,7 +278,7 @@ def _engine_database(section: DatabaseSection, data_dir: Path, source: str) -> D
         url = URL.create("sqlite", database=str(path if path.is_absolute() else data_dir / path))
         return DatabaseTarget(url=url, setting=setting, table_prefix=section.table_prefix)
     query: dict[str, str] = {"charset": "utf8mb4"}
-    socket = section.socket or (_mysql_socket() if section.host == "localhost" else None)
+    socket = section.socket or (mysql_socket() if section.host == "localhost" else None)
     if socket:
         query["unix_socket"] = socket
     url = URL.create(

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import tooz
 from tooz.coordination import CoordinationDriver, GroupAlreadyExist, GroupNotCreated
 
+from poundcake.config import mysql_socket
 from poundcake.config_sections import CoordinationSection
 from poundcake.engine.coordination.local import LocalDriver
 from poundcake.engine.coordination.mysql import MySQLGroupsDriver
@@ -53,6 +54,12 @@ def make_coordinator(section: CoordinationSection, *, member: bytes | None = Non
     # SQLAlchemy's spelling of the same database is accepted as well.
     parsed = urlsplit(f"mysql://{rest}" if scheme.lower() == "mysql+pymysql" else section.url)
     options = parse_qs(parsed.query)
+    # As for [database] host: localhost is the server's Unix socket, as the mysql client takes it
+    # (an account made @'localhost' does not match TCP when the server skips name resolution).
+    if parsed.hostname in (None, "localhost") and "unix_socket" not in options:
+        local = mysql_socket()
+        if local:
+            options["unix_socket"] = [local]
     return MySQLGroupsDriver(member, parsed, options, membership_ttl=float(section.lock_timeout))
 
 

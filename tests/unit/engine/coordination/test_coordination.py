@@ -48,6 +48,27 @@ def test_mysql_urls_build_the_mysql_driver() -> None:
         assert driver.membership_ttl == 7.0
 
 
+def test_localhost_is_the_servers_socket_as_for_the_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guide's ``url = mysql://stackstorm:...@localhost:3306/stackstorm`` reaches an account
+    made @'localhost' on a server that skips name resolution: through the socket, not TCP."""
+    monkeypatch.setenv("POUNDCAKE_MYSQL_SOCKET", "/run/mysqld/test.sock")
+    local = make_coordinator(
+        CoordinationSection(url="mysql://st2:pw@localhost:3306/stackstorm"), member=b"m"
+    )
+    assert local._options["unix_socket"] == "/run/mysqld/test.sock"
+    remote = make_coordinator(
+        CoordinationSection(url="mysql://st2:pw@db.example:3306/stackstorm"), member=b"m"
+    )
+    assert "unix_socket" not in remote._options
+    chosen = make_coordinator(
+        CoordinationSection(url="mysql://st2:pw@localhost/stackstorm?unix_socket=/x.sock"),
+        member=b"m",
+    )
+    assert chosen._options["unix_socket"] == "/x.sock"
+
+
 def test_no_url_warns_as_stackstorm_does_and_locks_locally(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
