@@ -172,7 +172,7 @@ def test_the_install_guide_runs_as_written(host: Host) -> None:
     )
     assert typed.returncode == 0 and "User 'st2admin' created." in typed.screen, typed.screen
     registered = host.run("sudo st2ctl reload --register-all")
-    assert re.search(r"Registered \d+ packs: .*\blinux\b", registered), registered
+    assert re.search(r"Registered [1-9][0-9]* actions\.", registered), registered
     host.run("sudo st2ctl start")
     host.run(
         "sudo systemctl enable st2api st2stream st2auth st2actionrunner st2notifier \\\n"
