@@ -1,7 +1,8 @@
 """HTTPS as StackStorm serves it: Debian's nginx runs ``deploy/nginx/poundcake.conf`` with a
 self-signed certificate in front of the whole product, and everything here goes through it
 over HTTPS only: the official ``st2`` CLI (``--cacert``, ``https://host/api``, ``/auth``,
-``/stream``), the engine's event stream, the web UI in Chromium, and the HTTP redirect."""
+``/stream``), the engine's event stream, the web UI in Chromium, the HTTP redirect, each path's
+service, and the answer when a service is down."""
 
 from __future__ import annotations
 
@@ -15,8 +16,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from tests import alertmanager
 from tests.e2e.stack import TOKEN, Product, running_product
-from tests.e2e.tls_proxy import Certificate, Proxy, running_nginx, self_signed
+from tests.e2e.tls_proxy import (
+    SHIPPED_UPSTREAMS,
+    Certificate,
+    Proxy,
+    running_nginx,
+    self_signed,
+)
 from tests.e2e.web_browser import (
     USERNAME,
     Served,
@@ -25,7 +33,14 @@ from tests.e2e.web_browser import (
     create_login,
     log_in_and_wait,
 )
-from tests.integration.support.st2cli import PASSWORD, USER, CliResult, RunningEngine, St2
+from tests.integration.support.st2cli import (
+    PASSWORD,
+    USER,
+    CliResult,
+    RunningEngine,
+    St2,
+    free_port,
+)
 
 OUTPUT_EVENTS = "st2.execution.output__create,st2.execution__update"
 FINISHED = {"succeeded", "failed", "timeout", "canceled", "abandoned"}
@@ -188,7 +203,8 @@ def test_http_is_redirected_to_https(proxy: Proxy) -> None:
     assert response.headers["location"] == f"{proxy.url}/api/v1/actions?limit=1"
 
 
-def test_each_path_reaches_its_service(product: Product, proxy: Proxy) -> None:
+def test_each_path_reaches_its_service(proxy: Proxy) -> None:
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
     with https(proxy) as client:
         engine = client.get("/api/v1/actions")
         assert engine.status_code == 401
@@ -197,12 +213,25 @@ def test_each_path_reaches_its_service(product: Product, proxy: Proxy) -> None:
         page = client.get("/")
         assert page.status_code == 200
         assert "<title>PoundCake</title>" in page.text
-        alerts = client.get(
-            "/poundcake/api/v1/alerts", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
-        assert alerts.status_code == 200, alerts.text
-        assert alerts.json()["alerts"] == []
         assert client.get("/metrics").status_code == 404
+        # StackStorm's older stream address is rewritten to /stream/v1/stream.
+        login = client.post("/auth/tokens", auth=(USER, PASSWORD), json={})
+        assert login.status_code == 201, login.text
+        params = {"x-auth-token": login.json()["token"]}
+        with client.stream("GET", "/api/v1/stream", params=params) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+        # Alertmanager may post through nginx: /webhook is poundcake-api's intake, and
+        # PoundCake's REST API (/api/v1 on poundcake-api) is at /poundcake/api/v1.
+        labels = {"alertname": "NginxPathCheck", "severity": "info", "instance": "web-1"}
+        alert = alertmanager.notification(labels, fingerprint="5e6f7a8b9c0d1e2f")
+        delivered = client.post("/webhook", json=alert, headers=bearer)
+        assert delivered.status_code == 202, delivered.text
+        request_id = delivered.json()["request_id"]
+        trail = client.get(f"/poundcake/api/v1/requests/{request_id}", headers=bearer)
+        assert trail.status_code == 200, trail.text
+        [stored] = trail.json()["trail"]["alerts"]
+        assert stored["labels"]["instance"] == "web-1"
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +255,16 @@ def test_the_web_ui_logs_in_through_nginx_in_chromium(
         assert cookie["secure"] is True
         assert cookie["httpOnly"] is True
     served.assert_never_contained(product.api_key)
+
+
+def test_a_service_that_is_down_is_named_in_a_503(certificate: Certificate, tmp_path: Path) -> None:
+    nobody = {name: f"127.0.0.1:{free_port()}" for name in SHIPPED_UPSTREAMS}
+    with running_nginx(tmp_path / "nginx", certificate, nobody) as down, https(down) as client:
+        for path, service in (("/api/v1/actions", "st2api"), ("/auth/tokens", "st2auth")):
+            answer = client.get(path)
+            assert answer.status_code == 503
+            assert answer.headers["content-type"] == "application/json"
+            assert service in answer.json()["faultstring"]
+        stream = client.get("/stream/v1/stream")
+        assert stream.status_code == 200
+        assert stream.text == "retry: 1000\n\n"
