@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian tools the integration tests need besides the database servers, if missing:
 # OpenSSH's server (the remote-shell runner tests start their own sshd on a loopback port),
-# Prometheus's Alertmanager, wrk for the benchmarks, and the official st2 CLI in .venv-st2. Safe to run again; needs root to install Debian packages.
+# Prometheus's Alertmanager, Chromium, nginx, wrk for the benchmarks, and the official st2 CLI
+# in .venv-st2. Safe to run again; needs root to install Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,10 @@ install_if_missing ssh-keygen openssh-client
 install_if_missing /usr/bin/prometheus-alertmanager prometheus-alertmanager
 # Debian's Chromium for the web UI's browser tests (Playwright drives it; no browser download).
 install_if_missing /usr/bin/chromium chromium
+# Debian's nginx for the HTTPS test of deploy/nginx/ (tests/e2e/test_nginx_tls.py). The test runs
+# its own master (`nginx -p <dir> -c <conf>`, in the foreground, on loopback ports) and never
+# uses the system service; stop that with `systemctl disable --now nginx` if you do not want it.
+install_if_missing /usr/sbin/nginx nginx
 # ping for the network pack's ping action and its tests.
 install_if_missing ping iputils-ping
 # wrk, the HTTP load generator of bench/intake.py (benchmarks only; no test needs it).

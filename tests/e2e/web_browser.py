@@ -4,7 +4,7 @@ a login user made with ``st2-setup-auth``, and a recorder of everything the serv
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -31,11 +31,12 @@ SLOW_MS = 120_000
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium under Playwright, closed afterwards."""
+def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
+    """Debian's Chromium under Playwright (with ``extra_args`` on its command line), closed
+    afterwards."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
         )
         try:
             yield browser
@@ -105,15 +106,17 @@ def browser_page(
     assert not errors, f"JavaScript errors or dialogs on the page: {errors}"
 
 
-def log_in(page: Page, product: Product, password: str = PASSWORD) -> None:
-    """Open the UI and log in through the form."""
-    page.goto(f"{product.api_url}/#/login")
+def log_in(
+    page: Page, product: Product, password: str = PASSWORD, *, base_url: str | None = None
+) -> None:
+    """Open the UI (at poundcake-api, or at ``base_url``) and log in through the form."""
+    page.goto(f"{base_url or product.api_url}/#/login")
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
 
 
-def log_in_and_wait(page: Page, product: Product) -> None:
-    log_in(page, product)
+def log_in_and_wait(page: Page, product: Product, *, base_url: str | None = None) -> None:
+    log_in(page, product, base_url=base_url)
     expect(page.get_by_role("heading", level=1, name="Dashboard")).to_be_visible()
     expect(page.locator("#live-status")).to_have_text("Live updates on")
