@@ -71,7 +71,12 @@ def rerun_execution(
             runner.get("runner_parameters") or {}, action.get("parameters") or {}
         )
         old = open_parameters(existing.parameters or {}, secret_names(schema), cipher)
+        # The old values were stored as rendered: taken as text, so a value that holds a
+        # template's braces (an alert's label, say) is never rendered on a re-run.
+        kept = frozenset(old) - frozenset(parameters)
         parameters = {**old, **parameters}
+    else:
+        kept = frozenset()
     return request_execution(
         session,
         action_ref=existing.action,
@@ -80,4 +85,5 @@ def rerun_execution(
         context=rerun_context(existing.id, tasks, reset),
         delay=delay,
         cipher=cipher,
+        rendered=kept,
     )

@@ -154,7 +154,7 @@ def prepare_execution(
     parent: str | None = None,
     extra: Mapping[str, Any] | None = None,
     cipher: DatastoreCipher | None = None,
-    rendered: bool = False,
+    rendered: bool | frozenset[str] = False,
     loaded: LoadedAction | None = None,
     liveaction_values: Mapping[str, Any] | None = None,
     notify: Mapping[str, Any] | None = None,
@@ -168,7 +168,8 @@ def prepare_execution(
     secret ones sealed with ``cipher`` (:mod:`poundcake.engine.executions.sealed`; required when
     there are any).
     ``rendered`` says the caller rendered them already (a rule, from its trigger's payload):
-    they are then taken as text, never rendered a second time. ``loaded`` is what
+    they are then taken as text, never rendered a second time; a set names the parameters
+    rendered already (a re-run's old ones), the others are rendered now. ``loaded`` is what
     :func:`load_action` returned for this action in this session (a caller requesting many
     executions of one action loads it once); ``liveaction_values`` sets more of the live
     action's columns (a workflow task's ``workflow_execution`` and ``task_execution``).
@@ -186,7 +187,7 @@ def prepare_execution(
         schema,
         parameters,
         render_context(session, config=config, action_context=execution_context, cipher=cipher),
-        literal=parameters.keys() if rendered else (),
+        literal=parameters.keys() if rendered is True else (rendered or frozenset()),
     )
     stored = seal_parameters(
         {name: final[name] for name in parameters if name in final}, secret_names(schema), cipher
@@ -305,7 +306,7 @@ def record_execution(
     parent: str | None = None,
     extra: Mapping[str, Any] | None = None,
     cipher: DatastoreCipher | None = None,
-    rendered: bool = False,
+    rendered: bool | frozenset[str] = False,
     loaded: LoadedAction | None = None,
     liveaction_values: Mapping[str, Any] | None = None,
     add_to_parent: bool = True,

@@ -275,6 +275,25 @@ def test_rerun_merges_parameters_and_points_back(sessions: sessionmaker[Session]
         request(session, "core.secret", parameters={"token": "s3cret"})
 
 
+def test_a_rerun_takes_the_old_values_as_text_and_renders_only_new_ones(
+    sessions: sessionmaker[Session],
+) -> None:
+    """An alert's label that reads like a template reached the step as data; re-running the
+    step (the UI's re-run button) must not render it now."""
+    with unit_of_work(sessions) as session:
+        first = request(session, "core.noop", parameters={"note": "{{ 6 * 7 }}"}, rendered=True)
+        again = rerun_execution(session, execution_id=first, user="alice")
+        changed = rerun_execution(
+            session, execution_id=first, user="alice", parameters={"note": "{{ 6 * 7 }}"}
+        )
+    with sessions() as session:
+        kept = session.get(ExecutionDB, again.execution_id)
+        rendered = session.get(ExecutionDB, changed.execution_id)
+        assert kept is not None and rendered is not None
+        assert kept.parameters == {"note": "{{ 6 * 7 }}"}
+        assert rendered.parameters == {"note": "42"}  # a value given now is rendered, as run
+
+
 def test_show_secrets_opens_sealed_parameters(sessions: sessionmaker[Session]) -> None:
     cipher = DatastoreCipher(os.urandom(32))
     with unit_of_work(sessions) as session:
