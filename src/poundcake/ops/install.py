@@ -24,6 +24,7 @@ nothing):
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -121,7 +122,14 @@ def _system_user(plan: InstallPlan) -> str:
 
 
 def _passwd_entry(plan: InstallPlan, user: str) -> tuple[int, int] | None:
-    """The user's uid and gid from the root's ``/etc/passwd``."""
+    """The user's uid and gid: from the system's user database on this host, else from the
+    staged root's ``/etc/passwd``."""
+    if plan.root == Path("/"):
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            return None
+        return entry.pw_uid, entry.pw_gid
     passwd = plan.at("/etc/passwd")
     if not passwd.is_file():
         return None
