@@ -10,6 +10,7 @@ commands and through the install guide's own ``mysqldump``/``mysql``.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import sqlite3
 import subprocess
@@ -241,6 +242,62 @@ def test_realistic_values_come_back_exactly(name: str, tmp_path: Path) -> None:
         assert table_definitions(layout) == definitions
     finally:
         admin_sql(f"DROP USER IF EXISTS '{user}'@'%'")
+        drop_ops_layout(layout)
+
+
+def test_a_statement_larger_than_the_server_accepts_is_refused_before_anything_changes(
+    tmp_path: Path,
+) -> None:
+    layout = build_ops_layout("prefixed", tmp_path / "prefixed", "st2_", False)
+    try:
+        limit = int(str(admin_sql("SELECT @@global.max_allowed_packet")[0][0]))
+        # A result of JSON-escaped backslashes, built on the server (as the engine stages large
+        # results): each two bytes are dumped as four, so its INSERT is larger than the limit.
+        pairs = limit * 3 // 10
+        admin_sql(
+            f"UPDATE `{layout.databases[0]}`.`st2_execution_db` SET result = "
+            rf"""CONCAT('{{"stdout": "', REPEAT('\\\\', {pairs}), '"}}')"""
+        )
+        files = backup_files(layout, tmp_path / "backups")
+        admin_sql(f"DELETE FROM `{layout.poundcake_database}`.`poundcake_alerts`")
+        damaged = table_checksums(layout)
+        result = layout.poundcake("restore", *map(str, files))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"(max_allowed_packet = {limit}); raise max_allowed_packet" in result.stderr
+        assert "nothing was restored" in result.stderr
+        assert table_checksums(layout) == damaged
+    finally:
+        drop_ops_layout(layout)
+
+
+def resigned(dump: Path, old: bytes, new: bytes, target: Path) -> Path:
+    """``dump`` with ``old`` replaced by ``new`` in its body and a trailer that matches."""
+    header, rest = dump.read_bytes().split(b"\n", 1)
+    body = rest[: rest.rindex(b"-- poundcake-backup-end ")].replace(old, new, 1)
+    assert new in body
+    trailer = json.dumps({"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+    target.write_bytes(b"\n".join([header, body + b"-- poundcake-backup-end " + trailer.encode()]))
+    return target
+
+
+def test_a_failing_statement_of_megabytes_ends_the_restore_with_the_servers_error(
+    tmp_path: Path,
+) -> None:
+    layout = build_ops_layout("prefixed", tmp_path / "prefixed", "st2_", False)
+    try:
+        admin_sql(
+            f"UPDATE `{layout.databases[0]}`.`st2_execution_db` SET result = "
+            """CONCAT('{"stdout": "', REPEAT('x', 4 << 20), '"}')"""
+        )
+        (dump,) = backup_files(layout, tmp_path / "backups")
+        # Not JSON any more: the server refuses the row, and the client echoes the statement.
+        broken = resigned(dump, b'{\\"stdout\\": \\"x', b'{\\"stdout\\": x', tmp_path / "b.sql")
+        result = layout.poundcake("restore", str(broken))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "ERROR 4025 (23000)" in result.stderr
+        assert "CONSTRAINT" in result.stderr
+        assert len(result.stderr) < 1000
+    finally:
         drop_ops_layout(layout)
 
 
