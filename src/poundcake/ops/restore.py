@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import tempfile
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +27,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
-from poundcake.config import DatabaseTarget, PoundCakeConfig
+from poundcake.config import PoundCakeConfig
 from poundcake.db.engine import check_connection, make_engine
 from poundcake.db.migrate import MIGRATIONS
 from poundcake.db.naming import (
@@ -39,12 +39,15 @@ from poundcake.exceptions import DatabaseError, SchemaError, ValidationError
 from poundcake.ops.backup import (
     FORMAT,
     HEADER,
+    MIB,
     TRAILER,
     Part,
+    StatementMeter,
     client_defaults,
     client_tool,
     layout_parts,
     read_revisions,
+    server_packet_limit,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,7 +64,6 @@ POUNDCAKE_REQUIRED = (
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # The largest packet the mysql client accepts, so that only the server's limit applies.
 CLIENT_MAX_PACKET = 1 << 30
-MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class CheckedDump:
     path: Path
     part: Part
     revisions: dict[str, str]
-    longest_statement: int = 0
+    statements: StatementMeter = field(default_factory=StatementMeter)
 
 
 def known_revisions(side: str) -> set[str]:
@@ -139,11 +141,12 @@ def _read_header(path: Path, first: bytes) -> dict[str, Any]:
     return header
 
 
-def _scan_body(path: Path) -> tuple[dict[str, Any], set[str], int]:
-    """Read the whole dump: header, tables it creates, its longest statement in bytes; raise
-    unless the trailer matches."""
+def _scan_body(path: Path) -> tuple[dict[str, Any], set[str], StatementMeter]:
+    """Read the whole dump: header, tables it creates, the size of its statements; raise unless
+    the trailer matches."""
     digest = hashlib.sha256()
-    size = statement = longest = 0
+    size = 0
+    statements = StatementMeter()
     created: set[str] = set()
     trailer: dict[str, Any] | None = None
     with path.open("rb") as dump:
@@ -157,20 +160,17 @@ def _scan_body(path: Path) -> tuple[dict[str, Any], set[str], int]:
             if line.startswith(b"CREATE TABLE `"):
                 created.add(line.split(b"`")[1].decode())
             if not line.startswith(b"--"):
-                # The dump escapes line breaks inside values: a statement ends at a line's end.
-                statement += len(line)
-                if line.rstrip(b"\r\n").endswith(b";"):
-                    longest, statement = max(longest, statement), 0
+                statements.feed(line)
         extra = dump.read(1)
     if trailer is None or extra:
         raise _refuse(path, "the dump is truncated (its poundcake-backup-end trailer is missing)")
     if trailer.get("bytes") != size or trailer.get("sha256") != digest.hexdigest():
         raise _refuse(path, "the dump is truncated or altered (its checksum does not match)")
-    return header, created, max(longest, statement)
+    return header, created, statements
 
 
 def _check_mariadb(path: Path, parts: list[Part]) -> CheckedDump:
-    header, created, longest = _scan_body(path)
+    header, created, statements = _scan_body(path)
     part = _match_part(path, header, parts)
     listed = set(header.get("tables") or [])
     missing = sorted(required_tables(part) - listed)
@@ -181,30 +181,25 @@ def _check_mariadb(path: Path, parts: list[Part]) -> CheckedDump:
         raise _refuse(path, f"its body does not create the tables {', '.join(not_created)}")
     revisions = header.get("revisions") or {}
     _check_revisions(path, revisions, part)
-    return CheckedDump(path, part, revisions, longest)
+    return CheckedDump(path, part, revisions, statements)
 
 
-def _server_packet_limit(target: DatabaseTarget) -> int:
-    """Return the server's ``max_allowed_packet``: the longest statement it accepts."""
+def _check_statement_sizes(dump: CheckedDump) -> None:
+    target = dump.part.target
     db_engine = make_engine(target.url.set(database=None), pool_size=1)
     try:
         check_connection(db_engine, target)
         with db_engine.connect() as connection:
-            limit = connection.execute(sa.text("SELECT @@global.max_allowed_packet")).scalar()
+            limit = server_packet_limit(connection)
     finally:
         db_engine.dispose()
-    return int(str(limit))
-
-
-def _check_statement_sizes(dump: CheckedDump) -> None:
-    limit = _server_packet_limit(dump.part.target)
-    if dump.longest_statement < limit:
+    needed = dump.statements.packet_needed(limit)
+    if needed is None:
         return
-    needed = -(-(dump.longest_statement + 1024) // MIB)
     raise _refuse(
         dump.path,
-        f"a statement in it is {dump.longest_statement} bytes, more than the server accepts "
-        f"(max_allowed_packet = {limit}); raise max_allowed_packet to at least {needed}M "
+        f"a statement in it is {dump.statements.largest} bytes, more than the server accepts "
+        f"(max_allowed_packet = {limit}); raise max_allowed_packet to at least {needed // MIB}M "
         "(SET GLOBAL, and in the [mysqld] section of the server's configuration), then restore",
     )
 

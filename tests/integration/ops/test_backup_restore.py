@@ -258,12 +258,16 @@ def test_a_statement_larger_than_the_server_accepts_is_refused_before_anything_c
             f"UPDATE `{layout.databases[0]}`.`st2_execution_db` SET result = "
             rf"""CONCAT('{{"stdout": "', REPEAT('\\\\', {pairs}), '"}}')"""
         )
-        files = backup_files(layout, tmp_path / "backups")
+        backed_up = layout.poundcake("backup", "--output", str(tmp_path / "backups"))
+        assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
+        needed = backed_up.stderr.split("max_allowed_packet at ")[1].split("M or more")[0]
+        assert int(needed) << 20 > limit
         admin_sql(f"DELETE FROM `{layout.poundcake_database}`.`poundcake_alerts`")
         damaged = table_checksums(layout)
-        result = layout.poundcake("restore", *map(str, files))
+        result = layout.poundcake("restore", *map(str, (tmp_path / "backups").iterdir()))
         assert result.returncode == 1, result.stdout + result.stderr
         assert f"(max_allowed_packet = {limit}); raise max_allowed_packet" in result.stderr
+        assert f"to at least {needed}M" in result.stderr
         assert "nothing was restored" in result.stderr
         assert table_checksums(layout) == damaged
     finally:
