@@ -234,10 +234,14 @@ def test_realistic_values_come_back_exactly(name: str, tmp_path: Path) -> None:
         # The install guide's "Backup Strategy", one database at a time, as it writes it.
         dumps = {database: tmp_path / f"{database}.sql" for database in layout.databases}
         for database, dump in dumps.items():
-            subprocess.run(f"mysqldump {login} {database} > {dump}", shell=True, check=True)
+            subprocess.run(
+                f"mysqldump {login} {database} > {dump}", shell=True, check=True, timeout=120
+            )
         empty_databases(layout)
         for database, dump in dumps.items():
-            subprocess.run(f"mysql {login} {database} < {dump}", shell=True, check=True)
+            subprocess.run(
+                f"mysql {login} {database} < {dump}", shell=True, check=True, timeout=120
+            )
         assert table_checksums(layout) == before
         assert table_definitions(layout) == definitions
     finally:
