@@ -7,17 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import URL
 
-from poundcake.cli.common import handles_errors, out
+from poundcake.cli.common import err, handles_errors, out
 from poundcake.config import (
     PoundCakeConfig,
     load_poundcake_config,
     load_settings,
     normalise_database_url,
 )
-from poundcake.ops.backup import backup
+from poundcake.ops.backup import MIB, backup
 from poundcake.ops.grants import apply_grants, plan_grants, service_user
 from poundcake.ops.install import TEMPLATE_USER, InstallPlan, install
 from poundcake.ops.report import Report, build_report
@@ -62,6 +63,12 @@ def backup_command(
             f"Backed up {written.role} database {written.database} "
             f"({written.tables} tables) to {written.path}"
         )
+        if written.packet_needed:
+            err.print(
+                f"[bold yellow]Warning:[/] restoring {escape(str(written.path))} needs the "
+                f"server's max_allowed_packet at {written.packet_needed // MIB}M or more (a "
+                "row's INSERT is longer than the server's setting)"
+            )
 
 
 def restore_command(

@@ -7,6 +7,10 @@ still works: a header naming what the dump holds (layout part, database, table p
 schema revisions) and a trailer with the body's SHA-256, which :mod:`poundcake.ops.restore`
 checks before it touches anything. The embedded SQLite file is copied with SQLite's online
 backup API.
+
+A dump writes each row as one ``INSERT``, which escaping can make twice the row's size; a server
+refuses a statement longer than its ``max_allowed_packet``, so a backup measures its longest
+statement and says when restoring it needs a larger setting than the server has.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ Role = Literal["unified", "poundcake", "engine"]
 FORMAT = 1
 HEADER = "-- poundcake-backup "
 TRAILER = "-- poundcake-backup-end "
+MIB = 1 << 20
 DUMP_OPTIONS = (
     "--single-transaction",
     "--quick",
@@ -81,12 +86,54 @@ class Part:
 
 @dataclass(frozen=True)
 class BackupFile:
-    """One file a backup wrote."""
+    """One file a backup wrote; ``packet_needed``: the ``max_allowed_packet`` its restore needs,
+    when that is more than the server's."""
 
     role: Role
     path: Path
     database: str
     tables: int
+    packet_needed: int | None = None
+
+
+class StatementMeter:
+    """The longest SQL statement of a dump read piece by piece (a statement ends a line with
+    ``;``: the dump escapes line breaks inside values)."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.longest = 0
+        self._semicolon_last = False
+
+    def feed(self, piece: bytes) -> None:
+        """Count ``piece``, the next bytes of the dump (cut anywhere)."""
+        start = 0
+        if self._semicolon_last and piece.startswith(b"\n"):
+            self.longest = max(self.longest, self.current + 1)
+            self.current, start = 0, 1
+        while (end := piece.find(b";\n", start)) != -1:
+            self.longest = max(self.longest, self.current + end + 2 - start)
+            self.current, start = 0, end + 2
+        self.current += len(piece) - start
+        if piece:
+            self._semicolon_last = piece.endswith(b";")
+
+    @property
+    def largest(self) -> int:
+        """The longest statement so far, counting one not ended yet."""
+        return max(self.longest, self.current)
+
+    def packet_needed(self, limit: int) -> int | None:
+        """Return the ``max_allowed_packet`` (whole MiB) a restore needs if ``limit`` is short."""
+        if self.largest < limit:
+            return None
+        return -(-(self.largest + 1024) // MIB) * MIB
+
+
+def server_packet_limit(connection: sa.Connection) -> int:
+    """Return the server's ``max_allowed_packet``: the longest statement it accepts."""
+    limit = connection.execute(sa.text("SELECT @@global.max_allowed_packet")).scalar()
+    return int(str(limit))
 
 
 def with_credentials(target: DatabaseTarget, admin_url: URL | None) -> DatabaseTarget:
@@ -175,7 +222,7 @@ def backup_name(part: Part, stamp: str) -> str:
     return f"{part.target.database}_{stamp}.sql"
 
 
-def _dump_mariadb(part: Part, path: Path) -> int:
+def _dump_mariadb(part: Part, path: Path) -> tuple[int, int | None]:
     db_engine = make_engine(part.target.url, pool_size=1)
     try:
         check_connection(db_engine, part.target)
@@ -183,6 +230,7 @@ def _dump_mariadb(part: Part, path: Path) -> int:
             existing = set(sa.inspect(connection).get_table_names())
             tables = sorted(table for table in existing if part.ours(table))
             revisions = read_revisions(connection, part, existing)
+            limit = server_packet_limit(connection)
     finally:
         db_engine.dispose()
     header = {
@@ -198,6 +246,7 @@ def _dump_mariadb(part: Part, path: Path) -> int:
     tool = client_tool("mariadb-dump", "mysqldump")
     digest = hashlib.sha256()
     size = 0
+    statements = StatementMeter()
     partial = path.with_name(path.name + ".partial")
     with client_defaults(part.target.url) as defaults, partial.open("wb") as output:
         output.write((HEADER + json.dumps(header, sort_keys=True) + "\n").encode())
@@ -209,6 +258,7 @@ def _dump_mariadb(part: Part, path: Path) -> int:
         assert stdout is not None
         for chunk in iter(lambda: stdout.read(1 << 16), b""):
             digest.update(chunk)
+            statements.feed(chunk)
             size += len(chunk)
             output.write(chunk)
         stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
@@ -220,7 +270,7 @@ def _dump_mariadb(part: Part, path: Path) -> int:
         trailer = {"sha256": digest.hexdigest(), "bytes": size}
         output.write((TRAILER + json.dumps(trailer, sort_keys=True) + "\n").encode())
     partial.rename(path)
-    return len(tables)
+    return len(tables), statements.packet_needed(limit)
 
 
 def _dump_sqlite(part: Part, path: Path) -> int:
@@ -260,10 +310,11 @@ def backup(
         path = output / backup_name(part, stamp)
         if path.exists():
             raise DatabaseError(f"{path} exists already; refusing to overwrite a backup")
+        packet_needed = None
         if part.target.backend == "sqlite":
             tables = _dump_sqlite(part, path)
         else:
-            tables = _dump_mariadb(part, path)
+            tables, packet_needed = _dump_mariadb(part, path)
         logger.info("Backed up %s (%d tables) to %s", part.target.database, tables, path)
-        written.append(BackupFile(part.role, path, part.target.database, tables))
+        written.append(BackupFile(part.role, path, part.target.database, tables, packet_needed))
     return written

@@ -3,20 +3,24 @@
 A dump is accepted only if it is complete (its trailer's SHA-256 matches the body), ours (the
 header says so and the body creates the tables the header lists), fits the configured layout
 (the same part, database role and table prefix) and carries schema revisions this version
-knows. Only when every given file passes is anything restored.
+knows. The server must also accept the dump's longest statement (``max_allowed_packet``): the
+``mysql`` client stops at a statement the server refuses, with the tables before it replaced
+and the rest not restored. Only when every given file passes is anything restored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import sqlite3
 import subprocess
+import tempfile
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from alembic.config import Config
@@ -24,7 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
 from poundcake.config import PoundCakeConfig
-from poundcake.db.engine import make_engine
+from poundcake.db.engine import check_connection, make_engine
 from poundcake.db.migrate import MIGRATIONS
 from poundcake.db.naming import (
     LINKED_ENGINE_TABLES,
@@ -35,12 +39,15 @@ from poundcake.exceptions import DatabaseError, SchemaError, ValidationError
 from poundcake.ops.backup import (
     FORMAT,
     HEADER,
+    MIB,
     TRAILER,
     Part,
+    StatementMeter,
     client_defaults,
     client_tool,
     layout_parts,
     read_revisions,
+    server_packet_limit,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,6 +62,8 @@ POUNDCAKE_REQUIRED = (
     "poundcake_st2_webhook_extensions",
 )
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# The largest packet the mysql client accepts, so that only the server's limit applies.
+CLIENT_MAX_PACKET = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class CheckedDump:
     path: Path
     part: Part
     revisions: dict[str, str]
+    statements: StatementMeter = field(default_factory=StatementMeter)
 
 
 def known_revisions(side: str) -> set[str]:
@@ -131,10 +141,12 @@ def _read_header(path: Path, first: bytes) -> dict[str, Any]:
     return header
 
 
-def _scan_body(path: Path) -> tuple[dict[str, Any], set[str]]:
-    """Read the whole dump: header, tables it creates; raise unless the trailer matches."""
+def _scan_body(path: Path) -> tuple[dict[str, Any], set[str], StatementMeter]:
+    """Read the whole dump: header, tables it creates, the size of its statements; raise unless
+    the trailer matches."""
     digest = hashlib.sha256()
     size = 0
+    statements = StatementMeter()
     created: set[str] = set()
     trailer: dict[str, Any] | None = None
     with path.open("rb") as dump:
@@ -147,16 +159,18 @@ def _scan_body(path: Path) -> tuple[dict[str, Any], set[str]]:
             size += len(line)
             if line.startswith(b"CREATE TABLE `"):
                 created.add(line.split(b"`")[1].decode())
+            if not line.startswith(b"--"):
+                statements.feed(line)
         extra = dump.read(1)
     if trailer is None or extra:
         raise _refuse(path, "the dump is truncated (its poundcake-backup-end trailer is missing)")
     if trailer.get("bytes") != size or trailer.get("sha256") != digest.hexdigest():
         raise _refuse(path, "the dump is truncated or altered (its checksum does not match)")
-    return header, created
+    return header, created, statements
 
 
 def _check_mariadb(path: Path, parts: list[Part]) -> CheckedDump:
-    header, created = _scan_body(path)
+    header, created, statements = _scan_body(path)
     part = _match_part(path, header, parts)
     listed = set(header.get("tables") or [])
     missing = sorted(required_tables(part) - listed)
@@ -167,7 +181,27 @@ def _check_mariadb(path: Path, parts: list[Part]) -> CheckedDump:
         raise _refuse(path, f"its body does not create the tables {', '.join(not_created)}")
     revisions = header.get("revisions") or {}
     _check_revisions(path, revisions, part)
-    return CheckedDump(path, part, revisions)
+    return CheckedDump(path, part, revisions, statements)
+
+
+def _check_statement_sizes(dump: CheckedDump) -> None:
+    target = dump.part.target
+    db_engine = make_engine(target.url.set(database=None), pool_size=1)
+    try:
+        check_connection(db_engine, target)
+        with db_engine.connect() as connection:
+            limit = server_packet_limit(connection)
+    finally:
+        db_engine.dispose()
+    needed = dump.statements.packet_needed(limit)
+    if needed is None:
+        return
+    raise _refuse(
+        dump.path,
+        f"a statement in it is {dump.statements.largest} bytes, more than the server accepts "
+        f"(max_allowed_packet = {limit}); raise max_allowed_packet to at least {needed // MIB}M "
+        "(SET GLOBAL, and in the [mysqld] section of the server's configuration), then restore",
+    )
 
 
 def _check_sqlite(path: Path, parts: list[Part]) -> CheckedDump:
@@ -226,6 +260,9 @@ def check_backups(
         if any(earlier.part.role == found.part.role for earlier in checked):
             raise _refuse(path, f"a second {found.part.role!r} dump was given")
         checked.append(found)
+    for dump in checked:
+        if dump.part.target.backend != "sqlite":
+            _check_statement_sizes(dump)
     order = {"engine": 0, "unified": 0, "poundcake": 1}
     return sorted(checked, key=lambda dump: order[dump.part.role])
 
@@ -239,12 +276,24 @@ def _restore_mariadb(dump: CheckedDump) -> None:
         f"USE `{name}`;\n"
     ).encode()
     tool = client_tool("mariadb", "mysql")
-    with client_defaults(target.url) as defaults, dump.path.open("rb") as body:
+    # The client echoes a failing statement (megabytes, maybe) before its error: to a file, so
+    # a full pipe never blocks it while we write its input.
+    with (
+        client_defaults(target.url) as defaults,
+        dump.path.open("rb") as body,
+        tempfile.TemporaryFile() as errors,
+    ):
         process = subprocess.Popen(  # noqa: S603 - fixed tool, our own arguments
-            [tool, f"--defaults-file={defaults}", "--batch", "--default-character-set=utf8mb4"],
+            [
+                tool,
+                f"--defaults-file={defaults}",
+                "--batch",
+                "--default-character-set=utf8mb4",
+                f"--max-allowed-packet={CLIENT_MAX_PACKET}",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=errors,
         )
         assert process.stdin is not None
         try:
@@ -254,11 +303,18 @@ def _restore_mariadb(dump: CheckedDump) -> None:
             process.stdin.close()
         except BrokenPipeError:
             pass
-        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
         if process.wait() != 0:
             raise DatabaseError(
-                f"restoring {dump.path} into {target.describe()} failed: {stderr.strip()}"
+                f"restoring {dump.path} into {target.describe()} failed: {_client_error(errors)}"
             )
+
+
+def _client_error(errors: IO[bytes]) -> str:
+    """Return the client's error line (``ERROR 1062 (23000) at line 42: ...``), shortened."""
+    errors.seek(max(0, errors.seek(0, io.SEEK_END) - 4096))
+    lines = errors.read().decode(errors="replace").strip().splitlines() or ["no message"]
+    found = [line for line in lines if line.startswith("ERROR")] or lines
+    return found[-1][:500]
 
 
 def _restore_sqlite(dump: CheckedDump) -> None:

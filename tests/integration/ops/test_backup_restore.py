@@ -2,29 +2,39 @@
 
 Each layout is built by the real commands (``st2-setup-db``, ``poundcake db init``) in uniquely
 named databases, filled with linked rows, backed up, damaged, and restored; a round trip must
-give back every table's checksum and every foreign key.
+give back every table's checksum and every foreign key. Realistic values (durations to the last
+digit, timestamps with microseconds, emoji, a result of megabytes) come back exactly through our
+commands and through the install guide's own ``mysqldump``/``mysql``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from poundcake.config import Settings, load_poundcake_config
 from poundcake.db.engine import make_poundcake_engine
+from poundcake.engine.models import ExecutionDB, ExecutionOutputDB
+from poundcake.ids import new_id
+from poundcake.remediation.models import Alert, ApiCall
 from tests.integration.support.commands import command_environment, run_command
 from tests.integration.support.layouts import insert_engine_rows, insert_poundcake_rows
 from tests.integration.support.mariadb import (
     ADMIN_HOST,
     ADMIN_PORT,
     admin_sql,
+    create_fixture_database,
 )
 from tests.integration.support.ops_layout import (
     OpsLayout,
@@ -113,6 +123,190 @@ def test_round_trip_restores_every_row_and_foreign_key(layout: OpsLayout, tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     assert table_checksums(layout) == before
     assert foreign_keys(layout) == keys
+
+
+def insert_realistic_rows(layout: OpsLayout) -> None:
+    """API calls with durations to the last digit, an alert with Unicode (emoji too) labels,
+    and an execution with a result of a few megabytes and output in several scripts."""
+    rng = random.Random(20)
+    start = datetime(2026, 12, 7, 21, 8, 32, 123457, tzinfo=UTC)
+    label = "wéb-1 🚀 磁盘 ✓"
+    lines = [f'{i:06d} "{label}" C:\\Temp\\x 𝄞 load={rng.random()!r}' for i in range(40_000)]
+    result = {
+        "stdout": "\n".join(lines),
+        "hosts": [{"host": f"{label}-{i}", "load": rng.uniform(0, 64)} for i in range(8_000)],
+    }
+    engine = layout.engine()
+    try:
+        with Session(engine) as session:
+            session.add_all(
+                ApiCall(
+                    request_id=f"req-{new_id()}",
+                    method="POST",
+                    path=f"/api/v1/alerts/{label}",
+                    status_code=202,
+                    duration_ms=rng.uniform(0.001, 30_000),
+                    user_agent=f"Alertmanager/0.27 {label}",
+                    received_at=start + timedelta(microseconds=rng.randrange(10**9)),
+                )
+                for _ in range(200)
+            )
+            session.add(
+                Alert(
+                    id=new_id(),
+                    fingerprint="f00d🍰",
+                    starts_at=start,
+                    alert_name="DiskFull",
+                    alertmanager_status="firing",
+                    state="received",
+                    labels={"alertname": "DiskFull", "instance": label, "team": "Ωps 👩‍💻"},
+                    annotations={"summary": f"Disk full on {label}"},
+                    request_id="req-unicode",
+                    last_request_id="req-unicode",
+                    created_at=start,
+                    updated_at=start + timedelta(microseconds=1),
+                )
+            )
+            execution_id = new_id()
+            session.add(
+                ExecutionDB(
+                    id=execution_id,
+                    action="linux.check_disk",
+                    runner_type="local-shell-cmd",
+                    status="succeeded",
+                    start_timestamp=start,
+                    end_timestamp=start + timedelta(seconds=1, microseconds=999_999),
+                    result=result,
+                )
+            )
+            session.add(
+                ExecutionOutputDB(
+                    id=new_id(),
+                    execution_id=execution_id,
+                    action_ref="linux.check_disk",
+                    runner_ref="local-shell-cmd",
+                    timestamp=start,
+                    output_type="stdout",
+                    data=result["stdout"][:500_000],
+                )
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def table_definitions(layout: OpsLayout) -> dict[str, str]:
+    """``SHOW CREATE TABLE`` of every table: column types, keys and the AUTO_INCREMENT counter."""
+    found: dict[str, str] = {}
+    for database in layout.databases:
+        for (table,) in admin_sql(f"SHOW TABLES FROM `{database}`"):
+            name = f"`{database}`.`{table}`"
+            found[name] = str(admin_sql(f"SHOW CREATE TABLE {name}")[0][1])
+    return found
+
+
+def empty_databases(layout: OpsLayout) -> None:
+    """Lose every database of the layout and create them empty again, as after a reinstall."""
+    for database in reversed(layout.databases):  # PoundCake's first: its keys name the engine's
+        create_fixture_database(database)
+
+
+@pytest.mark.parametrize("name", ["prefixed", "two"])
+def test_realistic_values_come_back_exactly(name: str, tmp_path: Path) -> None:
+    prefix, two = LAYOUTS[name]
+    layout = build_ops_layout(name, tmp_path / name, prefix, two)
+    user, password = f"pcrt_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"
+    admin_sql(
+        f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'",
+        *(f"GRANT ALL ON `{database}`.* TO '{user}'@'%'" for database in layout.databases),
+    )
+    login = f"-u{user} -p{password} -h{ADMIN_HOST} -P{ADMIN_PORT}"
+    try:
+        insert_realistic_rows(layout)
+        before, definitions = table_checksums(layout), table_definitions(layout)
+        files = backup_files(layout, tmp_path / "backups")
+        empty_databases(layout)
+        restored = layout.poundcake("restore", *map(str, files))
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert table_checksums(layout) == before
+        assert table_definitions(layout) == definitions
+
+        # The install guide's "Backup Strategy", one database at a time, as it writes it.
+        dumps = {database: tmp_path / f"{database}.sql" for database in layout.databases}
+        for database, dump in dumps.items():
+            subprocess.run(
+                f"mysqldump {login} {database} > {dump}", shell=True, check=True, timeout=120
+            )
+        empty_databases(layout)
+        for database, dump in dumps.items():
+            subprocess.run(
+                f"mysql {login} {database} < {dump}", shell=True, check=True, timeout=120
+            )
+        assert table_checksums(layout) == before
+        assert table_definitions(layout) == definitions
+    finally:
+        admin_sql(f"DROP USER IF EXISTS '{user}'@'%'")
+        drop_ops_layout(layout)
+
+
+def test_a_statement_larger_than_the_server_accepts_is_refused_before_anything_changes(
+    tmp_path: Path,
+) -> None:
+    layout = build_ops_layout("prefixed", tmp_path / "prefixed", "st2_", False)
+    try:
+        limit = int(str(admin_sql("SELECT @@global.max_allowed_packet")[0][0]))
+        # A result of JSON-escaped backslashes, built on the server (as the engine stages large
+        # results): each two bytes are dumped as four, so its INSERT is larger than the limit.
+        pairs = limit * 3 // 10
+        admin_sql(
+            f"UPDATE `{layout.databases[0]}`.`st2_execution_db` SET result = "
+            rf"""CONCAT('{{"stdout": "', REPEAT('\\\\', {pairs}), '"}}')"""
+        )
+        backed_up = layout.poundcake("backup", "--output", str(tmp_path / "backups"))
+        assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
+        needed = backed_up.stderr.split("max_allowed_packet at ")[1].split("M or more")[0]
+        assert int(needed) << 20 > limit
+        admin_sql(f"DELETE FROM `{layout.poundcake_database}`.`poundcake_alerts`")
+        damaged = table_checksums(layout)
+        result = layout.poundcake("restore", *map(str, (tmp_path / "backups").iterdir()))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"(max_allowed_packet = {limit}); raise max_allowed_packet" in result.stderr
+        assert f"to at least {needed}M" in result.stderr
+        assert "nothing was restored" in result.stderr
+        assert table_checksums(layout) == damaged
+    finally:
+        drop_ops_layout(layout)
+
+
+def resigned(dump: Path, old: bytes, new: bytes, target: Path) -> Path:
+    """``dump`` with ``old`` replaced by ``new`` in its body and a trailer that matches."""
+    header, rest = dump.read_bytes().split(b"\n", 1)
+    body = rest[: rest.rindex(b"-- poundcake-backup-end ")].replace(old, new, 1)
+    assert new in body
+    trailer = json.dumps({"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+    target.write_bytes(b"\n".join([header, body + b"-- poundcake-backup-end " + trailer.encode()]))
+    return target
+
+
+def test_a_failing_statement_of_megabytes_ends_the_restore_with_the_servers_error(
+    tmp_path: Path,
+) -> None:
+    layout = build_ops_layout("prefixed", tmp_path / "prefixed", "st2_", False)
+    try:
+        admin_sql(
+            f"UPDATE `{layout.databases[0]}`.`st2_execution_db` SET result = "
+            """CONCAT('{"stdout": "', REPEAT('x', 4 << 20), '"}')"""
+        )
+        (dump,) = backup_files(layout, tmp_path / "backups")
+        # Not JSON any more: the server refuses the row, and the client echoes the statement.
+        broken = resigned(dump, b'{\\"stdout\\": \\"x', b'{\\"stdout\\": x', tmp_path / "b.sql")
+        result = layout.poundcake("restore", str(broken))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "ERROR 4025 (23000)" in result.stderr
+        assert "CONSTRAINT" in result.stderr
+        assert len(result.stderr) < 1000
+    finally:
+        drop_ops_layout(layout)
 
 
 def test_truncated_dump_is_refused_before_anything_changes(

@@ -24,7 +24,7 @@ class ApiCall(Base):
     method: Mapped[str] = mapped_column(sa.String(16))
     path: Mapped[str] = mapped_column(sa.String(2048))
     status_code: Mapped[int | None] = mapped_column(sa.SmallInteger)
-    duration_ms: Mapped[float | None] = mapped_column(sa.Float)
+    duration_ms: Mapped[float | None] = mapped_column(sa.Double)
     client_ip: Mapped[str | None] = mapped_column(sa.String(64))
     user_agent: Mapped[str | None] = mapped_column(sa.String(512))
     body_size: Mapped[int | None] = mapped_column(sa.Integer)
