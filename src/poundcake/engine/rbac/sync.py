@@ -1,0 +1,199 @@
+"""Make the RBAC tables hold exactly what the definition files say (``st2-apply-rbac-definitions``).
+
+Unlike StackStorm's syncer, which deletes and recreates every role it finds on each run, a role,
+assignment or mapping is only written when it differs, so a second run changes nothing and says
+so. System roles are never touched. Assignments not from files (``source`` other than
+``assignments/...``, or ``is_remote``) are left alone. The caller commits once: a bad file is
+found before anything is written (:func:`~poundcake.engine.rbac.definitions.load_definitions`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from poundcake.engine.rbac.definitions import (
+    AssignmentDefinition,
+    Definitions,
+    GrantDefinition,
+    MappingDefinition,
+    RoleDefinition,
+)
+from poundcake.engine.rbac.models import (
+    GroupToRoleMappingDB,
+    PermissionGrantDB,
+    RoleDB,
+    UserRoleAssignmentDB,
+)
+from poundcake.ids import new_id
+
+logger = logging.getLogger(__name__)
+
+FILE_SOURCE_PREFIX = "assignments/"
+
+
+@dataclass
+class Changes:
+    """What one kind of definition changed: names created, updated and removed."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.created) + len(self.updated) + len(self.removed)
+
+    def summary(self) -> str:
+        """``2 created, 1 updated, 0 removed``."""
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated, {len(self.removed)} removed"
+        )
+
+
+@dataclass
+class SyncReport:
+    roles: Changes = field(default_factory=Changes)
+    assignments: Changes = field(default_factory=Changes)
+    mappings: Changes = field(default_factory=Changes)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.roles.count or self.assignments.count or self.mappings.count)
+
+
+def sync_definitions(*, session: Session, definitions: Definitions) -> SyncReport:
+    """Bring roles, file assignments and group mappings in line with ``definitions``; flush."""
+    report = SyncReport()
+    _sync_roles(session, definitions.roles, report.roles)
+    _sync_assignments(session, definitions.assignments, report.assignments)
+    _sync_mappings(session, definitions.mappings, report.mappings)
+    session.flush()
+    return report
+
+
+def _grant_key(grant: GrantDefinition) -> tuple[Any, ...]:
+    return (grant.resource_uid, grant.resource_type, tuple(grant.permission_types))
+
+
+def _stored_grants(session: Session, role: RoleDB) -> list[PermissionGrantDB]:
+    rows = {
+        row.id: row
+        for row in session.scalars(
+            sa.select(PermissionGrantDB).where(PermissionGrantDB.id.in_(role.permission_grants))
+        )
+    }
+    return [rows[grant_id] for grant_id in role.permission_grants if grant_id in rows]
+
+
+def _sync_roles(session: Session, wanted: tuple[RoleDefinition, ...], changes: Changes) -> None:
+    stored = {role.name: role for role in session.scalars(sa.select(RoleDB).where(~RoleDB.system))}
+    for definition in wanted:
+        role = stored.pop(definition.name, None)
+        if role is None:
+            role = RoleDB(id=new_id(), name=definition.name, system=False, permission_grants=[])
+            session.add(role)
+            changes.created.append(definition.name)
+        else:
+            grants = [
+                (row.resource_uid, row.resource_type, tuple(row.permission_types))
+                for row in _stored_grants(session, role)
+            ]
+            if role.description == definition.description and grants == [
+                _grant_key(grant) for grant in definition.grants
+            ]:
+                continue
+            _delete_grants(session, role)
+            changes.updated.append(definition.name)
+        role.description = definition.description
+        role.permission_grants = _create_grants(session, definition.grants)
+    for name, role in sorted(stored.items()):
+        _delete_grants(session, role)
+        session.delete(role)
+        changes.removed.append(name)
+
+
+def _create_grants(session: Session, grants: tuple[GrantDefinition, ...]) -> list[str]:
+    ids = []
+    for grant in grants:
+        row = PermissionGrantDB(
+            id=new_id(),
+            resource_uid=grant.resource_uid,
+            resource_type=grant.resource_type,
+            permission_types=list(grant.permission_types),
+        )
+        session.add(row)
+        ids.append(row.id)
+    return ids
+
+
+def _delete_grants(session: Session, role: RoleDB) -> None:
+    if role.permission_grants:
+        session.execute(
+            sa.delete(PermissionGrantDB).where(PermissionGrantDB.id.in_(role.permission_grants))
+        )
+
+
+def _sync_assignments(
+    session: Session, wanted: tuple[AssignmentDefinition, ...], changes: Changes
+) -> None:
+    stored = {
+        (row.user, row.role, row.source): row
+        for row in session.scalars(
+            sa.select(UserRoleAssignmentDB).where(
+                ~UserRoleAssignmentDB.is_remote,
+                UserRoleAssignmentDB.source.startswith(FILE_SOURCE_PREFIX, autoescape=True),
+            )
+        )
+    }
+    for definition in wanted:
+        for role in definition.roles:
+            key = (definition.username, role, definition.source)
+            label = f"{definition.username}: {role} ({definition.source})"
+            row = stored.pop(key, None)
+            if row is None:
+                session.add(
+                    UserRoleAssignmentDB(
+                        id=new_id(),
+                        user=definition.username,
+                        role=role,
+                        source=definition.source,
+                        description=definition.description,
+                        is_remote=False,
+                    )
+                )
+                changes.created.append(label)
+            elif row.description != definition.description:
+                row.description = definition.description
+                changes.updated.append(label)
+    for (user, role, source), row in sorted(stored.items()):
+        session.delete(row)
+        changes.removed.append(f"{user}: {role} ({source})")
+
+
+def _sync_mappings(
+    session: Session, wanted: tuple[MappingDefinition, ...], changes: Changes
+) -> None:
+    stored = {row.group: row for row in session.scalars(sa.select(GroupToRoleMappingDB))}
+    for definition in wanted:
+        row = stored.pop(definition.group, None)
+        values = {
+            "roles": list(definition.roles),
+            "description": definition.description,
+            "enabled": definition.enabled,
+            "source": definition.source,
+        }
+        if row is None:
+            session.add(GroupToRoleMappingDB(id=new_id(), group=definition.group, **values))
+            changes.created.append(definition.group)
+        elif any(getattr(row, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            changes.updated.append(definition.group)
+    for group, row in sorted(stored.items()):
+        session.delete(row)
+        changes.removed.append(group)
