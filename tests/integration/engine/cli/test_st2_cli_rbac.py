@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from poundcake.cli.st2ctl_services import engine_services
+from poundcake.config import load_st2_config
 from tests.integration.support.commands import command_environment, run_command
 from tests.integration.support.mariadb import admin_sql
 from tests.integration.support.st2cli import (
@@ -216,27 +218,15 @@ def test_a_bad_file_applies_nothing_and_a_removed_file_removes_its_roles(
     assert users == {"alice", "carol"}
 
 
-ENGINE_SERVICES = (
-    "st2api",
-    "st2auth",
-    "st2stream",
-    "st2scheduler",
-    "st2actionrunner",
-    "st2workflowengine",
-    "st2rulesengine",
-    "st2notifier",
-    "st2timersengine",
-    "st2garbagecollector",
-    "st2sensorcontainer",
-)
-
-
 def test_every_engine_service_refuses_rbac_enable(engine: RunningEngine, applied: Path) -> None:
     conf = engine.directory / "st2-rbac-on.conf"
     conf.write_text(engine.config_path.read_text() + "\n[rbac]\nenable = True\n")
     env = command_environment(engine.directory)
     expected = f"error: [rbac] enable in {conf}: True is not supported yet"
-    for command in [(name,) for name in ENGINE_SERVICES] + [("st2ctl", "start")]:
+    # Every process st2ctl starts, named by st2ctl itself, and st2ctl start.
+    names = [spec.name for spec in engine_services(load_st2_config(engine.config_path))]
+    assert len(names) == 11
+    for command in [(name,) for name in names] + [("st2ctl", "start")]:
         result = run_command(*command, "--config-file", str(conf), env=env)
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         assert result.stderr.startswith(expected), (command, result.stderr)

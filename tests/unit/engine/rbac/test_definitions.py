@@ -51,7 +51,7 @@ def test_disabled_roles_and_assignments_are_skipped(definitions_dir: Path) -> No
             "roles",
             "name: x\npermission_grants:\n  - resource_uid: 'action:core:local'\n"
             "    permission_types: [action_view, rule_view]\n",
-            'roles/bad.yaml: permission_grants.0.permission_types.1: invalid permission type '
+            "roles/bad.yaml: permission_grants.0.permission_types.1: invalid permission type "
             '"rule_view" for resource type "action"',
         ),
         (

@@ -41,7 +41,7 @@ def test_definitions_live_under_base_path(tmp_path: Path) -> None:
     path = tmp_path / "st2.conf"
     path.write_text(f"[database]\nbackend = sqlite\n[system]\nbase_path = {tmp_path}/opt\n")
     assert load_st2_config(path).rbac_definitions_dir == tmp_path / "opt" / "rbac"
-    assert STACKSTORM_BASE_PATH / "rbac" == Path("/opt/stackstorm/rbac")
+    assert Path("/opt/stackstorm/rbac") == STACKSTORM_BASE_PATH / "rbac"
 
 
 @pytest.mark.parametrize("name", ["enable", "permission_isolation", "sync_remote_groups"])
