@@ -120,12 +120,13 @@ def _load_all(
             raise MetadataError.from_field_error(path, error) from None
         if definition is None:
             continue
+        # MariaDB compares these names without case, so "Ops" and "ops" are one name.
         name = key(definition)
-        if name in seen:
+        if name.casefold() in seen:
             raise MetadataError(
-                path, None, f'{what} "{name}" is already defined in {seen[name].name}'
+                path, None, f'{what} "{name}" is already defined in {seen[name.casefold()].name}'
             )
-        seen[name] = path
+        seen[name.casefold()] = path
         found.append(definition)
     return found
 

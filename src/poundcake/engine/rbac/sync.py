@@ -76,6 +76,10 @@ def sync_definitions(*, session: Session, definitions: Definitions) -> SyncRepor
     return report
 
 
+def _fold(*names: str) -> tuple[str, ...]:
+    return tuple(name.casefold() for name in names)
+
+
 def _grant_key(grant: GrantDefinition) -> tuple[Any, ...]:
     return (grant.resource_uid, grant.resource_type, tuple(grant.permission_types))
 
@@ -90,31 +94,41 @@ def _stored_grants(session: Session, role: RoleDB) -> list[PermissionGrantDB]:
     return [rows[grant_id] for grant_id in role.permission_grants if grant_id in rows]
 
 
+def _role_unchanged(session: Session, role: RoleDB, definition: RoleDefinition) -> bool:
+    grants = [
+        (row.resource_uid, row.resource_type, tuple(row.permission_types))
+        for row in _stored_grants(session, role)
+    ]
+    return (role.name, role.description) == (definition.name, definition.description) and (
+        grants == [_grant_key(grant) for grant in definition.grants]
+    )
+
+
 def _sync_roles(session: Session, wanted: tuple[RoleDefinition, ...], changes: Changes) -> None:
-    stored = {role.name: role for role in session.scalars(sa.select(RoleDB).where(~RoleDB.system))}
+    # Matched without case, as MariaDB's unique index compares names: a file that only changes
+    # a name's case updates the role instead of inserting a clashing one.
+    stored = {
+        role.name.casefold(): role
+        for role in session.scalars(sa.select(RoleDB).where(~RoleDB.system))
+    }
     for definition in wanted:
-        role = stored.pop(definition.name, None)
+        role = stored.pop(definition.name.casefold(), None)
         if role is None:
-            role = RoleDB(id=new_id(), name=definition.name, system=False, permission_grants=[])
+            role = RoleDB(id=new_id(), system=False, permission_grants=[])
             session.add(role)
             changes.created.append(definition.name)
+        elif _role_unchanged(session, role, definition):
+            continue
         else:
-            grants = [
-                (row.resource_uid, row.resource_type, tuple(row.permission_types))
-                for row in _stored_grants(session, role)
-            ]
-            if role.description == definition.description and grants == [
-                _grant_key(grant) for grant in definition.grants
-            ]:
-                continue
             _delete_grants(session, role)
             changes.updated.append(definition.name)
+        role.name = definition.name
         role.description = definition.description
         role.permission_grants = _create_grants(session, definition.grants)
-    for name, role in sorted(stored.items()):
+    for role in sorted(stored.values(), key=lambda role: role.name):
         _delete_grants(session, role)
         session.delete(role)
-        changes.removed.append(name)
+        changes.removed.append(role.name)
 
 
 def _create_grants(session: Session, grants: tuple[GrantDefinition, ...]) -> list[str]:
@@ -142,7 +156,7 @@ def _sync_assignments(
     session: Session, wanted: tuple[AssignmentDefinition, ...], changes: Changes
 ) -> None:
     stored = {
-        (row.user, row.role, row.source): row
+        _fold(row.user, row.role, row.source): row
         for row in session.scalars(
             sa.select(UserRoleAssignmentDB).where(
                 ~UserRoleAssignmentDB.is_remote,
@@ -152,48 +166,52 @@ def _sync_assignments(
     }
     for definition in wanted:
         for role in definition.roles:
-            key = (definition.username, role, definition.source)
             label = f"{definition.username}: {role} ({definition.source})"
-            row = stored.pop(key, None)
+            values: dict[str, Any] = {
+                "user": definition.username,
+                "role": role,
+                "source": definition.source,
+                "description": definition.description,
+            }
+            row = stored.pop(_fold(definition.username, role, definition.source), None)
             if row is None:
-                session.add(
-                    UserRoleAssignmentDB(
-                        id=new_id(),
-                        user=definition.username,
-                        role=role,
-                        source=definition.source,
-                        description=definition.description,
-                        is_remote=False,
-                    )
-                )
+                session.add(UserRoleAssignmentDB(id=new_id(), is_remote=False, **values))
                 changes.created.append(label)
-            elif row.description != definition.description:
-                row.description = definition.description
+            elif _update(row, values):
                 changes.updated.append(label)
-    for (user, role, source), row in sorted(stored.items()):
+    for _key, row in sorted(stored.items()):
         session.delete(row)
-        changes.removed.append(f"{user}: {role} ({source})")
+        changes.removed.append(f"{row.user}: {row.role} ({row.source})")
 
 
 def _sync_mappings(
     session: Session, wanted: tuple[MappingDefinition, ...], changes: Changes
 ) -> None:
-    stored = {row.group: row for row in session.scalars(sa.select(GroupToRoleMappingDB))}
+    stored = {row.group.casefold(): row for row in session.scalars(sa.select(GroupToRoleMappingDB))}
     for definition in wanted:
-        row = stored.pop(definition.group, None)
         values = {
+            "group": definition.group,
             "roles": list(definition.roles),
             "description": definition.description,
             "enabled": definition.enabled,
             "source": definition.source,
         }
+        row = stored.pop(definition.group.casefold(), None)
         if row is None:
-            session.add(GroupToRoleMappingDB(id=new_id(), group=definition.group, **values))
+            session.add(GroupToRoleMappingDB(id=new_id(), **values))
             changes.created.append(definition.group)
-        elif any(getattr(row, name) != value for name, value in values.items()):
-            for name, value in values.items():
-                setattr(row, name, value)
+        elif _update(row, values):
             changes.updated.append(definition.group)
-    for group, row in sorted(stored.items()):
+    for _key, row in sorted(stored.items()):
         session.delete(row)
-        changes.removed.append(group)
+        changes.removed.append(row.group)
+
+
+def _update(row: object, values: dict[str, Any]) -> bool:
+    """Set the fields of ``row`` that differ from ``values``; tell whether any did."""
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed

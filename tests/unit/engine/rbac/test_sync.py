@@ -14,6 +14,7 @@ from poundcake.config import load_st2_config
 from poundcake.db.engine import make_st2_engine
 from poundcake.db.migrate import setup_engine_schema
 from poundcake.db.session import make_session_factory, unit_of_work
+from poundcake.engine.packs.errors import MetadataError
 from poundcake.engine.rbac.definitions import load_definitions
 from poundcake.engine.rbac.models import (
     GroupToRoleMappingDB,
@@ -145,3 +146,29 @@ def test_user_document_lists_roles_only_with_rbac_on(
             "roles": ["observer", "ops"],
             "is_admin": False,
         }
+
+
+def test_names_match_without_case_as_mariadb_compares_them(
+    sessions: sa.orm.sessionmaker[Session], definitions_dir: Path
+) -> None:
+    apply(sessions, definitions_dir)
+    text = (definitions_dir / "roles" / "ops.yaml").read_text()
+    (definitions_dir / "roles" / "ops.yaml").write_text(text.replace("name: ops", "name: Ops"))
+    write(
+        definitions_dir / "assignments" / "alice.yaml",
+        "username: Alice\ndescription: on call\nroles: [Ops, observer]\n",
+    )
+    write(definitions_dir / "mappings" / "sre.yaml", "group: SRE\nroles: [Ops]\nenabled: false\n")
+    report = apply(sessions, definitions_dir)
+    assert report.roles.updated == ["Ops"]
+    assert report.assignments.updated == [
+        "Alice: Ops (assignments/alice.yaml)",
+        "Alice: observer (assignments/alice.yaml)",
+    ]
+    assert report.assignments.created == []
+    assert report.mappings.updated == ["SRE"]
+    with sessions() as session:
+        assert [role.name for role in list_roles(session=session, system=False)[1]] == ["Ops"]
+    write(definitions_dir / "roles" / "ops2.yaml", "name: OPS\n")
+    with pytest.raises(MetadataError, match=r'role "OPS" is already defined in ops\.yaml'):
+        load_definitions(definitions_dir)
