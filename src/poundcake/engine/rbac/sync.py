@@ -73,6 +73,12 @@ def sync_definitions(*, session: Session, definitions: Definitions) -> SyncRepor
     _sync_assignments(session, definitions.assignments, report.assignments)
     _sync_mappings(session, definitions.mappings, report.mappings)
     session.flush()
+    logger.info(
+        "RBAC definitions synchronized: roles %s; role assignments %s; group mappings %s",
+        report.roles.summary(),
+        report.assignments.summary(),
+        report.mappings.summary(),
+    )
     return report
 
 

@@ -152,10 +152,13 @@ _PACK_CONTENT = {
     "action_alias": ("view", "create", "modify", "delete", "all"),
     "rule": ("view", "create", "modify", "delete", "all"),
 }
-for _resource, _names in _PACK_CONTENT.items():
-    for _name in _names:
-        _permission = f"{_resource}_{_name}"
-        PERMISSION_TYPES["pack"][_permission] = PERMISSION_TYPES[_resource][_permission]
+PERMISSION_TYPES["pack"].update(
+    {
+        f"{resource}_{name}": PERMISSION_TYPES[resource][f"{resource}_{name}"]
+        for resource, names in _PACK_CONTENT.items()
+        for name in names
+    }
+)
 
 STREAM_VIEW = "stream_view"
 STREAM_VIEW_DESCRIPTION = "Ability to view / listen to the events on the stream API endpoint."
