@@ -90,23 +90,16 @@ def _grant_key(grant: GrantDefinition) -> tuple[Any, ...]:
     return (grant.resource_uid, grant.resource_type, tuple(grant.permission_types))
 
 
-def _stored_grants(session: Session, role: RoleDB) -> list[PermissionGrantDB]:
-    rows = {
-        row.id: row
-        for row in session.scalars(
-            sa.select(PermissionGrantDB).where(PermissionGrantDB.id.in_(role.permission_grants))
-        )
-    }
-    return [rows[grant_id] for grant_id in role.permission_grants if grant_id in rows]
-
-
-def _role_unchanged(session: Session, role: RoleDB, definition: RoleDefinition) -> bool:
-    grants = [
+def _role_unchanged(
+    role: RoleDB, definition: RoleDefinition, grants: dict[str, PermissionGrantDB]
+) -> bool:
+    stored = [
         (row.resource_uid, row.resource_type, tuple(row.permission_types))
-        for row in _stored_grants(session, role)
+        for row in (grants.get(grant_id) for grant_id in role.permission_grants)
+        if row is not None
     ]
     return (role.name, role.description) == (definition.name, definition.description) and (
-        grants == [_grant_key(grant) for grant in definition.grants]
+        stored == [_grant_key(grant) for grant in definition.grants]
     )
 
 
@@ -117,13 +110,14 @@ def _sync_roles(session: Session, wanted: tuple[RoleDefinition, ...], changes: C
         role.name.casefold(): role
         for role in session.scalars(sa.select(RoleDB).where(~RoleDB.system))
     }
+    grants = {row.id: row for row in session.scalars(sa.select(PermissionGrantDB))}
     for definition in wanted:
         role = stored.pop(definition.name.casefold(), None)
         if role is None:
             role = RoleDB(id=new_id(), system=False, permission_grants=[])
             session.add(role)
             changes.created.append(definition.name)
-        elif _role_unchanged(session, role, definition):
+        elif _role_unchanged(role, definition, grants):
             continue
         else:
             _delete_grants(session, role)
