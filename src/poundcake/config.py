@@ -43,6 +43,7 @@ from poundcake.config_sections import (
     MessagingSection,
     NotifierSection,
     PacksSection,
+    RbacSection,
     RulesEngineSection,
     SchedulerSection,
     SensorContainerSection,
@@ -62,6 +63,8 @@ DEFAULT_ST2_CONFIG_PATH = Path("/etc/st2/st2.conf")
 # logs and pid files, unless [system] log_dir / run_dir say otherwise.
 SYSTEM_LOG_DIR = Path("/var/log/st2")
 SYSTEM_RUN_DIR = Path("/var/run/st2")
+# StackStorm's ``[system] base_path`` default, where it keeps ``rbac/`` (and ``configs/``).
+STACKSTORM_BASE_PATH = Path("/opt/stackstorm")
 # PoundCake's settings on such a host, read when there is no ./.env (poundcake install).
 SYSTEM_ENV_FILE = Path("/etc/poundcake/poundcake.env")
 SQLITE_FILE_NAME = "poundcake.sqlite3"
@@ -210,6 +213,8 @@ class St2Config:
     datastore_key_path: Path
     http_allowed_networks: str
     winrm_allowed_networks: str
+    rbac: RbacSection = field(default_factory=RbacSection)
+    rbac_definitions_dir: Path = STACKSTORM_BASE_PATH / "rbac"
     sections: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
@@ -312,6 +317,14 @@ def _coordination(raw: dict[str, dict[str, str]], source: str) -> CoordinationSe
     return section
 
 
+def _rbac_definitions_dir(system: SystemSection, data_dir: Path, installed: bool) -> Path:
+    """``<[system] base_path>/rbac``; without base_path, StackStorm's ``/opt/stackstorm/rbac``
+    on an installed host (``/etc/st2/st2.conf``), else ``<data_dir>/rbac``."""
+    if system.base_path:
+        return Path(system.base_path).expanduser() / "rbac"
+    return STACKSTORM_BASE_PATH / "rbac" if installed else data_dir / "rbac"
+
+
 def load_st2_config(config_file: str | Path | None = None) -> St2Config:
     """Read st2.conf from the usual places, or build the embedded default."""
     path = find_st2_config(config_file)
@@ -377,6 +390,8 @@ def load_st2_config(config_file: str | Path | None = None) -> St2Config:
         else data_dir / "keys" / "datastore.key",
         http_allowed_networks=_section(raw, "http_runner", source).allowed_networks,
         winrm_allowed_networks=_section(raw, "winrm_runner", source).allowed_networks,
+        rbac=_section(raw, "rbac", source),
+        rbac_definitions_dir=_rbac_definitions_dir(system, data_dir, installed),
         sections=raw,
     )
 

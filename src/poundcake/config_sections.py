@@ -253,6 +253,21 @@ class PacksSection(Section):
     enable_common_libs: bool = False
 
 
+class RbacSection(Section):
+    """``[rbac]``: StackStorm's role-based access control switches.
+
+    Definitions load (``st2-apply-rbac-definitions``) and read back (``/v1/rbac/...``) with any
+    of these; engine services refuse to start with ``enable``, ``permission_isolation`` or
+    ``sync_remote_groups`` on until enforcement exists (``poundcake.engine.rbac.settings``).
+    """
+
+    enable: bool = False
+    # StackStorm's names: ``noop`` (no checks) and ``default`` (st2-rbac-backend's).
+    backend: Literal["noop", "default"] = "noop"
+    permission_isolation: bool = False
+    sync_remote_groups: bool = False
+
+
 SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseSection,
     "coordination": CoordinationSection,
@@ -277,4 +292,5 @@ SECTIONS: dict[str, type[Section]] = {
     "action_sensor": ActionSensorSection,
     "sensorcontainer": SensorContainerSection,
     "packs": PacksSection,
+    "rbac": RbacSection,
 }

@@ -29,8 +29,8 @@ allow_origin = *
 [auth]
 use_ssl = True
 
-[rbac]
-enable = True
+[metrics]
+driver = statsd
 
 [coordination]
 lock_timeout = 30
@@ -52,14 +52,14 @@ def test_every_unread_st2_setting_is_named_once(
         "[auth] use_ssl (not supported)",
         "[coordination] luck_timeout (unknown)",
         "[database] authentication_mechanism (not supported)",
+        "[metrics] driver (not supported)",
         "[my_plugin] colour (unknown)",
-        "[rbac] enable (not supported)",
     ]
     with caplog.at_level(logging.WARNING, logger="poundcake.config"):
         log_unread_st2_settings(config)
     [record] = caplog.records
     assert str(path) in record.getMessage()
-    assert "[rbac] enable (not supported)" in record.getMessage()
+    assert "[metrics] driver (not supported)" in record.getMessage()
 
 
 def test_what_we_read_draws_no_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

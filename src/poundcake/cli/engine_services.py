@@ -22,6 +22,7 @@ from poundcake.engine.api.app import Listener, create_app
 from poundcake.engine.coordination.service import register_service
 from poundcake.engine.garbage.process import GarbageCollector, GarbageCollectorSettings
 from poundcake.engine.notifier.process import Notifier, NotifierSettings
+from poundcake.engine.rbac.settings import refuse_unenforced_rbac
 from poundcake.engine.rules.process import RulesEngine, RulesEngineSettings
 from poundcake.engine.runtime import EngineRuntime, make_runtime
 from poundcake.engine.scheduler.process import Scheduler, SchedulerSettings
@@ -103,6 +104,7 @@ def serve(name: str, config: St2Config, service: Service, runtime: EngineRuntime
 def _runtime(config_file: Path | None, pool_size: int) -> tuple[St2Config, EngineRuntime]:
     return_large_blocks()
     config = load_st2_config(config_file)
+    refuse_unenforced_rbac(config)
     configure_logging(config.log_level)
     log_unread_st2_settings(config)
     return config, make_runtime(config, pool_size=pool_size)
@@ -171,6 +173,7 @@ def _notifier(config_file: ConfigFile = None) -> None:
 def _timersengine(config_file: ConfigFile = None) -> None:
     """Fire interval, date and cron timers."""
     config = load_st2_config(config_file)
+    refuse_unenforced_rbac(config)
     if not config.timersengine.enable:
         configure_logging(config.log_level)
         logger.info("st2timersengine: [timersengine] enable is false; exiting")

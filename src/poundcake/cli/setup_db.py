@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
-from poundcake.cli.common import handles_errors, out, quiet_migration_logs
+from poundcake.cli.common import St2ConfigFile, handles_errors, out, quiet_migration_logs
 from poundcake.config import load_st2_config
 from poundcake.db.migrate import SetupResult, engine_where, setup_engine_schema
 
@@ -35,13 +32,7 @@ def report(result: SetupResult, what: str) -> None:
 @app.command()
 @handles_errors
 def setup_db(
-    config_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--config-file",
-            help="st2.conf to read (default: ST2_CONFIG_PATH, /etc/st2/st2.conf, embedded).",
-        ),
-    ] = None,
+    config_file: St2ConfigFile = None,
 ) -> None:
     """Create or migrate the engine's tables; safe to run again."""
     quiet_migration_logs()

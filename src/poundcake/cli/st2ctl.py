@@ -4,17 +4,23 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from poundcake.cli.common import err, fail, handles_errors, out, quiet_migration_logs
+from poundcake.cli.common import (
+    St2ConfigFile,
+    err,
+    fail,
+    handles_errors,
+    out,
+    quiet_migration_logs,
+    require_engine_schema,
+)
 from poundcake.cli.st2ctl_services import add_service_commands
 from poundcake.config import load_st2_config
 from poundcake.db.engine import make_st2_engine
-from poundcake.db.migrate import engine_schema_status
 from poundcake.db.session import make_session_factory, unit_of_work
 from poundcake.engine.packs.loader import ContentType
 from poundcake.engine.packs.locations import content_locations
@@ -96,13 +102,7 @@ def reload(
             help="Exit 0 even if some content could not be registered.",
         ),
     ] = False,
-    config_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--config-file",
-            help="st2.conf to read (default: ST2_CONFIG_PATH, /etc/st2/st2.conf, embedded).",
-        ),
-    ] = None,
+    config_file: St2ConfigFile = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every registered resource.")
     ] = False,
@@ -134,12 +134,7 @@ def reload(
         },
     )
     config = load_st2_config(config_file)
-    status = engine_schema_status(config.database)
-    if not status.up_to_date:
-        fail(
-            f"the engine schema in {status.where} is at revision {status.current or 'none'}, "
-            f"not {status.head}; run st2-setup-db first"
-        )
+    require_engine_schema(config)
     locations = content_locations(config)
     source = "" if config.is_embedded else f"--config-file {config.source} "
     out.print(f"Registering content...[flags = {source}{flags}]")

@@ -19,6 +19,7 @@ from poundcake.engine.messaging import (
     WORKFLOW_QUEUE,
     WORKFLOW_UPDATES_QUEUE,
 )
+from poundcake.engine.rbac.settings import refuse_unenforced_rbac
 from poundcake.ops.processes import ProcessManager, ServiceSpec
 from poundcake.ops.status import Probe, all_required_up, broker_probe, database_probe
 
@@ -74,6 +75,7 @@ def _config_args(config: St2Config) -> list[str]:
 def start(services: Services = None, config_file: ConfigFile = None) -> None:
     """Start the engine's services (those already running are left alone)."""
     config = load_st2_config(config_file)
+    refuse_unenforced_rbac(config)
     manager = _manager(config)
     for spec, name in _selected(config, services):
         already = manager.pid(name)

@@ -10,6 +10,12 @@ from poundcake.engine.keyvalue.models import KeyValuePairDB
 from poundcake.engine.notifier.models import NotifierPendingDB
 from poundcake.engine.packs.models import ConfigDB, ConfigSchemaDB, PackDB
 from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
+from poundcake.engine.rbac.models import (
+    GroupToRoleMappingDB,
+    PermissionGrantDB,
+    RoleDB,
+    UserRoleAssignmentDB,
+)
 from poundcake.engine.rules.models import RuleDB, RuleEnforcementDB
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.engine.sensors.models import SensorLeaseDB, SensorTypeDB
@@ -31,12 +37,15 @@ __all__ = [
     "ConfigSchemaDB",
     "ExecutionDB",
     "ExecutionOutputDB",
+    "GroupToRoleMappingDB",
     "KeyValuePairDB",
     "LiveActionDB",
     "NotifierPendingDB",
     "PackDB",
+    "PermissionGrantDB",
     "PolicyDB",
     "PolicyTypeDB",
+    "RoleDB",
     "RuleDB",
     "RuleEnforcementDB",
     "RunnerTypeDB",
@@ -49,6 +58,7 @@ __all__ = [
     "TriggerInstanceDB",
     "TriggerTypeDB",
     "UserDB",
+    "UserRoleAssignmentDB",
     "WebhookDB",
     "WorkflowActionDB",
     "WorkflowContextDB",

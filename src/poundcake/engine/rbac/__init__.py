@@ -1,0 +1,1 @@
+"""RBAC as StackStorm has it: roles, permission grants, assignments, group mappings."""

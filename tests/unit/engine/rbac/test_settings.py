@@ -1,0 +1,58 @@
+"""``[rbac]`` is read as StackStorm names it; until enforcement exists, asking for it stops every
+engine service with a message naming the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from poundcake.config import STACKSTORM_BASE_PATH, load_st2_config
+from poundcake.config_unread import unread_st2_settings
+from poundcake.engine.rbac.settings import refuse_unenforced_rbac
+from poundcake.exceptions import ConfigurationError
+
+
+def conf(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "st2.conf"
+    path.write_text(f"[database]\nbackend = sqlite\n[system]\ndata_dir = {tmp_path}\n{text}")
+    return path
+
+
+def test_defaults_are_stackstorms_and_run(tmp_path: Path) -> None:
+    config = load_st2_config(conf(tmp_path, ""))
+    assert (config.rbac.enable, config.rbac.backend) == (False, "noop")
+    assert config.rbac_definitions_dir == tmp_path / "rbac"
+    refuse_unenforced_rbac(config)
+
+
+def test_every_rbac_setting_is_read(tmp_path: Path) -> None:
+    text = (
+        "[rbac]\nenable = False\nbackend = default\npermission_isolation = False\n"
+        "sync_remote_groups = False\n"
+    )
+    config = load_st2_config(conf(tmp_path, text))
+    assert config.rbac.backend == "default"
+    assert unread_st2_settings(config.sections) == []
+    refuse_unenforced_rbac(config)
+
+
+def test_definitions_live_under_base_path(tmp_path: Path) -> None:
+    path = tmp_path / "st2.conf"
+    path.write_text(f"[database]\nbackend = sqlite\n[system]\nbase_path = {tmp_path}/opt\n")
+    assert load_st2_config(path).rbac_definitions_dir == tmp_path / "opt" / "rbac"
+    assert Path("/opt/stackstorm/rbac") == STACKSTORM_BASE_PATH / "rbac"
+
+
+@pytest.mark.parametrize("name", ["enable", "permission_isolation", "sync_remote_groups"])
+def test_asking_for_enforcement_is_refused(tmp_path: Path, name: str) -> None:
+    path = conf(tmp_path, f"[rbac]\n{name} = True\n")
+    with pytest.raises(ConfigurationError) as raised:
+        refuse_unenforced_rbac(load_st2_config(path))
+    assert str(raised.value).startswith(f"[rbac] {name} in {path}: True is not supported yet")
+    assert "do not enforce RBAC" in str(raised.value)
+
+
+def test_an_unknown_backend_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"\[rbac\] backend"):
+        load_st2_config(conf(tmp_path, "[rbac]\nbackend = ldap\n"))
