@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,14 @@ class Product:
 
     def start_engine_runner(self) -> None:
         """Start ``st2actionrunner`` again."""
+        self.start_engine_service("st2actionrunner")
+
+    def start_engine_service(self, name: str) -> None:
+        """Start one of the engine's services again (after :meth:`stop`)."""
         config = self.engine.config_path
         self.start(
-            "st2actionrunner",
-            [*service_command("st2actionrunner"), "--config-file", str(config)],
+            name,
+            [*service_command(name), "--config-file", str(config)],
             env=command_environment(self.engine.directory),
         )
 
@@ -162,11 +167,40 @@ class Product:
         alert: dict[str, Any] = eventually(check, f"{name} in {states}", timeout)
         return alert
 
+    def episode(self, instance: str) -> dict[str, Any] | None:
+        """The episode of the alert with this ``instance`` label, in detail."""
+        response = self.api("GET", "/api/v1/alerts", params={"limit": 200})
+        assert response.status_code == 200, response.text
+        for alert in response.json()["alerts"]:
+            if alert["labels"].get("instance") == instance:
+                detail = self.api("GET", f"/api/v1/alerts/{alert['id']}")
+                assert detail.status_code == 200, detail.text
+                found: dict[str, Any] = detail.json()["alert"]
+                return found
+        return None
+
+    def episode_where(
+        self, instance: str, what: str, check: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """Wait until the episode of ``instance`` exists and passes ``check``; return it."""
+
+        def look() -> dict[str, Any] | None:
+            found = self.episode(instance)
+            return found if found is not None and check(found) else None
+
+        result: dict[str, Any] = eventually(look, what, timeout=180)
+        return result
+
     def fire_through_alertmanager(self, labels: dict[str, str], **extra: Any) -> None:
         """Post an alert to Alertmanager's API (as Prometheus does)."""
         alert = {"labels": labels, "annotations": {"summary": "e2e"}, **extra}
         response = httpx.post(f"{self.alertmanager_url}/api/v2/alerts", json=[alert], timeout=30)
         assert response.status_code == 200, response.text
+
+
+def alertmanager_now() -> str:
+    """Now, as Alertmanager's API takes a time (``endsAt=alertmanager_now()`` resolves)."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def alertmanager_config(api_port: int) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.stack import Product, eventually, running_product
+from tests.e2e.stack import Product, alertmanager_now, eventually, running_product
 from tests.faults.processes import kill, start
 
 # The action runner's lease (30 s) must expire before its work is abandoned.
@@ -98,32 +97,6 @@ def labels(name: str) -> dict[str, str]:
     return {"alertname": name, "severity": "warning", "instance": instance, "note": NOTE}
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def episode(product: Product, instance: str) -> dict[str, Any] | None:
-    """The episode of the alert with this ``instance`` label, in detail."""
-    response = product.api("GET", "/api/v1/alerts", params={"limit": 200})
-    assert response.status_code == 200, response.text
-    for alert in response.json()["alerts"]:
-        if alert["labels"].get("instance") == instance:
-            detail = product.api("GET", f"/api/v1/alerts/{alert['id']}")
-            assert detail.status_code == 200, detail.text
-            found: dict[str, Any] = detail.json()["alert"]
-            return found
-    return None
-
-
-def episode_where(product: Product, instance: str, what: str, check: Any) -> dict[str, Any]:
-    def look() -> dict[str, Any] | None:
-        found = episode(product, instance)
-        return found if found is not None and check(found) else None
-
-    result: dict[str, Any] = eventually(look, what, timeout=180)
-    return result
-
-
 def silence(product: Product, silence_id: str) -> dict[str, Any]:
     response = httpx.get(f"{product.alertmanager_url}/api/v2/silence/{silence_id}", timeout=10)
     assert response.status_code == 200, response.text
@@ -172,8 +145,7 @@ def test_run_safety_fields_are_shown_with_their_defaults(product: Product) -> No
 
 def _silenced_while_running(product: Product, instance: str) -> tuple[dict[str, Any], str]:
     """Wait for the running episode's silence in Alertmanager; the episode and silence id."""
-    running = episode_where(
-        product,
+    running = product.episode_where(
         instance,
         "a silence while the CAB runs",
         lambda found: (
@@ -204,8 +176,7 @@ def test_a_silence_covers_the_alert_while_its_cab_runs_and_is_expired_after(
     ).json()
     assert [alert["status"]["silencedBy"] for alert in alerts] == [[silence_id]]
 
-    done = episode_where(
-        product,
+    done = product.episode_where(
         fired["instance"],
         "the silence expired after the run",
         lambda found: (found["silence"] or {}).get("state") == "expired",
@@ -224,8 +195,7 @@ def test_a_silence_is_expired_after_the_worker_that_made_it_was_killed(product: 
     kill(product, "poundcake-worker")
     start(product, "poundcake-worker")
 
-    done = episode_where(
-        product,
+    done = product.episode_where(
         fired["instance"],
         "the silence expired after the worker was killed",
         lambda found: (found["silence"] or {}).get("state") == "expired",
@@ -237,17 +207,15 @@ def test_a_silence_is_expired_after_the_worker_that_made_it_was_killed(product: 
 def test_an_alert_that_resolves_after_the_fix_is_verified(product: Product) -> None:
     fired = labels("RSVerified")
     product.fire_through_alertmanager(fired)
-    pending = episode_where(
-        product,
+    pending = product.episode_where(
         fired["instance"],
         "the fix waiting to be verified",
         lambda found: found["verification"] == "pending",
     )
     assert pending["state"] == "remediated" and pending["verify_by"] is not None
 
-    product.fire_through_alertmanager(fired, endsAt=now())
-    verified = episode_where(
-        product,
+    product.fire_through_alertmanager(fired, endsAt=alertmanager_now())
+    verified = product.episode_where(
         fired["instance"],
         "the fix verified",
         lambda found: found["verification"] != "pending",
@@ -265,8 +233,7 @@ def test_an_alert_that_resolves_after_the_fix_is_verified(product: Product) -> N
 def test_an_alert_that_keeps_firing_is_unverified_and_escalated(product: Product) -> None:
     fired = labels("RSUnverified")
     product.fire_through_alertmanager(fired)
-    ended = episode_where(
-        product,
+    ended = product.episode_where(
         fired["instance"],
         "the verification to end",
         lambda found: found["verification"] not in (None, "pending"),
@@ -290,8 +257,7 @@ def test_an_alert_that_keeps_firing_is_unverified_and_escalated(product: Product
 def test_an_unverified_fix_runs_its_on_unverified_cab(product: Product, effects: Path) -> None:
     fired = labels("RSThenOther")
     product.fire_through_alertmanager(fired)
-    ended = episode_where(
-        product,
+    ended = product.episode_where(
         fired["instance"],
         "the on_unverified CAB to start",
         lambda found: "on_unverified" in (found["verification_reason"] or ""),
@@ -311,8 +277,7 @@ def test_an_unverified_fix_runs_its_on_unverified_cab(product: Product, effects:
     assert started["context"]["alert_id"] == ended["id"]
     assert side_effects(effects)[f"second {fired['instance']}"] == 1
     # Its extension row follows it to the end (the episode's trail shows how it went).
-    episode_where(
-        product,
+    product.episode_where(
         fired["instance"],
         "the on_unverified run's status recorded",
         lambda found: (
@@ -344,8 +309,7 @@ def test_an_abandoned_step_of_an_idempotent_cab_runs_again_and_no_other_step_doe
     kill(product, "st2actionrunner")
     start(product, "st2actionrunner")
 
-    resumed = episode_where(
-        product,
+    resumed = product.episode_where(
         again["instance"],
         "the idempotent CAB's run to end",
         lambda found: found["state"] in ("remediated", "failed"),
@@ -361,8 +325,7 @@ def test_an_abandoned_step_of_an_idempotent_cab_runs_again_and_no_other_step_doe
     assert counts[f"first {again['instance']}"] == 1, "a step that was not abandoned ran again"
     assert counts[f"slow {again['instance']}"] == 2
 
-    failed = episode_where(
-        product,
+    failed = product.episode_where(
         once["instance"],
         "the other CAB's run to end",
         lambda found: found["state"] in ("remediated", "failed"),

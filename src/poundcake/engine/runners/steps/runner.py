@@ -101,6 +101,8 @@ class StepExecutions(ChildExecutions, Protocol):
 
     def action(self, action_ref: str) -> tuple[str, dict[str, Any]]: ...
 
+    def workflow_status(self) -> ExecutionStatus: ...
+
 
 @dataclass(frozen=True)
 class StepAction:
@@ -176,7 +178,7 @@ class StepsRunner(Runner):
         canceled = False
         all_matched = True
         for order, step in _numbered(workflow):
-            canceled = canceled or self._is_canceled()
+            canceled = canceled or (stopped_at is None and self._cancel_asked(children))
             if canceled or stopped_at is not None:
                 entries.append(_not_run(step, order, S.CANCELED.value if canceled else SKIPPED))
                 all_matched = False
@@ -191,7 +193,7 @@ class StepsRunner(Runner):
                 canceled = True
             elif not run.matched and workflow.stop_on_first_failure:
                 stopped_at = step.name
-        canceled = canceled or self._is_canceled()
+        canceled = canceled or self._cancel_asked(children)
         status = S.CANCELED if canceled else S.SUCCEEDED if all_matched else S.FAILED
         return RunnerOutcome(status, _result(workflow, entries, stopped_at, canceled))
 
@@ -203,6 +205,17 @@ class StepsRunner(Runner):
     def _is_canceled(self) -> bool:
         with self._lock:
             return self._canceled
+
+    def _cancel_asked(self, children: StepExecutions) -> bool:
+        """Whether the workflow was asked to cancel: told by the action runner's heartbeat, or
+        (read now, before a step starts and at the end) asked for since its last beat, so a step
+        that ends between two beats never lets the next one start."""
+        if self._is_canceled():
+            return True
+        if children.workflow_status() == S.CANCELING:
+            self.cancel()
+            return True
+        return False
 
     # --- one step -------------------------------------------------------------------------
 
