@@ -45,10 +45,41 @@ def service_command(service: str) -> list[str]:
     return [str(BIN / service)]
 
 
+# Test servers listen below the kernel's ephemeral range (ip_local_port_range). A port the
+# kernel hands out for "port 0" comes from that range, and so do the source ports of the many
+# outgoing connections the tests make: one freed after the probe could be taken as a source port
+# before the server binds it ("address already in use"). Each pytest-xdist worker takes its own
+# slice, in order from a random start, so parallel workers never pick the same port.
+LOWEST_PORT = 10000
+
+
+def _port_slice() -> range:
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    worker = int(re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", "")) or 0) % workers
+    size = (ephemeral - LOWEST_PORT) // workers
+    return range(LOWEST_PORT + worker * size, LOWEST_PORT + (worker + 1) * size)
+
+
+_PORTS = _port_slice()
+_cursor = [int.from_bytes(os.urandom(2), "big") % len(_PORTS)]
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on, from this worker's slice below the ephemeral range."""
+    for _ in range(len(_PORTS)):
+        port = _PORTS[_cursor[0] % len(_PORTS)]
+        _cursor[0] += 1
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free loopback port in {_PORTS}")
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
