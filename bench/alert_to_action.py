@@ -92,21 +92,13 @@ def notification(fingerprint: str) -> dict[str, Any]:
     }
 
 
-def send(product: Product, rate: float, seconds: float) -> tuple[dict[str, float], list[int]]:
-    """Send at ``rate`` per second; return request_id -> time of the 202, and other statuses."""
+def send(client: httpx.Client, rate: float, seconds: float) -> tuple[dict[str, float], list[int]]:
+    """Send at ``rate`` per second through ``client`` (poundcake-api's, its connections kept as
+    Alertmanager keeps them); return request_id -> time of the 202, and other statuses."""
     acked: dict[str, float] = {}
     failures: list[int] = []
     lock = threading.Lock()
     threads: list[threading.Thread] = []
-
-    # One client for every request: its connections are kept (as Alertmanager keeps them), and
-    # the sender does not pay a TLS context and a connection per alert.
-    client = httpx.Client(
-        base_url=product.api_url,
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=30,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-    )
 
     def one() -> None:
         response = client.post("/api/v1/webhook", json=notification(uuid.uuid4().hex[:16]))
@@ -128,7 +120,6 @@ def send(product: Product, rate: float, seconds: float) -> tuple[dict[str, float
         threads.append(thread)
     for thread in threads:
         thread.join()
-    client.close()
     return acked, failures
 
 
@@ -149,9 +140,12 @@ def first_step_running(api: httpx.Client, engine: httpx.Client, request_id: str)
 
 
 def clients(product: Product) -> tuple[httpx.Client, httpx.Client]:
-    """Kept-alive clients of poundcake-api and st2api for reading the results."""
+    """Kept-alive clients of poundcake-api (to send, then read the results) and st2api."""
     api = httpx.Client(
-        base_url=product.api_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        base_url=product.api_url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
     )
     engine = httpx.Client(
         base_url=product.engine.api_url, headers={"St2-Api-Key": product.api_key}, timeout=30
@@ -187,15 +181,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-alert-to-action-") as directory:
         print(f"starting the engine, PoundCake and Alertmanager ...; {load_average()}", flush=True)
         with running_product(Path(directory), applied, shipped_defaults=True) as product:
+            api, engine = clients(product)
             cpu = own_cpu_seconds()
-            acked, failures = send(product, options.rate, options.seconds)
+            acked, failures = send(api, options.rate, options.seconds)
             print(
                 f"sent {len(acked) + len(failures)} alerts; {len(failures)} not 202 {failures[:5]}"
                 f"; the sender (this process) used {own_cpu_seconds() - cpu:.2f} s of CPU; "
                 f"{load_average()}"
             )
             latencies: dict[str, float] = {}
-            api, engine = clients(product)
 
             def collected() -> bool:
                 # The times read are the engine's own records, so reading late changes nothing;

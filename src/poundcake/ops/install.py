@@ -152,11 +152,8 @@ def _owner(plan: InstallPlan) -> tuple[int, int] | None:
 def _configuration(plan: InstallPlan, owner: tuple[int, int] | None) -> list[str]:
     st2_example = plan.deploy_dir / f"st2.conf.{plan.layout}.example"
     env_example = plan.deploy_dir / "poundcake.env.example"
-    st2_pinned = f"\n[system]\ndata_dir = {ENGINE_DATA_DIR}\n"
-    env_pinned = (
-        f"\n# Where PoundCake keeps its data (poundcake install)\n"
-        f"POUNDCAKE_DATA_DIR={POUNDCAKE_DATA_DIR}\n"
-    )
+    st2_pinned = f"[system]\ndata_dir = {ENGINE_DATA_DIR}\n"
+    env_pinned = f"POUNDCAKE_DATA_DIR={POUNDCAKE_DATA_DIR}\n"
     return [
         _from_example(plan, st2_example, "/etc/st2/st2.conf", st2_pinned, owner),
         _from_example(plan, env_example, "/etc/poundcake/poundcake.env", env_pinned, owner),
@@ -166,16 +163,18 @@ def _configuration(plan: InstallPlan, owner: tuple[int, int] | None) -> list[str
 def _from_example(
     plan: InstallPlan, example: Path, path: str, pinned: str, owner: tuple[int, int] | None
 ) -> str:
-    """Write ``path`` from ``example`` plus ``pinned`` unless it exists; readable by root and
-    the service user only (it holds database passwords)."""
+    """Write ``path`` from ``example`` plus ``pinned`` (whose first line must not be in the
+    example: a second ``[system]`` section would not parse) unless it exists; readable by root
+    and the service user only (it holds database passwords)."""
     target = plan.at(path)
     if target.exists():
         return f"{path}: exists, kept as it is"
     text = example.read_text(encoding="utf-8")
-    if pinned.splitlines()[1] in text.splitlines():
-        raise InstallError(f"{example} already has {pinned.splitlines()[1]!r}; remove it")
+    first = pinned.splitlines()[0].split("=")[0]
+    if any(line.startswith(first) for line in text.splitlines()):
+        raise InstallError(f"{example} already sets {first!r}; remove it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text + pinned, encoding="utf-8")
+    target.write_text(f"{text}\n# Pinned by poundcake install\n{pinned}", encoding="utf-8")
     target.chmod(0o640)
     if owner is not None:
         os.chown(target, 0, owner[1])

@@ -11,6 +11,7 @@ a clean HOME.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pty
@@ -65,14 +66,13 @@ def _port_slice() -> range:
 
 
 _PORTS = _port_slice()
-_cursor = [int.from_bytes(os.urandom(2), "big") % len(_PORTS)]
+_NEXT = itertools.count(int.from_bytes(os.urandom(2), "big"))
 
 
 def free_port() -> int:
     """A loopback port nothing listens on, from this worker's slice below the ephemeral range."""
     for _ in range(len(_PORTS)):
-        port = _PORTS[_cursor[0] % len(_PORTS)]
-        _cursor[0] += 1
+        port = _PORTS[next(_NEXT) % len(_PORTS)]
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
