@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,7 +53,8 @@ NEVER = float("inf")
 from bench.guards_cost import EVERY_GUARD, measure_on  # noqa: E402
 from bench.guards_cost import cabs as guarded_cabs  # noqa: E402
 from bench.loadgen import load_average, own_cpu_seconds  # noqa: E402
-from tests.e2e.stack import TOKEN, Product, eventually, running_product  # noqa: E402
+from bench.processes import cpu_of, print_cpu, profiled, server_pids  # noqa: E402
+from tests.e2e.stack import TOKEN, Product, running_product  # noqa: E402
 
 CAB: dict[str, Any] = {
     "name": "bench_first_step",
@@ -101,7 +103,13 @@ def send(client: httpx.Client, rate: float, seconds: float) -> tuple[dict[str, f
     threads: list[threading.Thread] = []
 
     def one() -> None:
-        response = client.post("/api/v1/webhook", json=notification(uuid.uuid4().hex[:16]))
+        payload = notification(uuid.uuid4().hex[:16])
+        try:
+            response = client.post("/api/v1/webhook", json=payload)
+        except httpx.TransportError:
+            # A kept-alive connection the server closed as this request left (its idle
+            # timeout): Alertmanager retries a failed notification, and so does this sender.
+            response = client.post("/api/v1/webhook", json=payload)
         now = time.time()
         with lock:
             if response.status_code == 202:
@@ -139,6 +147,48 @@ def first_step_running(api: httpx.Client, engine: httpx.Client, request_id: str)
     return None
 
 
+def steps_settled(product: Product, count: int, wait: float) -> bool:
+    """Wait until ``count`` steps have left the queue, by one cheap count a second read from the
+    database (reading every alert's trail while the storm runs would load the product)."""
+    query = sa.text(
+        "SELECT COUNT(*) FROM execution_db WHERE action = 'core.noop' "
+        "AND status NOT IN ('requested', 'scheduled', 'delayed')"
+    )
+    engine = sa.create_engine(f"mysql+pymysql://root@127.0.0.1:3306/{product.database}")
+    deadline = time.monotonic() + wait
+    try:
+        with engine.connect() as connection:
+            while time.monotonic() < deadline:
+                if connection.execute(query).scalar_one() >= count:
+                    return True
+                connection.rollback()
+                time.sleep(1)
+        return False
+    finally:
+        engine.dispose()
+
+
+def read_latencies(
+    api: httpx.Client, engine: httpx.Client, acked: dict[str, float]
+) -> dict[str, float]:
+    """Each alert's time from its 202 to its first step running (the engine's own records, so
+    reading them after the storm changes nothing); alerts whose step never ran are left out."""
+    latencies = {}
+    for request_id, at in acked.items():
+        running = first_step_running(api, engine, request_id)
+        if running is not None:
+            latencies[request_id] = running - at
+    return latencies
+
+
+def services_of(product: Product) -> dict[str, int]:
+    """The product's processes by service name: PoundCake's and the engine's."""
+    found = {name: process.pid for name, process in product.processes.items()}
+    found.update({name: process.pid for name, process in product.engine.processes.items()})
+    found.pop("alertmanager", None)
+    return found
+
+
 def clients(product: Product) -> tuple[httpx.Client, httpx.Client]:
     """Kept-alive clients of poundcake-api (to send, then read the results) and st2api."""
     api = httpx.Client(
@@ -174,6 +224,10 @@ def main() -> None:
         "--guard-alerts", type=int, default=300, help="episodes for the guards' cost (0: skip)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles of every service here")
+    parser.add_argument(
+        "--profile-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph"
+    )
     options = parser.parse_args()
     cab = CAB | EVERY_GUARD if options.guarded else CAB
     applied = {cab["name"]: cab, **(guarded_cabs(10) if options.guard_alerts else {})}
@@ -182,33 +236,24 @@ def main() -> None:
         print(f"starting the engine, PoundCake and Alertmanager ...; {load_average()}", flush=True)
         with running_product(Path(directory), applied, shipped_defaults=True) as product:
             api, engine = clients(product)
+            services = services_of(product)
+            pids = services | server_pids()
+            before, started = cpu_of(pids), time.monotonic()
             cpu = own_cpu_seconds()
-            acked, failures = send(api, options.rate, options.seconds)
-            print(
-                f"sent {len(acked) + len(failures)} alerts; {len(failures)} not 202 {failures[:5]}"
-                f"; the sender (this process) used {own_cpu_seconds() - cpu:.2f} s of CPU; "
-                f"{load_average()}"
-            )
-            latencies: dict[str, float] = {}
-
-            def collected() -> bool:
-                # The times read are the engine's own records, so reading late changes nothing;
-                # a pause between passes keeps this reader's CPU off the product's cores.
-                for request_id, at in acked.items():
-                    if request_id not in latencies:
-                        running = first_step_running(api, engine, request_id)
-                        if running is not None:
-                            latencies[request_id] = running - at
-                done = len(latencies) == len(acked)
-                if not done:
-                    time.sleep(2)
-                return done
-
-            try:
-                eventually(collected, "every first step", timeout=options.wait)
-            except AssertionError:
-                ran = f"only {len(latencies)} of {len(acked)} first steps ran"
-                print(f"{ran} within {options.wait:g} s")
+            with profiled(services, options.profile, options.profile_format):
+                acked, failures = send(api, options.rate, options.seconds)
+                sender_cpu = own_cpu_seconds() - cpu
+                print(
+                    f"sent {len(acked) + len(failures)} alerts; {len(failures)} not 202 "
+                    f"{failures[:5]}; the sender (this process) used {sender_cpu:.2f} s of CPU; "
+                    f"{load_average()}",
+                    flush=True,
+                )
+                settled = steps_settled(product, len(acked), options.wait)
+            print_cpu(before, cpu_of(pids), time.monotonic() - started, len(acked), "alert")
+            if not settled:
+                print(f"not every first step ran within {options.wait:g} s")
+            latencies = read_latencies(api, engine, acked)
             api.close()
             engine.close()
             if options.guard_alerts:

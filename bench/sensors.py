@@ -42,12 +42,9 @@ import argparse
 import configparser
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +53,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orquesta import cpu_seconds, deployed_settings, percentile
+from orquesta import deployed_settings, percentile
+from processes import cpu_of, profiled, server_pids
 from statements import ServiceUser, connecting_as, print_statements
 from tests.integration.support.sensor_stack import SENSOR_SERVICES
 from tests.integration.support.st2cli import (
@@ -76,7 +74,6 @@ PACK = "sensorbench"
 TRIGGER = f"{PACK}.tick"
 SERVICES = SENSOR_SERVICES
 P99_GOAL_MS = 500.0
-SERVERS = {"mariadbd": "MariaDB", "mysqld": "MariaDB", "beam.smp": "RabbitMQ"}
 
 SENSOR_YAML = f"""\
 ---
@@ -168,21 +165,6 @@ def write_pack(base: Path) -> Path:
     return base
 
 
-def server_pids() -> dict[str, int]:
-    """MariaDB's and RabbitMQ's processes on this machine, by name."""
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        if name in SERVERS:
-            found[SERVERS[name]] = int(entry.name)
-    return found
-
-
 def sensor_pid() -> int | None:
     """The load sensor's wrapper process."""
     for entry in Path("/proc").iterdir():
@@ -269,54 +251,6 @@ class Counts:
         return [(requested - occurred).total_seconds() * 1000 for occurred, requested in rows]
 
 
-@contextmanager
-def profiled(pids: dict[str, int], directory: Path | None, form: str) -> Iterator[None]:
-    """Sample each process with py-spy (idle time included) while the block runs."""
-    if directory is None:
-        yield
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    py_spy = Path(sys.executable).with_name("py-spy")
-    suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[form]
-    samplers = [
-        subprocess.Popen(
-            [
-                str(py_spy),
-                "record",
-                "--pid",
-                str(pid),
-                "--idle",
-                "--nonblocking",
-                "--format",
-                form,
-                "--output",
-                str(directory / f"{name}.{suffix}"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name, pid in pids.items()
-    ]
-    try:
-        yield
-    finally:
-        for sampler in samplers:
-            sampler.send_signal(2)  # SIGINT: py-spy writes its file and exits
-        for sampler in samplers:
-            sampler.wait(timeout=120)
-    print(f"py-spy profiles ({form}) in {directory}")
-
-
-def cpu_of(pids: dict[str, int]) -> dict[str, float]:
-    found = {}
-    for name, pid in pids.items():
-        try:
-            found[name] = cpu_seconds(pid)
-        except OSError:
-            continue
-    return found
-
-
 def run_load(
     engine: RunningEngine,
     rate: float,
@@ -341,10 +275,10 @@ def run_load(
         pids["sensor (load generator)"] = load_pid
         services = {name: pids[name] for name in engine.processes}
         services["sensor (load generator)"] = load_pid
-        before = cpu_of(pids)
+        before = cpu_of(pids, trees=False)
         statements_before = user.counts()
         started = time.monotonic()
-        with profiled(services, *profile):
+        with profiled(services, *profile, subprocesses=False, idle=True):
             done_key = eventually(
                 lambda: (
                     (found := client.get(f"/keys/{PACK}.done")).status_code == 200 and found.json()
@@ -359,7 +293,7 @@ def run_load(
                 "every tick's execution to be requested",
                 timeout=seconds * 10 + 120,
             )
-            after = cpu_of(pids)
+            after = cpu_of(pids, trees=False)
             statements_after = user.counts()
             elapsed = time.monotonic() - started
             eventually(
@@ -367,7 +301,7 @@ def run_load(
                 "every tick's execution to end and every trigger instance to be processed",
                 timeout=seconds * 20 + 300,
             )
-            settled = cpu_of(pids)
+            settled = cpu_of(pids, trees=False)
             statements_settled = user.counts()
             settled_elapsed = time.monotonic() - started
     instances, enforcements, executions = (

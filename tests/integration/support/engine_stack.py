@@ -166,3 +166,16 @@ def engine_stack(tmp_path: Path, database: str, extra: str = "") -> Iterator[Eng
             yield stack
         finally:
             stack.shutdown()
+
+
+@contextmanager
+def noop_engine(tmp_path: Path, database: str) -> Iterator[EngineStack]:
+    """An engine (no services started) with the ``noop`` runner and a ``tests.noop`` action."""
+    from tests import factories
+
+    with engine_stack(tmp_path, database) as stack:
+        with unit_of_work(stack.runtime.sessions) as session:
+            factories.runner_type(session, "noop")
+            factories.pack(session, "tests")
+            factories.action(session, "tests.noop", "noop")
+        yield stack

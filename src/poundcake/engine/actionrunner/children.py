@@ -26,10 +26,11 @@ which children were already requested, so none is requested twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from poundcake.db.session import unit_of_work
+from poundcake.engine.actionrunner.statusboard import StatusBoard
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.actions.parameters import merge_schemas
 from poundcake.engine.executions.models import ExecutionDB
@@ -86,6 +88,7 @@ class ExecutionChildren:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS,
         released: threading.Event | None = None,
+        board: StatusBoard | None = None,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
@@ -96,6 +99,7 @@ class ExecutionChildren:
         self._poll_interval = poll_interval
         self._cancel_grace_seconds = cancel_grace_seconds
         self._released = released
+        self._board = board
 
     def _check_released(self) -> None:
         if self._released is not None and self._released.is_set():
@@ -235,30 +239,50 @@ class ExecutionChildren:
         self, execution_id: str, until: frozenset[ExecutionStatus]
     ) -> tuple[ExecutionStatus, Any]:
         stop_by: float | None = None
-        while True:
-            self._check_released()
-            child, parent, graceful = self._statuses(execution_id)
-            if child in until:
-                return S(child), self._result(execution_id)
-            if graceful and parent == S.CANCELING:
-                # The running child of a graceful cancel finishes; one not started never will.
-                if child in NOT_STARTED:
-                    self._cancel_unstarted(execution_id)
-            elif stop_by is None and _stopping(parent):
-                logger.info(
-                    "Parent %s is stopping; canceling child %s", self._parent_id, execution_id
+        with contextlib.closing(self._readings(execution_id)) as readings:
+            for child, parent, graceful in readings:
+                self._check_released()
+                if child in until:
+                    return S(child), self._result(execution_id)
+                if graceful and parent == S.CANCELING:
+                    # The running child of a graceful cancel finishes; one not started never will.
+                    if child in NOT_STARTED:
+                        self._cancel_unstarted(execution_id)
+                elif stop_by is None and _stopping(parent):
+                    logger.info(
+                        "Parent %s is stopping; canceling child %s", self._parent_id, execution_id
+                    )
+                    stop_by = time.monotonic() + self._cancel_grace_seconds
+                if stop_by is not None:
+                    if time.monotonic() > stop_by:
+                        logger.warning(
+                            "Child %s did not stop within the grace period", execution_id
+                        )
+                        error = (
+                            f"child execution {execution_id} did not stop after its parent ended"
+                        )
+                        return S.CANCELED, {"error": error}
+                    if child != S.CANCELING:
+                        # Asked again on every reading: a cancel that races the scheduler's own
+                        # status change is lost, and the child must not outlive its parent.
+                        self.cancel(execution_id)
+        raise AssertionError("the readings never end")
+
+    def _readings(self, execution_id: str) -> Generator[tuple[str, str | None, bool], None, None]:
+        """The child's and the parent's statuses now, then once per poll interval: from the
+        process's status board when there is one (one query for every waiting workflow),
+        else read here."""
+        yield self._statuses(execution_id)
+        if self._board is None:
+            while True:
+                time.sleep(self._poll_interval)
+                yield self._statuses(execution_id)
+        with self._board.watching((execution_id, self._parent_id)) as watch:
+            while True:
+                found = watch.next()
+                yield self._interpret(
+                    execution_id, {key: (row.status, row.runner_type) for key, row in found.items()}
                 )
-                stop_by = time.monotonic() + self._cancel_grace_seconds
-            if stop_by is not None:
-                if time.monotonic() > stop_by:
-                    logger.warning("Child %s did not stop within the grace period", execution_id)
-                    error = f"child execution {execution_id} did not stop after its parent ended"
-                    return S.CANCELED, {"error": error}
-                if child != S.CANCELING:
-                    # Asked again on every poll: a cancel that races the scheduler's own
-                    # status change is lost, and the child must not outlive its parent.
-                    self.cancel(execution_id)
-            time.sleep(self._poll_interval)
 
     def cancel(self, execution_id: str) -> None:
         """Ask for the child to be canceled; errors are logged, as ``wait`` tries again."""
@@ -287,14 +311,21 @@ class ExecutionChildren:
                     ExecutionDB.id.in_([execution_id, self._parent_id])
                 )
             ).all()
-        found = {row.id: row for row in rows}
+        return self._interpret(
+            execution_id, {row.id: (row.status, row.runner_type) for row in rows}
+        )
+
+    def _interpret(
+        self, execution_id: str, found: Mapping[str, tuple[str, str]]
+    ) -> tuple[str, str | None, bool]:
         if execution_id not in found:
             raise NotFoundError(f"child execution {execution_id} not found")
+        child_status = found[execution_id][0]
         parent = found.get(self._parent_id)
         if parent is None:
-            return found[execution_id].status, None, False
-        graceful = parent.runner_type in GRACEFUL_CANCEL_RUNNER_TYPES
-        return found[execution_id].status, parent.status, graceful
+            return child_status, None, False
+        parent_status, parent_runner = parent
+        return child_status, parent_status, parent_runner in GRACEFUL_CANCEL_RUNNER_TYPES
 
     def _result(self, execution_id: str) -> Any:
         with self._sessions() as session:

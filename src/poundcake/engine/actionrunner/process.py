@@ -46,9 +46,14 @@ from sqlalchemy.orm import Session
 
 from poundcake.db.retry import in_transaction
 from poundcake.db.session import unit_of_work
-from poundcake.engine.actionrunner.children import ExecutionChildren, WorkflowReleasedError
+from poundcake.engine.actionrunner.children import (
+    DEFAULT_POLL_INTERVAL,
+    ExecutionChildren,
+    WorkflowReleasedError,
+)
 from poundcake.engine.actionrunner.output import OutputWriter
 from poundcake.engine.actionrunner.request import ClaimedWork, build_request, load_claimed
+from poundcake.engine.actionrunner.statusboard import StatusBoard
 from poundcake.engine.actionrunner.tokens import ExecutionTokens
 from poundcake.engine.executions.completion import finish_executions
 from poundcake.engine.executions.models import ExecutionDB
@@ -143,6 +148,8 @@ class ActionRunner:
         self._released: queue.Queue[tuple[str, str, Message]] = queue.Queue()
         self._in_flight = 0
         self._result_cap = self.settings.max_result_bytes
+        # What every workflow this process runs waits on, read in one query per poll interval.
+        self._board = StatusBoard(runtime.sessions, DEFAULT_POLL_INTERVAL)
 
     def _fit_result_cap(self) -> None:
         """Keep the result cap below what the database accepts in one statement."""
@@ -476,6 +483,7 @@ class ActionRunner:
             parent_context=request.context,
             cipher=self._cipher,
             released=released,
+            board=self._board,
         )
         return RunnerServices(
             datastore=datastore,
@@ -597,6 +605,7 @@ class ActionRunner:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             workflow_pool.shutdown(wait=False, cancel_futures=True)
+            self._board.close()
             beats.set()
             heart.join(timeout=5)
             flusher.join(timeout=5)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kombu.connection import Connection
@@ -30,13 +30,17 @@ logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BACKLOG = 1000
 _POLL_SECONDS = 0.5
+# At most this many messages are resolved together (one database read).
+_BATCH = 200
 _RECONNECT_MAX_SECONDS = 10.0
 
 
 class EventResolver(Protocol):
     """Turns a broker message into the events clients receive."""
 
-    def resolve(self, name: str, body: Any, wanted: Callable[[str], bool]) -> list[Event]: ...
+    def resolve_many(
+        self, messages: Sequence[tuple[str, Any]], wanted: Callable[[str], bool]
+    ) -> list[list[Event]]: ...
 
 
 class Subscription:
@@ -117,6 +121,8 @@ class EventFanout:
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Messages taken from the broker and not yet dispatched (the consuming thread's own).
+        self._received: list[tuple[str, Any]] = []
 
     # --- subscribers, on the clients' side ----------------------------------------------------
 
@@ -144,21 +150,30 @@ class EventFanout:
 
     def dispatch(self, name: str, body: Any) -> None:
         """Offer the events a message becomes to every subscriber that accepts them."""
+        self.dispatch_many([(name, body)])
+
+    def dispatch_many(self, messages: Sequence[tuple[str, Any]]) -> None:
+        """Offer the events each message becomes, in order, to every subscriber that accepts
+        them (the messages taken together read the database once)."""
         with self._lock:
             subscribers = list(self._subscribers)
         if not subscribers:
             return
-        if "\n" in name or "\r" in name:
-            logger.warning("Ignoring an event whose name has a line break: %r", name)
-            return
+        kept = []
+        for name, body in messages:
+            if "\n" in name or "\r" in name:
+                logger.warning("Ignoring an event whose name has a line break: %r", name)
+            else:
+                kept.append((name, body))
 
         def wanted(event_name: str) -> bool:
             return any(subscriber.query.wants_name(event_name) for subscriber in subscribers)
 
-        for event in self._resolver.resolve(name, body, wanted):
-            for subscriber in subscribers:
-                if subscriber.query.accepts(event) and not subscriber.offer(event):
-                    self._forget(subscriber)
+        for events in self._resolver.resolve_many(kept, wanted):
+            for event in events:
+                for subscriber in subscribers:
+                    if subscriber.query.accepts(event) and not subscriber.offer(event):
+                        self._forget(subscriber)
 
     def _forget(self, subscription: Subscription) -> None:
         with self._lock:
@@ -227,11 +242,21 @@ class EventFanout:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=_POLL_SECONDS)
+                    # Then whatever else is already here, up to a batch, dispatched together.
+                    while len(self._received) < _BATCH:
+                        connection.drain_events(timeout=0)
+                self._dispatch_received()
                 connection.heartbeat_check()
 
     def _on_message(self, body: Any, message: Message) -> None:
-        name = str(message.delivery_info.get("routing_key", ""))
+        self._received.append((str(message.delivery_info.get("routing_key", "")), body))
+
+    def _dispatch_received(self) -> None:
+        received, self._received = self._received, []
+        if not received:
+            return
         try:
-            self.dispatch(name, body)
+            self.dispatch_many(received)
         except Exception:
-            logger.exception("Could not hand event %s to the stream's clients", name)
+            names = sorted({name for name, _ in received})
+            logger.exception("Could not hand events %s to the stream's clients", ", ".join(names))

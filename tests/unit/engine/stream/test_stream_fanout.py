@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from poundcake.engine.stream.events import (
@@ -29,7 +29,12 @@ class PassThrough:
     def __init__(self) -> None:
         self.resolved: list[str] = []
 
-    def resolve(self, name: str, body: Any, wanted: Callable[[str], bool]) -> list[Event]:
+    def resolve_many(
+        self, messages: Sequence[tuple[str, Any]], wanted: Callable[[str], bool]
+    ) -> list[list[Event]]:
+        return [self._resolve(name, body, wanted) for name, body in messages]
+
+    def _resolve(self, name: str, body: Any, wanted: Callable[[str], bool]) -> list[Event]:
         if not wanted(name):
             return []
         self.resolved.append(name)

@@ -16,6 +16,7 @@ Unknown keys are refused. Errors name the offending key by its path in the file,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,7 +60,16 @@ class StepsWorkflow:
 
 
 def load_steps(path: Path) -> StepsWorkflow:
-    """Read and check the steps file at ``path``."""
+    """Read and check the steps file at ``path`` (parsed again only when the file changed)."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise StepsDefinitionError(f'Failed to read steps definition "{path}": {error}') from None
+    return _load_steps(path, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_steps(path: Path, _mtime_ns: int, _size: int, _inode: int) -> StepsWorkflow:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:

@@ -34,6 +34,17 @@ steps:
 """
 
 
+def test_a_steps_file_is_parsed_once_and_again_when_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "cab.yaml"
+    path.write_text("steps:\n  - {name: first, ref: core.noop}\n")
+    assert load_steps(path) is load_steps(path)
+    # Rewritten in place with the same size: the modification time or inode tells.
+    replacement = tmp_path / "cab.new"
+    replacement.write_text("steps:\n  - {name: other, ref: core.noop}\n")
+    replacement.replace(path)
+    assert [step.name for step in load_steps(path).steps] == ["other"]
+
+
 def test_a_steps_file_is_read_with_its_steps_in_order(tmp_path: Path) -> None:
     path = tmp_path / "disk_cleanup.yaml"
     path.write_text(DISK_CLEANUP)
