@@ -9,6 +9,7 @@ path ``package.module:Class`` of the plugin). Nothing is imported until a runner
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -60,9 +61,18 @@ def _load(path: Path) -> list[RunnerTypeSpec]:
     return specs
 
 
-@cache
+_READING = threading.Lock()
+
+
 def runner_types() -> dict[str, RunnerTypeSpec]:
-    """Return every runner type shipped with PoundCake, by name."""
+    """Return every runner type shipped with PoundCake, by name (read once per process: the
+    first callers wait for that one reading instead of each reading every file)."""
+    with _READING:
+        return _runner_types()
+
+
+@cache
+def _runner_types() -> dict[str, RunnerTypeSpec]:
     found: dict[str, RunnerTypeSpec] = {}
     for path in sorted(RUNNERS_DIR.glob("*/runner.yaml")):
         for spec in _load(path):

@@ -61,9 +61,12 @@ def workflows_of(session: Session, liveaction_ids: Sequence[str]) -> set[str]:
     ids = sorted(set(liveaction_ids))
     if not ids:
         return set()
-    found = set(session.scalars(_changed_actions().where(ExecutionDB.liveaction_id.in_(ids))))
-    found |= set(session.scalars(_untaken_requests().where(ExecutionDB.liveaction_id.in_(ids))))
-    return {str(workflow) for workflow in found if workflow}
+    # One round trip for both kinds of change: every execution update of the engine comes here.
+    both = sa.union(
+        _changed_actions().where(ExecutionDB.liveaction_id.in_(ids)),
+        _untaken_requests().where(ExecutionDB.liveaction_id.in_(ids)),
+    )
+    return {str(workflow) for workflow in session.scalars(both) if workflow}
 
 
 def workflows_needing_attention(session: Session, *, limit: int) -> list[str]:
