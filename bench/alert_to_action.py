@@ -18,6 +18,11 @@ With ``--guarded`` that CAB carries every admission guard (a budget and cooldown
 the flap guard, a target lock per instance, a storm limit and a blast radius per cluster), with
 limits no alert of the run reaches, so each alert pays for every check and none is held.
 
+It prints each service's CPU per alert (a service's whole process tree, with MariaDB's, RabbitMQ's
+and Redis's) from the first alert sent until every step left the queue; ``--profile DIR``
+samples every service with py-spy meanwhile. While the storm runs it reads nothing but one
+count a second, so reading the results does not load the product.
+
 Then it measures what the guards add per alert on the same product and database, as
 ``bench/guards_cost.py`` does: the worker is stopped and this process runs the guard step
 (``guards.service.admit``, alert row locked) for ``--guard-alerts`` new episodes of a CAB
