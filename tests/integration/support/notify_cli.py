@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from poundcake.config import load_st2_config
+from poundcake.db.engine import make_st2_engine
+from poundcake.engine.executions.models import ExecutionDB
+from poundcake.engine.executions.states import COMPLETED
+from poundcake.engine.executions.states import ExecutionStatus as S
+from poundcake.engine.notifier.models import NotifierPendingDB
+from poundcake.engine.triggers.models import TriggerInstanceDB
 from tests.integration.support.commands import BIN
 from tests.integration.support.pack_actions import engine_api
 from tests.integration.support.st2cli import (
@@ -93,6 +101,32 @@ def module_fixtures(
             yield client
 
     return engine, st2, api
+
+
+def engine_settled(engine: RunningEngine, timeout: float = 60) -> None:
+    """Wait until the engine has nothing left to do: the notifier has processed every finished
+    run (a run is marked in the transaction that ends it), no trigger instance waits for the
+    rules engine and no execution is under way. What has not appeared by then never will, so
+    a test may assert that something did not happen."""
+    database = make_st2_engine(load_st2_config(engine.config_path), pool_size=1)
+    # Paused and pending executions wait for a person, not for the engine.
+    unfinished = sorted(
+        status.value for status in S if status not in COMPLETED | {S.PAUSED, S.PENDING}
+    )
+    checks = [
+        sa.select(sa.func.count()).select_from(NotifierPendingDB),
+        sa.select(sa.func.count()).where(TriggerInstanceDB.status == "pending"),
+        sa.select(sa.func.count()).where(ExecutionDB.status.in_(unfinished)),
+    ]
+    try:
+
+        def settled() -> bool:
+            with database.connect() as connection:
+                return all(connection.execute(check).scalar_one() == 0 for check in checks)
+
+        eventually(settled, "the engine to settle", timeout=timeout)
+    finally:
+        database.dispose()
 
 
 def executions(api: httpx.Client, action: str, attributes: str = "") -> list[dict[str, Any]]:

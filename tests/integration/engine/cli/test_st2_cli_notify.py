@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.integration.support.notify_cli import (
+    engine_settled,
     kill,
     module_fixtures,
     notify_payloads,
@@ -60,7 +61,9 @@ def test_on_success_notifies_every_route_and_the_rule_records_the_message(
     assert {instance["trigger"] for instance in shown} == {"core.st2.generic.notifytrigger"}
 
 
-def test_on_failure_and_on_complete_and_never_on_success(st2: St2, api: httpx.Client) -> None:
+def test_on_failure_and_on_complete_and_never_on_success(
+    engine: RunningEngine, st2: St2, api: httpx.Client
+) -> None:
     execution_id = run_async(st2, "notify_tests.broken")
     assert wait_for(api, execution_id, DONE)["status"] == "failed"
     lines = wait_recorded(api, execution_id, 2)
@@ -68,7 +71,7 @@ def test_on_failure_and_on_complete_and_never_on_success(st2: St2, api: httpx.Cl
         f"audit Action notify_tests.broken completed. {execution_id} failed",
         f"pager broken for st2admin {execution_id} failed",
     ]
-    time.sleep(1.5)
+    engine_settled(engine)
     assert len(notify_payloads(api, execution_id)) == 2
 
 
@@ -89,7 +92,9 @@ def test_execution_level_notify_from_the_api(api: httpx.Client) -> None:
     assert "on-sucess" in refused.json()["faultstring"]
 
 
-def test_a_chain_tasks_notify_and_skip_notify(st2: St2, api: httpx.Client) -> None:
+def test_a_chain_tasks_notify_and_skip_notify(
+    engine: RunningEngine, st2: St2, api: httpx.Client
+) -> None:
     chain_id = run_async(st2, "notify_tests.chain")
     chain = wait_for(api, chain_id, DONE)
     assert chain["status"] == "succeeded"
@@ -97,13 +102,13 @@ def test_a_chain_tasks_notify_and_skip_notify(st2: St2, api: httpx.Client) -> No
     assert wait_recorded(api, tasks["first"], 1) == [
         f"chain-task chain task first {tasks['first']} succeeded"
     ]
-    time.sleep(2)
+    engine_settled(engine)
     assert recorded(api, tasks["second"]) == []
     assert recorded(api, tasks["third"]) == []
     assert recorded(api, chain_id) == []
 
 
-def test_orquesta_task_notify(st2: St2, api: httpx.Client) -> None:
+def test_orquesta_task_notify(engine: RunningEngine, st2: St2, api: httpx.Client) -> None:
     workflow_id = run_async(st2, "notify_tests.flow")
     assert wait_for(api, workflow_id, DONE, timeout=90)["status"] == "succeeded"
     children = {
@@ -116,7 +121,7 @@ def test_orquesta_task_notify(st2: St2, api: httpx.Client) -> None:
     assert wait_recorded(api, children["first"], 1) == [
         f"workflow Action core.local completed. {children['first']} succeeded"
     ]
-    time.sleep(2)
+    engine_settled(engine)
     assert recorded(api, children["second"]) == []
 
 
@@ -163,7 +168,7 @@ def test_a_notifier_killed_with_sigkill_loses_nothing(
         return all(len(notify_payloads(api, execution_id)) >= 2 for execution_id in ids)
 
     eventually(all_posted, "every execution's two notifications", timeout=60)
-    time.sleep(2)
+    engine_settled(engine)
     for execution_id in ids:
         routes = sorted(payload["route"] for payload in notify_payloads(api, execution_id))
         assert routes == ["chat", "mail"], (execution_id, routes)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.integration.support.notify_cli import (
+    engine_settled,
     executions,
     kill,
     module_fixtures,
@@ -126,11 +127,11 @@ def _retries(api: httpx.Client, action: str, count: int) -> list[dict[str, Any]]
 
 
 def test_retry_on_failure_retries_max_retry_count_times_after_the_delay(
-    st2: St2, api: httpx.Client
+    engine: RunningEngine, st2: St2, api: httpx.Client
 ) -> None:
     first = run_async(st2, "notify_tests.flaky")
     runs = _retries(api, "notify_tests.flaky", 3)
-    time.sleep(4)
+    engine_settled(engine)
     runs = executions(api, "notify_tests.flaky")
     assert [run["status"] for run in runs] == ["failed"] * 3
     assert runs[0]["id"] == first
@@ -147,10 +148,10 @@ def test_retry_on_failure_retries_max_retry_count_times_after_the_delay(
     assert sorted(row["id"] for row in listed) == sorted(run["id"] for run in runs)
 
 
-def test_retry_on_timeout(st2: St2, api: httpx.Client) -> None:
+def test_retry_on_timeout(engine: RunningEngine, st2: St2, api: httpx.Client) -> None:
     run_async(st2, "notify_tests.slow")
     runs = _retries(api, "notify_tests.slow", 2)
-    time.sleep(3)
+    engine_settled(engine)
     runs = executions(api, "notify_tests.slow")
     assert [run["status"] for run in runs] == ["timeout", "timeout"]
     assert runs[1]["context"]["policies"]["retry"]["retry_count"] == 1
@@ -175,7 +176,7 @@ def test_a_retry_survives_the_notifier_and_every_scheduler_killed(
     for name in killed:
         spawn(engine, name)
     runs = _retries(api, "notify_tests.unlucky", 2)
-    time.sleep(4)
+    engine_settled(engine)
     runs = executions(api, "notify_tests.unlucky")
     assert [run["status"] for run in runs] == ["failed", "failed"]
     assert (
