@@ -136,19 +136,50 @@ def send(client: httpx.Client, rate: float, seconds: float) -> tuple[dict[str, f
     return acked, failures
 
 
-def first_step_running(api: httpx.Client, engine: httpx.Client, request_id: str) -> float | None:
-    """When the engine moved the CAB's first step to running (epoch seconds), if it did."""
+STAGES = (
+    ("dispatched", "the worker dispatched it (trigger instance created)"),
+    ("enforced", "the rules engine requested the CAB's workflow"),
+    ("workflow_running", "the workflow running (scheduler, runner)"),
+    ("step_requested", "its first step requested"),
+    ("step_running", "the first step running (scheduler, runner)"),
+)
+
+
+def _stamp(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _running_at(execution: dict[str, Any]) -> float | None:
+    for entry in execution.get("log", []):
+        if entry.get("status") == "running":
+            return _stamp(entry["timestamp"])
+    return None
+
+
+def stages(api: httpx.Client, engine: httpx.Client, request_id: str) -> dict[str, float] | None:
+    """When each stage of the alert's path happened (epoch seconds, the engine's and
+    PoundCake's own records), if its first step ran."""
     trail = api.get(f"/api/v1/requests/{request_id}").json().get("trail") or {}
     for alert in trail.get("alerts", []):
-        for workflow in alert["remediation"]["executions"]:
-            steps = workflow["steps"]
-            if not steps:
+        remediation = alert["remediation"]
+        for workflow in remediation["executions"]:
+            if not workflow["steps"]:
                 return None
-            execution = engine.get(f"/executions/{steps[0]['id']}").json()
-            for entry in execution.get("log", []):
-                if entry.get("status") == "running":
-                    stamp = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
-                    return stamp.timestamp()
+            step = engine.get(f"/executions/{workflow['steps'][0]['id']}").json()
+            found = {
+                "dispatched": _stamp(
+                    (remediation.get("trigger_instance") or {}).get("occurrence_time")
+                ),
+                "enforced": _stamp(workflow.get("start_timestamp")),
+                "workflow_running": _running_at(engine.get(f"/executions/{workflow['id']}").json()),
+                "step_requested": _stamp(step.get("start_timestamp")),
+                "step_running": _running_at(step),
+            }
+            if found["step_running"] is None:
+                return None
+            return {name: value for name, value in found.items() if value is not None}
     return None
 
 
@@ -173,17 +204,35 @@ def steps_settled(product: Product, count: int, wait: float) -> bool:
         engine.dispose()
 
 
-def read_latencies(
+def read_stages(
     api: httpx.Client, engine: httpx.Client, acked: dict[str, float]
-) -> dict[str, float]:
-    """Each alert's time from its 202 to its first step running (the engine's own records, so
-    reading them after the storm changes nothing); alerts whose step never ran are left out."""
-    latencies = {}
+) -> dict[str, dict[str, float]]:
+    """Each alert's stages, the 202 included (the engine's own records, so reading them after
+    the storm changes nothing); alerts whose step never ran are left out."""
+    found = {}
     for request_id, at in acked.items():
-        running = first_step_running(api, engine, request_id)
-        if running is not None:
-            latencies[request_id] = running - at
-    return latencies
+        times = stages(api, engine, request_id)
+        if times is not None:
+            found[request_id] = {"accepted": at, **times}
+    return found
+
+
+def print_stages(found: dict[str, dict[str, float]]) -> None:
+    """The p50 and p90 of each stage's share of the path."""
+    print("where the time goes, per stage (from the stage before):")
+    previous = "accepted"
+    for name, meaning in STAGES:
+        spans = [
+            (times[name] - times[previous]) * 1000
+            for times in found.values()
+            if name in times and previous in times
+        ]
+        if spans:
+            print(
+                f"  {meaning:<56} p50 {statistics.median(spans):>8.0f} ms, "
+                f"p90 {percentile(spans, 0.9):>8.0f} ms"
+            )
+        previous = name
 
 
 def services_of(product: Product) -> dict[str, int]:
@@ -258,7 +307,11 @@ def main() -> None:
             print_cpu(before, cpu_of(pids), time.monotonic() - started, len(acked), "alert")
             if not settled:
                 print(f"not every first step ran within {options.wait:g} s")
-            latencies = read_latencies(api, engine, acked)
+            found = read_stages(api, engine, acked)
+            latencies = {
+                key: times["step_running"] - times["accepted"] for key, times in found.items()
+            }
+            print_stages(found)
             api.close()
             engine.close()
             if options.guard_alerts:
