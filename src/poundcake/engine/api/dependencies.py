@@ -15,6 +15,7 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from poundcake.engine.auth.service import authenticate_api_key, validate_token
+from poundcake.engine.rbac.enforcement import Authorizer, always_allowed, load_user_permissions
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.exceptions import AuthenticationError, ValidationError
 
@@ -135,3 +136,16 @@ def attribute_filter(
         unwanted = {name.split(".", 1)[0] for name in exclude.split(",") if name} - {"id"}
         return {key: value for key, value in document.items() if key not in unwanted}
     return document
+
+
+def get_authorizer(caller: CurrentCaller, session: Db, runtime: Runtime) -> Authorizer:
+    """The caller's permissions for this request: read once, on the first check, and only
+    with ``[rbac] enable``."""
+    if not runtime.config.rbac.enable:
+        return always_allowed(caller.user)
+    return Authorizer(
+        user=caller.user, enabled=True, load=lambda: load_user_permissions(session, caller.user)
+    )
+
+
+Rbac = Annotated[Authorizer, Depends(get_authorizer)]
