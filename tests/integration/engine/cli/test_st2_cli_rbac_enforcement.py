@@ -29,7 +29,7 @@ from tests.integration.support.st2cli import (
 pytestmark = pytest.mark.integration
 
 RBAC_ON = "[rbac]\nenable = True\nbackend = default\n"
-USERS = ("adam", "olivia", "alice", "bob", "carol")
+USERS = ("adam", "olivia", "alice", "bob", "carol", "dave")
 ROLES = {
     "core_runner.yaml": """\
 name: core_runner
@@ -54,6 +54,19 @@ permission_grants:
   - resource_uid: "webhook:carol/hook"
     permission_types: [webhook_all]
 """,
+    "inspector.yaml": """\
+name: inspector
+permission_grants:
+  - resource_uid: "pack:linux"
+    permission_types: [pack_view]
+  - resource_uid: "pack:default"
+    permission_types: [action_alias_view]
+  - resource_uid: "policy:default:one_at_a_time"
+    permission_types: [policy_view]
+  - resource_uid: "runner_type:local-shell-cmd"
+    permission_types: [runner_type_view]
+  - permission_types: [policy_type_list, rule_list, timer_list]
+""",
 }
 ASSIGNMENTS = {
     f"{USER}.yaml": f"username: {USER}\nroles: [system_admin]\n",
@@ -61,7 +74,14 @@ ASSIGNMENTS = {
     "olivia.yaml": "username: olivia\nroles: [observer]\n",
     "alice.yaml": "username: alice\nroles: [core_runner]\n",
     "carol.yaml": "username: carol\nroles: [rule_author]\n",
+    "dave.yaml": "username: dave\nroles: [inspector]\n",
 }
+
+
+def allowed(result: CliResult, expected: str) -> None:
+    """The CLI succeeded and printed ``expected``."""
+    assert result.returncode == 0, output(result)
+    assert expected in result.stdout, result.stdout
 
 
 def denied(result: CliResult, message: str) -> None:
@@ -372,3 +392,77 @@ def test_the_stream_serves_administrators_only(engine: RunningEngine, clis: dict
     ) as admin:
         assert admin.status_code == 200
         assert admin.headers["content-type"].startswith("text/event-stream")
+
+
+def test_custom_role_over_packs_runners_policies_aliases_and_timers(
+    clis: dict[str, St2], tmp_path: Path
+) -> None:
+    dave, bob, admin = clis["dave"], clis["bob"], clis[USER]
+    alias = tmp_path / "alias.yaml"
+    alias.write_text(
+        "name: run_cmd\npack: default\naction_ref: core.local\nformats: ['run {{cmd}}']\n"
+    )
+    ok(admin("action-alias", "create", str(alias), "-j"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "name: one_at_a_time\npack: default\nresource_ref: core.local\n"
+        "policy_type: action.concurrency\nparameters: {threshold: 1}\n"
+    )
+    ok(admin("policy", "create", str(policy), "-j"))
+
+    allowed(dave("pack", "get", "linux", "-j"), "linux")
+    denied(dave("pack", "get", "core"), 'permission "pack_view" on resource "pack:core"')
+    denied(dave("pack", "list"), 'User "dave" doesn\'t have required permission "pack_list"')
+
+    allowed(dave("runner", "get", "local-shell-cmd", "-j"), "local-shell-cmd")
+    denied(
+        dave("runner", "get", "python-script"),
+        'permission "runner_type_view" on resource "runner_type:python-script"',
+    )
+    denied(
+        dave("runner", "list"), 'User "dave" doesn\'t have required permission "runner_type_list"'
+    )
+
+    allowed(dave("policy-type", "list", "-j"), "concurrency")
+    denied(
+        dave("policy-type", "get", "action.concurrency"),
+        'permission "policy_type_view" on resource "policy_type:action:concurrency"',
+    )
+    allowed(dave("policy", "get", "default.one_at_a_time", "-j"), "one_at_a_time")
+    denied(dave("policy", "list"), 'User "dave" doesn\'t have required permission "policy_list"')
+    denied(
+        dave("policy", "delete", "default.one_at_a_time"),
+        'permission "policy_delete" on resource "policy:default:one_at_a_time"',
+    )
+
+    allowed(dave("action-alias", "get", "default.run_cmd", "-j"), "run_cmd")
+    denied(dave("action-alias", "list"), 'doesn\'t have required permission "action_alias_list"')
+    # The CLI finds the alias through the list first (action_alias_list); the API itself:
+    denied(dave("action-alias", "delete", "default.run_cmd"), '"action_alias_list"')
+    refused = httpx.delete(
+        f"{dave.engine.api_url}/actionalias/default.run_cmd",
+        headers={"X-Auth-Token": dave.env["ST2_AUTH_TOKEN"]},
+        timeout=30,
+    )
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "faultstring": 'User "dave" doesn\'t have required permission "action_alias_delete" on '
+        'resource "action_alias:default:run_cmd"'
+    }
+    denied(
+        dave("action-alias", "match", "run id"),
+        'User "dave" doesn\'t have required permission "action_alias_match"',
+    )
+
+    # Rule enforcements are listed with rule_list; timers with timer_list.
+    listing(dave("rule-enforcement", "list", "-j"))  # asserts success
+    denied(
+        bob("rule-enforcement", "list"),
+        'User "bob" doesn\'t have required permission "rule_enforcement_list"',
+    )
+    listing(dave("timer", "list", "-j"))  # asserts success
+    denied(bob("timer", "list"), 'User "bob" doesn\'t have required permission "timer_list"')
+    # As in StackStorm, trigger types need only a login; inquiries need inquiry_list.
+    allowed(bob("trigger", "list", "-j"), "core.st2.webhook")
+    denied(bob("inquiry", "list"), 'User "bob" doesn\'t have required permission "inquiry_list"')
+    assert listing(clis["olivia"]("inquiry", "list", "-j")) == []
