@@ -8,10 +8,10 @@ and other users' keys are open to every caller, as to StackStorm's admins. With 
 StackStorm's rules apply: a user's own user-scoped keys are theirs alone (administrators
 excepted), system keys need a system role or a grant on the key, listing shows only those, and
 decrypting outside the user scope, naming another user or storing pre-encrypted values needs an
-administrator. A set or
-delete stores its ``core.st2.key_value_pair.*`` trigger instances with the write and announces
-them once committed. As in StackStorm, a set or delete holds the key's coordination lock until it
-commits, so concurrent writes of one key follow each other (create, then updates).
+administrator. A set or delete stores its ``core.st2.key_value_pair.*`` trigger instances with
+the write and announces them once committed. As in StackStorm, a set or delete holds the key's
+coordination lock until it commits, so concurrent writes of one key follow each other (create,
+then updates).
 """
 
 from __future__ import annotations
