@@ -171,6 +171,8 @@ def test_observer_reads_but_changes_nothing(clis: dict[str, St2]) -> None:
         '"action:core:local"',
     )
     denied(st2("role", "list"), "Administrator access required")
+    denied(st2("execution", "list", "-n", "500"), 'Limit "500" specified, maximum value is "100"')
+    assert len(listing(clis[USER]("execution", "list", "-n", "-1", "-j"))) >= 2
     denied(
         st2("key", "set", "observer_key", "v"),
         'User "olivia" doesn\'t have required permission "key_value_pair_set" on resource '
@@ -224,6 +226,10 @@ def test_no_role_means_nothing_but_your_own_keys(
     denied(
         st2("key", "list", "--scope", "system", "--decrypt"),
         "Decrypt option requires administrator access",
+    )
+    denied(
+        st2("key", "list", "-n", "-1"),
+        "Administrator access required to be able to specify limit=-1 and retrieve all the records",
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from poundcake.engine.api.dependencies import check_limit
 from poundcake.engine.rbac.enforcement import (
     AccessDeniedError,
     Authorizer,
@@ -279,3 +280,15 @@ def test_admin_checks() -> None:
 def test_an_unknown_resource_type_is_an_error() -> None:
     with pytest.raises(ValueError, match="Unsupported resource: planet"):
         has_resource_permission(NOBODY, Resource("planet", "planet:x"), "planet_view")
+
+
+def test_only_administrators_page_past_the_maximum() -> None:
+    plain = Authorizer(user="alice", enabled=True, load=lambda: NOBODY)
+    check_limit(plain, 100, 100)
+    with pytest.raises(AccessDeniedError, match="specify limit=-1"):
+        check_limit(plain, -1, 100)
+    with pytest.raises(AccessDeniedError, match='Limit "101" specified, maximum value is "100"'):
+        check_limit(plain, 101, 100)
+    admin = Authorizer(user="root", enabled=True, load=lambda: user(roles=("admin",)))
+    check_limit(admin, -1, 100)
+    check_limit(always_allowed("bob"), -1, 100)

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from kombu.exceptions import KombuError
 
 from poundcake.engine.actions.models import ActionDB
-from poundcake.engine.api.dependencies import Db, Page, Rbac, Runtime, truthy
+from poundcake.engine.api.dependencies import Db, Page, Rbac, Runtime, check_limit, truthy
 from poundcake.engine.executions.documents import (
     Projection,
     encode_document,
@@ -83,13 +83,15 @@ def _not_found(execution_id: str) -> NotFoundError:
     return NotFoundError(f'Unable to identify resource with id "{execution_id}".')
 
 
-def _page(runtime: EngineRuntime, limit: str | None, offset: str | None) -> Page:
+def _page(runtime: EngineRuntime, rbac: Authorizer, limit: str | None, offset: str | None) -> Page:
     """``limit`` and ``offset`` as StackStorm reads them; -1 means everything."""
     try:
         wanted = DEFAULT_LIMIT if limit in (None, "") else int(str(limit))
         start = 0 if offset in (None, "") else int(str(offset))
     except ValueError:
         raise ValidationError("limit and offset must be integers") from None
+    if limit not in (None, ""):
+        check_limit(rbac, wanted, runtime.config.api.max_page_size)
     if wanted == 0:
         raise ValidationError(
             'Limit, "0" specified, must be a positive number or -1 for full result set.'
@@ -258,7 +260,7 @@ def list_all(
 ) -> Response:
     """Executions newest first (``sort_asc`` or ``timestamp_gt`` alone: oldest first)."""
     rbac.require("execution_list")
-    page = _page(runtime, limit, offset)
+    page = _page(runtime, rbac, limit, offset)
     projection = Projection.parse(include_attributes, exclude_attributes)
     newest = newest_first(
         sort_desc=sort_desc is not None,
