@@ -24,6 +24,7 @@ from tests.integration.support.st2cli import (
     ok,
     output,
     running_engine,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ permission_grants:
     permission_types: [policy_view]
   - resource_uid: "runner_type:local-shell-cmd"
     permission_types: [runner_type_view]
-  - permission_types: [policy_type_list, rule_list, timer_list]
+  - permission_types: [policy_type_list, rule_list, timer_list, inquiry_respond]
 """,
 }
 ASSIGNMENTS = {
@@ -472,3 +473,33 @@ def test_custom_role_over_packs_runners_policies_aliases_and_timers(
     allowed(bob("trigger", "list", "-j"), "core.st2.webhook")
     denied(bob("inquiry", "list"), 'User "bob" doesn\'t have required permission "inquiry_list"')
     assert listing(clis["olivia"]("inquiry", "list", "-j")) == []
+
+
+def test_inquiries_need_a_grant_and_one_of_their_roles(clis: dict[str, St2]) -> None:
+    admin, bob, olivia, dave = clis[USER], clis["bob"], clis["olivia"], clis["dave"]
+    anyone = run_id(admin("run", "core.ask", "-a"))
+    observers = run_id(admin("run", "core.ask", "roles=observer", "-a"))
+    headers = {"X-Auth-Token": admin.env["ST2_AUTH_TOKEN"]}
+    with httpx.Client(base_url=admin.engine.api_url, headers=headers, timeout=30) as api:
+        for inquiry in (anyone, observers):
+            wait_for(api, inquiry, {"pending"})
+        denied(
+            bob("inquiry", "get", anyone),
+            'User "bob" doesn\'t have required permission "inquiry_view"',
+        )
+        allowed(olivia("inquiry", "get", anyone, "-j"), anyone)
+        denied(
+            olivia("inquiry", "respond", anyone, "-r", '{"continue": true}'),
+            'User "olivia" doesn\'t have required permission "inquiry_respond"',
+        )
+        # dave holds inquiry_respond but not the role the second inquiry asks for.
+        refused = dave("inquiry", "respond", observers, "-r", '{"continue": true}')
+        assert refused.returncode != 0
+        assert (
+            f'User "dave" does not have permission to respond to inquiry "{observers}".'
+            in output(refused)
+        )
+        answered = dave("inquiry", "respond", anyone, "-r", '{"continue": true}')
+        assert answered.returncode == 0, output(answered)
+        assert wait_for(api, anyone, {"succeeded"})["result"]["response"] == {"continue": True}
+        assert api.get(f"/executions/{observers}").json()["status"] == "pending"
