@@ -4,8 +4,9 @@ one per resource type, over a snapshot of the user's roles and grants.
 The inheritance is StackStorm's: ``system_admin`` and ``admin`` hold everything; ``observer``
 holds every ``view``, ``list`` and ``search`` permission; a grant of ``<type>_all`` covers the
 other permissions on that resource; a grant on ``pack:<ref>`` covers the pack's sensors,
-actions, aliases, rules and policies, and (through their action) its executions and (through their
-rule) its rule enforcements; a permission that "implies view" grants view.
+actions, aliases and rules (and policies, were a pack grant to hold policy permissions, which
+role files cannot), and (through their action) its executions and (through their rule) its rule
+enforcements; a permission that "implies view" grants view.
 
 Everything here is pure: the snapshot (:class:`UserPermissions`) is read once per request by
 :mod:`poundcake.engine.rbac.enforcement`.
