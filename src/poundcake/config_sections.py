@@ -256,9 +256,9 @@ class PacksSection(Section):
 class RbacSection(Section):
     """``[rbac]``: StackStorm's role-based access control switches.
 
-    Definitions load (``st2-apply-rbac-definitions``) and read back (``/v1/rbac/...``) with any
-    of these; engine services refuse to start with ``enable``, ``permission_isolation`` or
-    ``sync_remote_groups`` on until enforcement exists (``poundcake.engine.rbac.settings``).
+    ``enable`` with ``backend = default`` enforces permissions; engine services refuse to start
+    with ``enable`` on the ``noop`` backend, or with ``permission_isolation`` or
+    ``sync_remote_groups`` on, which are not built (``poundcake.engine.rbac.settings``).
     """
 
     enable: bool = False

@@ -13,6 +13,7 @@ from poundcake.db.queries import upsert_by_key
 from poundcake.engine.actions.models import ActionDB
 from poundcake.engine.packs.errors import FieldError
 from poundcake.engine.packs.resources import ActionSpec
+from poundcake.engine.rbac.uids import content_uid
 from poundcake.engine.runners.service import get_runner_type
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def register_action(*, session: Session, spec: ActionSpec) -> ActionDB:
         raise FieldError("runner_type", f'runner type "{spec.runner_type}" is not registered')
     check_runner_overrides(spec.parameters, runner.runner_parameters or {})
     values: dict[str, Any] = {
-        "uid": f"action:{spec.pack}:{spec.name}",
+        "uid": content_uid("action", spec.pack, spec.name),
         "name": spec.name,
         "pack": spec.pack,
         "description": spec.description,

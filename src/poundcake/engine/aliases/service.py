@@ -21,6 +21,7 @@ from poundcake.engine.aliases.formats import AliasFormatError, compile_format, f
 from poundcake.engine.aliases.models import ActionAliasDB
 from poundcake.engine.packs.fields import Fields
 from poundcake.engine.packs.resources import ALIAS_FIELDS, AliasSpec, alias_spec
+from poundcake.engine.rbac.uids import content_uid
 from poundcake.exceptions import ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def format_problems(formats: list[Any]) -> list[str]:
 def register_alias(*, session: Session, spec: AliasSpec) -> ActionAliasDB:
     """Create or update an alias by ref (an existing one keeps its id)."""
     values: dict[str, Any] = {
-        "uid": f"action_alias:{spec.pack}:{spec.name}",
+        "uid": content_uid("action_alias", spec.pack, spec.name),
         "name": spec.name,
         "pack": spec.pack,
         "description": spec.description,

@@ -15,6 +15,12 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from poundcake.engine.auth.service import authenticate_api_key, validate_token
+from poundcake.engine.rbac.enforcement import (
+    AccessDeniedError,
+    Authorizer,
+    always_allowed,
+    load_user_permissions,
+)
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.exceptions import AuthenticationError, ValidationError
 
@@ -79,6 +85,19 @@ def get_caller(request: Request, session: Db) -> Caller:
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
 
 
+def get_authorizer(caller: CurrentCaller, session: Db, runtime: Runtime) -> Authorizer:
+    """The caller's permissions for this request: read once, on the first check, and only
+    with ``[rbac] enable``."""
+    if not runtime.config.rbac.enable:
+        return always_allowed(caller.user)
+    return Authorizer(
+        user=caller.user, enabled=True, load=lambda: load_user_permissions(session, caller.user)
+    )
+
+
+Rbac = Annotated[Authorizer, Depends(get_authorizer)]
+
+
 @dataclass(frozen=True)
 class Page:
     """``limit`` and ``offset`` as StackStorm reads them (``limit=-1`` or 0: everything)."""
@@ -93,16 +112,32 @@ class Page:
             response.headers["X-Limit"] = str(self.limit)
 
 
+def check_limit(rbac: Authorizer, limit: int, max_page_size: int) -> None:
+    """StackStorm's ``validate_limit_query_param``: with RBAC on, only administrators ask for
+    everything (``-1``) or more than ``[api] max_page_size``."""
+    if not rbac.enabled or rbac.is_admin:
+        return
+    if limit in (-1, 0):
+        raise AccessDeniedError(
+            "Administrator access required to be able to specify limit=-1 and retrieve all the "
+            "records"
+        )
+    if limit > max_page_size:
+        raise AccessDeniedError(f'Limit "{limit}" specified, maximum value is "{max_page_size}"')
+
+
 def paging(default_limit: int = 100, max_limit: int | None = None) -> object:
     """A dependency reading ``limit`` and ``offset`` with a per-resource default."""
 
-    def dependency(request: Request) -> Page:
+    def dependency(request: Request, rbac: Rbac, runtime: Runtime) -> Page:
         query = request.query_params
         try:
             limit = int(query.get("limit", default_limit))
             offset = int(query.get("offset", 0))
         except ValueError:
             raise ValidationError("limit and offset must be integers") from None
+        if "limit" in query:
+            check_limit(rbac, limit, runtime.config.api.max_page_size)
         if offset < 0:
             raise ValidationError("offset must be 0 or more")
         if limit in (-1, 0):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from poundcake.db.types import utcnow
 from poundcake.engine.auth.models import ApiKeyDB, TokenDB, UserDB
+from poundcake.engine.rbac.uids import api_key_uid
 from poundcake.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -86,14 +87,13 @@ def create_api_key(
     ensure_user(session, user)
     record = ApiKeyDB(
         id=new_id(),
-        uid="",
+        uid=api_key_uid(stored),
         user=user,
         key_hash=stored,
         metadata_=dict(metadata or {}),
         created_at=utcnow(),
         enabled=True,
     )
-    record.uid = f"api_key:{stored}"
     session.add(record)
     session.flush()
     return NewApiKey(record, key)
@@ -120,7 +120,7 @@ def update_api_key(session: Session, record: ApiKeyDB, document: dict[str, Any])
     key_hash = document.get("key_hash")
     if key_hash and key_hash != MASK:
         record.key_hash = str(key_hash)
-        record.uid = f"api_key:{record.key_hash}"
+        record.uid = api_key_uid(record.key_hash)
     session.flush()
     return record
 

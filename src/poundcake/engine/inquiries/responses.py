@@ -13,7 +13,7 @@ property, or one whose default is null, also accepting null. The response is sto
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import jsonschema
@@ -25,14 +25,20 @@ from poundcake.exceptions import PermissionDeniedError, ValidationError
 _CHOICES = ("anyOf", "oneOf")
 
 
-def check_permission(inquiry_id: str, result: Mapping[str, Any], user: str) -> None:
-    """Refuse ``user`` unless the inquiry's ``users`` let them respond.
+def check_permission(
+    inquiry_id: str,
+    result: Mapping[str, Any],
+    user: str,
+    user_roles: Collection[str] | None = None,
+) -> None:
+    """Refuse ``user`` unless the inquiry's ``users`` and ``roles`` let them respond.
 
-    ``roles`` is not checked: without RBAC every user holds every role, as in StackStorm with
-    RBAC disabled.
+    ``user_roles`` None means RBAC is off: every user holds every role, as in StackStorm.
     """
     users = result.get("users") or []
-    if users and user not in users:
+    roles = result.get("roles") or []
+    roles_pass = not roles or user_roles is None or bool(set(roles) & set(user_roles))
+    if (users and user not in users) or not roles_pass:
         raise PermissionDeniedError(
             f'User "{user}" does not have permission to respond to inquiry "{inquiry_id}".'
         )

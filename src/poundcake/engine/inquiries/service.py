@@ -19,6 +19,7 @@ Functions take the session and never commit; the ``announce_*`` functions run af
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,6 +203,7 @@ def respond(
     response: Any,
     *,
     user: str,
+    user_roles: Collection[str] | None = None,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> Answered:
     """Answer an inquiry as ``user``: checked, then its workflow resumed and it succeeded."""
@@ -210,7 +212,7 @@ def respond(
         raise NotFoundError(NOT_FOUND)
     check_inquiry(execution, locked_status(session, execution))
     result: dict[str, Any] = dict(execution.result or {})
-    check_permission(execution.id, result, user)
+    check_permission(execution.id, result, user, user_roles)
     validate_response(execution.id, result.get("schema") or {}, response)
     # The workflow is resumed first, as StackStorm does: it then finds the answered task when
     # it runs again (both commit together here anyway).

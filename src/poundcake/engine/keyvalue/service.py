@@ -33,6 +33,7 @@ from poundcake.engine.keyvalue.scopes import (
     stored_name,
 )
 from poundcake.engine.keyvalue.triggers import fire_deleted, fire_written
+from poundcake.engine.rbac.uids import key_value_pair_uid
 from poundcake.engine.triggers.models import TriggerInstanceDB
 from poundcake.exceptions import ConfigurationError, ConflictError, NotFoundError, ValidationError
 from poundcake.ids import new_id
@@ -75,10 +76,6 @@ class KeyValue:
         if self.expire_timestamp is not None:
             document["expire_timestamp"] = self.expire_timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return document
-
-
-def _uid(scope: str, stored: str) -> str:
-    return f"key_value_pair:{scope}:{stored}"
 
 
 def _not_expired(now: datetime) -> sa.ColumnElement[bool]:
@@ -204,7 +201,9 @@ def set_value(
         else:
             session.delete(candidate)
     if row is None:
-        row = KeyValuePairDB(id=new_id(), uid=_uid(scope, stored), name=stored, scope=scope)
+        row = KeyValuePairDB(
+            id=new_id(), uid=key_value_pair_uid(scope, stored), name=stored, scope=scope
+        )
         session.add(row)
     row.value = stored_value
     row.secret = secret

@@ -47,6 +47,7 @@ from poundcake.engine.packs.resources import (
     load_trigger_type,
 )
 from poundcake.engine.policies.service import register_policy, register_policy_types
+from poundcake.engine.rbac.uids import content_uid, pack_uid
 from poundcake.engine.rules.service import register_rule
 from poundcake.engine.runners.registry import RUNNERS_DIR
 from poundcake.engine.runners.service import register_runner_types
@@ -122,7 +123,7 @@ class RegistrationReport:
 def register_pack(*, session: Session, spec: PackSpec) -> PackDB:
     """Create or update a pack by ref (an existing one keeps its id)."""
     values: dict[str, Any] = {
-        "uid": f"pack:{spec.ref}",
+        "uid": pack_uid(spec.ref),
         "name": spec.name,
         "description": spec.description,
         "keywords": spec.keywords,
@@ -163,7 +164,7 @@ def register_sensor(*, session: Session, spec: SensorSpec) -> SensorTypeDB:
         for trigger_type in spec.trigger_types
     ]
     values: dict[str, Any] = {
-        "uid": f"sensor_type:{spec.pack}:{spec.class_name}",
+        "uid": content_uid("sensor_type", spec.pack, spec.class_name),
         "name": spec.class_name,
         "pack": spec.pack,
         "description": spec.description,

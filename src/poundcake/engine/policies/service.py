@@ -29,6 +29,7 @@ from poundcake.engine.packs.loader import SYSTEM_PACK_REFS
 from poundcake.engine.packs.resources import PolicySpec, policy_spec
 from poundcake.engine.packs.schema import apply_defaults, object_schema, validate
 from poundcake.engine.policies.models import PolicyDB, PolicyTypeDB
+from poundcake.engine.rbac.uids import content_uid, policy_type_uid
 from poundcake.exceptions import ConflictError, NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def register_policy_types(*, session: Session) -> int:
     """Register the policy types the engine enforces; safe to repeat. Return how many."""
     for spec in POLICY_TYPES:
         values: dict[str, Any] = {
-            "uid": f"policy_type:{spec.resource_type}:{spec.name}",
+            "uid": policy_type_uid(spec.resource_type, spec.name),
             "name": spec.name,
             "resource_type": spec.resource_type,
             "description": spec.description,
@@ -148,7 +149,7 @@ def register_policy(*, session: Session, spec: PolicySpec) -> PolicyDB:
     parameters = apply_defaults(spec.parameters, schema)
     validate(parameters, schema, "parameters")
     values: dict[str, Any] = {
-        "uid": f"policy:{spec.pack}:{spec.name}",
+        "uid": content_uid("policy", spec.pack, spec.name),
         "name": spec.name,
         "pack": spec.pack,
         "description": spec.description,

@@ -22,6 +22,7 @@ from poundcake.engine.packs.errors import FieldError
 from poundcake.engine.packs.fields import Fields
 from poundcake.engine.packs.resources import RULE_ACTION_FIELDS, RULE_FIELDS, RuleSpec
 from poundcake.engine.packs.schema import validate
+from poundcake.engine.rbac.uids import content_uid
 from poundcake.engine.rules.criteria import compile_criteria
 from poundcake.engine.rules.documents import rule_document
 from poundcake.engine.rules.models import RuleDB
@@ -71,7 +72,7 @@ def register_rule(*, session: Session, spec: RuleSpec, system_user: str) -> Rule
         if rule is not None:
             release_trigger(session=session, ref=rule.trigger)
     values: dict[str, Any] = {
-        "uid": f"rule:{spec.pack}:{spec.name}",
+        "uid": content_uid("rule", spec.pack, spec.name),
         "name": spec.name,
         "pack": spec.pack,
         "description": spec.description,

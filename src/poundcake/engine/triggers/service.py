@@ -10,8 +10,6 @@ step (:func:`poundcake.engine.webhooks.registry.sync_webhook`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from poundcake.db.queries import counted_page, find_by_ref_or_id, upsert_by_key
 from poundcake.engine.packs.resources import TriggerTypeSpec
+from poundcake.engine.rbac.uids import content_uid, trigger_uid
 from poundcake.engine.triggers.models import TriggerDB, TriggerTypeDB
 from poundcake.engine.webhooks.registry import sync_webhook
 from poundcake.ids import new_id
@@ -214,13 +213,6 @@ BUILTIN_TRIGGER_TYPES: tuple[TriggerTypeSpec, ...] = (
 )
 
 
-def trigger_uid(pack: str, name: str, parameters: Mapping[str, Any]) -> str:
-    """Return a trigger's uid: pack, name and a hash of its parameters, as StackStorm forms it."""
-    canonical = json.dumps(parameters, sort_keys=True)
-    digest = hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest()
-    return f"trigger:{pack}:{name}:{digest}"
-
-
 def get_trigger_type(*, session: Session, ref: str) -> TriggerTypeDB | None:
     """Return the trigger type with ``ref`` (``pack.name``), if any."""
     return session.scalars(sa.select(TriggerTypeDB).where(TriggerTypeDB.ref == ref)).first()
@@ -245,7 +237,7 @@ def find_trigger(
 def upsert_trigger_type(*, session: Session, spec: TriggerTypeSpec) -> TriggerTypeDB:
     """Create or update a trigger type by ref, and its shadow trigger if it has no parameters."""
     values: dict[str, Any] = {
-        "uid": f"trigger_type:{spec.pack}:{spec.name}",
+        "uid": content_uid("trigger_type", spec.pack, spec.name),
         "name": spec.name,
         "pack": spec.pack,
         "description": spec.description,

@@ -1,6 +1,7 @@
 """RBAC definitions through ``st2-apply-rbac-definitions`` on MariaDB, read back with the
 official CLI (``st2 role list|get``, ``st2 role-assignment list|get``, ``st2 whoami``) and the
-API (``/v1/rbac/permission_types``); and every engine service refusing ``[rbac] enable``."""
+API (``/v1/rbac/permission_types``) with RBAC off; and every engine service refusing the RBAC
+settings it cannot honour."""
 
 from __future__ import annotations
 
@@ -218,20 +219,31 @@ def test_a_bad_file_applies_nothing_and_a_removed_file_removes_its_roles(
     assert users == {"alice", "carol"}
 
 
-def test_every_engine_service_refuses_rbac_enable(engine: RunningEngine, applied: Path) -> None:
-    conf = engine.directory / "st2-rbac-on.conf"
-    conf.write_text(engine.config_path.read_text() + "\n[rbac]\nenable = True\n")
+def test_every_engine_service_refuses_rbac_it_cannot_honour(
+    engine: RunningEngine, applied: Path
+) -> None:
+    """``enable`` on the ``noop`` backend (which would check nothing) and ``permission_isolation``
+    (not built) stop every process st2ctl starts, naming the setting."""
     env = command_environment(engine.directory)
-    expected = f"error: [rbac] enable in {conf}: True is not supported yet"
-    # Every process st2ctl starts, named by st2ctl itself, and st2ctl start.
     names = [spec.name for spec in engine_services(load_st2_config(engine.config_path))]
     assert len(names) == 11
-    for command in [(name,) for name in names] + [("st2ctl", "start")]:
-        result = run_command(*command, "--config-file", str(conf), env=env)
-        assert result.returncode == 1, (command, result.stdout, result.stderr)
-        assert result.stderr.startswith(expected), (command, result.stderr)
-        assert "do not enforce RBAC permissions yet" in result.stderr
-    # Definitions still apply with it on: only enforcement is missing.
+    for setting, expected in (
+        ("enable = True\n", "[rbac] backend in {conf}: enable = True needs backend = default"),
+        (
+            "enable = True\nbackend = default\npermission_isolation = True\n",
+            "[rbac] permission_isolation in {conf}: True is not supported yet",
+        ),
+    ):
+        conf = engine.directory / "st2-rbac-refused.conf"
+        conf.write_text(engine.config_path.read_text() + "\n[rbac]\n" + setting)
+        for command in [(name,) for name in names] + [("st2ctl", "start")]:
+            result = run_command(*command, "--config-file", str(conf), env=env)
+            assert result.returncode == 1, (command, result.stdout, result.stderr)
+            assert result.stderr.startswith("error: " + expected.format(conf=conf)), (
+                command,
+                result.stderr,
+            )
+    # Definitions apply whatever the switches say.
     definitions_on = run_command("st2-apply-rbac-definitions", "--config-file", str(conf), env=env)
     assert definitions_on.returncode == 0, definitions_on.stderr
     assert "nothing to do" in definitions_on.stdout

@@ -1,5 +1,6 @@
-"""``[rbac]`` is read as StackStorm names it; until enforcement exists, asking for it stops every
-engine service with a message naming the setting."""
+"""``[rbac]`` is read as StackStorm names it; ``enable`` runs with the ``default`` backend, and
+what is not built (isolation, remote groups) or would enforce nothing (``enable`` on ``noop``)
+stops every engine service with a message naming the setting."""
 
 from __future__ import annotations
 
@@ -44,13 +45,27 @@ def test_definitions_live_under_base_path(tmp_path: Path) -> None:
     assert Path("/opt/stackstorm/rbac") == STACKSTORM_BASE_PATH / "rbac"
 
 
-@pytest.mark.parametrize("name", ["enable", "permission_isolation", "sync_remote_groups"])
-def test_asking_for_enforcement_is_refused(tmp_path: Path, name: str) -> None:
-    path = conf(tmp_path, f"[rbac]\n{name} = True\n")
+def test_enable_runs_with_the_default_backend(tmp_path: Path) -> None:
+    config = load_st2_config(conf(tmp_path, "[rbac]\nenable = True\nbackend = default\n"))
+    assert config.rbac.enable
+    refuse_unenforced_rbac(config)
+
+
+def test_enable_on_the_noop_backend_is_refused(tmp_path: Path) -> None:
+    path = conf(tmp_path, "[rbac]\nenable = True\n")
+    with pytest.raises(ConfigurationError) as raised:
+        refuse_unenforced_rbac(load_st2_config(path))
+    assert str(raised.value).startswith(
+        f"[rbac] backend in {path}: enable = True needs backend = default"
+    )
+
+
+@pytest.mark.parametrize("name", ["permission_isolation", "sync_remote_groups"])
+def test_what_is_not_built_is_refused(tmp_path: Path, name: str) -> None:
+    path = conf(tmp_path, f"[rbac]\nenable = True\nbackend = default\n{name} = True\n")
     with pytest.raises(ConfigurationError) as raised:
         refuse_unenforced_rbac(load_st2_config(path))
     assert str(raised.value).startswith(f"[rbac] {name} in {path}: True is not supported yet")
-    assert "do not enforce RBAC" in str(raised.value)
 
 
 def test_an_unknown_backend_is_refused(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from poundcake.engine.aliases.service import (
     list_aliases,
     update_alias,
 )
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
+from poundcake.engine.api.dependencies import Db, Page, Rbac, attribute_filter, paging
+from poundcake.engine.rbac.resources import body_content_resource, content_resource_of
 from poundcake.exceptions import ValidationError
 
 router = APIRouter(tags=["actionalias"])
@@ -25,7 +26,7 @@ router = APIRouter(tags=["actionalias"])
 
 @router.get("/actionalias")
 def list_all(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     page: Annotated[Page, paging(default_limit=100)],
@@ -35,6 +36,7 @@ def list_all(
     exclude_attributes: Annotated[str | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Aliases sorted by pack and name, with ``X-Total-Count``."""
+    rbac.require("action_alias_list")
     filters = AliasFilters(pack=pack, name=name)
     total, rows = list_aliases(
         session=session, filters=filters, offset=page.offset, limit=page.limit
@@ -48,7 +50,7 @@ def list_all(
 
 @router.get("/actionalias/help")
 def help_(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     filter: Annotated[str, Query()] = "",
     pack: Annotated[str, Query()] = "",
@@ -56,20 +58,22 @@ def help_(
     offset: Annotated[int, Query()] = 0,
 ) -> dict[str, Any]:
     """The help strings of enabled aliases."""
+    rbac.require("action_alias_help")
     return help_strings(session=session, search=filter, pack=pack, limit=limit, offset=offset)
 
 
 @router.get("/actionalias/{ref_or_id}")
-def get_one(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_one(ref_or_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One alias."""
-    return alias_document(find_alias(session=session, ref_or_id=ref_or_id))
+    alias = find_alias(session=session, ref_or_id=ref_or_id)
+    rbac.require_on(content_resource_of("action_alias", alias), "action_alias_view")
+    return alias_document(alias)
 
 
 @router.post("/actionalias/match")
-def match(
-    _caller: CurrentCaller, session: Db, body: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
+def match(rbac: Rbac, session: Db, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """The alias and format that ``command`` matches; 400 if none or several do."""
+    rbac.require("action_alias_match")
     command = body.get("command")
     if not isinstance(command, str):
         raise ValidationError("'command' is a required property")
@@ -82,10 +86,9 @@ def match(
 
 
 @router.post("/actionalias", status_code=201)
-def create(
-    _caller: CurrentCaller, session: Db, body: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
+def create(rbac: Rbac, session: Db, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Create an alias; a taken ref is a 409."""
+    rbac.require_create(body_content_resource("action_alias", body), "action_alias_create")
     alias = create_alias(session=session, document=body)
     session.commit()
     return alias_document(alias)
@@ -93,18 +96,21 @@ def create(
 
 @router.put("/actionalias/{ref_or_id}")
 def update(
-    ref_or_id: str, _caller: CurrentCaller, session: Db, body: Annotated[dict[str, Any], Body()]
+    ref_or_id: str, rbac: Rbac, session: Db, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Replace an alias."""
     alias = find_alias(session=session, ref_or_id=ref_or_id)
+    rbac.require_on(content_resource_of("action_alias", alias), "action_alias_modify")
     alias = update_alias(session=session, alias=alias, document=body)
     session.commit()
     return alias_document(alias)
 
 
 @router.delete("/actionalias/{ref_or_id}", status_code=204)
-def delete(ref_or_id: str, _caller: CurrentCaller, session: Db) -> Response:
+def delete(ref_or_id: str, rbac: Rbac, session: Db) -> Response:
     """Delete an alias."""
-    delete_alias(session=session, alias=find_alias(session=session, ref_or_id=ref_or_id))
+    alias = find_alias(session=session, ref_or_id=ref_or_id)
+    rbac.require_on(content_resource_of("action_alias", alias), "action_alias_delete")
+    delete_alias(session=session, alias=alias)
     session.commit()
     return Response(status_code=204)

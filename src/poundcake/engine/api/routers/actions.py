@@ -9,8 +9,10 @@ from fastapi import APIRouter, Body, Query, Response
 
 from poundcake.db.queries import counted_page, find_by_ref_or_id
 from poundcake.engine.actions.models import ActionDB
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
+from poundcake.engine.api.dependencies import Db, Page, Rbac, attribute_filter, paging
 from poundcake.engine.api.documents import action_document
+from poundcake.engine.rbac.resources import body_content_resource, content_resource_of
+from poundcake.engine.rbac.uids import content_uid
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.exceptions import ConflictError, ValidationError
 from poundcake.ids import new_id
@@ -35,7 +37,7 @@ def find_action(session: Db, ref_or_id: str) -> ActionDB:
 
 @router.get("/actions")
 def list_actions(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     page: Annotated[Page, paging(default_limit=100)],
@@ -45,6 +47,7 @@ def list_actions(
     exclude_attributes: Annotated[str | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Actions sorted by pack and name, with ``X-Total-Count``."""
+    rbac.require("action_list")
     conditions = []
     if pack:
         conditions.append(ActionDB.pack == pack)
@@ -60,9 +63,11 @@ def list_actions(
 
 
 @router.get("/actions/{ref_or_id}")
-def get_action(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_action(ref_or_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One action."""
-    return action_document(find_action(session, ref_or_id))
+    action = find_action(session, ref_or_id)
+    rbac.require_on(content_resource_of("action", action), "action_view")
+    return action_document(action)
 
 
 def _check_runner(session: Db, runner_type: Any) -> str:
@@ -83,9 +88,10 @@ def _editable(body: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/actions", status_code=201)
 def create_action(
-    _caller: CurrentCaller, session: Db, body: Annotated[dict[str, Any], Body()]
+    rbac: Rbac, session: Db, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Create an action from its metadata document; a taken ref is a 409."""
+    rbac.require_create(body_content_resource("action", body), "action_create")
     name, pack = body.get("name"), body.get("pack") or "default"
     if not isinstance(name, str) or not name:
         raise ValidationError("'name' is a required property")
@@ -103,7 +109,7 @@ def create_action(
     values.update({key: value for key, value in _editable(body).items() if value is not None})
     action = ActionDB(
         id=new_id(),
-        uid=f"action:{pack}:{name}",
+        uid=content_uid("action", pack, name),
         ref=ref,
         name=name,
         pack=pack,
@@ -118,12 +124,13 @@ def create_action(
 @router.put("/actions/{ref_or_id}")
 def update_action(
     ref_or_id: str,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     """Replace an action's editable fields (``st2 action update|enable|disable``)."""
     action = find_action(session, ref_or_id)
+    rbac.require_on(content_resource_of("action", action), "action_modify")
     if "runner_type" in body:
         action.runner_type = _check_runner(session, body["runner_type"])
     for key, value in _editable(body).items():
@@ -133,8 +140,10 @@ def update_action(
 
 
 @router.delete("/actions/{ref_or_id}", status_code=204)
-def delete_action(ref_or_id: str, _caller: CurrentCaller, session: Db) -> Response:
+def delete_action(ref_or_id: str, rbac: Rbac, session: Db) -> Response:
     """Delete an action (its files stay on disk)."""
-    session.delete(find_action(session, ref_or_id))
+    action = find_action(session, ref_or_id)
+    rbac.require_on(content_resource_of("action", action), "action_delete")
+    session.delete(action)
     session.commit()
     return Response(status_code=204)

@@ -15,12 +15,14 @@ from poundcake.engine.aliases.execution import AliasCommand, acknowledgement, ex
 from poundcake.engine.aliases.matching import match_command
 from poundcake.engine.aliases.models import ActionAliasDB
 from poundcake.engine.aliases.service import find_alias_by_name
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Runtime, truthy
+from poundcake.engine.api.dependencies import Db, Rbac, Runtime, truthy
 from poundcake.engine.executions.documents import Projection, execution_document
 from poundcake.engine.executions.queries import fetch_execution
 from poundcake.engine.executions.service import RequestedExecution
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import hand_over
+from poundcake.engine.rbac.enforcement import Authorizer
+from poundcake.engine.rbac.resources import action_resource
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.exceptions import ValidationError
 
@@ -93,16 +95,18 @@ def _request(
 def _run(
     session: Db,
     runtime: EngineRuntime,
+    rbac: Authorizer,
     alias: ActionAliasDB,
     request: AliasCommand,
     show_secrets: str | None,
 ) -> list[dict[str, Any]]:
+    rbac.require_on(action_resource(alias.action_ref), "action_execute")
     cipher = DatastoreCipher.from_key_file(runtime.config.datastore_key_path)
     requested = execute_alias(session=session, alias=alias, request=request, cipher=cipher)
     session.commit()
     for one in requested:
         hand_over(runtime.publisher, one.liveaction_id, one.execution_id)
-    mask = runtime.config.api.mask_secrets and not truthy(show_secrets)
+    mask = runtime.config.api.mask_secrets and not (truthy(show_secrets) and rbac.is_admin)
     return [_answer(session, alias, one, mask) for one in requested]
 
 
@@ -118,7 +122,7 @@ def _answer(
 
 @router.post("/aliasexecution", status_code=201)
 def execute(
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: JsonBody,
@@ -128,15 +132,15 @@ def execute(
     _only(body, _EXECUTE_FIELDS)
     name = _text(body, "name", required=True) or ""
     text = _text(body, "format", required=True) or ""
-    request = _request(body, caller.user, name, text, _text(body, "command", required=True) or "")
+    request = _request(body, rbac.user, name, text, _text(body, "command", required=True) or "")
     alias = find_alias_by_name(session=session, name=name)
-    results = _run(session, runtime, alias, request, show_secrets)
+    results = _run(session, runtime, rbac, alias, request, show_secrets)
     return JSONResponse(results[0], status_code=201)
 
 
 @router.post("/aliasexecution/match_and_execute", status_code=201)
 def match_and_execute(
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: JsonBody,
@@ -148,11 +152,11 @@ def match_and_execute(
     found = match_command(session=session, command=command)
     request = _request(
         body,
-        caller.user,
+        rbac.user,
         found.alias.name,
         found.choice.representation,
         command,
         match_multiple=found.choice.match_multiple,
     )
-    results = _run(session, runtime, found.alias, request, show_secrets)
+    results = _run(session, runtime, rbac, found.alias, request, show_secrets)
     return JSONResponse({"results": results}, status_code=201)

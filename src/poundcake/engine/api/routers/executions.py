@@ -5,6 +5,12 @@ answered the way StackStorm answers them (``X-Total-Count``, ``faultstring`` mes
 create, 200 with a faultstring when a cancel is refused). New executions are committed first
 and then handed to the scheduler; a lost hand-over only delays them (the scheduler's sweep
 finds requested work whose message never came).
+
+With RBAC on, StackStorm's checks apply: ``execution_list`` to list (the list is not filtered,
+as in StackStorm without permission isolation), ``execution_view`` on one execution (and its
+children and output), ``action_execute`` on the action to run it, ``execution_view`` and
+``action_execute`` to re-run, ``execution_stop`` to cancel, pause or resume; only administrators
+run actions as another ``user`` or see secrets with ``show_secrets``.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from amqp.exceptions import AMQPError  # type: ignore[import-untyped]
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from kombu.exceptions import KombuError
 
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, Runtime, truthy
+from poundcake.engine.actions.models import ActionDB
+from poundcake.engine.api.dependencies import Db, Page, Rbac, Runtime, check_limit, truthy
 from poundcake.engine.executions.documents import (
     Projection,
     encode_document,
@@ -54,6 +62,12 @@ from poundcake.engine.keyvalue.crypto import DatastoreCipher
 from poundcake.engine.messaging import hand_over
 from poundcake.engine.packs.fields import Fields
 from poundcake.engine.packs.resources import check_notify
+from poundcake.engine.rbac.enforcement import Authorizer
+from poundcake.engine.rbac.resources import (
+    action_of_execution,
+    action_resource,
+    find_execution_resource,
+)
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.exceptions import NotFoundError, ValidationError
 
@@ -69,13 +83,15 @@ def _not_found(execution_id: str) -> NotFoundError:
     return NotFoundError(f'Unable to identify resource with id "{execution_id}".')
 
 
-def _page(runtime: EngineRuntime, limit: str | None, offset: str | None) -> Page:
+def _page(runtime: EngineRuntime, rbac: Authorizer, limit: str | None, offset: str | None) -> Page:
     """``limit`` and ``offset`` as StackStorm reads them; -1 means everything."""
     try:
         wanted = DEFAULT_LIMIT if limit in (None, "") else int(str(limit))
         start = 0 if offset in (None, "") else int(str(offset))
     except ValueError:
         raise ValidationError("limit and offset must be integers") from None
+    if limit not in (None, ""):
+        check_limit(rbac, wanted, runtime.config.api.max_page_size)
     if wanted == 0:
         raise ValidationError(
             'Limit, "0" specified, must be a positive number or -1 for full result set.'
@@ -87,8 +103,18 @@ def _page(runtime: EngineRuntime, limit: str | None, offset: str | None) -> Page
     return Page(min(wanted, runtime.config.api.max_page_size), start)
 
 
-def _mask(runtime: EngineRuntime, show_secrets: str | None) -> bool:
-    return runtime.config.api.mask_secrets and not truthy(show_secrets)
+def _mask(runtime: EngineRuntime, show_secrets: str | None, rbac: Authorizer) -> bool:
+    """Secrets are masked unless an administrator asks (StackStorm's ``_get_mask_secrets``)."""
+    return runtime.config.api.mask_secrets and not (truthy(show_secrets) and rbac.is_admin)
+
+
+def _require(session: Db, rbac: Authorizer, execution_id: str, permission_type: str) -> None:
+    """StackStorm's check on one execution (``last``: the newest); 404 if it does not exist."""
+    if not rbac.enabled:
+        return
+    if execution_id == "last":
+        execution_id = latest_id(session) or execution_id
+    rbac.require_on(find_execution_resource(session, execution_id), permission_type)
 
 
 def _count_cache(request: Request) -> CountCache:
@@ -133,12 +159,11 @@ def _document(
     execution_id: str,
     projection: Projection,
     runtime: EngineRuntime,
-    show_secrets: str | None,
+    mask: bool,
 ) -> dict[str, Any]:
     row = fetch_execution(session, execution_id, projection.columns())
     if row is None:
         raise _not_found(execution_id)
-    mask = _mask(runtime, show_secrets)
     return execution_document(row._mapping, projection, mask=mask, cipher=_reveal(runtime, mask))
 
 
@@ -221,7 +246,7 @@ Filters = Annotated[ExecutionFilters, Depends(list_filters)]
 @router.get("/executions")
 def list_all(
     request: Request,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     filters: Filters,
@@ -234,7 +259,8 @@ def list_all(
     show_secrets: OptionalText = None,
 ) -> Response:
     """Executions newest first (``sort_asc`` or ``timestamp_gt`` alone: oldest first)."""
-    page = _page(runtime, limit, offset)
+    rbac.require("execution_list")
+    page = _page(runtime, rbac, limit, offset)
     projection = Projection.parse(include_attributes, exclude_attributes)
     newest = newest_first(
         sort_desc=sort_desc is not None,
@@ -251,7 +277,7 @@ def list_all(
         offset=page.offset,
         total=lambda: _count_cache(request).total(filters.key(), _counter(runtime, filters)),
     )
-    mask = _mask(runtime, show_secrets)
+    mask = _mask(runtime, show_secrets, rbac)
     body = encode_documents(
         (row._mapping for row in found.rows), projection, mask=mask, cipher=_reveal(runtime, mask)
     )
@@ -264,7 +290,7 @@ def list_all(
 @router.get("/executions/{execution_id}")
 def get_one(
     execution_id: str,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     include_attributes: OptionalText = None,
@@ -274,11 +300,12 @@ def get_one(
     """One execution (``last``: the newest)."""
     if execution_id == "last" and latest_id(session) is None:
         raise ValidationError("No executions found in the database")
+    _require(session, rbac, execution_id, "execution_view")
     projection = Projection.parse(include_attributes, exclude_attributes)
     row = fetch_execution(session, execution_id, projection.columns(raw=True))
     if row is None:
         raise _not_found(execution_id)
-    mask = _mask(runtime, show_secrets)
+    mask = _mask(runtime, show_secrets, rbac)
     body = encode_document(row._mapping, projection, mask=mask, cipher=_reveal(runtime, mask))
     return Response(body, media_type="application/json")
 
@@ -286,17 +313,18 @@ def get_one(
 @router.get("/executions/{execution_id}/children")
 def get_children(
     execution_id: str,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     depth: Annotated[int, Query()] = -1,
     show_secrets: OptionalText = None,
 ) -> Response:
     """Descendants, depth first (``depth`` levels; -1 for all)."""
+    _require(session, rbac, execution_id, "execution_view")
     if not existing_ids(session, [execution_id]):
         raise _not_found(execution_id)
     projection = Projection.everything()
-    mask = _mask(runtime, show_secrets)
+    mask = _mask(runtime, show_secrets, rbac)
     rows = descendants(session, execution_id, projection.columns(raw=True), depth=depth)
     body = encode_documents(
         (row._mapping for row in rows), projection, mask=mask, cipher=_reveal(runtime, mask)
@@ -307,7 +335,7 @@ def get_children(
 @router.get("/executions/{execution_id}/output", response_class=PlainTextResponse)
 def get_output(
     execution_id: str,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     output_type: OptionalText = None,
 ) -> Response:
@@ -317,6 +345,7 @@ def get_output(
         if newest is None:
             raise ValidationError("No executions found in the database")
         execution_id = newest
+    _require(session, rbac, execution_id, "execution_view")
     if not existing_ids(session, [execution_id]):
         raise _not_found(execution_id)
     return PlainTextResponse(encoded_execution_output(session, execution_id, output_type))
@@ -325,7 +354,7 @@ def get_output(
 @router.post("/executions", status_code=201)
 def create(
     request: Request,
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: JsonBody = None,
@@ -340,6 +369,9 @@ def create(
     action = body.get("action")
     if not isinstance(action, str) or not action:
         raise ValidationError("'action' is a required property")
+    if rbac.enabled and session.scalar(sa.select(ActionDB.id).where(ActionDB.ref == action)):
+        rbac.require_on(action_resource(action), "action_execute")
+    rbac.require_admin_for_other_user(str(body["user"]) if body.get("user") else None)
     render = body.get("render_parameters", True)
     if not isinstance(render, bool):
         raise ValidationError("'render_parameters' must be true or false")
@@ -348,7 +380,7 @@ def create(
         session,
         action_ref=action,
         parameters=_object(body, "parameters"),
-        user=str(body.get("user") or caller.user),
+        user=str(body.get("user") or rbac.user),
         context=context,
         delay=_delay(body),
         cipher=_cipher(runtime),
@@ -360,7 +392,7 @@ def create(
     hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
     # The document is built from the row just written: reading it back would cost a pool
     # checkout, a query and a rollback per request.
-    mask = _mask(runtime, show_secrets)
+    mask = _mask(runtime, show_secrets, rbac)
     document = execution_document(
         new_row_values(prepared.execution),
         Projection.everything(),
@@ -370,22 +402,18 @@ def create(
     return _json(document, status_code=201)
 
 
-def _created(
-    session: Db, runtime: Runtime, requested: RequestedExecution, show_secrets: str | None
-) -> Response:
+def _created(session: Db, runtime: Runtime, requested: RequestedExecution, mask: bool) -> Response:
     """Commit a new execution, hand it to the scheduler, and answer 201 with its document."""
     session.commit()
     hand_over(runtime.publisher, requested.liveaction_id, requested.execution_id)
-    document = _document(
-        session, requested.execution_id, Projection.everything(), runtime, show_secrets
-    )
+    document = _document(session, requested.execution_id, Projection.everything(), runtime, mask)
     return _json(document, status_code=201)
 
 
 @router.post("/executions/{execution_id}/re_run", status_code=201)
 def re_run(
     execution_id: str,
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: JsonBody = None,
@@ -394,6 +422,10 @@ def re_run(
 ) -> Response:
     """Run the execution's action again with its parameters updated by ``parameters``."""
     body = body or {}
+    if rbac.enabled:
+        existing = find_execution_resource(session, execution_id)
+        rbac.require_on(existing, "execution_view")
+        rbac.require_on(action_of_execution(existing), "action_execute")
     if not existing_ids(session, [execution_id]):
         raise _not_found(execution_id)
     tasks, reset = body.get("tasks") or [], body.get("reset") or []
@@ -402,7 +434,7 @@ def re_run(
     requested = rerun_execution(
         session,
         execution_id=execution_id,
-        user=caller.user,
+        user=rbac.user,
         parameters=_object(body, "parameters"),
         tasks=[str(task) for task in tasks],
         reset=[str(task) for task in reset],
@@ -410,33 +442,35 @@ def re_run(
         merge=not truthy(no_merge),
         cipher=_cipher(runtime),
     )
-    return _created(session, runtime, requested, show_secrets)
+    return _created(session, runtime, requested, _mask(runtime, show_secrets, rbac))
 
 
 @router.delete("/executions/{execution_id}")
 def cancel(
     execution_id: str,
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     show_secrets: OptionalText = None,
 ) -> Response:
     """Cancel; a completed execution gets 200 with StackStorm's refusal as ``faultstring``."""
+    _require(session, rbac, execution_id, "execution_stop")
     if not existing_ids(session, [execution_id]):
         raise _not_found(execution_id)
-    outcome = cancel_execution(session, execution_id, user=caller.user)
+    outcome = cancel_execution(session, execution_id, user=rbac.user)
     session.commit()
     if outcome.refused:
         return _json({"faultstring": outcome.refused})
     _announce_update(runtime, execution_id, outcome.execution.liveaction_id)
-    document = _document(session, execution_id, Projection.everything(), runtime, show_secrets)
+    mask = _mask(runtime, show_secrets, rbac)
+    document = _document(session, execution_id, Projection.everything(), runtime, mask)
     return _json(document)
 
 
 @router.put("/executions/{execution_id}")
 def update(
     execution_id: str,
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: JsonBody = None,
@@ -444,6 +478,7 @@ def update(
 ) -> Response:
     """Change the status (cancel, pause, resume, or a workflow engine's update)."""
     body = body or {}
+    _require(session, rbac, execution_id, "execution_stop")
     if not existing_ids(session, [execution_id]):
         raise _not_found(execution_id)
     if "status" not in body:
@@ -452,7 +487,7 @@ def update(
         session,
         execution_id,
         status=body["status"],
-        user=caller.user,
+        user=rbac.user,
         result=body.get("result", UNSET),
         max_result_bytes=runtime.config.actionrunner.max_result_bytes,
     )
@@ -461,5 +496,6 @@ def update(
         resumed = Resumed(execution.id, execution.liveaction_id or "", execution.runner_type)
         hand_over_resumed(runtime.publisher, resumed)
     _announce_update(runtime, execution_id, execution.liveaction_id)
-    document = _document(session, execution_id, Projection.everything(), runtime, show_secrets)
+    mask = _mask(runtime, show_secrets, rbac)
+    document = _document(session, execution_id, Projection.everything(), runtime, mask)
     return _json(document)

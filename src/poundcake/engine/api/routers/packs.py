@@ -21,9 +21,9 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from poundcake.engine.api.dependencies import (
-    CurrentCaller,
     Db,
     Page,
+    Rbac,
     Runtime,
     attribute_filter,
     paging,
@@ -39,6 +39,8 @@ from poundcake.engine.packs.models import PackDB
 from poundcake.engine.packs.registration import register_packs
 from poundcake.engine.packs.removal import check_uninstall
 from poundcake.engine.packs.views import pack_file, pack_files
+from poundcake.engine.rbac.enforcement import Authorizer
+from poundcake.engine.rbac.resources import action_resource, pack_resource
 from poundcake.exceptions import NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -48,11 +50,13 @@ INSTALL_ACTION = "packs.install"
 UNINSTALL_ACTION = "packs.uninstall"
 
 
-def _find(session: Db, ref_or_id: str) -> PackDB:
+def _find(session: Db, ref_or_id: str, rbac: Authorizer) -> PackDB:
+    """A pack by ref or id that the caller may view."""
     pack = session.scalar(sa.select(PackDB).where(PackDB.ref == ref_or_id))
     pack = pack or session.get(PackDB, ref_or_id)
     if pack is None:
         raise NotFoundError(f'Resource with a ref or id "{ref_or_id}" not found')
+    rbac.require_on(pack_resource(pack.ref), "pack_view")
     return pack
 
 
@@ -67,7 +71,7 @@ def _names(body: dict[str, Any], key: str = "packs") -> list[str]:
 
 @router.get("/packs")
 def list_packs(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     page: Annotated[Page, paging(default_limit=100)],
@@ -77,6 +81,7 @@ def list_packs(
     exclude_attributes: Annotated[str | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Registered packs sorted by ref, with ``X-Total-Count``."""
+    rbac.require("pack_list")
     conditions = []
     if name:
         conditions.append(PackDB.name == name)
@@ -95,12 +100,13 @@ def list_packs(
 
 @router.post("/packs/register")
 def register(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> dict[str, int]:
     """Register packs from disk (all of them unless ``packs`` names some); counts per kind."""
+    rbac.require("pack_register")
     body = body or {}
     packs = _names(body) if body.get("packs") else None
     types = body.get("types")
@@ -135,12 +141,14 @@ def _request(
 
 @router.post("/packs/install", status_code=202)
 def install(
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: Annotated[dict[str, Any], Body()],
 ) -> JSONResponse:
     """Check the request, then request a ``packs.install`` execution; answer its id."""
+    rbac.require("pack_install")
+    rbac.require_on(action_resource(INSTALL_ACTION), "action_execute")
     packs = _names(body)
     force = bool(body.get("force", False))
     skip_dependencies = bool(body.get("skip_dependencies", False))
@@ -152,27 +160,30 @@ def install(
         skip_dependencies=skip_dependencies,
     )
     parameters = {"packs": packs, "force": force, "skip_dependencies": skip_dependencies}
-    return _request(session, runtime, INSTALL_ACTION, parameters, caller.user)
+    return _request(session, runtime, INSTALL_ACTION, parameters, rbac.user)
 
 
 @router.post("/packs/uninstall", status_code=202)
 def uninstall(
-    caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
     body: Annotated[dict[str, Any], Body()],
 ) -> JSONResponse:
     """Refuse the system packs, then request a ``packs.uninstall`` execution; answer its id."""
+    rbac.require("pack_uninstall")
+    rbac.require_on(action_resource(UNINSTALL_ACTION), "action_execute")
     packs = _names(body)
     check_uninstall(packs)
-    return _request(session, runtime, UNINSTALL_ACTION, {"packs": packs}, caller.user)
+    return _request(session, runtime, UNINSTALL_ACTION, {"packs": packs}, rbac.user)
 
 
 @router.post("/packs/index/search")
 def search_packs_index(
-    _caller: CurrentCaller, runtime: Runtime, body: Annotated[dict[str, Any], Body()]
+    rbac: Rbac, runtime: Runtime, body: Annotated[dict[str, Any], Body()]
 ) -> Any:
     """``{"query": ...}``: the index's packs that match; ``{"pack": name}``: that pack, or []."""
+    rbac.require("pack_search")
     urls = content_locations(runtime.config).index_urls
     if "query" in body:
         return search_index(urls, str(body["query"]))
@@ -183,15 +194,17 @@ def search_packs_index(
 
 
 @router.get("/packs/index")
-def packs_index(_caller: CurrentCaller, runtime: Runtime) -> dict[str, Any]:
+def packs_index(rbac: Rbac, runtime: Runtime) -> dict[str, Any]:
     """The merged pack index and each index's status."""
+    rbac.require("pack_search")
     index = load_index(content_locations(runtime.config).index_urls)
     return {"status": index.status, "index": index.packs}
 
 
 @router.get("/packs/index/health")
-def packs_index_health(_caller: CurrentCaller, runtime: Runtime) -> dict[str, Any]:
+def packs_index_health(rbac: Rbac, runtime: Runtime) -> dict[str, Any]:
     """How many indexes answered, the errors of the others, and how many packs they hold."""
+    rbac.require("pack_views_index_health")
     index = fetch_index(content_locations(runtime.config).index_urls)
     errors: dict[str, int] = {}
     for status in index.status:
@@ -211,22 +224,22 @@ def packs_index_health(_caller: CurrentCaller, runtime: Runtime) -> dict[str, An
 
 
 @router.get("/packs/views/files/{ref_or_id}")
-def pack_files_view(ref_or_id: str, _caller: CurrentCaller, session: Db) -> list[dict[str, Any]]:
+def pack_files_view(ref_or_id: str, rbac: Rbac, session: Db) -> list[dict[str, Any]]:
     """The content of every text file of a pack."""
-    return pack_files(_find(session, ref_or_id))
+    return pack_files(_find(session, ref_or_id, rbac))
 
 
 @router.get("/packs/views/file/{ref_or_id}/{file_path:path}")
 def pack_file_view(
     ref_or_id: str,
     file_path: str,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     if_none_match: Annotated[str | None, Header()] = None,
     if_modified_since: Annotated[str | None, Header()] = None,
 ) -> Response:
     """One file of a pack, with ``ETag`` and ``Last-Modified``; 304 when unchanged."""
-    found = pack_file(_find(session, ref_or_id), file_path)
+    found = pack_file(_find(session, ref_or_id, rbac), file_path)
     headers = {
         "ETag": repr(found.modified),
         "Last-Modified": formatdate(found.modified, usegmt=True),
@@ -243,6 +256,6 @@ def pack_file_view(
 
 # After /packs/index, which this would otherwise answer.
 @router.get("/packs/{ref_or_id}")
-def get_pack(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_pack(ref_or_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One pack, by ref or id."""
-    return pack_document(_find(session, ref_or_id))
+    return pack_document(_find(session, ref_or_id, rbac))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
+from poundcake.engine.api.dependencies import Db, Page, Rbac, attribute_filter, paging
 from poundcake.engine.policies.service import (
     PolicyFilters,
     create_policy,
@@ -21,6 +21,11 @@ from poundcake.engine.policies.service import (
     policy_type_document,
     update_policy,
 )
+from poundcake.engine.rbac.resources import (
+    body_content_resource,
+    content_resource_of,
+    policy_type_resource,
+)
 
 router = APIRouter(tags=["policies"])
 Text = Annotated[str | None, Query()]
@@ -28,7 +33,7 @@ Text = Annotated[str | None, Query()]
 
 @router.get("/policytypes")
 def list_types(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     resource_type: Text = None,
@@ -37,6 +42,7 @@ def list_types(
     exclude_attributes: Text = None,
 ) -> list[dict[str, Any]]:
     """Policy types sorted by resource type and name."""
+    rbac.require("policy_type_list")
     rows = list_policy_types(session=session, resource_type=resource_type, name=name)
     response.headers["X-Total-Count"] = str(len(rows))
     return [
@@ -46,14 +52,18 @@ def list_types(
 
 
 @router.get("/policytypes/{ref_or_id}")
-def get_type(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_type(ref_or_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One policy type."""
-    return policy_type_document(find_policy_type(session=session, ref_or_id=ref_or_id))
+    policy_type = find_policy_type(session=session, ref_or_id=ref_or_id)
+    rbac.require_on(
+        policy_type_resource(policy_type.resource_type, policy_type.name), "policy_type_view"
+    )
+    return policy_type_document(policy_type)
 
 
 @router.get("/policies")
 def list_all(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     page: Annotated[Page, paging(default_limit=100)],
@@ -65,6 +75,7 @@ def list_all(
     exclude_attributes: Text = None,
 ) -> list[dict[str, Any]]:
     """Policies sorted by pack and name, with ``X-Total-Count``."""
+    rbac.require("policy_list")
     filters = PolicyFilters(
         pack=pack, name=name, resource_ref=resource_ref, policy_type=policy_type
     )
@@ -79,16 +90,17 @@ def list_all(
 
 
 @router.get("/policies/{ref_or_id}")
-def get_one(ref_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_one(ref_or_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One policy."""
-    return policy_document(find_policy(session=session, ref_or_id=ref_or_id))
+    policy = find_policy(session=session, ref_or_id=ref_or_id)
+    rbac.require_on(content_resource_of("policy", policy), "policy_view")
+    return policy_document(policy)
 
 
 @router.post("/policies", status_code=201)
-def create(
-    _caller: CurrentCaller, session: Db, body: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
+def create(rbac: Rbac, session: Db, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Create a policy; its parameters are checked against its type's schema."""
+    rbac.require_create(body_content_resource("policy", body), "policy_create")
     policy = create_policy(session=session, document=body)
     session.commit()
     return policy_document(policy)
@@ -97,20 +109,23 @@ def create(
 @router.put("/policies/{ref_or_id}")
 def update(
     ref_or_id: str,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     """Replace a policy."""
     policy = find_policy(session=session, ref_or_id=ref_or_id)
+    rbac.require_on(content_resource_of("policy", policy), "policy_modify")
     policy = update_policy(session=session, policy=policy, document=body)
     session.commit()
     return policy_document(policy)
 
 
 @router.delete("/policies/{ref_or_id}", status_code=204)
-def delete(ref_or_id: str, _caller: CurrentCaller, session: Db) -> Response:
+def delete(ref_or_id: str, rbac: Rbac, session: Db) -> Response:
     """Delete a policy."""
-    delete_policy(session=session, policy=find_policy(session=session, ref_or_id=ref_or_id))
+    policy = find_policy(session=session, ref_or_id=ref_or_id)
+    rbac.require_on(content_resource_of("policy", policy), "policy_delete")
+    delete_policy(session=session, policy=policy)
     session.commit()
     return Response(status_code=204)

@@ -1,9 +1,9 @@
 """``/v1/rbac/roles``, ``/v1/rbac/role_assignments`` and ``/v1/rbac/permission_types``, read
 only, as ``st2 role`` and ``st2 role-assignment`` use them.
 
-StackStorm lets only admins (or a user reading their own assignments) call these; with RBAC off
-(its ``noop`` backend, the only mode the engine runs in until enforcement exists) every
-authenticated caller may, as there.
+As in StackStorm, with RBAC on only administrators (``system_admin``, ``admin``) call these, but a
+user may read their own role assignments; with RBAC off (StackStorm's ``noop`` backend) every
+authenticated caller may.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, paging, truthy
+from poundcake.engine.api.dependencies import Db, Page, Rbac, paging, truthy
 from poundcake.engine.rbac.service import (
     AssignmentFilters,
     assignment_document,
@@ -30,7 +30,7 @@ Text = Annotated[str | None, Query()]
 
 @router.get("/rbac/roles")
 def roles(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     page: Annotated[Page, paging(default_limit=100)],
@@ -38,6 +38,7 @@ def roles(
     system: Text = None,
 ) -> list[dict[str, Any]]:
     """Roles sorted by name (``system=True``: the system roles only)."""
+    rbac.require_admin()
     total, rows = list_roles(
         session=session, name=name, system=truthy(system), offset=page.offset, limit=page.limit
     )
@@ -46,8 +47,9 @@ def roles(
 
 
 @router.get("/rbac/roles/{name_or_id}")
-def role(name_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def role(name_or_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One role by id or name, with its permission grants."""
+    rbac.require_admin()
     [document] = role_documents(
         session=session, roles=[find_role(session=session, name_or_id=name_or_id)]
     )
@@ -56,7 +58,7 @@ def role(name_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]
 
 @router.get("/rbac/role_assignments")
 def role_assignments(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     page: Annotated[Page, paging(default_limit=100)],
@@ -66,6 +68,7 @@ def role_assignments(
     remote: Text = None,
 ) -> list[dict[str, Any]]:
     """Role assignments, filtered by ``user``, ``role``, ``source`` and ``remote``."""
+    rbac.require_admin_or_self(user)
     filters = AssignmentFilters(user=user, role=role, source=source, remote=truthy(remote))
     total, rows = list_assignments(
         session=session, filters=filters, offset=page.offset, limit=page.limit
@@ -75,18 +78,22 @@ def role_assignments(
 
 
 @router.get("/rbac/role_assignments/{assignment_id}")
-def role_assignment(assignment_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
-    """One role assignment."""
-    return assignment_document(find_assignment(session=session, assignment_id=assignment_id))
+def role_assignment(assignment_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
+    """One role assignment (a user may read their own)."""
+    row = find_assignment(session=session, assignment_id=assignment_id)
+    rbac.require_admin_or_self(row.user)
+    return assignment_document(row)
 
 
 @router.get("/rbac/permission_types")
-def all_permission_types(_caller: CurrentCaller) -> dict[str, Any]:
+def all_permission_types(rbac: Rbac) -> dict[str, Any]:
     """Every resource type's permission types with their descriptions."""
+    rbac.require_admin()
     return permission_types()
 
 
 @router.get("/rbac/permission_types/{resource_type}")
-def resource_permission_types(resource_type: str, _caller: CurrentCaller) -> dict[str, Any]:
+def resource_permission_types(resource_type: str, rbac: Rbac) -> dict[str, Any]:
     """One resource type's permission types with their descriptions."""
+    rbac.require_admin()
     return permission_types(resource_type)

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Page, attribute_filter, paging
+from poundcake.engine.api.dependencies import Db, Page, Rbac, attribute_filter, paging
+from poundcake.engine.rbac.resources import rule_enforcement_resource
 from poundcake.engine.rules.documents import rule_enforcement_document
 from poundcake.engine.rules.enforcements import (
     EnforcementFilters,
@@ -21,7 +22,7 @@ router = APIRouter(tags=["ruleenforcements"])
 
 @router.get("/ruleenforcements")
 def list_all(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     page: Annotated[Page, paging(default_limit=100)],
@@ -35,6 +36,7 @@ def list_all(
     exclude_attributes: Annotated[str | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Rule enforcements, newest first, with ``X-Total-Count``."""
+    rbac.require("rule_enforcement_list")
     filters = EnforcementFilters(
         rule_ref=rule_ref,
         rule_id=rule_id,
@@ -58,8 +60,10 @@ def list_all(
 
 
 @router.get("/ruleenforcements/{enforcement_id}")
-def get_one(enforcement_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_one(enforcement_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One rule enforcement."""
-    return rule_enforcement_document(
-        get_rule_enforcement(session=session, enforcement_id=enforcement_id)
+    enforcement = get_rule_enforcement(session=session, enforcement_id=enforcement_id)
+    rbac.require_on(
+        rule_enforcement_resource(enforcement.id, enforcement.rule or {}), "rule_enforcement_view"
     )
+    return rule_enforcement_document(enforcement)

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query, Response
 
-from poundcake.engine.api.dependencies import CurrentCaller, Db
+from poundcake.engine.api.dependencies import Db, Rbac
 from poundcake.engine.api.documents import runner_document
+from poundcake.engine.rbac.resources import runner_type_resource
 from poundcake.engine.runners.models import RunnerTypeDB
 from poundcake.exceptions import NotFoundError
 
@@ -25,12 +26,13 @@ def _find(session: Db, name_or_id: str) -> RunnerTypeDB:
 
 @router.get("/runnertypes")
 def list_runner_types(
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     response: Response,
     name: Annotated[str | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Every runner type, or the one called ``name``."""
+    rbac.require("runner_type_list")
     query = sa.select(RunnerTypeDB).order_by(RunnerTypeDB.name)
     if name:
         query = query.where(RunnerTypeDB.name == name)
@@ -40,20 +42,23 @@ def list_runner_types(
 
 
 @router.get("/runnertypes/{name_or_id}")
-def get_runner_type(name_or_id: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_runner_type(name_or_id: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """One runner type."""
-    return runner_document(_find(session, name_or_id))
+    runner = _find(session, name_or_id)
+    rbac.require_on(runner_type_resource(runner.name), "runner_type_view")
+    return runner_document(runner)
 
 
 @router.put("/runnertypes/{name_or_id}")
 def update_runner_type(
     name_or_id: str,
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     """Enable or disable a runner type (the only change StackStorm allows)."""
     runner = _find(session, name_or_id)
+    rbac.require_on(runner_type_resource(runner.name), "runner_type_modify")
     if "enabled" in body:
         runner.enabled = bool(body["enabled"])
     session.commit()

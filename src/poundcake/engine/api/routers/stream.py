@@ -3,6 +3,9 @@
 Credentials come as query parameters (``x-auth-token`` or ``st2-api-key``); the caller is
 checked with a session of its own, so no database connection is held while the stream is open.
 The process's event fan-out starts with the first client and stops with the application.
+
+With ``[rbac] enable`` the stream does not yet filter events by what the reader may view, so it
+serves administrators only and refuses everyone else with a 403 saying so (docs/rbac.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from poundcake.engine.api.dependencies import Caller, get_caller, get_runtime
 from poundcake.engine.api.errors import fault
 from poundcake.engine.keyvalue.crypto import DatastoreCipher
+from poundcake.engine.rbac.enforcement import AccessDeniedError, load_user_permissions
 from poundcake.engine.runtime import EngineRuntime
 from poundcake.engine.stream.events import EndCondition, EventFilter, StreamQuery, split_list
 from poundcake.engine.stream.fanout import EventFanout
@@ -42,10 +46,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["stream"], lifespan=_lifespan)
 
 
+STREAM_ADMINS_ONLY = (
+    'User "{user}" may not read the event stream: with RBAC enabled this engine serves the '
+    "stream to administrators only (system_admin or admin), because it does not filter events by "
+    "the reader's permissions yet"
+)
+
+
 def authenticate(request: Request) -> Caller:
-    """The caller, checked with a short-lived session."""
-    with get_runtime(request).sessions() as session:
-        return get_caller(request, session)
+    """The caller, checked with a short-lived session; with RBAC on, an administrator."""
+    runtime = get_runtime(request)
+    with runtime.sessions() as session:
+        caller = get_caller(request, session)
+        if runtime.config.rbac.enable and not load_user_permissions(session, caller.user).is_admin:
+            raise AccessDeniedError(STREAM_ADMINS_ONLY.format(user=caller.user))
+        return caller
 
 
 def _reader(runtime: EngineRuntime) -> StreamReader:

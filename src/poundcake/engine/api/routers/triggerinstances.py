@@ -1,5 +1,7 @@
 """``/v1/triggerinstances``: list (``trigger``, ``status``, ``timestamp_gt``/``_lt``; newest
-first), get by id, and ``re_emit`` (a new pending copy)."""
+first), get by id, and ``re_emit`` (a new pending copy).
+
+As in StackStorm, reading trigger instances asks no permission beyond authentication."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from poundcake.engine.api.dependencies import (
     CurrentCaller,
     Db,
     Page,
+    Rbac,
     Runtime,
     attribute_filter,
     paging,
@@ -64,10 +67,11 @@ def get_one(instance_id: str, _caller: CurrentCaller, session: Db) -> dict[str, 
 
 
 @router.post("/triggerinstances/{instance_id}/re_emit")
-def re_emit(
-    instance_id: str, _caller: CurrentCaller, session: Db, runtime: Runtime
-) -> dict[str, Any]:
-    """Emit an instance's payload again, as a new pending instance."""
+def re_emit(instance_id: str, rbac: Rbac, session: Db, runtime: Runtime) -> dict[str, Any]:
+    """Emit an instance's payload again, as a new pending instance. StackStorm asks no
+    permission here; with RBAC on this engine asks for an administrator, since the copy runs
+    every rule that matches it (docs/compatibility.md)."""
+    rbac.require_admin()
     copy = re_emit_trigger_instance(session=session, instance_id=instance_id)
     session.commit()
     announce_trigger_instances(runtime.publisher, [copy])

@@ -1,5 +1,7 @@
 """``/v1/triggertypes`` and ``/v1/triggers``: lists and one by ref or id (``st2 trigger list``,
-``get`` and ``getspecs``)."""
+``get`` and ``getspecs``).
+
+As in StackStorm, trigger types and triggers ask no permission beyond authentication."""
 
 from __future__ import annotations
 

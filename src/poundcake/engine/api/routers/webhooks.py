@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from poundcake.engine.api.dependencies import CurrentCaller, Db, Runtime
+from poundcake.engine.api.dependencies import Db, Rbac, Runtime
+from poundcake.engine.rbac.resources import webhook_resource
 from poundcake.engine.triggers.documents import trigger_document
 from poundcake.engine.triggers.instances import announce_trigger_instances
 from poundcake.engine.webhooks.registry import normalise_url
@@ -36,15 +37,18 @@ async def raw_body(request: Request) -> bytes:
 
 
 @router.get("/webhooks")
-def list_all(_caller: CurrentCaller, session: Db) -> list[dict[str, Any]]:
+def list_all(rbac: Rbac, session: Db) -> list[dict[str, Any]]:
     """Every webhook trigger, with ``parameters.url``."""
+    rbac.require("webhook_list")
     return [trigger_document(trigger) for trigger in list_webhooks(session=session)]
 
 
 @router.get("/webhooks/{url:path}")
-def get_one(url: str, _caller: CurrentCaller, session: Db) -> dict[str, Any]:
+def get_one(url: str, rbac: Rbac, session: Db) -> dict[str, Any]:
     """The (first) trigger registered for ``url``."""
-    return trigger_document(webhook_triggers(session=session, url=url)[0])
+    triggers = webhook_triggers(session=session, url=url)
+    rbac.require_on(webhook_resource(normalise_url(url)), "webhook_view")
+    return trigger_document(triggers[0])
 
 
 @router.post("/webhooks/{url:path}", status_code=202)
@@ -52,11 +56,12 @@ def post(
     url: str,
     request: Request,
     raw: Annotated[bytes, Depends(raw_body)],
-    _caller: CurrentCaller,
+    rbac: Rbac,
     session: Db,
     runtime: Runtime,
 ) -> JSONResponse:
     """Store the request as trigger instances and echo its body."""
+    rbac.require_on(webhook_resource(normalise_url(url)), "webhook_send")
     body = parse_webhook_body(raw, request.headers.get("content-type"))
     if normalise_url(url) == GENERIC_WEBHOOK:
         instances = [dispatch_generic(session=session, body=body)]

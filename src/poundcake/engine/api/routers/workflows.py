@@ -2,7 +2,9 @@
 
 The body is the definition's YAML text; the answer is StackStorm's list of problems (empty when
 there are none), with the content checks against what is registered now. Nothing is stored.
-"""
+
+As in StackStorm, inspection asks no permission beyond authentication: it reads nothing but
+the definition sent and the actions it names."""
 
 from __future__ import annotations
 
