@@ -22,8 +22,12 @@ p50, p95, p99 and max in milliseconds, cold and repeated. The database is droppe
 unless ``--keep`` (``--database`` reuses a kept one; ``--only`` runs the cases whose label
 contains a text).
 
+With ``--rbac`` st2api enforces RBAC and the requests are made by a user holding only
+StackStorm's ``observer`` role, so every one is checked (the user's roles and grants read);
+the same run without it on the same database (``--keep``, then ``--database``) is the baseline.
+
 Usage: .venv/bin/python bench/api_list.py [--rows 1000000] [--requests 300] [--write-rate 100]
-                                          [--keep]
+                                          [--keep] [--rbac]
 Needs MariaDB (root on 127.0.0.1) and RabbitMQ (guest on 127.0.0.1) like the test suite.
 """
 
@@ -52,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import load_average, own_cpu_seconds  # noqa: E402
+from tests.integration.support.commands import command_environment, run_command  # noqa: E402
 from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database  # noqa: E402
 from tests.integration.support.st2cli import PASSWORD, USER, running_engine  # noqa: E402
 
@@ -362,6 +367,26 @@ def login(auth_url: str) -> str:
     return str(response.json()["token"])
 
 
+RBAC_ON = "[rbac]\nenable = True\nbackend = default\n"
+
+
+def make_observer(directory: Path, config_path: Path) -> None:
+    """Give the bench's user StackStorm's ``observer`` role (and nothing else), as an
+    assignment file applied by ``st2-apply-rbac-definitions``: every request is checked."""
+    root = directory / "data" / "rbac"
+    for folder in ("roles", "assignments", "mappings"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "assignments" / f"{USER}.yaml").write_text(f"username: {USER}\nroles: [observer]\n")
+    applied = run_command(
+        "st2-apply-rbac-definitions",
+        "--config-file",
+        str(config_path),
+        env=command_environment(directory),
+    )
+    if applied.returncode != 0:
+        raise SystemExit(f"st2-apply-rbac-definitions failed: {applied.stdout}{applied.stderr}")
+
+
 def run(options: argparse.Namespace) -> Iterator[tuple[str, list[float], list[float], int, int]]:
     database = options.database or f"pcbench_list_{uuid.uuid4().hex[:8]}"
     if not options.database:
@@ -369,8 +394,15 @@ def run(options: argparse.Namespace) -> Iterator[tuple[str, list[float], list[fl
     try:
         with (
             tempfile.TemporaryDirectory() as workdir,
-            running_engine(Path(workdir), database, services=("st2api", "st2auth")) as engine,
+            running_engine(
+                Path(workdir),
+                database,
+                services=("st2api", "st2auth"),
+                extra_conf=RBAC_ON if options.rbac else "",
+            ) as engine,
         ):
+            if options.rbac:
+                make_observer(Path(workdir), engine.config_path)
             connection = pymysql.connect(
                 host="127.0.0.1", user="root", database=database, charset="utf8mb4"
             )
@@ -418,12 +450,18 @@ def main() -> None:
     parser.add_argument(
         "--write-rate", type=float, default=100, help="executions written per second meanwhile"
     )
+    parser.add_argument(
+        "--rbac",
+        action="store_true",
+        help="RBAC on, the requests made by an observer (compare with a run without it)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args()
     figures = []
     print(
         f"GET /v1/executions over {options.rows:,} executions ({options.requests} requests each,"
-        f" {options.write_rate:g} executions written per second meanwhile); {load_average()}"
+        f" {options.write_rate:g} executions written per second meanwhile"
+        f"{'; RBAC on, as an observer' if options.rbac else ''}); {load_average()}"
     )
     print(
         f"  {'case (ms)':<44} {'cold p50':>8} {'p95':>7} {'p99':>7} {'max':>7} | "
