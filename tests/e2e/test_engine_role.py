@@ -137,3 +137,16 @@ def test_engine_key_again_changes_nothing(product: Product) -> None:
     assert {path: path.stat().st_mtime_ns for path in rbac_dir.rglob("*.yaml")} == files
     reapplied = product.poundcake("cabs", "apply")
     assert reapplied.returncode == 0, reapplied.stdout + reapplied.stderr
+
+
+def test_a_rotated_key_holds_the_role_alone_too(product: Product) -> None:
+    old = key_file(product)
+    rotated = product.poundcake("engine-key", "--rotate", "--grace", "0")
+    text = rotated.stdout + rotated.stderr
+    assert rotated.returncode == 0, text
+    assert f'RBAC: user "{KEY_USER}" already holds the role "poundcake" alone' in text
+    assert key_file(product) != old
+    me = as_poundcake(product, "GET", "/user")
+    assert me.json()["rbac"] == {"enabled": True, "roles": ["poundcake"], "is_admin": False}
+    gone = httpx.get(product.engine.api_url + "/user", headers={"St2-Api-Key": old}, timeout=30)
+    assert gone.status_code == 401, gone.text
