@@ -14,10 +14,17 @@ import pytest
 from poundcake.remediation.tracking.stream import REFUSED_MESSAGE
 from tests.e2e.stack import Product, running_product
 from tests.e2e.test_alertmanager_remediation import CABS as REMEDIATION_CABS
+from tests.e2e.test_guards import asked, fire
 
 # The remediation test's disk_full CAB (core.local then core.echo), on an alert of its own.
 CABS: dict[str, dict[str, Any]] = {
-    "disk_full": {**REMEDIATION_CABS["disk_full"], "alert_name_pattern": "^E2ERoleDiskFull$"}
+    "disk_full": {**REMEDIATION_CABS["disk_full"], "alert_name_pattern": "^E2ERoleDiskFull$"},
+    "gated": {
+        "name": "gated",
+        "alert_name_pattern": "^E2ERoleGated$",
+        "approval": "required",
+        "steps": [{"action": "core.echo", "parameters": {"message": "approved"}}],
+    },
 }
 KEY_USER = "poundcake"
 
@@ -69,7 +76,7 @@ def test_engine_key_gave_its_user_the_poundcake_role_alone(product: Product) -> 
 def test_an_alert_is_remediated_through_a_cab_with_the_role_alone(product: Product) -> None:
     # The CAB pack was applied by `poundcake cabs apply` with this key (running_product).
     rules = product.engine_api("GET", "/rules", params={"pack": "poundcake_cabs"})
-    assert [rule["ref"] for rule in rules.json()] == ["poundcake_cabs.disk_full"]
+    assert sorted(rule["ref"] for rule in rules.json()) == [f"poundcake_cabs.{n}" for n in CABS]
 
     product.fire_through_alertmanager(
         {"alertname": "E2ERoleDiskFull", "severity": "critical", "instance": "db-9"}
@@ -92,6 +99,20 @@ def test_an_alert_is_remediated_through_a_cab_with_the_role_alone(product: Produ
     # The stream serves administrators only: the beat follows by polling and says so once.
     message = REFUSED_MESSAGE % (product.env["ST2_STREAM_URL"],)
     assert product.log("poundcake-beat").count(message) == 1, product.log("poundcake-beat")
+
+
+def test_an_approval_is_asked_and_answered_through_inquiries_with_the_role(
+    product: Product,
+) -> None:
+    fire(product, "E2ERoleGated", "gated-1")
+    approval = asked(product, "gated", "gated-1")
+    approved = product.poundcake("approvals", "approve", str(approval["id"]), "--by", "alice")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    alert = product.alert_in_state("E2ERoleGated", "remediated", "failed")
+    assert alert["state"] == "remediated", alert
+    inquiry = product.engine_api("GET", f"/executions/{approval['inquiry_id']}").json()
+    assert inquiry["status"] == "succeeded", inquiry
+    assert inquiry["context"]["user"] == KEY_USER
 
 
 def test_the_key_is_refused_what_the_role_does_not_grant(product: Product) -> None:
