@@ -29,11 +29,12 @@ import yaml
 from poundcake.cli.st2ctl_services import engine_services
 from poundcake.config import load_st2_config
 from poundcake.ops.key_rotation import write_key_file
-from tests.integration.support.commands import BIN, command_environment
+from tests.integration.support.commands import BIN, command_environment, run_command
 from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database
 from tests.integration.support.redis_db import claim_redis_database, redis_url
 from tests.integration.support.st2cli import (
     SERVICES,
+    USER,
     RunningEngine,
     api_key_for,
     eventually,
@@ -53,6 +54,7 @@ ENGINE_SERVICES = (
 TUNED_SECTIONS = ("scheduler", "actionrunner")
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 TOKEN = "e2e-alertmanager-bearer-9c4f1a7d"
+RBAC_ON = "[rbac]\nenable = True\nbackend = default\n"
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Product:
     api_port: int
     alertmanager_port: int
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    engine_key_output: str = ""
 
     @property
     def api_url(self) -> str:
@@ -293,6 +296,21 @@ def _ready_or_exited(process: subprocess.Popen[bytes], url: str, timeout: float 
 TUNED_POUNDCAKE = {"POUNDCAKE_RELAY_AFTER_SECONDS": "2", "POUNDCAKE_WORKER_CONCURRENCY": "4"}
 
 
+def make_login_user_system_admin(config_path: Path) -> None:
+    """Assign ``system_admin`` to the engine's login user in the RBAC definitions and apply."""
+    root = load_st2_config(config_path).rbac_definitions_dir
+    for folder in ("roles", "assignments", "mappings"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "assignments" / f"{USER}.yaml").write_text(f"username: {USER}\nroles: [system_admin]\n")
+    applied = run_command(
+        "st2-apply-rbac-definitions",
+        "--config-file",
+        str(config_path),
+        env=command_environment(config_path.parent),
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+
 def shipped_engine_services(directory: Path) -> tuple[str, ...]:
     """What ``st2ctl start`` starts with a default st2.conf: the product's own list."""
     probe = directory / "st2-defaults-probe.conf"
@@ -324,6 +342,7 @@ def running_product(
     key_in_file: bool = False,
     packs: Sequence[Path] = (),
     shipped_defaults: bool = False,
+    rbac: bool = False,
 ) -> Iterator[Product]:
     """Start everything, apply ``cabs`` (name -> CAB document), yield, stop everything.
 
@@ -337,7 +356,11 @@ def running_product(
     ``packs`` are pack directories copied into the engine's packs path before it registers
     its content. With ``shipped_defaults`` (the benchmarks) nothing is tuned for short tests:
     every service ``st2ctl start`` starts, the engine's default scheduler, runner and rules
-    engine settings, and PoundCake's default relay delay and worker concurrency.
+    engine settings, and PoundCake's default relay delay and worker concurrency. With ``rbac``
+    the engine enforces RBAC (``[rbac] enable = True``), the login user is a ``system_admin``
+    (``Product.api_key`` is its key) and PoundCake's processes use the key ``poundcake
+    engine-key`` creates in the default key file, holding only the ``poundcake`` role
+    (``Product.engine_key_output`` is what the command printed).
     """
     database = f"pctest_e2e_{uuid.uuid4().hex[:10]}"
     create_fixture_database(database)
@@ -345,6 +368,8 @@ def running_product(
 
     def service_config(admin_config: Path) -> Path:
         config = admin_config
+        if rbac:
+            make_login_user_system_admin(admin_config)
         if database_users is not None:
             config, poundcake_url[0] = database_users(admin_config, database)
         return untuned(config) if shipped_defaults else config
@@ -358,6 +383,8 @@ def running_product(
     if not shipped_defaults:
         extra += "[rulesengine]\npoll_interval = 0.3\n\n[garbagecollector]\n"
         extra += "action_executions_output_ttl = 7\n"
+    if rbac:
+        extra += f"\n{RBAC_ON}"
     try:
         with ExitStack() as stack:
             engine = stack.enter_context(
@@ -366,7 +393,7 @@ def running_product(
                     database,
                     shipped_engine_services(directory) if shipped_defaults else ENGINE_SERVICES,
                     extra,
-                    service_config if database_users or shipped_defaults else None,
+                    service_config if database_users or shipped_defaults or rbac else None,
                 )
             )
             key = api_key_for(engine)
@@ -392,8 +419,9 @@ def running_product(
                 **({} if shipped_defaults else TUNED_POUNDCAKE),
             )
             env["POUNDCAKE_DATA_DIR"] = str(directory / "poundcake")
-            if key_in_file:
+            if key_in_file or rbac:
                 del env["ST2_API_KEY"]
+            if key_in_file and not rbac:
                 write_key_file(directory / "poundcake" / "secrets" / "st2-api-key", key)
             config = directory / "alertmanager.yml"
             config.write_text(yaml.safe_dump(alertmanager_config(api_port)))
@@ -405,6 +433,10 @@ def running_product(
             stack.callback(lambda: [product.stop(name) for name in list(product.processes)])
             initialised = product.poundcake("db", "init")
             assert initialised.returncode == 0, initialised.stdout + initialised.stderr
+            if rbac:
+                created = product.poundcake("engine-key")
+                product.engine_key_output = created.stdout + created.stderr
+                assert created.returncode == 0, product.engine_key_output
             product.start("poundcake-api", [str(BIN / "poundcake-api")])
             product.start("poundcake-worker", [str(BIN / "poundcake-worker")])
             product.start("poundcake-beat", [str(BIN / "poundcake-beat")])

@@ -6,7 +6,9 @@ processes.
 systemd units are in ``deploy/systemd``). ``engine-key`` gives PoundCake its engine API key
 (install guide step 7) when none is configured: it creates one in the engine's database and
 writes it to ``ST2_API_KEY_FILE`` (default ``<data_dir>/secrets/st2-api-key``, mode 0600);
-``engine-key --rotate`` replaces it without downtime. ``status`` also checks the database, the
+``engine-key --rotate`` replaces it without downtime. With the engine's ``[rbac] enable`` on,
+both also give the key's user the ``poundcake`` role alone (:mod:`poundcake.ops.engine_role`).
+``status`` also checks the database, the
 Celery broker and the queues; ``reload`` sends SIGHUP (see :mod:`poundcake.ops.reload`).
 """
 
@@ -20,11 +22,17 @@ import sqlalchemy as sa
 import typer
 
 from poundcake.cli.common import handles_errors, out
-from poundcake.config import PoundCakeConfig, load_poundcake_config, load_settings
+from poundcake.config import (
+    PoundCakeConfig,
+    load_poundcake_config,
+    load_settings,
+    load_st2_config,
+)
 from poundcake.db.engine import make_poundcake_engine
 from poundcake.db.session import make_session_factory, unit_of_work
 from poundcake.engine.auth.service import authenticate_api_key, create_api_key
 from poundcake.exceptions import AuthenticationError
+from poundcake.ops.engine_role import ROLE_NAME, grant_engine_role
 from poundcake.ops.key_rotation import rotate_engine_key, write_key_file
 from poundcake.ops.processes import ProcessManager, ServiceSpec
 from poundcake.ops.reload import send_reload
@@ -188,22 +196,46 @@ def engine_key(env_file: EnvFile = None, rotate: Rotate = False, grace: Grace = 
             existing = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
             if existing:
                 try:
-                    authenticate_api_key(session, existing)
-                    out.print(f"The engine API key in {path} works; nothing to do.")
+                    user = authenticate_api_key(session, existing).user
+                    _grant_role(config, user)
+                    out.print(f"The engine API key in {path} works; nothing more to do.")
                     return
                 except AuthenticationError:
                     out.print(
                         f"The key in {path} is not accepted by the engine; creating a new one."
                     )
             created = create_api_key(session, user=KEY_USER, metadata={"used_by": "poundcake"})
+        _grant_role(config, KEY_USER)
         write_key_file(path, created.key)
         out.print(f"Created an engine API key for PoundCake in {path} (id {created.record.id}).")
     finally:
         db_engine.dispose()
 
 
+def _grant_role(config: PoundCakeConfig, user: str) -> None:
+    """With the engine's RBAC on, give ``user`` the ``poundcake`` role alone, and say so."""
+    grant = grant_engine_role(load_st2_config(config.settings.st2_config_path), user)
+    if grant is None:
+        return
+    for path in grant.written:
+        out.print(f"Wrote {path}.")
+    report = grant.report
+    if report.changed:
+        out.print(
+            f'Applied the RBAC definitions in {grant.directory}: user "{user}" holds the role '
+            f'"{ROLE_NAME}" alone (roles {report.roles.summary()}; role assignments '
+            f"{report.assignments.summary()}; group mappings {report.mappings.summary()})."
+        )
+    else:
+        out.print(
+            f'RBAC: user "{user}" already holds the role "{ROLE_NAME}" alone '
+            f"({grant.directory} is applied)."
+        )
+
+
 def _rotate(config: PoundCakeConfig, grace: float) -> None:
     manager = _manager(config)
+    _grant_role(config, KEY_USER)
     db_engine = make_poundcake_engine(config, pool_size=1)
     try:
         sessions = make_session_factory(db_engine)

@@ -471,9 +471,9 @@ class EngineClient:
 
     def pending_inquiries(self) -> set[str]:
         """The ids of every inquiry waiting for a response."""
-        found = self._json(self._request("GET", "/inquiries", params={"limit": -1}))
-        items = found if isinstance(found, list) else []
-        return {str(item["id"]) for item in items if isinstance(item, dict) and "id" in item}
+        # Paged: with RBAC on only administrators may list with limit=-1.
+        items = self._pages("/inquiries", {})
+        return {str(item["id"]) for item in items if "id" in item}
 
     def respond_inquiry(self, inquiry_id: str, response: Mapping[str, Any]) -> None:
         """Answer an inquiry; the engine refuses (400) one answered or timed out already."""
@@ -489,13 +489,26 @@ class EngineClient:
             return None
         return found if isinstance(found, dict) else None
 
+    def _first(self, path: str, params: Mapping[str, str | int]) -> dict[str, Any] | None:
+        found = self._json(self._request("GET", path, params=params))
+        first = found[0] if isinstance(found, list) and found else None
+        return first if isinstance(first, dict) else None
+
     def get_action(self, ref: str) -> dict[str, Any] | None:
-        """The action ``ref``, or None when the engine has none."""
-        return self._get_or_none(f"/actions/{path_segment(ref)}")
+        """The action ``ref``, or None when the engine has none.
+
+        Read from the list (``action_list``), not ``/actions/{ref}`` (``action_view`` on that
+        action): validating a CAB reads actions of any pack, and PoundCake's engine role holds
+        no view grant outside its own pack.
+        """
+        pack, dot, name = ref.partition(".")
+        if not dot or not pack or not name:
+            return None
+        return self._first("/actions", {"pack": pack, "name": name, "limit": 1})
 
     def get_runner_type(self, name: str) -> dict[str, Any] | None:
-        """The runner type ``name``, or None."""
-        return self._get_or_none(f"/runnertypes/{path_segment(name)}")
+        """The runner type ``name``, or None (from the list, ``runner_type_list``)."""
+        return self._first("/runnertypes", {"name": name})
 
     def get_rule(self, ref: str) -> dict[str, Any] | None:
         """The rule ``ref``, or None."""

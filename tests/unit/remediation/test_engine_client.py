@@ -201,3 +201,38 @@ def test_cancel_and_the_key_is_never_logged(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level(logging.DEBUG):
         assert client(handler).cancel_execution("w1")["status"] == "canceling"
     assert KEY not in caplog.text
+
+
+def test_actions_and_runner_types_are_read_from_their_lists() -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, dict(request.url.params)))
+        if request.url.params.get("name") == "missing":
+            return httpx.Response(200, json=[])
+        return httpx.Response(200, json=[{"ref": "core.noop", "name": "noop"}])
+
+    engine_api = client(handler)
+    assert engine_api.get_action("core.noop") == {"ref": "core.noop", "name": "noop"}
+    assert engine_api.get_action("core.missing") is None
+    assert engine_api.get_action("no-dot") is None
+    assert engine_api.get_runner_type("noop") == {"ref": "core.noop", "name": "noop"}
+    assert seen == [
+        ("/v1/actions", {"pack": "core", "name": "noop", "limit": "1"}),
+        ("/v1/actions", {"pack": "core", "name": "missing", "limit": "1"}),
+        ("/v1/runnertypes", {"name": "noop"}),
+    ]
+
+
+def test_pending_inquiries_are_read_page_by_page_never_with_limit_minus_one() -> None:
+    offsets: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["limit"] == "100"
+        offset = int(request.url.params["offset"])
+        offsets.append(str(offset))
+        count = 100 if offset == 0 else 3
+        return httpx.Response(200, json=[{"id": f"i{offset + n}"} for n in range(count)])
+
+    assert client(handler).pending_inquiries() == {f"i{n}" for n in range(103)}
+    assert offsets == ["0", "100"]

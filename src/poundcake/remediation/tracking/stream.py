@@ -3,7 +3,9 @@
 ``watch_executions`` reads ``ST2_STREAM_URL`` (server-sent events) with PoundCake's engine API
 key and calls ``on_alert(alert_id)`` whenever an execution started for an alert (its context
 carries ``alert_id``) finishes. The beat's periodic pass stays the fallback: a stream that
-drops or an engine that restarts loses nothing, it only delays until the next pass.
+drops or an engine that restarts loses nothing, it only delays until the next pass; an engine
+whose RBAC refuses the stream to PoundCake's key (it serves administrators only) leaves polling
+alone, said once in the log.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ from poundcake.remediation.engine_stream import (
 logger = logging.getLogger(__name__)
 
 EVENTS = "st2.execution__update"
+# With the engine's RBAC on, st2stream serves administrators only: PoundCake's own role is
+# refused, so it follows by polling and asks the stream again now and then (a key that becomes
+# an administrator's is followed again), logging the refusal once.
+REFUSED_RETRY_SECONDS = 60.0
+REFUSED_MESSAGE = (
+    "The engine refuses its stream %s to PoundCake's key (403: with RBAC on the stream serves "
+    "administrators only); following remediations by polling"
+)
+
+
+def refused_by_rbac(error: httpx.HTTPError) -> bool:
+    """Whether the stream refused the key (403) rather than being down."""
+    return isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 403
 
 
 def alert_of(document: Any) -> str | None:
@@ -74,8 +89,12 @@ def watch_executions(
                     if alert_id:
                         on_alert(alert_id)
         except httpx.HTTPError as error:
-            delay = reconnect_delay(attempt)
+            refused = refused_by_rbac(error)
+            delay = REFUSED_RETRY_SECONDS if refused else reconnect_delay(attempt)
             level = logging.WARNING if attempt == 0 else logging.DEBUG
-            logger.log(level, "The engine stream is unavailable (%s); polling meanwhile", error)
+            if refused:
+                logger.log(level, REFUSED_MESSAGE, settings.st2_stream_url)
+            else:
+                logger.log(level, "The engine stream is unavailable (%s); polling meanwhile", error)
             attempt += 1
             stop.wait(delay)
