@@ -56,8 +56,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import load_average, own_cpu_seconds  # noqa: E402
-from tests.integration.support.commands import command_environment, run_command  # noqa: E402
 from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database  # noqa: E402
+from tests.integration.support.rbac import assign_roles  # noqa: E402
 from tests.integration.support.st2cli import PASSWORD, USER, running_engine  # noqa: E402
 
 from poundcake.config import load_st2_config  # noqa: E402
@@ -370,23 +370,6 @@ def login(auth_url: str) -> str:
 RBAC_ON = "[rbac]\nenable = True\nbackend = default\n"
 
 
-def make_observer(directory: Path, config_path: Path) -> None:
-    """Give the bench's user StackStorm's ``observer`` role (and nothing else), as an
-    assignment file applied by ``st2-apply-rbac-definitions``: every request is checked."""
-    root = directory / "data" / "rbac"
-    for folder in ("roles", "assignments", "mappings"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    (root / "assignments" / f"{USER}.yaml").write_text(f"username: {USER}\nroles: [observer]\n")
-    applied = run_command(
-        "st2-apply-rbac-definitions",
-        "--config-file",
-        str(config_path),
-        env=command_environment(directory),
-    )
-    if applied.returncode != 0:
-        raise SystemExit(f"st2-apply-rbac-definitions failed: {applied.stdout}{applied.stderr}")
-
-
 def run(options: argparse.Namespace) -> Iterator[tuple[str, list[float], list[float], int, int]]:
     database = options.database or f"pcbench_list_{uuid.uuid4().hex[:8]}"
     if not options.database:
@@ -402,7 +385,8 @@ def run(options: argparse.Namespace) -> Iterator[tuple[str, list[float], list[fl
             ) as engine,
         ):
             if options.rbac:
-                make_observer(Path(workdir), engine.config_path)
+                # Only StackStorm's observer role: every request is checked.
+                assign_roles(engine.config_path, USER, ["observer"])
             connection = pymysql.connect(
                 host="127.0.0.1", user="root", database=database, charset="utf8mb4"
             )

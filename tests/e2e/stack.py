@@ -29,8 +29,9 @@ import yaml
 from poundcake.cli.st2ctl_services import engine_services
 from poundcake.config import load_st2_config
 from poundcake.ops.key_rotation import write_key_file
-from tests.integration.support.commands import BIN, command_environment, run_command
+from tests.integration.support.commands import BIN, command_environment
 from tests.integration.support.mariadb import create_fixture_database, drop_fixture_database
+from tests.integration.support.rbac import assign_roles
 from tests.integration.support.redis_db import claim_redis_database, redis_url
 from tests.integration.support.st2cli import (
     SERVICES,
@@ -298,17 +299,7 @@ TUNED_POUNDCAKE = {"POUNDCAKE_RELAY_AFTER_SECONDS": "2", "POUNDCAKE_WORKER_CONCU
 
 def make_login_user_system_admin(config_path: Path) -> None:
     """Assign ``system_admin`` to the engine's login user in the RBAC definitions and apply."""
-    root = load_st2_config(config_path).rbac_definitions_dir
-    for folder in ("roles", "assignments", "mappings"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    (root / "assignments" / f"{USER}.yaml").write_text(f"username: {USER}\nroles: [system_admin]\n")
-    applied = run_command(
-        "st2-apply-rbac-definitions",
-        "--config-file",
-        str(config_path),
-        env=command_environment(config_path.parent),
-    )
-    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assign_roles(config_path, USER, ["system_admin"])
 
 
 def shipped_engine_services(directory: Path) -> tuple[str, ...]:
