@@ -106,6 +106,11 @@ def profiled(
         return
     directory.mkdir(parents=True, exist_ok=True)
     py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        raise SystemExit(
+            f"--profile needs py-spy, which is not a dependency: "
+            f"{sys.executable} -m pip install py-spy"
+        )
     suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[form]
     samplers = [
         subprocess.Popen(
